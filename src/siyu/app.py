@@ -1,0 +1,49 @@
+"""FastAPI factory: mounts every domain's REST router and console views, static assets, H5 pages."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from siyu import DOMAINS, __version__
+from siyu.config import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "console" / "static"
+
+
+def _domain_module(domain: str, name: str):
+    try:
+        return importlib.import_module(f"siyu.{domain}.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"siyu.{domain}.{name}":
+            return None
+        raise
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="Siyu API",
+        version=__version__,
+        description="REST API of Siyu (私域). Authenticate with `Authorization: Bearer <API key>`.",
+        docs_url="/api/docs",
+        openapi_url="/api/openapi.json",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    from siyu.errors import install_error_handlers
+
+    install_error_handlers(app)
+    for domain in DOMAINS:
+        for part in ("api", "views", "callbacks", "h5"):
+            module = _domain_module(domain, part)
+            if module is not None and hasattr(module, "router"):
+                app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

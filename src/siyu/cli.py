@@ -1,0 +1,102 @@
+"""The `siyu` command: demo, serve, worker, db, emulator, audit, bench."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+
+import typer
+
+from siyu.config import get_settings
+
+app = typer.Typer(help="Siyu (私域) — private-domain customer operations on WeCom.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+audit_app = typer.Typer(help="Audit log.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(audit_app, name="audit")
+
+
+def _logging() -> None:
+    logging.basicConfig(
+        level=get_settings().log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head")) -> None:
+    """Bring the database schema up to date (safe to run again)."""
+    from siyu.migrate import upgrade
+
+    upgrade(revision)
+    typer.echo("database is at " + revision)
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1"),
+    port: int = typer.Option(8000),
+    workers: int = typer.Option(1, help="HTTP worker processes"),
+) -> None:
+    """Run the console, REST API, H5 pages and WeCom callback endpoint."""
+    import uvicorn
+
+    _logging()
+    uvicorn.run("siyu.app:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level=get_settings().log_level.lower(), access_log=False)
+
+
+@app.command()
+def worker(
+    concurrency: int = typer.Option(None, help="jobs run at once in this process"),
+    queues: str = typer.Option("", help="comma-separated queues (default: all)"),
+) -> None:
+    """Run jobs from the durable queue until SIGTERM/SIGINT."""
+    from siyu.jobs.worker import run_worker
+
+    _logging()
+    run_worker(concurrency=concurrency, queues=[q for q in queues.split(",") if q] or None)
+
+
+@app.command()
+def demo(
+    host: str = typer.Option("127.0.0.1"),
+    port: int = typer.Option(8000),
+    reset: bool = typer.Option(False, help="start from an empty demo database"),
+) -> None:
+    """Seed a demo corp and run console, worker and WeCom emulator together."""
+    from siyu.demo import run_demo
+
+    _logging()
+    run_demo(host=host, port=port, reset=reset)
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the hash chain of the audit log; exits 1 when an entry was changed or removed."""
+    from siyu.db import session_scope
+    from siyu.tenancy.audit import verify_chain
+
+    with session_scope() as session:
+        report = verify_chain(session)
+    typer.echo(json.dumps(report, ensure_ascii=False))
+    raise typer.Exit(0 if report["ok"] else 1)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def bench(ctx: typer.Context, scenario: str = typer.Argument(..., help="e.g. jobs")) -> None:
+    """Run a benchmark scenario; prints one JSON line with its figures and a baseline."""
+    name = scenario.replace("-", "_")
+    try:
+        module = importlib.import_module(f"siyu.bench.{name}")
+    except ModuleNotFoundError:
+        typer.echo(f"unknown scenario: {scenario}", err=True)
+        raise typer.Exit(2) from None
+    os.environ.setdefault("SIYU_LOG_LEVEL", "WARNING")
+    result = module.main(ctx.args)
+    typer.echo(json.dumps(result, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    app()

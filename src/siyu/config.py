@@ -1,0 +1,73 @@
+"""Settings from the environment (prefix SIYU_)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SIYU_", env_file=None, extra="ignore")
+
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    secret_key: SecretStr = SecretStr("")
+    pii_key: SecretStr = SecretStr("")
+    # Cookies are marked Secure unless explicitly turned off for plain-HTTP local use.
+    cookie_secure: bool = True
+    session_hours: int = 12
+    login_max_failures: int = 5
+    login_lockout_minutes: int = 15
+    default_locale: str = "zh_CN"
+    log_level: str = "INFO"
+    # Job queue
+    job_lease_seconds: int = 60
+    job_poll_seconds: float = 0.05
+    job_batch_size: int = 50
+    worker_concurrency: int = Field(default=4, ge=1, le=64)
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'siyu.db').resolve()}"
+
+    def resolved_secret_key(self) -> str:
+        """The secret key; generated once into the data directory when not configured."""
+        if self.secret_key.get_secret_value():
+            return self.secret_key.get_secret_value()
+        return _key_file(self.data_dir / "secret.key")
+
+    def resolved_pii_key(self) -> bytes:
+        raw = self.pii_key.get_secret_value() or _key_file(self.data_dir / "pii.key")
+        import base64
+        import hashlib
+
+        try:
+            key = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+            if len(key) == 32:
+                return key
+        except ValueError:
+            pass
+        return hashlib.sha256(raw.encode()).digest()
+
+
+def _key_file(path: Path) -> str:
+    import base64
+    import os
+
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value)
+    return value
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

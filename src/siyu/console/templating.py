@@ -1,0 +1,99 @@
+"""Jinja2 rendering for console pages: language, the caller, CSRF token and navigation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jinja2
+from fastapi import Request
+from fastapi.templating import Jinja2Templates
+from starlette.responses import Response
+
+from siyu.console.i18n import LANG_COOKIE, pick_locale, translations
+from siyu.tenancy.principal import Principal
+
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+
+_env = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+    autoescape=jinja2.select_autoescape(["html", "xml"]),
+    extensions=["jinja2.ext.i18n"],
+)
+_env.policies["ext.i18n.trimmed"] = True
+templates = Jinja2Templates(env=_env)
+
+# (path, message id, roles that see it; empty = everyone logged in). Domains to come are listed
+# so the shell is complete; an entry whose page does not exist yet is shown disabled.
+NAV: list[tuple[str, str, frozenset[str]]] = [
+    ("/", "Dashboard", frozenset()),
+    ("/customers", "Customers", frozenset()),
+    ("/acquisition", "Acquisition", frozenset({"administrator", "operations"})),
+    ("/groups", "Communities", frozenset({"administrator", "operations", "advisor"})),
+    ("/campaigns", "Campaigns", frozenset({"administrator", "operations"})),
+    ("/compliance", "Compliance", frozenset({"administrator", "compliance", "auditor"})),
+    ("/analytics", "Analytics", frozenset({"administrator", "operations", "auditor"})),
+    ("/jobs", "Job queue", frozenset({"administrator", "operations"})),
+    ("/staff", "Staff & roles", frozenset({"administrator"})),
+    ("/api-keys", "API keys", frozenset({"administrator"})),
+    ("/audit", "Audit log", frozenset({"administrator", "auditor", "compliance"})),
+]
+
+
+def request_locale(request: Request) -> str:
+    settings = request.app.state.settings
+    return pick_locale(request.query_params.get("lang"), request.cookies.get(LANG_COOKIE),
+                       settings.default_locale)
+
+
+def _available_paths(request: Request) -> set[str]:
+    paths = getattr(request.app.state, "_console_paths", None)
+    if paths is None:
+        paths = {getattr(r, "path", "") for r in request.app.routes if "GET" in (getattr(r, "methods", None) or ())}
+        request.app.state._console_paths = paths
+    return paths
+
+
+def nav_for(request: Request, principal: Principal | None) -> list[dict]:
+    if principal is None:
+        return []
+    available = _available_paths(request)
+    current = request.url.path
+    return [
+        {
+            "path": path,
+            "label": label,
+            "enabled": path in available,
+            "active": current == path or (path != "/" and current.startswith(path + "/")) or current == path,
+        }
+        for path, label, roles in NAV
+        if not roles or principal.has_role(*roles)
+    ]
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict | None = None,
+    *,
+    principal: Principal | None = None,
+    status_code: int = 200,
+) -> Response:
+    principal = principal or getattr(request.state, "principal", None)
+    locale = request_locale(request)
+    trans = translations(locale)
+    ctx = {
+        "request": request,
+        "principal": principal,
+        "csrf_token": principal.csrf_token if principal else request.cookies.get("siyu_login_csrf", ""),
+        "locale": locale,
+        "html_lang": "zh-CN" if locale == "zh_CN" else "en",
+        "nav": nav_for(request, principal),
+        "_": trans.gettext,
+        "gettext": trans.gettext,
+        "ngettext": trans.ngettext,
+    }
+    ctx.update(context or {})
+    response = templates.TemplateResponse(request, template, ctx, status_code=status_code)
+    if request.query_params.get("lang") == locale:
+        response.set_cookie(LANG_COOKIE, locale, max_age=365 * 86400, samesite="lax", httponly=True)
+    return response

@@ -1,0 +1,96 @@
+"""FastAPI dependencies that say who is calling and what they may do.
+
+Console pages use the `siyu_session` cookie (a database-backed session, so any `siyu serve`
+process can check it) and a CSRF token on every unsafe request; the REST API uses
+`Authorization: Bearer sk_...` API keys with scopes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from siyu.db import get_session
+from siyu.errors import Forbidden, SiyuError
+from siyu.tenancy import service
+from siyu.tenancy.principal import Principal
+from siyu.tenancy.security import same
+
+SESSION_COOKIE = "siyu_session"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class LoginRequired(SiyuError):
+    """Console only: answered with a redirect to the login page (or HX-Redirect for HTMX)."""
+
+    status_code = 401
+
+
+class CsrfFailed(SiyuError):
+    status_code = 403
+
+
+class Unauthorized(SiyuError):
+    status_code = 401
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+async def _submitted_csrf(request: Request) -> str:
+    header = request.headers.get("x-csrf-token")
+    if header:
+        return header
+    ctype = request.headers.get("content-type", "")
+    if ctype.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        form = await request.form()  # Starlette caches it, so Form() parameters still work.
+        value = form.get("csrf_token")
+        return value if isinstance(value, str) else ""
+    return ""
+
+
+async def current_staff(request: Request, session: Session = Depends(get_session)) -> Principal:
+    """The logged-in member of staff; checks CSRF on unsafe methods."""
+    token = request.cookies.get(SESSION_COOKIE)
+    principal = service.resolve_session(session, token=token) if token else None
+    if principal is None:
+        raise LoginRequired("please log in")
+    if request.method in UNSAFE_METHODS:
+        submitted = await _submitted_csrf(request)
+        if not submitted or not principal.csrf_token or not same(submitted, principal.csrf_token):
+            raise CsrfFailed("the form has expired or did not come from this console; reload and try again",
+                             field="csrf_token")
+    request.state.principal = principal
+    return principal
+
+
+def require_roles(*roles: str) -> Callable[..., Principal]:
+    """A console dependency: the caller must hold one of `roles`."""
+
+    async def dependency(principal: Principal = Depends(current_staff)) -> Principal:
+        if not principal.has_role(*roles):
+            raise Forbidden("your role does not allow this")
+        return principal
+
+    return dependency
+
+
+def api_principal(request: Request, session: Session = Depends(get_session)) -> Principal:
+    auth = request.headers.get("authorization", "")
+    scheme, _, token = auth.partition(" ")
+    principal = service.resolve_api_key(session, token=token.strip()) if scheme.lower() == "bearer" else None
+    if principal is None:
+        raise Unauthorized("a valid API key is required (Authorization: Bearer sk_...)")
+    request.state.principal = principal
+    return principal
+
+
+def require_scope(scope: str) -> Callable[..., Principal]:
+    def dependency(principal: Principal = Depends(api_principal)) -> Principal:
+        if not principal.has_scope(scope):
+            raise Forbidden(f"this API key lacks the scope {scope!r}")
+        return principal
+
+    return dependency
