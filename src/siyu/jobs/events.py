@@ -1,0 +1,123 @@
+"""Domain events over the job queue: one domain reacts to another's event without importing its
+tables or services.
+
+    # siyu/customers/jobs.py
+    @subscribe("customer.added", name="customers.upsert_contact")
+    def upsert_contact(session, payload, job): ...
+
+    # anywhere, inside the transaction that makes the event true
+    publish(session, "customer.added", {"userid": ..., "external_userid": ...},
+            corp_id=corp.id, key=inbox_event.natural_key)
+
+`publish` enqueues one job per subscriber in the caller's transaction, so the subscribers run if
+and only if the publisher commits, each with its own retries: a failing subscriber does not hold
+back or repeat the others. With a `key`, publishing the same event again (a redelivered WeCom
+callback) enqueues nothing new: the idempotency key is event + key + subscriber."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from siyu.jobs import registry
+from siyu.jobs.models import Job
+from siyu.jobs.registry import Handler
+from siyu.jobs.service import IDEMPOTENCY_KEY_MAX, enqueue
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    event: str
+    name: str  # stable id of the subscriber, part of its job name and idempotency keys
+    job_name: str
+    queue: str
+    priority: int
+    max_attempts: int | None
+
+
+_subscribers: dict[str, dict[str, Subscriber]] = {}
+_lock = threading.Lock()
+
+
+def job_name_for(event: str, subscriber: str) -> str:
+    return f"event:{event}:{subscriber}"
+
+
+def subscribe(
+    event: str,
+    *,
+    name: str | None = None,
+    queue: str = "default",
+    priority: int = 0,
+    max_attempts: int | None = None,
+) -> Callable[[Handler], Handler]:
+    """Registers a handler `(session, payload, job) -> None` for `event`.
+
+    Give a stable `name` (e.g. "customers.upsert_contact"): it is part of the job name that is
+    stored with each queued job, so renaming a function must not orphan jobs already queued. It
+    defaults to the function's module and qualified name."""
+
+    def decorator(fn: Handler) -> Handler:
+        sub_name = name or f"{fn.__module__}.{fn.__qualname__}"
+        job_name = job_name_for(event, sub_name)
+        registry.register(job_name, fn, max_attempts=max_attempts)
+        with _lock:
+            _subscribers.setdefault(event, {})[sub_name] = Subscriber(
+                event=event, name=sub_name, job_name=job_name, queue=queue, priority=priority,
+                max_attempts=max_attempts,
+            )
+        return fn
+
+    return decorator
+
+
+def subscribers(event: str) -> list[Subscriber]:
+    return sorted(_subscribers.get(event, {}).values(), key=lambda s: s.name)
+
+
+def unsubscribe(event: str, name: str) -> None:
+    """For tests: removes a subscriber and its handler."""
+    with _lock:
+        sub = _subscribers.get(event, {}).pop(name, None)
+    if sub is not None:
+        registry.unregister(sub.job_name)
+
+
+def _event_key(event: str, key: str, subscriber: str) -> str:
+    raw = f"event:{event}:{key}:{subscriber}"
+    if len(raw) <= IDEMPOTENCY_KEY_MAX:
+        return raw
+    return "event:" + hashlib.sha256(raw.encode()).hexdigest()
+
+
+def publish(
+    session: Session,
+    event: str,
+    payload: Mapping[str, Any],
+    *,
+    corp_id: int | None = None,
+    key: str | None = None,
+) -> list[Job]:
+    """Enqueues one job per subscriber of `event` in the caller's transaction; returns them.
+
+    Every domain's `jobs` module is imported first (once per process), so a web process
+    publishes to the same subscribers that the workers run."""
+    registry.ensure_loaded()
+    return [
+        enqueue(
+            session,
+            name=sub.job_name,
+            payload=payload,
+            queue=sub.queue,
+            priority=sub.priority,
+            max_attempts=sub.max_attempts,
+            corp_id=corp_id,
+            idempotency_key=_event_key(event, key, sub.name) if key is not None else None,
+        )
+        for sub in subscribers(event)
+    ]
