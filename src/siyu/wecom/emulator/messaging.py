@@ -1,0 +1,192 @@
+"""Mass messages (群发) and Moments (客户朋友圈) with WeCom's per-customer caps.
+
+A customer receives a limited number of mass messages from one corp a day (later ones get status
+3, "already received another mass message"), and sees at most three of the corp's Moments posts
+a day. Days are China calendar days."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from siyu.wecom.emulator.contacts import EXTERNAL_USERID_RE, decode_cursor, encode_cursor, require_staff
+from siyu.wecom.emulator.state import (
+    AdminError,
+    ApiError,
+    Corp,
+    EmulatorState,
+    MassMessage,
+    MomentTask,
+    SendResult,
+    cn_day,
+    locked,
+)
+
+MASS_MESSAGE_MAX_CUSTOMERS = 10_000
+
+
+def _content(body: dict[str, Any]) -> tuple[str | None, list[dict[str, Any]]]:
+    text = body.get("text") or {}
+    content = text.get("content") if isinstance(text, dict) else None
+    attachments = body.get("attachments") or []
+    if not isinstance(attachments, list):
+        raise ApiError(40058, "attachments must be a list")
+    if not content and not attachments:
+        raise ApiError(44004, "empty content")
+    return content, attachments
+
+
+@locked
+def add_msg_template(state: EmulatorState, corp: Corp, body: dict[str, Any]) -> dict[str, Any]:
+    chat_type = body.get("chat_type", "single")
+    if chat_type not in ("single", "group"):
+        raise ApiError(40058, "chat_type must be single or group")
+    content, attachments = _content(body)
+    sender = body.get("sender")
+    if sender is not None:
+        require_staff(corp, sender, active=True)
+    targets = body.get("external_userid") or []
+    if not isinstance(targets, list) or len(targets) > MASS_MESSAGE_MAX_CUSTOMERS:
+        raise ApiError(40058, f"external_userid must be a list of at most {MASS_MESSAGE_MAX_CUSTOMERS}")
+    results: list[SendResult] = []
+    fail_list: list[str] = []
+    if chat_type == "group":
+        if sender is None:
+            raise ApiError(40058, "sender is required for group mass messages")
+        for chat in corp.group_chats.values():
+            if chat.owner == sender and not chat.dismissed:
+                results.append(SendResult(userid=sender, status=0, chat_id=chat.chat_id))
+    else:
+        if not targets and sender is None:
+            raise ApiError(40058, "external_userid and sender are both empty")
+        if targets:
+            for ext in dict.fromkeys(targets):  # de-duplicated, order kept
+                followers = [f.userid for f in corp.follows_of_customer(ext)] if isinstance(ext, str) else []
+                if not isinstance(ext, str) or not EXTERNAL_USERID_RE.match(ext) or ext not in corp.customers:
+                    fail_list.append(str(ext))
+                elif sender is not None:
+                    if sender in followers:
+                        results.append(SendResult(userid=sender, status=0, external_userid=ext))
+                    else:
+                        fail_list.append(ext)
+                elif followers:
+                    # Without a sender, the customer's first follower sends it.
+                    first = min(corp.follows_of_customer(ext), key=lambda f: f.createtime).userid
+                    results.append(SendResult(userid=first, status=0, external_userid=ext))
+                else:
+                    fail_list.append(ext)
+        else:
+            for f in sorted(corp.follows_of_staff(sender), key=lambda f: f.createtime):
+                results.append(SendResult(userid=sender, status=0, external_userid=f.external_userid))
+    message = MassMessage(msgid=state.new_id("msg", 27), chat_type=chat_type, sender=sender, text=content,
+                          attachments=attachments, created=state.now(), results=results, fail_list=fail_list)
+    corp.mass_messages[message.msgid] = message
+    if corp.limits.auto_confirm_mass_messages:
+        for userid in dict.fromkeys(r.userid for r in results):
+            confirm_mass_message(state, corp, message.msgid, userid)
+    return {"fail_list": fail_list, "msgid": message.msgid}
+
+
+@locked
+def confirm_mass_message(state: EmulatorState, corp: Corp, msgid: str, userid: str | None = None) -> MassMessage:
+    """The sender taps "send" in WeCom: pending results become sent, not-a-friend or capped."""
+    message = corp.mass_messages.get(msgid)
+    if message is None:
+        raise AdminError(404, f"no mass message {msgid!r}")
+    now = state.now()
+    day = cn_day(now)
+    cap = corp.limits.mass_messages_per_customer_per_day
+    for result in message.results:
+        if result.status != 0 or (userid is not None and result.userid != userid):
+            continue
+        if result.chat_id is not None:
+            result.status, result.send_time = 1, int(now)
+            continue
+        ext = result.external_userid or ""
+        if (result.userid, ext) not in corp.follows:
+            result.status = 2
+        elif corp.mass_received.get((ext, day), 0) >= cap:
+            result.status = 3
+        else:
+            corp.mass_received[(ext, day)] = corp.mass_received.get((ext, day), 0) + 1
+            result.status, result.send_time = 1, int(now)
+    return message
+
+
+@locked
+def get_groupmsg_send_result(state: EmulatorState, corp: Corp, body: dict[str, Any]) -> dict[str, Any]:
+    msgid = body.get("msgid")
+    message = corp.mass_messages.get(msgid) if isinstance(msgid, str) else None
+    if message is None:
+        raise ApiError(40058, f"invalid msgid: {msgid}")
+    userid = body.get("userid")
+    require_staff(corp, userid)
+    limit = body.get("limit", 500)
+    if not isinstance(limit, int) or not 1 <= limit <= 1000:
+        raise ApiError(40058, "limit must be 1..1000")
+    rows = [r for r in message.results if r.userid == userid]
+    offset = decode_cursor(f"send:{msgid}", body.get("cursor"))
+    out: dict[str, Any] = {"send_list": [r.as_api() for r in rows[offset:offset + limit]], "next_cursor": ""}
+    if offset + limit < len(rows):
+        out["next_cursor"] = encode_cursor(f"send:{msgid}", offset + limit)
+    return out
+
+
+@locked
+def add_moment_task(state: EmulatorState, corp: Corp, body: dict[str, Any]) -> dict[str, Any]:
+    content, attachments = _content(body)
+    for a in attachments:
+        if not isinstance(a, dict) or a.get("msgtype") not in ("image", "video", "link"):
+            raise ApiError(40058, "attachments[].msgtype must be image, video or link")
+    visible = body.get("visible_range") or {}
+    if not isinstance(visible, dict):
+        raise ApiError(40058, "visible_range must be an object")
+    senders_part = visible.get("sender_list") or {}
+    contacts_part = visible.get("external_contact_list") or {}
+    if not isinstance(senders_part, dict) or not isinstance(contacts_part, dict):
+        raise ApiError(40058, "visible_range.sender_list and external_contact_list must be objects")
+    users = list(senders_part.get("user_list") or [])
+    departments = list(senders_part.get("department_list") or [])
+    tag_list = list(contacts_part.get("tag_list") or [])
+    invalid_users = [u for u in users if u not in corp.staff or corp.staff[u].status != "active"]
+    known_departments = {d for s in corp.staff.values() for d in s.department}
+    invalid_departments = [d for d in departments if d not in known_departments]
+    invalid_tags = [t for t in tag_list if t not in corp.tags]
+    senders = [u for u in users if u not in invalid_users]
+    senders += [s.userid for s in corp.staff.values()
+                if s.status == "active" and set(s.department) & set(departments) and s.userid not in senders]
+    if not users and not departments:
+        senders = [s.userid for s in corp.staff.values() if s.status == "active"]
+    valid_tags = {t for t in tag_list if t in corp.tags}
+    audience: list[str] = []
+    for f in sorted(corp.follows.values(), key=lambda f: f.createtime):
+        if f.userid in senders and f.external_userid not in audience:
+            if not tag_list or valid_tags & set(f.tags):
+                audience.append(f.external_userid)
+    now = state.now()
+    day = cn_day(now)
+    cap = corp.limits.moments_per_customer_per_day
+    shown, capped = [], []
+    for ext in audience:
+        if corp.moments_seen.get((ext, day), 0) >= cap:
+            capped.append(ext)
+        else:
+            corp.moments_seen[(ext, day)] = corp.moments_seen.get((ext, day), 0) + 1
+            shown.append(ext)
+    task = MomentTask(jobid=state.new_id("job", 27), moment_id=state.new_id("mom", 27), created=now, text=content,
+                      attachments=attachments, senders=senders, invalid_users=invalid_users,
+                      invalid_departments=invalid_departments, invalid_tags=invalid_tags, shown_to=shown,
+                      capped=capped)
+    corp.moments[task.jobid] = task
+    return {"jobid": task.jobid}
+
+
+@locked
+def get_moment_task_result(state: EmulatorState, corp: Corp, params: dict[str, Any]) -> dict[str, Any]:
+    task = corp.moments.get(params.get("jobid") or "")
+    if task is None:
+        raise ApiError(40058, "invalid jobid")
+    return {"status": 3, "type": "add_moment_task",
+            "result": {"errcode": 0, "errmsg": "ok", "moment_id": task.moment_id,
+                       "invalid_sender_list": {"user_list": task.invalid_users,
+                                               "department_list": task.invalid_departments},
+                       "invalid_external_contact_list": {"tag_list": task.invalid_tags}}}

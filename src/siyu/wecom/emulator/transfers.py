@@ -1,0 +1,103 @@
+"""Handover of customers (在职继承 / 离职继承).
+
+Both kinds take at most `transfer_batch_max` (100) customers a call and complete after
+`takeover_delay` (24 h) on the emulator clock; until then the customer stays with the handover
+member and a second transfer answers 40129. An active transfer may refuse (the customer says
+no during the 24 h) and is limited to two per customer per 90 days (40128). Completion is
+evaluated lazily: `settle` runs before every API call and admin read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from siyu.wecom.emulator.callbacks import emit
+from siyu.wecom.emulator.contacts import EXTERNAL_USERID_RE, require_staff
+from siyu.wecom.emulator.state import AdminError, ApiError, Corp, EmulatorState, Follow, Transfer, locked
+
+ADD_WAY_ASSIGNED = 202  # 管理员/负责人分配
+TRANSFER_MSG_MAX_CHARS = 200
+
+
+def _request(state: EmulatorState, corp: Corp, body: dict[str, Any], kind: str) -> dict[str, Any]:
+    handover = require_staff(corp, body.get("handover_userid"))
+    takeover = require_staff(corp, body.get("takeover_userid"), active=True)
+    if handover.userid == takeover.userid:
+        raise ApiError(40058, "handover_userid and takeover_userid are the same")
+    if kind == "resigned" and handover.status != "resigned":
+        raise ApiError(40097, "handover user has not resigned")
+    if kind == "active" and handover.status != "active":
+        raise ApiError(60111, "handover user is not an active member")
+    ids = body.get("external_userid")
+    if not isinstance(ids, list) or not ids:
+        raise ApiError(40058, "external_userid must be a non-empty list")
+    if len(ids) > corp.limits.transfer_batch_max:
+        raise ApiError(40058, f"external_userid holds at most {corp.limits.transfer_batch_max} customers a call")
+    message = body.get("transfer_success_msg")
+    if kind == "active" and message is not None and (not isinstance(message, str)
+                                                     or len(message) > TRANSFER_MSG_MAX_CHARS):
+        raise ApiError(40058, f"transfer_success_msg is at most {TRANSFER_MSG_MAX_CHARS} characters")
+    now = state.now()
+    limits = corp.limits
+    results = []
+    for ext in ids:
+        if not isinstance(ext, str) or not EXTERNAL_USERID_RE.match(ext) or ext not in corp.customers:
+            code = 40096
+        elif (handover.userid, ext) not in corp.follows:
+            code = 84061
+        elif any(t.external_userid == ext and t.status == "waiting" for t in corp.transfers):
+            code = 40129  # already being transferred
+        elif kind == "active" and sum(
+            1 for t in corp.transfers
+            if t.kind == "active" and t.external_userid == ext and t.status != "failed"
+            and now - t.requested_at < limits.active_transfer_window
+        ) >= limits.active_transfers_per_window:
+            code = 40128  # transferred too often
+        else:
+            code = 0
+            corp.transfers.append(Transfer(kind=kind, handover_userid=handover.userid, takeover_userid=takeover.userid,
+                                           external_userid=ext, requested_at=now,
+                                           takeover_at=now + limits.takeover_delay,
+                                           success_msg=message if kind == "active" else None))
+        results.append({"external_userid": ext, "errcode": code})
+    return {"customer": results}
+
+
+@locked
+def transfer_customer(state: EmulatorState, corp: Corp, body: dict[str, Any]) -> dict[str, Any]:
+    return _request(state, corp, body, "active")
+
+
+@locked
+def resigned_transfer_customer(state: EmulatorState, corp: Corp, body: dict[str, Any]) -> dict[str, Any]:
+    return _request(state, corp, body, "resigned")
+
+
+@locked
+def refuse_transfer(state: EmulatorState, corp: Corp, external_userid: str) -> Transfer:
+    """The customer declines an active transfer during the 24 h (resigned ones cannot be refused)."""
+    for t in corp.transfers:
+        if t.external_userid == external_userid and t.status == "waiting" and t.kind == "active":
+            t.refused = True
+            return t
+    raise AdminError(404, f"no waiting active transfer of {external_userid}")
+
+
+@locked
+def settle(state: EmulatorState, corp: Corp) -> None:
+    now = state.now()
+    for t in corp.transfers:
+        if t.status != "waiting" or t.takeover_at > now:
+            continue
+        old = corp.follows.get((t.handover_userid, t.external_userid))
+        if t.refused or old is None or (t.takeover_userid, t.external_userid) in corp.follows:
+            t.status = "refused" if t.refused else "failed"
+            reason = "customer_refused" if t.refused else "customer_limit_exceed"
+            emit(state, corp, "change_external_contact", "transfer_fail",
+                 [("FailReason", reason), ("UserID", t.takeover_userid), ("ExternalUserID", t.external_userid)])
+            continue
+        del corp.follows[(t.handover_userid, t.external_userid)]
+        corp.follows[(t.takeover_userid, t.external_userid)] = Follow(
+            userid=t.takeover_userid, external_userid=t.external_userid, createtime=int(t.takeover_at),
+            add_way=ADD_WAY_ASSIGNED, state=old.state, remark=old.remark, description=old.description,
+            oper_userid=t.handover_userid, tags=list(old.tags))
+        t.status = "done"

@@ -1,0 +1,138 @@
+"""WeCom API errors: one exception class per errcode family, each carrying errcode, errmsg and the
+endpoint, so callers branch on types (`except WelcomeCodeExpired`) and logs name the code.
+
+Meanings are WeCom's (企业微信全局错误码), not the Official Account's: 45033 and 40096 mean other
+things there."""
+
+from __future__ import annotations
+
+# errcode -> short name used in logs and messages.
+ERRCODE_NAMES: dict[int, str] = {
+    -1: "system_busy",
+    0: "ok",
+    40001: "invalid_secret",
+    40013: "invalid_corpid",
+    40014: "invalid_access_token",
+    40058: "invalid_parameter",
+    40050: "invalid_chatid",
+    40068: "invalid_tag_id",
+    40096: "invalid_external_userid",
+    40097: "handover_not_resigned",
+    40128: "transfer_too_frequent",
+    40129: "transfer_in_progress",
+    41001: "access_token_missing",
+    41051: "welcome_code_expired",
+    42001: "access_token_expired",
+    44004: "empty_content",
+    45009: "api_freq_out_of_limit",
+    45033: "api_concurrent_out_of_limit",
+    47001: "invalid_json",
+    48002: "api_forbidden",
+    60011: "no_privilege",
+    60111: "invalid_userid",
+    84061: "not_external_contact",
+}
+
+
+def errcode_name(errcode: int) -> str:
+    return ERRCODE_NAMES.get(errcode, "unknown")
+
+
+class WeComError(Exception):
+    """WeCom answered a non-zero errcode (or could not be reached: errcode -1)."""
+
+    # Whether the same request may succeed later without a change (the client already retried).
+    retryable = False
+
+    def __init__(self, errcode: int, errmsg: str, endpoint: str) -> None:
+        self.errcode = errcode
+        self.errmsg = errmsg
+        self.endpoint = endpoint
+        super().__init__(f"WeCom {endpoint}: errcode {errcode} ({errcode_name(errcode)}): {errmsg}")
+
+    @property
+    def name(self) -> str:
+        return errcode_name(self.errcode)
+
+
+class SystemBusy(WeComError):
+    """-1, an HTTP 5xx, or a network failure. `maybe_applied` is true when the request may have
+    reached WeCom (so a send must not simply be repeated)."""
+
+    retryable = True
+
+    def __init__(self, errcode: int, errmsg: str, endpoint: str, *, maybe_applied: bool = False) -> None:
+        super().__init__(errcode, errmsg, endpoint)
+        self.maybe_applied = maybe_applied
+
+
+class InvalidCredential(WeComError):
+    """40001 / 40013: the corp id or secret is wrong (a configuration problem, not transient)."""
+
+
+class AccessTokenError(WeComError):
+    """40014 / 42001 / 41001 that persisted after one token refresh."""
+
+
+class RateLimited(WeComError):
+    """45009: the call-frequency limit; still limited after the client's bounded backoff."""
+
+    retryable = True
+
+
+class ConcurrencyLimited(RateLimited):
+    """45033: too many concurrent calls; still refused after the client lowered its concurrency."""
+
+
+class InvalidRequest(WeComError):
+    """40058 / 47001 / 44004: the request itself is wrong."""
+
+
+class InvalidTagId(WeComError):
+    """40068."""
+
+
+class InvalidExternalUserId(WeComError):
+    """40096: not an external user id of this corp."""
+
+
+class WelcomeCodeExpired(WeComError):
+    """41051: the welcome code was used already or its ~20 s passed."""
+
+
+class InvalidUserId(WeComError):
+    """60111: no such member of staff."""
+
+
+class NotExternalContact(WeComError):
+    """84061: no follow relation between this member of staff and this customer."""
+
+
+class NotAllowed(WeComError):
+    """48002 / 60011: the app lacks the permission or the visibility range."""
+
+
+_BY_CODE: dict[int, type[WeComError]] = {
+    -1: SystemBusy,
+    40001: InvalidCredential,
+    40013: InvalidCredential,
+    40014: AccessTokenError,
+    42001: AccessTokenError,
+    41001: AccessTokenError,
+    45009: RateLimited,
+    45033: ConcurrencyLimited,
+    40058: InvalidRequest,
+    47001: InvalidRequest,
+    44004: InvalidRequest,
+    40068: InvalidTagId,
+    40096: InvalidExternalUserId,
+    41051: WelcomeCodeExpired,
+    60111: InvalidUserId,
+    84061: NotExternalContact,
+    48002: NotAllowed,
+    60011: NotAllowed,
+}
+
+
+def error_for(errcode: int, errmsg: str, endpoint: str) -> WeComError:
+    return _BY_CODE.get(errcode, WeComError)(errcode, errmsg, endpoint)
