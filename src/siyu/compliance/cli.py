@@ -1,0 +1,159 @@
+"""`siyu compliance …`: check texts against the wording dictionary and the detectors.
+
+    siyu compliance check [FILE] --context outbound|archive [--allow-domain D …] [--corp SLUG]
+
+reads JSON lines {"id": …, "text": …} from FILE (or stdin) and writes one JSON line per input:
+{"id": …, "verdict": "block"|"review"|"pass", "findings": [{"category", "rule", "start", "end",
+"match", "severity"}]}. A line that cannot be read gets {"id": null, "line": N, "error": "…"}
+and the command exits 1 at the end; the other lines are still checked. Without --corp it needs
+no database (the package's seed dictionary); with --corp it uses that corp's dictionary.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from enum import StrEnum
+from pathlib import Path
+from typing import IO
+
+import typer
+
+app = typer.Typer(help="Compliance (合规): wording dictionary and text review.", no_args_is_help=True)
+
+BATCH_LINES = 2000
+MAX_TEXT_CHARS = 100_000
+
+
+class ContextChoice(StrEnum):
+    outbound = "outbound"
+    archive = "archive"
+
+
+def _parse(raw_bytes: bytes, line_no: int) -> tuple[object, str] | dict:
+    """(id, text) of one input line, or the error record for it."""
+    try:
+        raw = raw_bytes.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return {"id": None, "line": line_no, "error": f"not UTF-8: {exc.reason} at byte {exc.start}"}
+    try:
+        obj = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        return {"id": None, "line": line_no, "error": f"not valid JSON: {exc.msg} (column {exc.colno})"}
+    if not isinstance(obj, dict):
+        return {"id": None, "line": line_no, "error": "expected a JSON object with \"id\" and \"text\""}
+    text = obj.get("text")
+    if not isinstance(text, str):
+        return {"id": None, "line": line_no, "error": "field \"text\" must be a string"}
+    if len(text) > MAX_TEXT_CHARS:
+        return {"id": None, "line": line_no, "error": f"field \"text\" is longer than {MAX_TEXT_CHARS} characters"}
+    msg_id = obj.get("id")
+    if isinstance(msg_id, (dict, list)):
+        return {"id": None, "line": line_no, "error": "field \"id\" must be a string, a number or null"}
+    return msg_id, text
+
+
+def _batches(stream: IO[bytes]) -> Iterator[list[tuple[int, bytes]]]:
+    batch: list[tuple[int, bytes]] = []
+    for line_no, raw in enumerate(stream, start=1):
+        if not raw.strip():
+            continue
+        batch.append((line_no, raw))
+        if len(batch) >= BATCH_LINES:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _corp_dictionary(slug: str):
+    from sqlalchemy import select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from siyu.compliance.dictionary import load_dictionary
+    from siyu.db import session_scope
+    from siyu.tenancy.models import Corp
+
+    try:
+        with session_scope() as session:
+            corp_id = session.scalar(select(Corp.id).where(Corp.slug == slug))
+            if corp_id is None:
+                typer.echo(f"no corp with slug {slug!r}", err=True)
+                raise typer.Exit(2)
+            return load_dictionary(session, corp_id=corp_id)
+    except SQLAlchemyError as exc:
+        typer.echo(f"cannot read the corp's dictionary from the database (run `siyu db upgrade`?): "
+                   f"{exc.__class__.__name__}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def check(
+    file: Path = typer.Argument(None, help="JSON lines {\"id\", \"text\"}; stdin when omitted or '-'",
+                                exists=False, dir_okay=False),
+    context: ContextChoice = typer.Option(ContextChoice.outbound, help="outbound: about to be sent; archive: "
+                                          "chat archive"),
+    allow_domain: list[str] = typer.Option([], "--allow-domain", help="a link domain that is allowed (repeat)"),
+    corp: str = typer.Option(None, help="use this corp's dictionary (needs the database)"),
+) -> None:
+    """Review texts: one JSON verdict per input line."""
+    from siyu.compliance.review import scan_many, verdict_of
+    from siyu.compliance.seed import seed_dictionary
+
+    dictionary = _corp_dictionary(corp) if corp else seed_dictionary()
+    if file is None or str(file) == "-":
+        stream: IO[bytes] = sys.stdin.buffer
+        close = False
+    else:
+        try:
+            stream = file.open("rb")
+        except OSError as exc:
+            typer.echo(f"cannot read {file}: {exc.strerror}", err=True)
+            raise typer.Exit(2) from None
+        close = True
+    errors = 0
+    out = sys.stdout
+    try:
+        for batch in _batches(stream):
+            parsed = [_parse(raw, n) for n, raw in batch]
+            good = [p for p in parsed if not isinstance(p, dict)]
+            results = iter(scan_many([t for _, t in good], context=context.value,
+                                     allowed_domains=allow_domain, dictionary=dictionary))
+            for p in parsed:
+                if isinstance(p, dict):
+                    errors += 1
+                    record = p
+                else:
+                    findings = next(results)
+                    record = {
+                        "id": p[0],
+                        "verdict": verdict_of(findings),
+                        "findings": [f.as_dict() for f in findings],
+                    }
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            out.flush()
+    finally:
+        if close:
+            stream.close()
+    if errors:
+        typer.echo(f"{errors} line(s) could not be checked", err=True)
+        raise typer.Exit(1)
+
+
+@app.command("seed-info")
+def seed_info() -> None:
+    """Counts of the package's seed dictionary by category and severity."""
+    from collections import Counter
+
+    from siyu.compliance.seed import load_seed_file
+
+    seed = load_seed_file()
+    counts = Counter((e.category, e.severity) for e in seed.entries)
+    typer.echo(json.dumps({"name": seed.name, "version": seed.version, "entries": len(seed.entries),
+                           "by_category": {f"{c}/{s}": n for (c, s), n in sorted(counts.items())}},
+                          ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    app()

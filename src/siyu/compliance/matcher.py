@@ -1,0 +1,158 @@
+"""The wording dictionary compiled into an Aho–Corasick automaton (ahocorasick-rs).
+
+Why ahocorasick-rs and not pyahocorasick, measured on a 10 MB chat corpus with 2,500 phrases
+(2 cores, Python 3.11): ahocorasick-rs scans the UTF-16 bytes of the normalised text with its DFA
+at ≈ 230 MB/s on one thread and releases the GIL; over `str` ≈ 105 MB/s. pyahocorasick returns
+matches through a Python iterator: ≈ 27 MB/s for `iter()`, ≈ 15 MB/s for `iter_long()`.
+
+The automaton holds each phrase's normalised form (with both forms of the few ambiguous
+traditional characters, see normalize.AMBIGUOUS) and the detectors' trigger words, which tell
+which messages of a batch the detectors' regexes need to look at. It matches UTF-16-LE bytes:
+normalised text is BMP-only, so a byte offset halved is a character offset; a match at an odd
+offset straddles two characters and is dropped, and overlapping=True ensures such a false match
+cannot hide a real one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import ahocorasick_rs
+import numpy as np
+
+from siyu.compliance.detectors import TRIGGERS
+from siyu.compliance.normalize import AMBIGUOUS, BARRIER, normalize
+
+_DFA_LIMIT = 50_000  # above this many automaton patterns use the (more compact) contiguous NFA
+_MAX_VARIANTS = 64  # per phrase, of ambiguous traditional characters
+
+# An automaton pattern that is a detector trigger word, not a phrase, has target -group (< 0).
+
+
+@dataclass(frozen=True, slots=True)
+class DictEntry:
+    """One wording entry as the engine uses it (a row of the dictionary, or of the seed file)."""
+
+    phrase: str
+    category: str
+    severity: str  # "block" | "review" | "allow"
+    rule: str
+    notes: str = ""
+    entry_id: int | None = None
+    corp_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pattern:
+    key: str  # normalised phrase
+    entry: DictEntry
+    ascii_head: bool  # the key starts/ends with an ASCII letter or digit: needs a word boundary there
+    ascii_tail: bool
+    trigger_group: int = 0  # the key is also a trigger word of this detector group
+
+
+def _is_ascii_alnum(ch: str) -> bool:
+    return ch.isascii() and ch.isalnum()
+
+
+def _exact_variants(key: str) -> list[str]:
+    """The key with each character that has an ambiguous traditional form (后/後) in either form."""
+    options = [(c, *AMBIGUOUS.get(c, ())) for c in key]
+    if all(len(o) == 1 for o in options):
+        return [key]
+    variants = []
+    for combo in itertools.product(*options):
+        variants.append("".join(combo))
+        if len(variants) >= _MAX_VARIANTS:
+            break
+    return variants
+
+
+class CompiledDictionary:
+    """Normalised phrases and their automaton. Immutable; safe to share between threads."""
+
+    def __init__(self, entries: Iterable[DictEntry]):
+        by_key: dict[str, DictEntry] = {}
+        skipped: list[DictEntry] = []
+        for e in entries:
+            key = normalize(e.phrase)
+            if not key or BARRIER in key:
+                skipped.append(e)
+                continue
+            by_key[key] = e  # later entries (a corp's own) override earlier ones (installation)
+        triggers = {normalize(t): group for t, group in TRIGGERS.items()}
+        self.patterns: list[Pattern] = [
+            Pattern(k, e, _is_ascii_alnum(k[0]), _is_ascii_alnum(k[-1]), triggers.get(k, 0))
+            for k, e in by_key.items()
+        ]
+        self.skipped = skipped
+
+        strings: dict[str, int] = {}  # automaton pattern → phrase index, or -group of a trigger word
+        for i, pat in enumerate(self.patterns):
+            for v in _exact_variants(pat.key):
+                strings.setdefault(v, i)
+        for t, group in triggers.items():
+            strings.setdefault(t, -group)
+        self._targets = np.fromiter(strings.values(), dtype=np.int64, count=len(strings))
+        # Per phrase (indexed by phrase index): a disclosure (allow) entry; needs an ASCII word boundary.
+        n = max(1, len(self.patterns))
+        self.allow_flags = np.zeros(n, dtype=np.bool_)
+        self.edge_flags = np.zeros(n, dtype=np.bool_)
+        self.trigger_groups = np.zeros(n, dtype=np.int64)
+        for i, p in enumerate(self.patterns):
+            self.allow_flags[i] = p.entry.severity == "allow"
+            self.edge_flags[i] = p.ascii_head or p.ascii_tail
+            self.trigger_groups[i] = p.trigger_group
+        impl = (
+            ahocorasick_rs.Implementation.DFA
+            if len(strings) <= _DFA_LIMIT
+            else ahocorasick_rs.Implementation.ContiguousNFA
+        )
+        self._ac = ahocorasick_rs.BytesAhoCorasick([k.encode("utf-16-le") for k in strings], implementation=impl)
+
+    def __len__(self) -> int:
+        return len(self.patterns)
+
+    def find(self, utf16: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every occurrence (overlapping) in normalised text given as UTF-16-LE, as three arrays:
+        target (phrase index, or -group of a trigger word), start, end — in characters."""
+        found = self._ac.find_matches_as_indexes(utf16, overlapping=True) if utf16 else []
+        if not found:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, empty
+        arr = np.array(found, dtype=np.int64)
+        arr = arr[(arr[:, 1] & 1) == 0]
+        return self._targets[arr[:, 0]], arr[:, 1] >> 1, arr[:, 2] >> 1
+
+    def find_raw(self, norm: str) -> list[tuple[int, int, int]]:
+        """Phrase occurrences in a normalised str: (phrase index, start, end)."""
+        targets, starts, ends = self.find(norm.encode("utf-16-le", "surrogatepass"))
+        keep = targets >= 0
+        return list(zip(targets[keep].tolist(), starts[keep].tolist(), ends[keep].tolist(), strict=True))
+
+
+class Dictionary:
+    """A wording dictionary at one version: its entries, and the automaton compiled once from them."""
+
+    def __init__(self, entries: Iterable[DictEntry], *, version: str):
+        self.entries: tuple[DictEntry, ...] = tuple(entries)
+        self.version = version
+        self._compiled: CompiledDictionary | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def compiled(self) -> CompiledDictionary:
+        if self._compiled is None:
+            with self._lock:
+                if self._compiled is None:
+                    self._compiled = CompiledDictionary(self.entries)
+        return self._compiled
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __repr__(self) -> str:
+        return f"<Dictionary {self.version} entries={len(self.entries)}>"

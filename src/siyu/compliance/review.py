@@ -1,0 +1,389 @@
+"""Review of text against the wording dictionary and the detectors (合规审查的文本引擎).
+
+`review_text` is pure: no database, no I/O. `review_many`/`scan_many` review a batch in bulk:
+the messages are joined by BARRIER, normalised in one vectorised pass (with the map back to
+original offsets), matched by one automaton call; detectors' regexes run only on the messages
+that hold a trigger word, a run of 11+ digits or a dotted name. Python-level work is per hit,
+not per character or per message.
+
+Rules on top of plain matching:
+- A disclosure entry (severity "allow", e.g. 理财非存款…, 预期收益不代表实际收益, 不保本, 第一次) masks
+  every hit that lies inside its span — unless sentence punctuation splits it in the original.
+- A hit contained in a longer hit of the same or higher severity is not reported twice.
+- Negation: a hit directly preceded (in normalised text) by a negation cue — 不, 非, 无, 未, 并非, 不是,
+  无法, 不能, 不承诺, 不保证, 谨防, 警惕, 严禁… optionally followed by a filler such as 任何/一定/绝对 —
+  passes, unless sentence punctuation stands between the cue and the hit in the original
+  ("不，保本！" is not a negation). A hit right after a negated one, joined by nothing or a
+  conjunction, is negated too ("不保本保收益", "谨防保本、高收益骗局").
+- A question ("保本吗？", "是不是保本") is at most "review": asking is not promising.
+- Phrases that begin or end with an ASCII letter/digit need a word boundary there in the
+  original ("NO.1" is found, "no123" does not hold "no1").
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from siyu.compliance.detectors import DIGITS, LINK, DetectorHit, detect
+from siyu.compliance.matcher import Dictionary, Pattern
+from siyu.compliance.normalize import BARRIER, Normalized, normalize, normalize_full
+from siyu.compliance.schemas import Context
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One hit; `start`/`end` are character offsets into the original text (`text[start:end] == match`).
+
+    (A plain dataclass: the engine makes tens of thousands per second; schemas.FindingOut is the API shape.)"""
+
+    category: str
+    rule: str
+    start: int
+    end: int
+    match: str
+    severity: str  # "block" | "review"
+    source: str = "dictionary"  # "dictionary" | "detector"
+    phrase: str | None = None
+    note: str | None = None
+
+    def as_dict(self) -> dict:
+        return {"category": self.category, "rule": self.rule, "start": self.start, "end": self.end,
+                "match": self.match, "severity": self.severity}
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    verdict: str  # "block" | "review" | "pass"
+    findings: tuple[Finding, ...] = ()
+
+    @property
+    def blocked(self) -> bool:
+        return self.verdict == "block"
+
+
+_NEGATION_CUES = (
+    "不", "非", "无", "未", "没", "别", "勿", "没有", "并非", "绝非", "不是", "并不", "从不", "无法", "不能", "不可",
+    "不会", "不得", "不要", "不承诺", "不保证", "不提供", "不代表", "不构成", "不等于", "不属于", "谈不上", "算不上",
+    "禁止", "严禁", "切勿", "谨防", "警惕", "防范", "杜绝", "拒绝", "远离", "识破", "不信", "不存在", "哪有",
+)
+_NEGATION_FILLERS = (
+    "任何", "一定", "必然", "绝对", "完全", "百分之百", "100", "所谓", "所谓的", "什么",
+    "会", "能", "是", "为", "作", "做", "对",
+)
+_QUESTION_PREFIXES = ("是不是", "是否", "会不会", "能不能", "有没有", "可不可以", "敢不敢", "真的", "难道")
+
+
+def _reversed_alternation(words) -> str:
+    return "|".join(re.escape(w[::-1]) for w in sorted(words, key=len, reverse=True))
+
+
+# Matched at the start of the reversed text before a hit: one anchored attempt instead of a search.
+_NEGATION_REV_RE = re.compile(
+    "(?:" + _reversed_alternation(_NEGATION_FILLERS) + ")?(?:" + _reversed_alternation(_NEGATION_CUES) + ")"
+)
+_QUESTION_REV_RE = re.compile(_reversed_alternation(_QUESTION_PREFIXES))
+_QUESTION_SUFFIX = frozenset("吗么嘛")
+_QUESTION_MARKS = frozenset("?？")
+_CLAUSE_BREAK_RE = re.compile("[，。！？；,.!?;\n\r…]")
+_WINDOW = 10
+# A hit right after a negated one, joined by nothing or a conjunction, is negated too
+# ("不保本保收益", "谨防保本、高收益骗局").
+_CONJUNCTIONS = frozenset(("", "或", "和", "及", "与", "或者", "也不", "且", "亦不", "更不"))
+
+_SEVERITY_RANK = {"allow": 0, "review": 1, "block": 2}
+
+# How each detector weighs in each context. Outbound: staff or a template is about to send it —
+# customer PII in it needs a look, a personal WeChat/QQ id or an outside link is blocked.
+# Archive: a conversation already happened — everything becomes an alert for review.
+DETECTOR_SEVERITY: dict[str, dict[str, str]] = {
+    "outbound": {
+        "phone": "review",
+        "id_number": "review",
+        "bank_card": "review",
+        "wechat_id": "block",
+        "qr_code": "review",
+        "red_packet": "review",
+        "external_link": "block",
+    },
+    "archive": {
+        "phone": "review",
+        "id_number": "review",
+        "bank_card": "review",
+        "wechat_id": "review",
+        "qr_code": "review",
+        "red_packet": "review",
+        "external_link": "review",
+    },
+}
+
+DETECTOR_RULES: dict[str, str] = {
+    "phone": "《个人信息保护法》：处理个人信息应当具有明确、合理的目的；"
+             "手机号码在外发内容和会话中须核实用途（亦可能为员工私人联系方式）",
+    "id_number": "《个人信息保护法》：处理个人信息应当限于实现处理目的的最小范围；"
+                 "身份证件号码不得通过聊天收集或外发（机构自定）",
+    "bank_card": "《个人信息保护法》：金融账户信息属于敏感个人信息；银行卡号不得通过聊天收集或外发（机构自定）",
+    "wechat_id": "本机构企业微信客户经营规范（机构自定）：不得引导客户添加个人微信/QQ",
+    "qr_code": "本机构企业微信客户经营规范（机构自定）：二维码和图片须为经审核的机构物料，不得为个人二维码",
+    "red_packet": "本机构企业微信客户经营规范（机构自定）：员工与客户之间的红包、转账须合规审核",
+    "external_link": "本机构营销内容管理规定（机构自定）：外发链接仅限白名单域名",
+}
+
+
+def _is_word_char(ch: str) -> bool:
+    """An ASCII letter or digit, also in full-width or another compatibility form."""
+    if ch.isascii():
+        return ch.isalnum()
+    n = normalize(ch)
+    return len(n) == 1 and n.isascii() and n.isalnum()
+
+
+def _resolve(
+    norm: Normalized, hits: list[tuple[int, int, int, int, Pattern]], base: int, message: str
+) -> list[Finding]:
+    """Findings of one message from its phrase hits: (start, end) in the batch's normalised text,
+    (start, end) in the batch's original, pattern; `base` is the message's offset in the batch,
+    `message` the message as given (findings quote it)."""
+    text = norm.original
+    ntext = norm.text
+    n_norm = len(ntext)
+    allow: list[tuple[int, int]] = []
+    cands: list[tuple[int, int, int, int, Pattern]] = []
+    for h in hits:
+        s, e, o_start, o_end, pat = h
+        # Word boundaries are judged in the original: "NO.1" is a phrase, "no123" is not "no1".
+        if pat.ascii_head and o_start > base and _is_word_char(text[o_start - 1]):
+            continue
+        if pat.ascii_tail and o_end < len(text) and _is_word_char(text[o_end]):
+            continue
+        if pat.entry.severity == "allow":
+            # A disclosure split by sentence punctuation ("不，保本！") masks nothing.
+            if not _CLAUSE_BREAK_RE.search(text, o_start, o_end):
+                allow.append((s, e))
+        else:
+            cands.append(h)
+    if not cands:
+        return []
+    if allow:
+        cands = [h for h in cands if not any(a <= h[0] and h[1] <= b for a, b in allow)]
+    if len(cands) > 1:
+        # Keep the longest of nested hits (unless the inner one is stricter).
+        kept = []
+        for h in cands:
+            s, e, pat = h[0], h[1], h[4]
+            rank = _SEVERITY_RANK[pat.entry.severity]
+            if not any(
+                h2[0] <= s and e <= h2[1] and (h2[1] - h2[0]) > (e - s)
+                and _SEVERITY_RANK[h2[4].entry.severity] >= rank
+                for h2 in cands
+            ):
+                kept.append(h)
+        kept.sort(key=lambda h: (h[0], h[1]))
+    else:
+        kept = cands
+    findings: list[Finding] = []
+    negated_end = -1
+    for s, e, o_start, o_end, pat in kept:
+        # The message's own normalised text before the hit (BARRIER ends the previous message).
+        before = ntext[max(0, s - _WINDOW) : s]
+        cut = before.rfind(BARRIER)
+        if cut >= 0:
+            before = before[cut + 1 :]
+        before = before[::-1]
+        severity = pat.entry.severity
+        question = (e < n_norm and ntext[e] in _QUESTION_SUFFIX) or bool(_QUESTION_REV_RE.match(before))
+        if not question:
+            after = o_end
+            while after < len(text) and text[after].isspace():
+                after += 1
+            question = after < len(text) and text[after] in _QUESTION_MARKS
+        if not question:
+            if negated_end >= 0 and s >= negated_end and ntext[negated_end:s] in _CONJUNCTIONS:
+                cue_start = negated_end - 1
+            else:
+                m = _NEGATION_REV_RE.match(before)
+                cue_start = s - m.end() if m is not None else -1
+            if cue_start >= 0 and not _CLAUSE_BREAK_RE.search(text, int(norm.index[cue_start]), o_start):
+                negated_end = max(negated_end, e)
+                continue
+        if question and severity == "block":
+            severity = "review"
+        entry = pat.entry
+        findings.append(
+            Finding(
+                category=entry.category,
+                rule=entry.rule,
+                start=o_start - base,
+                end=o_end - base,
+                match=message[o_start - base : o_end - base],
+                severity=severity,
+                source="dictionary",
+                phrase=entry.phrase,
+                note=entry.notes or None,
+            )
+        )
+    return findings
+
+
+def _detector_finding(text: str, hit: DetectorHit, severities: dict[str, str]) -> Finding:
+    return Finding(
+        category=hit.category,
+        rule=DETECTOR_RULES[hit.category],
+        start=hit.start,
+        end=hit.end,
+        match=text[hit.start : hit.end],
+        severity=severities[hit.category],
+        source="detector",
+        phrase=None,
+        note=hit.kind if hit.kind != hit.category else None,
+    )
+
+
+_ELEVEN_DIGITS = b"\x01" * 11
+_BARRIER_CODE = np.uint16(ord(BARRIER))
+_DOTTED_RE = re.compile(r"\.[A-Za-z]")
+
+
+def _digit_runs(norm: Normalized) -> list[int]:
+    """Normalised offsets of runs of 11+ digits (separators are gone, so "138 0013 8000" is one run):
+    the only places where a phone, ID or card number can be."""
+    data = ((norm.codes - np.uint16(48)) <= 9).view(np.uint8).tobytes()  # uint16 wraps below "0"
+    found: list[int] = []
+    pos = data.find(_ELEVEN_DIGITS)
+    while pos >= 0:
+        found.append(pos)
+        end = data.find(b"\x00", pos)
+        if end < 0:
+            break
+        pos = data.find(_ELEVEN_DIGITS, end)
+    return found
+
+
+def scan_many(
+    texts: Sequence[str],
+    *,
+    context: Context = "outbound",
+    allowed_domains: Iterable[str] = (),
+    dictionary: Dictionary | None = None,
+    detectors: bool = True,
+) -> list[tuple[Finding, ...]]:
+    """Findings for each text, in order (each sorted by start)."""
+    if context not in DETECTOR_SEVERITY:
+        raise ValueError(f"unknown context {context!r}: outbound or archive")
+    if dictionary is None:
+        from siyu.compliance.seed import seed_dictionary
+
+        dictionary = seed_dictionary()
+    cd = dictionary.compiled
+    texts = originals = list(texts)
+    results: list[tuple[Finding, ...]] = [()] * len(texts)
+    if not texts:
+        return results
+    norm = normalize_full(BARRIER.join(texts))
+    # Message i spans normalised (barriers[i-1], barriers[i]) and starts at msg_start[i] in the batch.
+    barriers = np.flatnonzero(norm.codes == _BARRIER_CODE)
+    if len(barriers) != len(texts) - 1:
+        texts = [t.replace(BARRIER, "\x00") for t in texts]  # NUL is a separator: offsets unchanged
+        norm = normalize_full(BARRIER.join(texts))
+        barriers = np.flatnonzero(norm.codes == _BARRIER_CODE)
+    joined = norm.original
+    msg_start = np.empty(len(texts), dtype=np.int64)
+    msg_start[0] = 0
+    msg_start[1:] = norm.index[barriers] + 1
+
+    targets, starts, ends = cd.find(norm.utf16())
+    msgs = np.searchsorted(barriers, starts, side="right")
+    phrase_hits: dict[int, list[tuple[int, int, int, int, Pattern]]] = defaultdict(list)
+    need: dict[int, int] = defaultdict(int)  # message → detector groups to run
+    is_phrase = targets >= 0
+    if is_phrase.any():
+        patterns = cd.patterns
+        t_safe = np.maximum(targets, 0)
+        o_starts = norm.index[starts]
+        o_ends = norm.index[ends - 1] + 1
+        allow = is_phrase & cd.allow_flags[t_safe]
+        violation = is_phrase & ~allow
+        # Messages whose every violation lies inside a disclosure need no closer look. Decided here
+        # only for disclosures that hold no separator (so no sentence break) and need no word
+        # boundary; anything else goes to _resolve, which applies the full rules.
+        clean_allow = np.flatnonzero(allow & ~cd.edge_flags[t_safe] & ((o_ends - o_starts) == (ends - starts)))
+        v_idx = np.flatnonzero(violation)
+        if clean_allow.size and v_idx.size:
+            order = np.argsort(starts[clean_allow], kind="stable")
+            a_starts = starts[clean_allow][order]
+            a_reach = np.maximum.accumulate(ends[clean_allow][order])
+            k = np.searchsorted(a_starts, starts[v_idx], side="right") - 1
+            masked = (k >= 0) & (a_reach[np.maximum(k, 0)] >= ends[v_idx])
+            v_idx = v_idx[~masked]
+        sel = is_phrase & np.isin(msgs, np.unique(msgs[v_idx]))
+        for m, t, s, e, os_, oe in zip(msgs[sel].tolist(), targets[sel].tolist(), starts[sel].tolist(),
+                                       ends[sel].tolist(), o_starts[sel].tolist(), o_ends[sel].tolist(), strict=True):
+            phrase_hits[m].append((s, e, os_, oe, patterns[t]))
+    if detectors:
+        # Detector groups asked for by trigger words (-target) and by phrases that are trigger words too.
+        groups = np.where(targets < 0, -targets, cd.trigger_groups[np.maximum(targets, 0)])
+        asked = np.flatnonzero(groups)
+        for m, g in zip(msgs[asked].tolist(), groups[asked].tolist(), strict=True):
+            need[m] |= g
+        runs = _digit_runs(norm)
+        if runs:
+            for m in np.searchsorted(barriers, np.asarray(runs), side="right").tolist():
+                need[m] |= DIGITS
+        if "." in joined:
+            dots = [m.start() for m in _DOTTED_RE.finditer(joined)]
+            if dots:
+                for m in (np.searchsorted(msg_start, np.asarray(dots), side="right") - 1).tolist():
+                    need[m] |= LINK
+
+    allowed = tuple(allowed_domains)
+    severities = DETECTOR_SEVERITY[context]
+    for i in sorted(phrase_hits.keys() | need.keys()):
+        found = _resolve(norm, phrase_hits[i], int(msg_start[i]), originals[i]) if i in phrase_hits else []
+        groups = need.get(i, 0)
+        if groups:
+            for hit in detect(texts[i], allowed_domains=allowed, groups=groups):
+                found.append(_detector_finding(originals[i], hit, severities))
+        if len(found) > 1:
+            found.sort(key=lambda f: (f.start, f.end, f.category))
+        results[i] = tuple(found)
+    return results
+
+
+def verdict_of(findings: Sequence[Finding]) -> str:
+    worst = "pass"
+    for f in findings:
+        if f.severity == "block":
+            return "block"
+        worst = "review"
+    return worst
+
+
+_PASS = Verdict("pass", ())
+
+
+def review_many(
+    texts: Sequence[str],
+    *,
+    context: Context = "outbound",
+    allowed_domains: Iterable[str] = (),
+    dictionary: Dictionary | None = None,
+) -> list[Verdict]:
+    return [
+        Verdict(verdict_of(f), f) if f else _PASS
+        for f in scan_many(texts, context=context, allowed_domains=allowed_domains, dictionary=dictionary)
+    ]
+
+
+def review_text(
+    text: str,
+    *,
+    context: Context = "outbound",
+    allowed_domains: Iterable[str] = (),
+    dictionary: Dictionary | None = None,
+) -> Verdict:
+    """Review one text: verdict block/review/pass and findings with offsets into `text`."""
+    return review_many([text], context=context, allowed_domains=allowed_domains, dictionary=dictionary)[0]
