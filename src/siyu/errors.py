@@ -1,20 +1,31 @@
-"""Errors that services raise, and how the HTTP edge answers them (never a 500 for bad input)."""
+"""Errors that services raise, and how the HTTP edge answers them (never a 500 for bad input).
+
+A service error's message is an English message id; values that vary go in `params` and are
+written `%(name)s` in the id, so the console can show the message in the reader's language
+(`locale/zh_CN/LC_MESSAGES/messages.po`) while logs and the REST API keep the English text."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy.exc import DataError, IntegrityError
+
+log = logging.getLogger(__name__)
 
 
 class SiyuError(Exception):
     status_code = 400
 
-    def __init__(self, message: str, *, field: str | None = None):
-        super().__init__(message)
-        self.message = message
+    def __init__(self, message: str, *, field: str | None = None, params: Mapping[str, object] | None = None):
+        self.msgid = message
+        self.params = dict(params or {})
+        self.message = _interpolate(message, self.params)
+        super().__init__(self.message)
         self.field = field
 
 
@@ -34,6 +45,16 @@ class InvalidInput(SiyuError):
     status_code = 422
 
 
+def _interpolate(message: str, params: Mapping[str, object]) -> str:
+    if not params:
+        return message
+    try:
+        return message % params
+    except (KeyError, ValueError, TypeError):
+        # A translation (or id) that does not fit its params must not turn an error into a 500.
+        return message
+
+
 def _field_path(loc) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header", "cookie", "form")]
     return ".".join(parts) or ".".join(str(p) for p in loc)
@@ -47,6 +68,29 @@ def wants_html(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "") or bool(request.headers.get("hx-request"))
 
 
+def localized_message(request: Request, exc: SiyuError) -> str:
+    """The error's message in the console language of this request."""
+    from siyu.console.i18n import translations
+    from siyu.console.templating import request_locale
+
+    return _interpolate(translations(request_locale(request)).gettext(exc.msgid), exc.params)
+
+
+def _html_error(request: Request, *, message: str, status: int, field: str | None = None,
+                fields: list[dict] | None = None) -> Response:
+    from siyu.console.templating import render
+
+    context = {"message": message, "field": field, "fields": fields or [], "status": status}
+    if request.headers.get("hx-request"):
+        # An HTMX request swaps its answer into part of a page: show the error in the page's flash
+        # area instead of whatever the request targeted.
+        response = render(request, "_error_fragment.html", context, status_code=status)
+        response.headers["HX-Retarget"] = "#flash"
+        response.headers["HX-Reswap"] = "innerHTML"
+        return response
+    return render(request, "error.html", context, status_code=status)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SiyuError)
     async def _siyu_error(request: Request, exc: SiyuError):
@@ -56,10 +100,8 @@ def install_error_handlers(app: FastAPI) -> None:
                 if request.headers.get("hx-request"):
                     return Response(status_code=401, headers={"HX-Redirect": target})
                 return RedirectResponse(target, status_code=303)
-            from siyu.console.templating import render
-
-            return render(request, "error.html", {"message": exc.message, "field": exc.field,
-                                                  "status": exc.status_code}, status_code=exc.status_code)
+            return _html_error(request, message=localized_message(request, exc), field=exc.field,
+                               status=exc.status_code)
         body = {"detail": exc.message}
         if exc.field:
             body["field"] = exc.field
@@ -71,7 +113,31 @@ def install_error_handlers(app: FastAPI) -> None:
             {"field": _field_path(e.get("loc", ())), "message": e.get("msg", "invalid"), "type": e.get("type")}
             for e in exc.errors()
         ]
+        if wants_html(request):
+            from siyu.console.i18n import translations
+            from siyu.console.templating import request_locale
+
+            _ = translations(request_locale(request)).gettext
+            return _html_error(request, message=_("Some fields are not valid."), status=422,
+                               field=errors[0]["field"] if errors else None, fields=errors)
         return JSONResponse(
             {"detail": "; ".join(f"{e['field']}: {e['message']}" for e in errors), "errors": errors},
             status_code=422,
         )
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity_error(request: Request, exc: IntegrityError):
+        # A uniqueness race that the service's own checks could not see (two requests at once):
+        # the transaction is rolled back, and the caller may try again.
+        log.info("integrity error answered with 409: %s", exc.orig)
+        error = Conflict("this conflicts with data that was saved at the same time; reload and try again")
+        return await _siyu_error(request, error)
+
+    @app.exception_handler(DataError)
+    async def _data_error(request: Request, exc: DataError):
+        # A value the database refuses (NUL in text on PostgreSQL, a number out of range) that a
+        # service did not check first: still the caller's input, never a 500. Services should check
+        # such values themselves so that the answer can name the field.
+        log.warning("data error answered with 422 (a service should have checked this input): %s", exc.orig)
+        error = InvalidInput("a value is not valid")
+        return await _siyu_error(request, error)

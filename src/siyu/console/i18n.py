@@ -32,6 +32,11 @@ def translations(locale: str) -> NullTranslations:
     return Translations(buf)
 
 
+def N_(message: str) -> str:
+    """Marks an English message id for extraction where it is defined; it is translated where shown."""
+    return message
+
+
 def pick_locale(query_lang: str | None, cookie_lang: str | None, default: str = DEFAULT_LOCALE) -> str:
     for candidate in (query_lang, cookie_lang):
         if candidate in LOCALES:

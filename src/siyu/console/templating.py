@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import jinja2
 from fastapi import Request
@@ -20,6 +22,28 @@ _env = jinja2.Environment(
     extensions=["jinja2.ext.i18n"],
 )
 _env.policies["ext.i18n.trimmed"] = True
+
+# The console shows times in China Standard Time; they are stored in UTC.
+DISPLAY_ZONE = ZoneInfo("Asia/Shanghai")
+
+
+def _localtime(value: dt.datetime | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    if value is None:
+        return ""
+    return value.astimezone(DISPLAY_ZONE).strftime(fmt)
+
+
+_env.filters["localtime"] = _localtime
+
+
+def _json_compact(value: object) -> str:
+    """JSON for reading (Chinese as characters, not \\u escapes); autoescaping makes it HTML-safe."""
+    import json
+
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(", ", ": "), default=str)
+
+
+_env.filters["json_compact"] = _json_compact
 templates = Jinja2Templates(env=_env)
 
 # (path, message id, roles that see it; empty = everyone logged in). Domains to come are listed
@@ -34,6 +58,7 @@ NAV: list[tuple[str, str, frozenset[str]]] = [
     ("/analytics", "Analytics", frozenset({"administrator", "operations", "auditor"})),
     ("/jobs", "Job queue", frozenset({"administrator", "operations"})),
     ("/staff", "Staff & roles", frozenset({"administrator"})),
+    ("/departments", "Org structure", frozenset({"administrator"})),
     ("/api-keys", "API keys", frozenset({"administrator"})),
     ("/audit", "Audit log", frozenset({"administrator", "auditor", "compliance"})),
 ]
@@ -45,10 +70,21 @@ def request_locale(request: Request) -> str:
                        settings.default_locale)
 
 
+def iter_routes(app) -> list:
+    """Every route of the app, with routers that were included flattened (FastAPI ≥ 0.160 keeps an
+    included router as one entry of `app.routes`; `iter_route_contexts` walks into it)."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # older FastAPI: include_router copied the routes into app.routes
+        return list(app.routes)
+    return list(iter_route_contexts(app.routes))
+
+
 def _available_paths(request: Request) -> set[str]:
     paths = getattr(request.app.state, "_console_paths", None)
     if paths is None:
-        paths = {getattr(r, "path", "") for r in request.app.routes if "GET" in (getattr(r, "methods", None) or ())}
+        paths = {getattr(r, "path", "") for r in iter_routes(request.app)
+                 if "GET" in (getattr(r, "methods", None) or ())}
         request.app.state._console_paths = paths
     return paths
 

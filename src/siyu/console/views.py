@@ -1,12 +1,13 @@
-"""The console's home: a dashboard of real counts."""
+"""The console's home: a dashboard of real counts and charts."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy.orm import Session
 
-from siyu.console.dashboard import dashboard_counts
-from siyu.console.templating import render
+from siyu.console.dashboard import dashboard_charts, dashboard_counts, localize_chart
+from siyu.console.i18n import translations
+from siyu.console.templating import render, request_locale
 from siyu.db import get_session
 from siyu.tenancy.deps import current_staff
 from siyu.tenancy.principal import Principal
@@ -16,4 +17,7 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/")
 def dashboard(request: Request, principal: Principal = Depends(current_staff), session: Session = Depends(get_session)):
-    return render(request, "dashboard.html", {"counts": dashboard_counts(session, principal=principal)})
+    translate = translations(request_locale(request)).gettext
+    charts = [localize_chart(c, translate) for c in dashboard_charts(session, principal=principal)]
+    return render(request, "dashboard.html", {"counts": dashboard_counts(session, principal=principal),
+                                              "charts": charts})

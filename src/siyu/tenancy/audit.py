@@ -5,6 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
@@ -14,6 +18,10 @@ from siyu.tenancy.models import AuditEntry
 from siyu.tenancy.principal import Principal
 
 GENESIS = "0" * 64
+# Calendars (the dashboard's days) are in China Standard Time; timestamps stay in UTC.
+CALENDAR_ZONE = ZoneInfo("Asia/Shanghai")
+ACTION_RE = re.compile(r"[a-z0-9_.:-]{1,80}")
+PAGE_SIZE = 50
 
 
 def _entry_hash(entry: AuditEntry) -> str:
@@ -95,8 +103,9 @@ def verify_chain(session: Session, *, chain_id: int | None = None) -> dict:
     for cid in chains:
         expected_seq, prev = 1, GENESIS
         for entry in session.scalars(
+            # populate_existing: check what the database holds, not entries this session loaded earlier.
             select(AuditEntry).where(AuditEntry.chain_id == cid).order_by(AuditEntry.seq).execution_options(
-                yield_per=1000
+                yield_per=1000, populate_existing=True
             )
         ):
             checked += 1
@@ -116,12 +125,62 @@ def verify_chain(session: Session, *, chain_id: int | None = None) -> dict:
 def list_entries(
     session: Session, *, corp_id: int, action: str | None = None, limit: int = 100, before_seq: int | None = None
 ) -> list[AuditEntry]:
+    """A corp's entries, newest first. An action that cannot exist matches nothing."""
+    if action and not ACTION_RE.fullmatch(action):
+        return []
     q = select(AuditEntry).where(AuditEntry.chain_id == corp_id)
     if action:
         q = q.where(AuditEntry.action == action)
-    if before_seq:
-        q = q.where(AuditEntry.seq < before_seq)
-    return list(session.scalars(q.order_by(AuditEntry.seq.desc()).limit(min(limit, 500))))
+    if before_seq is not None:
+        if before_seq < 1:
+            return []
+        q = q.where(AuditEntry.seq < min(before_seq, 2**63 - 1))
+    return list(session.scalars(q.order_by(AuditEntry.seq.desc()).limit(max(1, min(limit, 500)))))
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    entries: list[AuditEntry]
+    # Pass as `before_seq` for the next (older) page; None on the last page.
+    next_before_seq: int | None
+
+
+def page_entries(
+    session: Session, *, corp_id: int, action: str | None = None, before_seq: int | None = None,
+    limit: int = PAGE_SIZE,
+) -> AuditPage:
+    """One page of the audit viewer, keyset-paginated by `seq` (stable while entries are added)."""
+    rows = list_entries(session, corp_id=corp_id, action=action, before_seq=before_seq, limit=limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return AuditPage(entries=rows, next_before_seq=rows[-1].seq if more and rows else None)
+
+
+def distinct_actions(session: Session, *, corp_id: int) -> list[str]:
+    return list(session.scalars(
+        select(AuditEntry.action).where(AuditEntry.chain_id == corp_id).distinct().order_by(AuditEntry.action)
+    ))
+
+
+def daily_counts(
+    session: Session, *, corp_id: int, actions: Iterable[str], days: int = 14, today: dt.date | None = None
+) -> dict[dt.date, dict[str, int]]:
+    """Entries per calendar day (Asia/Shanghai) and action over the last `days` days, oldest first;
+    days without entries are present with no counts."""
+    today = today or utcnow().astimezone(CALENDAR_ZONE).date()
+    first = today - dt.timedelta(days=days - 1)
+    since = dt.datetime.combine(first, dt.time(), tzinfo=CALENDAR_ZONE).astimezone(dt.UTC)
+    out: dict[dt.date, dict[str, int]] = {first + dt.timedelta(days=i): {} for i in range(days)}
+    rows = session.execute(
+        select(AuditEntry.at, AuditEntry.action).where(
+            AuditEntry.chain_id == corp_id, AuditEntry.action.in_(list(actions)), AuditEntry.at >= since
+        )
+    )
+    for at, action in rows:
+        day = at.astimezone(CALENDAR_ZONE).date()
+        if day in out:
+            out[day][action] = out[day].get(action, 0) + 1
+    return out
 
 
 def count_entries(session: Session, *, corp_id: int) -> int:

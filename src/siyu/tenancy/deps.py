@@ -57,12 +57,13 @@ async def current_staff(request: Request, session: Session = Depends(get_session
     principal = service.resolve_session(session, token=token) if token else None
     if principal is None:
         raise LoginRequired("please log in")
+    # Set before the CSRF check: a refused form is still answered inside the caller's console.
+    request.state.principal = principal
     if request.method in UNSAFE_METHODS:
         submitted = await _submitted_csrf(request)
         if not submitted or not principal.csrf_token or not same(submitted, principal.csrf_token):
             raise CsrfFailed("the form has expired or did not come from this console; reload and try again",
                              field="csrf_token")
-    request.state.principal = principal
     return principal
 
 
@@ -90,7 +91,7 @@ def api_principal(request: Request, session: Session = Depends(get_session)) -> 
 def require_scope(scope: str) -> Callable[..., Principal]:
     def dependency(principal: Principal = Depends(api_principal)) -> Principal:
         if not principal.has_scope(scope):
-            raise Forbidden(f"this API key lacks the scope {scope!r}")
+            raise Forbidden("this API key lacks the scope %(scope)s", field="authorization", params={"scope": scope})
         return principal
 
     return dependency

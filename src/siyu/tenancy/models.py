@@ -25,6 +25,8 @@ class Corp(IdMixin, TimestampMixin, Base):
     """A tenant: one firm's WeCom corp (企业)."""
 
     __tablename__ = "corp"
+    # A corp's id scopes rows that outlive it (its audit chain, its dictionary): never reuse one.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     slug: Mapped[str] = mapped_column(String(40), unique=True)
     name: Mapped[str] = mapped_column(String(120))

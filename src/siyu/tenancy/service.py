@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -24,7 +25,8 @@ from siyu.tenancy.security import (
     verify_password,
 )
 
-SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
+SLUG_RE = re.compile(r"[a-z0-9][a-z0-9-]{1,39}")
+LOGIN_RE = re.compile(r"[a-z0-9._@-]{3,120}")
 ROLE_NAMES = frozenset(r.value for r in Role)
 # Scopes an API key can carry; "*" is every scope.
 API_SCOPES = frozenset(
@@ -40,17 +42,40 @@ class AccountLocked(SiyuError):
     status_code = 423
 
 
+# Ids are 64-bit; anything else cannot name a row (and would overflow the database driver).
+MAX_ID = 2**63 - 1
+MAX_PASSWORD_LENGTH = 200
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def valid_id(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_ID
+
+
+def _text(value: str | None, *, field: str, max_length: int = 120, required: bool = True) -> str:
+    """A one-line name as stored: trimmed, without control characters, within the column's length."""
+    value = (value or "").strip()
+    if not value:
+        if required:
+            raise InvalidInput("this field is required", field=field)
+        return value
+    if _CONTROL_CHARS.search(value):
+        raise InvalidInput("must not contain control characters", field=field)
+    if len(value) > max_length:
+        raise InvalidInput("must have at most %(n)s characters", field=field, params={"n": max_length})
+    return value
+
+
 # --- corps and org tree -------------------------------------------------------------------
 
 
 def create_corp(session: Session, *, slug: str, name: str, wecom_corp_id: str | None = None) -> Corp:
-    if not SLUG_RE.match(slug):
+    if not isinstance(slug, str) or not SLUG_RE.fullmatch(slug):
         raise InvalidInput("slug must be 2–40 lowercase letters, digits or '-'", field="slug")
-    if not name.strip():
-        raise InvalidInput("name is required", field="name")
+    name = _text(name, field="name")
     if session.scalar(select(Corp.id).where(Corp.slug == slug)):
-        raise Conflict(f"a corp with slug {slug!r} exists", field="slug")
-    corp = Corp(slug=slug, name=name.strip(), wecom_corp_id=wecom_corp_id)
+        raise Conflict("a corp with slug %(slug)s exists", field="slug", params={"slug": slug})
+    corp = Corp(slug=slug, name=name, wecom_corp_id=wecom_corp_id)
     session.add(corp)
     session.flush()
     session.add(Department(corp_id=corp.id, name=corp.name, wecom_department_id=1))
@@ -61,7 +86,7 @@ def create_corp(session: Session, *, slug: str, name: str, wecom_corp_id: str | 
 
 
 def get_corp(session: Session, *, corp_id: int) -> Corp:
-    corp = session.get(Corp, corp_id)
+    corp = session.get(Corp, corp_id) if valid_id(corp_id) else None
     if corp is None:
         raise NotFound("corp not found")
     return corp
@@ -85,16 +110,17 @@ def root_department(session: Session, *, corp_id: int) -> Department:
 def create_department(
     session: Session, *, corp_id: int, name: str, parent_id: int | None = None, actor: Principal | str = "system"
 ) -> Department:
-    if not name.strip():
-        raise InvalidInput("name is required", field="name")
-    parent = get_department(session, corp_id=corp_id, department_id=parent_id) if parent_id else root_department(
-        session, corp_id=corp_id
-    )
-    if session.scalar(
-        select(Department.id).where(Department.parent_id == parent.id, Department.name == name.strip())
-    ):
+    name = _text(name, field="name")
+    if parent_id is not None:
+        try:
+            parent = get_department(session, corp_id=corp_id, department_id=parent_id)
+        except NotFound:
+            raise NotFound("department not found", field="parent_id") from None
+    else:
+        parent = root_department(session, corp_id=corp_id)
+    if session.scalar(select(Department.id).where(Department.parent_id == parent.id, Department.name == name)):
         raise Conflict("a department with this name exists here", field="name")
-    dept = Department(corp_id=corp_id, parent_id=parent.id, name=name.strip())
+    dept = Department(corp_id=corp_id, parent_id=parent.id, name=name)
     session.add(dept)
     session.flush()
     audit.record(session, corp_id=corp_id, actor=actor, action="department.created", target_type="department",
@@ -103,7 +129,7 @@ def create_department(
 
 
 def get_department(session: Session, *, corp_id: int, department_id: int) -> Department:
-    dept = session.get(Department, department_id)
+    dept = session.get(Department, department_id) if valid_id(department_id) else None
     if dept is None or dept.corp_id != corp_id:
         raise NotFound("department not found", field="department_id")
     return dept
@@ -129,20 +155,59 @@ def department_subtree_ids(session: Session, *, corp_id: int, department_id: int
     return out
 
 
+@dataclass(frozen=True)
+class DepartmentNode:
+    """A department as the org tree shows it: its depth, its path from the root, its staff."""
+
+    department: Department
+    depth: int
+    path: str
+    staff_count: int
+
+
+def department_tree(session: Session, *, corp_id: int) -> list[DepartmentNode]:
+    """The corp's departments in tree order (each parent before its children, siblings by name)."""
+    depts = list_departments(session, corp_id=corp_id)
+    counts = dict(session.execute(
+        select(Staff.department_id, func.count()).where(Staff.corp_id == corp_id, Staff.is_active.is_(True))
+        .group_by(Staff.department_id)
+    ).all())
+    children: dict[int | None, list[Department]] = {}
+    ids = {d.id for d in depts}
+    for d in depts:
+        # A parent outside the corp (never written by this service) is treated as a root.
+        children.setdefault(d.parent_id if d.parent_id in ids else None, []).append(d)
+    out: list[DepartmentNode] = []
+    stack = [(d, 0, d.name) for d in sorted(children.get(None, []), key=lambda d: (d.name, d.id), reverse=True)]
+    while stack:
+        dept, depth, path = stack.pop()
+        out.append(DepartmentNode(department=dept, depth=depth, path=path, staff_count=counts.get(dept.id, 0)))
+        for child in sorted(children.get(dept.id, []), key=lambda d: (d.name, d.id), reverse=True):
+            stack.append((child, depth + 1, f"{path} / {child.name}"))
+    return out
+
+
 # --- staff and roles ------------------------------------------------------------------------
 
 
 def _check_roles(roles: Iterable[str]) -> set[str]:
-    roles = set(roles)
+    roles = {str(r) for r in roles}
+    if not roles:
+        raise InvalidInput("choose at least one role", field="roles")
     unknown = roles - ROLE_NAMES
     if unknown:
-        raise InvalidInput(f"unknown role(s): {', '.join(sorted(unknown))}", field="roles")
+        raise InvalidInput("unknown role(s): %(roles)s", field="roles",
+                           params={"roles": ", ".join(sorted(unknown))})
     return roles
 
 
 def _check_password(password: str) -> None:
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise InvalidInput("password must have at most %(n)s characters", field="password",
+                           params={"n": MAX_PASSWORD_LENGTH})
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidInput(f"password must have at least {MIN_PASSWORD_LENGTH} characters", field="password")
+        raise InvalidInput("password must have at least %(n)s characters", field="password",
+                           params={"n": MIN_PASSWORD_LENGTH})
 
 
 def create_staff(
@@ -158,11 +223,11 @@ def create_staff(
     sees_department: bool = False,
     actor: Principal | str = "system",
 ) -> Staff:
-    login = login.strip().lower()
-    if not re.fullmatch(r"[a-z0-9._@-]{3,120}", login):
+    login = (login or "").strip().lower()
+    if not LOGIN_RE.fullmatch(login):
         raise InvalidInput("login must be 3–120 characters: letters, digits, . _ @ -", field="login")
-    if not name.strip():
-        raise InvalidInput("name is required", field="name")
+    name = _text(name, field="name")
+    wecom_userid = _text(wecom_userid, field="wecom_userid", max_length=64, required=False) or None
     role_set = _check_roles(roles)
     if password is not None:
         _check_password(password)
@@ -181,8 +246,8 @@ def create_staff(
         corp_id=corp_id,
         department_id=dept.id,
         login=login,
-        name=name.strip(),
-        wecom_userid=wecom_userid or None,
+        name=name,
+        wecom_userid=wecom_userid,
         password_hash=hash_password(password) if password else None,
         sees_department=sees_department,
         roles=[StaffRole(role=r) for r in sorted(role_set)],
@@ -195,7 +260,7 @@ def create_staff(
 
 
 def get_staff(session: Session, *, corp_id: int, staff_id: int) -> Staff:
-    staff = session.get(Staff, staff_id)
+    staff = session.get(Staff, staff_id) if valid_id(staff_id) else None
     if staff is None or staff.corp_id != corp_id:
         raise NotFound("staff not found", field="staff_id")
     return staff
@@ -214,6 +279,26 @@ def list_staff(
     if not include_inactive:
         q = q.where(Staff.is_active.is_(True))
     return list(session.scalars(q.order_by(Staff.id)))
+
+
+def page_staff(
+    session: Session, *, corp_id: int, role: str | None = None, is_active: bool | None = None,
+    after_id: int | None = None, limit: int = 100,
+) -> tuple[list[Staff], int | None]:
+    """One page of the corp's staff by id (keyset: stable while staff are added); returns the
+    page and the `after_id` of the next one (None on the last page)."""
+    limit = max(1, min(limit, 500))
+    q = select(Staff).where(Staff.corp_id == corp_id)
+    if role:
+        q = q.where(Staff.id.in_(select(StaffRole.staff_id).where(StaffRole.role == role)))
+    if is_active is not None:
+        q = q.where(Staff.is_active.is_(is_active))
+    if after_id is not None:
+        q = q.where(Staff.id > min(after_id, MAX_ID))
+    rows = list(session.scalars(q.order_by(Staff.id).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (rows[-1].id if more else None)
 
 
 def count_staff(session: Session, *, corp_id: int) -> int:
@@ -253,9 +338,7 @@ def update_staff(
     staff = get_staff(session, corp_id=corp_id, staff_id=staff_id)
     changes: dict[str, object] = {}
     if name is not None:
-        if not name.strip():
-            raise InvalidInput("name is required", field="name")
-        changes["name"] = name.strip()
+        changes["name"] = _text(name, field="name")
     if department_id is not None:
         changes["department_id"] = get_department(session, corp_id=corp_id, department_id=department_id).id
     if sees_department is not None:
@@ -288,6 +371,11 @@ def set_password(session: Session, *, corp_id: int, staff_id: int, password: str
                  target_id=staff.id)
 
 
+def generate_password() -> str:
+    """A random password for an administrator's reset, shown to them once (16 URL-safe characters)."""
+    return new_token(12)
+
+
 def visible_staff_ids(session: Session, *, principal: Principal) -> set[int] | None:
     """Whose customers the caller may see: None means the whole corp.
 
@@ -312,8 +400,11 @@ def authenticate(session: Session, *, login: str, password: str, ip: str | None 
     """Check a console login. Repeated failures lock the account for a while (audited)."""
     settings = get_settings()
     now = utcnow()
-    staff = session.scalar(select(Staff).where(Staff.login == login.strip().lower()))
-    ok = verify_password(staff.password_hash if staff else None, password)
+    login = (login or "").strip().lower()
+    # A login that could not have been created is not looked up (PostgreSQL refuses NUL in text).
+    plausible = bool(LOGIN_RE.fullmatch(login))
+    staff = session.scalar(select(Staff).where(Staff.login == login)) if plausible else None
+    ok = verify_password(staff.password_hash if staff else None, (password or "")[:MAX_PASSWORD_LENGTH * 4])
     if staff is None:
         raise LoginFailed("wrong login or password")
     corp = session.get(Corp, staff.corp_id)
@@ -323,7 +414,8 @@ def authenticate(session: Session, *, login: str, password: str, ip: str | None 
         raise AccountLocked("too many failed attempts; try again later")
     if not ok or not staff.is_active or not (corp and corp.is_active):
         staff.failed_logins += 1
-        detail = {"failures": staff.failed_logins}
+        reason = "password" if not ok else "staff_inactive" if not staff.is_active else "corp_inactive"
+        detail: dict[str, object] = {"failures": staff.failed_logins, "reason": reason}
         if staff.failed_logins >= settings.login_max_failures:
             staff.locked_until = now + dt.timedelta(minutes=settings.login_lockout_minutes)
             staff.failed_logins = 0
@@ -375,6 +467,9 @@ def resolve_session(session: Session, *, token: str) -> Principal | None:
     staff = session.get(Staff, row.staff_id)
     if staff is None or not staff.is_active or staff.corp_id != row.corp_id:
         return None
+    corp = session.get(Corp, staff.corp_id)
+    if corp is None or not corp.is_active:
+        return None
     return _principal_for_staff(staff, csrf_token=row.csrf_token, session_id=row.id)
 
 
@@ -397,25 +492,26 @@ def _revoke_sessions(session: Session, *, staff_id: int) -> None:
 # --- API keys ---------------------------------------------------------------------------------
 
 API_KEY_PREFIX = "sk_"
+_KEY_PREFIX_RE = re.compile(r"[A-Za-z0-9]{1,16}")
 
 
 def create_api_key(
     session: Session, *, corp_id: int, name: str, scopes: Iterable[str], actor: Principal | str
 ) -> tuple[str, ApiKey]:
     """Returns the key to show once (`sk_<prefix>_<secret>`) and its record."""
-    scopes = sorted(set(scopes))
-    if not name.strip():
-        raise InvalidInput("name is required", field="name")
+    scopes = sorted({str(s) for s in scopes})
+    name = _text(name, field="name")
     if not scopes:
         raise InvalidInput("choose at least one scope", field="scopes")
     unknown = set(scopes) - API_SCOPES
     if unknown:
-        raise InvalidInput(f"unknown scope(s): {', '.join(sorted(unknown))}", field="scopes")
+        raise InvalidInput("unknown scope(s): %(scopes)s", field="scopes",
+                           params={"scopes": ", ".join(sorted(unknown))})
     prefix = new_token(6)[:8].replace("-", "x").replace("_", "y")
     secret = new_token(32)
     key = ApiKey(
         corp_id=corp_id,
-        name=name.strip(),
+        name=name,
         prefix=prefix,
         secret_hash=token_hash(secret),
         scopes=scopes,
@@ -432,10 +528,21 @@ def list_api_keys(session: Session, *, corp_id: int) -> list[ApiKey]:
     return list(session.scalars(select(ApiKey).where(ApiKey.corp_id == corp_id).order_by(ApiKey.id.desc())))
 
 
-def revoke_api_key(session: Session, *, corp_id: int, api_key_id: int, actor: Principal) -> ApiKey:
-    key = session.get(ApiKey, api_key_id)
+def get_api_key(session: Session, *, corp_id: int, api_key_id: int) -> ApiKey:
+    key = session.get(ApiKey, api_key_id) if valid_id(api_key_id) else None
     if key is None or key.corp_id != corp_id:
         raise NotFound("API key not found", field="api_key_id")
+    return key
+
+
+def count_active_api_keys(session: Session, *, corp_id: int) -> int:
+    return session.scalar(
+        select(func.count()).select_from(ApiKey).where(ApiKey.corp_id == corp_id, ApiKey.revoked_at.is_(None))
+    ) or 0
+
+
+def revoke_api_key(session: Session, *, corp_id: int, api_key_id: int, actor: Principal) -> ApiKey:
+    key = get_api_key(session, corp_id=corp_id, api_key_id=api_key_id)
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         audit.record(session, corp_id=corp_id, actor=actor, action="api_key.revoked", target_type="api_key",
@@ -444,13 +551,16 @@ def revoke_api_key(session: Session, *, corp_id: int, api_key_id: int, actor: Pr
 
 
 def resolve_api_key(session: Session, *, token: str) -> Principal | None:
-    if not token.startswith(API_KEY_PREFIX):
+    if not token or not token.startswith(API_KEY_PREFIX):
         return None
     prefix, _, secret = token[len(API_KEY_PREFIX):].partition("_")
-    if not prefix or not secret:
+    if not _KEY_PREFIX_RE.fullmatch(prefix) or not secret:
         return None
     key = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
     if key is None or key.revoked_at is not None or not same(key.secret_hash, token_hash(secret)):
+        return None
+    corp = session.get(Corp, key.corp_id)
+    if corp is None or not corp.is_active:
         return None
     now = utcnow()
     # Touch at most once a minute: a busy integration should not turn every read into a write.
@@ -460,5 +570,43 @@ def resolve_api_key(session: Session, *, token: str) -> Principal | None:
                      api_key_id=key.id, scopes=frozenset(key.scopes))
 
 
+def count_departments(session: Session, *, corp_id: int) -> int:
+    return session.scalar(select(func.count()).select_from(Department).where(Department.corp_id == corp_id)) or 0
+
+
+# --- dashboard --------------------------------------------------------------------------------
+
+# Who may see figures taken from the audit log (the same roles as the audit page).
+AUDIT_READERS = (Role.ADMINISTRATOR, Role.AUDITOR, Role.COMPLIANCE)
+LOGIN_CHART_DAYS = 14
+
+
 def dashboard_figures(session: Session, *, principal: Principal) -> list[dict]:
-    return [{"key": "staff", "label": "Active staff", "value": count_staff(session, corp_id=principal.corp_id)}]
+    """Counts for the console dashboard; labels are English message ids."""
+    corp_id = principal.corp_id
+    figures = [
+        {"key": "staff", "label": "Active staff", "value": count_staff(session, corp_id=corp_id)},
+        {"key": "departments", "label": "Departments", "value": count_departments(session, corp_id=corp_id)},
+    ]
+    if principal.has_role(Role.ADMINISTRATOR):
+        figures.append({"key": "api_keys", "label": "Active API keys",
+                        "value": count_active_api_keys(session, corp_id=corp_id)})
+    return figures
+
+
+def dashboard_charts(session: Session, *, principal: Principal) -> list[dict]:
+    """Series for the dashboard's charts: console logins per day (Asia/Shanghai) over two weeks."""
+    if not principal.has_role(*AUDIT_READERS):
+        return []
+    days = audit.daily_counts(session, corp_id=principal.corp_id, actions=("login.succeeded", "login.failed"),
+                              days=LOGIN_CHART_DAYS)
+    return [{
+        "key": "logins",
+        "title": "Console logins per day",
+        "kind": "bar",
+        "x": [d.isoformat() for d in days],
+        "series": [
+            {"label": "Successful logins", "values": [days[d].get("login.succeeded", 0) for d in days]},
+            {"label": "Failed logins", "values": [days[d].get("login.failed", 0) for d in days]},
+        ],
+    }]

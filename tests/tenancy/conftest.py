@@ -1,0 +1,1 @@
+from tenancy.factories import fast_argon2  # noqa: F401  (autouse)
