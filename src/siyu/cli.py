@@ -18,6 +18,15 @@ app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
 
 
+def _add_domain_commands() -> None:
+    from siyu.compliance.cli import app as compliance_app
+
+    app.add_typer(compliance_app, name="compliance")
+
+
+_add_domain_commands()
+
+
 def _logging() -> None:
     logging.basicConfig(
         level=get_settings().log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -70,6 +79,22 @@ def demo(
 
     _logging()
     run_demo(host=host, port=port, reset=reset)
+
+
+@app.command()
+def emulator(
+    host: str = typer.Option("127.0.0.1"),
+    port: int = typer.Option(8001),
+    seed_file: str = typer.Option(None, help="JSON file of corps, staff and callback URLs to create at start"),
+    seed: int = typer.Option(None, help="random seed for reproducible ids and simulated customers"),
+    simulate_rate: float = typer.Option(0.0, help="simulated customer actions per second (0: none)"),
+) -> None:
+    """Run the WeCom emulator (its own HTTP server) for demos, tests and benchmarks."""
+    from siyu.wecom.emulator import serve_emulator
+
+    _logging()
+    serve_emulator(host, port, seed_file=seed_file, seed=seed, simulate_rate=simulate_rate,
+                   log_level=get_settings().log_level.lower())
 
 
 @audit_app.command("verify")
