@@ -1,0 +1,417 @@
+"""`siyu demo`: Siyu on one machine with nothing else installed.
+
+Migrates the embedded SQLite database under the data directory (`./var`), seeds a demo corp
+(idempotently: a second run finds it and seeds nothing), then runs `siyu serve`, `siyu worker` and,
+when installed, the WeCom emulator as child processes until Ctrl-C or SIGTERM.
+
+`python -m siyu.demo seed` only migrates and seeds, and prints what it made as JSON (the browser
+tests use it)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import importlib.util
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from siyu.config import get_settings
+
+DEMO_SLUG = "demo"
+DEMO_CORP_NAME = "Siyu 示范银行（演示）"
+# One password for every demo login; it is printed on start and written in the README.
+DEMO_PASSWORD = "siyu-demo-2026"
+API_KEY_FILE = "demo-api-key"
+# The demo corp as the WeCom emulator knows it (a real corp's id starts with "ww" too).
+DEMO_WECOM_CORP_ID = "wwsiyudemo0000001"
+DEMO_WECOM_SECRET = "siyu-demo-customer-contact-secret"
+DEMO_CUSTOMERS = ("周先生", "吴女士", "郑先生", "冯女士", "陈先生", "褚女士")
+
+# (login, name, roles, department, WeCom user id, sees its department's customers)
+DEMO_STAFF: tuple[tuple[str, str, tuple[str, ...], str | None, str | None, bool], ...] = (
+    ("demo.admin", "王敏", ("administrator",), None, "wangmin", False),
+    ("demo.ops", "李娜", ("operations",), "财富管理部", "lina", False),
+    ("demo.advisor1", "张伟", ("advisor",), "零售一部", "zhangwei", False),
+    ("demo.advisor2", "刘洋", ("advisor",), "零售一部", "liuyang", False),
+    ("demo.advisor3", "陈静", ("advisor",), "零售二部", "chenjing", True),
+    ("demo.compliance", "赵磊", ("compliance",), "合规与风控部", "zhaolei", False),
+    ("demo.auditor", "孙丽", ("auditor",), "合规与风控部", "sunli", False),
+)
+# (name, parent name or None for the corp's root department)
+DEMO_DEPARTMENTS: tuple[tuple[str, str | None], ...] = (
+    ("财富管理部", None),
+    ("零售一部", "财富管理部"),
+    ("零售二部", "财富管理部"),
+    ("合规与风控部", None),
+)
+
+
+@dataclasses.dataclass
+class DemoInfo:
+    database_url: str
+    corp_id: int
+    corp_slug: str
+    corp_name: str
+    password: str
+    logins: list[dict]
+    api_key: str | None
+    created: bool
+    jobs: list[str] = dataclasses.field(default_factory=list)
+
+
+# --- seeding --------------------------------------------------------------------------------------
+
+
+def seed_demo(session: Session, *, data_dir: Path) -> DemoInfo:
+    """Create the demo corp with its org tree, staff of every role, an API key, a few jobs and some
+    audit entries from logins. Safe to call again: an existing demo corp is left as it is."""
+    from siyu.tenancy import service
+    from siyu.tenancy.models import Corp, Staff
+
+    corp = session.scalar(select(Corp).where(Corp.slug == DEMO_SLUG))
+    created = corp is None
+    jobs: list[str] = []
+    if corp is None:
+        corp = service.create_corp(session, slug=DEMO_SLUG, name=DEMO_CORP_NAME, wecom_corp_id=DEMO_WECOM_CORP_ID)
+        departments: dict[str, int] = {}
+        for name, parent in DEMO_DEPARTMENTS:
+            dept = service.create_department(
+                session, corp_id=corp.id, name=name, parent_id=departments[parent] if parent else None
+            )
+            departments[name] = dept.id
+        for login, name, roles, dept_name, wecom_userid, sees_department in DEMO_STAFF:
+            service.create_staff(
+                session,
+                corp_id=corp.id,
+                login=login,
+                name=name,
+                roles=roles,
+                password=DEMO_PASSWORD,
+                department_id=departments[dept_name] if dept_name else None,
+                wecom_userid=wecom_userid,
+                sees_department=sees_department,
+            )
+        _seed_logins(session)
+        jobs = _seed_jobs(session, corp_id=corp.id)
+
+    logins = []
+    staff_by_login = {s.login: s for s in session.scalars(select(Staff).where(Staff.corp_id == corp.id))}
+    dept_names = {d.id: d.name for d in service.list_departments(session, corp_id=corp.id)}
+    for login, *_rest in DEMO_STAFF:
+        staff = staff_by_login.get(login)
+        if staff is not None:
+            logins.append(
+                {
+                    "login": login,
+                    "name": staff.name,
+                    "roles": sorted(staff.role_names),
+                    "department": dept_names.get(staff.department_id, ""),
+                }
+            )
+    return DemoInfo(
+        database_url="",
+        corp_id=corp.id,
+        corp_slug=corp.slug,
+        corp_name=corp.name,
+        password=DEMO_PASSWORD,
+        logins=logins,
+        api_key=_demo_api_key(session, corp_id=corp.id, data_dir=data_dir),
+        created=created,
+        jobs=jobs,
+    )
+
+
+def _seed_logins(session: Session) -> None:
+    """A mistyped password and a few logins, so the audit log has something to show."""
+    from siyu.tenancy import service
+
+    with contextlib.suppress(service.LoginFailed):
+        service.authenticate(session, login="demo.advisor1", password="not-the-password", ip="127.0.0.1")
+    for login in ("demo.advisor1", "demo.ops", "demo.admin"):
+        service.authenticate(session, login=login, password=DEMO_PASSWORD, ip="127.0.0.1")
+
+
+def _demo_api_key(session: Session, *, corp_id: int, data_dir: Path) -> str:
+    """The key is shown once when created, so the demo keeps it in the data directory."""
+    from siyu.tenancy import service
+
+    path = data_dir / API_KEY_FILE
+    if path.exists():
+        token = path.read_text().strip()
+        principal = service.resolve_api_key(session, token=token)
+        if principal is not None and principal.corp_id == corp_id:
+            return token
+    token, _key = service.create_api_key(
+        session, corp_id=corp_id, name="演示集成 Demo integration", scopes=["*"], actor="system"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token + "\n")
+    return token
+
+
+# Jobs the demo puts in the queue: (name, payload, hours from now, max attempts). `jobs.noop` is
+# handled in every installation, so the worker finishes those due now; the one for tomorrow stays
+# queued; the last has no handler and one attempt, so it ends as a dead letter.
+DEMO_JOBS: tuple[tuple[str, dict, float, int | None], ...] = (
+    ("jobs.noop", {"message": "欢迎使用思域"}, 0, None),
+    ("jobs.noop", {"message": "第二个任务"}, 0, None),
+    ("jobs.noop", {"message": "第三个任务"}, 0, None),
+    ("jobs.noop", {"message": "明天运行"}, 24, None),
+    ("demo.no_such_handler", {"message": "没有处理程序：成为死信"}, 0, 1),
+)
+
+
+def _seed_jobs(session: Session, *, corp_id: int) -> list[str]:
+    """A few jobs through the queue's own `enqueue`, when the jobs domain is installed."""
+    try:
+        from siyu.jobs.service import enqueue
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("siyu.jobs"):
+            return []
+        raise
+    now = dt.datetime.now(dt.UTC)
+    for i, (name, payload, hours, max_attempts) in enumerate(DEMO_JOBS):
+        enqueue(
+            session,
+            name=name,
+            payload=payload,
+            run_at=now + dt.timedelta(hours=hours),
+            max_attempts=max_attempts,
+            corp_id=corp_id,
+            idempotency_key=f"demo:seed:{corp_id}:{i}",
+        )
+    return [name for name, *_rest in DEMO_JOBS]
+
+
+def prepare(*, database_url: str | None = None, data_dir: Path | None = None, reset: bool = False) -> DemoInfo:
+    """Migrate and seed the demo database; returns what the demo shows."""
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    from siyu.db import make_engine
+    from siyu.migrate import upgrade
+
+    settings = get_settings()
+    data_dir = (data_dir or settings.data_dir).resolve()
+    url = database_url or settings.resolved_database_url()
+    if reset:
+        _reset(url, data_dir)
+    upgrade("head", url)
+    engine = make_engine(url)
+    try:
+        with Session(engine, expire_on_commit=False) as session, session.begin():
+            info = seed_demo(session, data_dir=data_dir)
+    finally:
+        engine.dispose()
+    info.database_url = make_url(url).render_as_string(hide_password=True)
+    return info
+
+
+def _reset(url: str, data_dir: Path) -> None:
+    u = make_url(url)
+    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
+        raise SystemExit("--reset only deletes the embedded SQLite database; drop other databases yourself")
+    for suffix in ("", "-wal", "-shm"):
+        Path(u.database + suffix).unlink(missing_ok=True)
+    (data_dir / API_KEY_FILE).unlink(missing_ok=True)
+
+
+# --- the processes --------------------------------------------------------------------------------
+
+
+def _set_parent_death_signal() -> None:
+    # Linux: a child gets SIGTERM when the demo dies, even by SIGKILL, so nothing is left running.
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _spawn(name: str, args: list[str], env: dict[str, str]) -> tuple[str, subprocess.Popen]:
+    # Own process group: Ctrl-C reaches only the demo, which then stops each child once, cleanly.
+    proc = subprocess.Popen([sys.executable, *args], env=env, process_group=0, preexec_fn=_set_parent_death_signal)
+    return name, proc
+
+
+def _emulator_command(host: str, port: int, *, data_dir: Path) -> list[str] | None:
+    """How to start the WeCom emulator (when this installation has one), seeded with the demo
+    corp: its corp id and customer-contact secret, the demo staff's WeCom user ids, a few customers."""
+    try:
+        from siyu.wecom.emulator import serve_emulator  # noqa: F401 - only asks whether it exists
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("siyu.wecom"):
+            return None
+        raise
+    advisors = [w for _l, _n, roles, _d, w, _s in DEMO_STAFF if "advisor" in roles and w]
+    spec = {
+        "corp_id": DEMO_WECOM_CORP_ID,
+        "name": DEMO_CORP_NAME,
+        "secret": DEMO_WECOM_SECRET,
+        "staff": [{"userid": w, "name": n} for _l, n, _r, _d, w, _s in DEMO_STAFF if w],
+        "customers": [{"name": name, "follow": [advisors[i % len(advisors)]]} for i, name in enumerate(DEMO_CUSTOMERS)],
+    }
+    seed_file = data_dir / "emulator-seed.json"
+    seed_file.write_text(json.dumps(spec, ensure_ascii=False, indent=2), encoding="utf-8")
+    call = f"host={host!r}, port={port}, seed_file={str(seed_file)!r}, log_level='warning'"
+    return ["-c", f"from siyu.wecom.emulator import serve_emulator; serve_emulator({call})"]
+
+
+def _wait_until_answering(
+    url: str, procs: list[tuple[str, subprocess.Popen]], *, cancelled, timeout: float = 60
+) -> bool:
+    """True once `url` answers; False when `cancelled()` (Ctrl-C while starting)."""
+    import httpx
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cancelled():
+            return False
+        for name, proc in procs:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with status {proc.returncode} while starting")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2).status_code < 500:
+                return True
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
+
+
+def _stop(procs: list[tuple[str, subprocess.Popen]], grace: float = 10) -> None:
+    for _name, proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    deadline = time.monotonic() + grace
+    for _name, proc in procs:
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _pad(text: str, width: int) -> str:
+    """Left-align in a terminal, where a Chinese character takes two columns."""
+    import unicodedata
+
+    used = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+    return text + " " * max(0, width - used)
+
+
+def _print_banner(info: DemoInfo, *, console_url: str, emulator_url: str | None, worker: bool) -> None:
+    role_zh = {
+        "administrator": "管理员",
+        "operations": "运营",
+        "advisor": "理财顾问",
+        "compliance": "合规",
+        "auditor": "审计",
+    }
+    lines = [
+        "",
+        f"Siyu demo — {info.corp_name}",
+        f"  Console         {console_url}",
+        f"  API docs        {console_url}/api/docs   (Authorization: Bearer <API key>)",
+        f"  API key         {info.api_key}",
+        f"  WeCom emulator  {emulator_url or 'not installed in this version'}",
+        *(
+            [f"                  corp id {DEMO_WECOM_CORP_ID}, customer-contact secret {DEMO_WECOM_SECRET}"]
+            if emulator_url
+            else []
+        ),
+        f"  Job worker      {'running' if worker else 'not installed in this version'}",
+        *(
+            [f"  Demo jobs       {len(info.jobs)} enqueued; `demo.no_such_handler` fails on purpose (a dead letter)"]
+            if info.jobs
+            else []
+        ),
+        f"  Database        {info.database_url}",
+        "",
+        f"  Logins (password for all: {info.password})",
+    ]
+    for entry in info.logins:
+        roles = ", ".join(f"{role_zh.get(r, r)} {r}" for r in entry["roles"])
+        lines.append(f"    {_pad(entry['login'], 17)} {_pad(entry['name'], 6)} {_pad(roles, 24)} {entry['department']}")
+    lines += ["", "  Ctrl-C stops the demo. `siyu demo --reset` starts again from an empty database.", ""]
+    print("\n".join(lines), flush=True)
+
+
+def run_demo(host: str = "127.0.0.1", port: int = 8000, reset: bool = False) -> None:
+    # The demo is served over plain HTTP; Secure cookies would not come back (unless configured).
+    os.environ.setdefault("SIYU_COOKIE_SECURE", "false")
+    get_settings.cache_clear()
+    settings = get_settings()
+    data_dir = settings.data_dir.resolve()
+    url = settings.resolved_database_url()
+    info = prepare(database_url=url, data_dir=data_dir, reset=reset)
+    # Keys are generated once into the data directory; make them before the children race for them.
+    settings.resolved_secret_key()
+    settings.resolved_pii_key()
+
+    env = dict(os.environ, SIYU_DATA_DIR=str(data_dir), SIYU_DATABASE_URL=url)
+    procs = [_spawn("siyu serve", ["-m", "siyu.cli", "serve", "--host", host, "--port", str(port)], env)]
+    has_worker = importlib.util.find_spec("siyu.jobs.worker") is not None
+    if has_worker:
+        procs.append(_spawn("siyu worker", ["-m", "siyu.cli", "worker"], env))
+    emulator_cmd = _emulator_command(host, port + 1, data_dir=data_dir)
+    if emulator_cmd:
+        procs.append(_spawn("WeCom emulator", emulator_cmd, env))
+
+    stopping = False
+
+    def _on_signal(signum, _frame):
+        nonlocal stopping
+        stopping = True
+
+    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    console_url = f"http://{local}:{port}"
+    status = 0
+    try:
+        if _wait_until_answering(console_url + "/login", procs, cancelled=lambda: stopping):
+            _print_banner(
+                info,
+                console_url=console_url,
+                emulator_url=f"http://{local}:{port + 1}" if emulator_cmd else None,
+                worker=has_worker,
+            )
+        while not stopping:
+            for name, proc in procs:
+                if proc.poll() is not None:
+                    print(f"siyu demo: {name} exited with status {proc.returncode}; stopping", file=sys.stderr)
+                    status = 1
+                    stopping = True
+                    break
+            time.sleep(0.3)
+    except RuntimeError as exc:
+        print(f"siyu demo: {exc}", file=sys.stderr)
+        status = 1
+    finally:
+        print("siyu demo: stopping ...", file=sys.stderr, flush=True)
+        _stop(procs)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if status:
+        raise SystemExit(status)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] != ["seed"]:
+        raise SystemExit("usage: python -m siyu.demo seed [--reset]")
+    info = prepare(reset="--reset" in argv)
+    print(json.dumps(dataclasses.asdict(info), ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()

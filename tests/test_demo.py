@@ -1,0 +1,108 @@
+"""`siyu demo`: the seed is complete and idempotent, and the processes start and stop cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from siyu import demo
+from siyu.tenancy import service
+from siyu.tenancy.models import AuditEntry, Role
+
+
+def test_seed_has_every_role_and_a_working_api_key(session, tmp_path):
+    info = demo.seed_demo(session, data_dir=tmp_path)
+    assert info.created and info.corp_slug == demo.DEMO_SLUG
+    roles = {r for entry in info.logins for r in entry["roles"]}
+    assert roles == {r.value for r in Role}
+    assert sum("advisor" in e["roles"] for e in info.logins) >= 2
+    for entry in info.logins:
+        staff = service.authenticate(session, login=entry["login"], password=demo.DEMO_PASSWORD)
+        assert staff.corp_id == info.corp_id
+    principal = service.resolve_api_key(session, token=info.api_key)
+    assert principal is not None and principal.corp_id == info.corp_id
+    assert info.jobs == [name for name, *_ in demo.DEMO_JOBS]
+    actions = set(session.scalars(select(AuditEntry.action).where(AuditEntry.chain_id == info.corp_id)))
+    assert {"login.failed", "login.succeeded", "staff.created", "api_key.created"} <= actions
+
+
+def test_seeding_again_changes_nothing(session, tmp_path):
+    first = demo.seed_demo(session, data_dir=tmp_path)
+    entries = session.scalar(select(func.count()).select_from(AuditEntry))
+    again = demo.seed_demo(session, data_dir=tmp_path)
+    assert not again.created
+    assert (again.corp_id, again.api_key, again.logins) == (first.corp_id, first.api_key, first.logins)
+    assert session.scalar(select(func.count()).select_from(AuditEntry)) == entries
+
+
+def _two_free_ports() -> int:
+    """A port p with p + 1 free too: the demo puts the WeCom emulator on the next port."""
+    for _ in range(50):
+        with socket.socket() as a:
+            a.bind(("127.0.0.1", 0))
+            port = a.getsockname()[1]
+            with socket.socket() as b:
+                try:
+                    b.bind(("127.0.0.1", port + 1))
+                except OSError:
+                    continue
+        return port
+    raise RuntimeError("no two adjacent free ports")
+
+
+@pytest.mark.slow
+def test_demo_runs_and_stops_on_sigterm(tmp_path):
+    port = _two_free_ports()
+    env = dict(os.environ, SIYU_DATA_DIR=str(tmp_path / "var"), SIYU_LOG_LEVEL="WARNING")
+    for name in ("SIYU_DATABASE_URL", "SIYU_SECRET_KEY", "SIYU_PII_KEY", "SIYU_COOKIE_SECURE"):
+        env.pop(name, None)  # as a new user runs it: nothing configured
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "siyu.cli", "demo", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None, proc.stdout.read()
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/login", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the demo console did not answer within 90 s"
+            time.sleep(0.2)
+        # The banner's logins work over plain HTTP (the demo turns Secure cookies off).
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+            client.get("/login")
+            answer = client.post(
+                "/login",
+                data={
+                    "login": "demo.admin",
+                    "password": demo.DEMO_PASSWORD,
+                    "csrf_token": client.cookies.get("siyu_login_csrf"),
+                    "next": "/",
+                },
+            )
+            assert answer.status_code == 303 and "siyu_session" in client.cookies
+            assert client.get("/").status_code == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, output
+    assert "demo.admin" in output and demo.DEMO_PASSWORD in output
+    assert (tmp_path / "var" / "siyu.db").exists()
+    # No child outlived the demo: nothing answers on the console port any more.
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/login", timeout=2)
