@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import fcntl
+import os
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from fastapi import Depends
 from sqlalchemy import BigInteger, DateTime, Engine, Integer, MetaData, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -65,6 +71,113 @@ class TimestampMixin:
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class WriteTurn:
+    """Hands SQLite's write lock from one transaction to the next at once, across threads and
+    processes.
+
+    Every SQLite transaction here starts with BEGIN IMMEDIATE, i.e. takes the database's write
+    lock. A transaction that finds it taken is put to sleep by SQLite's busy handler for 1, 2, 5,
+    10 ... 100 ms at a time, so under load (a callback burst while workers run) lock waits grow
+    to hundreds of milliseconds while the lock itself is free most of that time. This turn is
+    taken just before BEGIN and given back right after COMMIT or ROLLBACK: a thread lock among
+    this process's threads, and an exclusive `flock` on `<database>-writelock` among processes,
+    tried every 0.2–2 ms. SQLite's own lock stays the guarantee; the turn only makes the waiting
+    efficient.
+
+    The turn belongs to the database connection whose transaction took it, not to a thread: a
+    request's transaction may begin in one worker thread and commit in another."""
+
+    def __init__(self, database: str) -> None:
+        self.path = database + "-writelock"
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        self._lock = threading.Lock()  # released by whichever thread ends the transaction
+        self._owner: object | None = None  # the DBAPI connection holding the turn
+        self._owner_thread: int | None = None
+
+    @property
+    def held(self) -> bool:
+        """Whether the calling thread began the transaction that holds the turn."""
+        return self._owner is not None and self._owner_thread == threading.get_ident()
+
+    def acquire(self, connection: object, timeout: float = 30.0) -> None:
+        connection = _raw(connection)
+        if self._owner is connection:
+            return
+        if not self._lock.acquire(timeout=timeout):
+            raise TimeoutError(f"no write turn on the database within {timeout:g} s")
+        try:
+            self._flock(time.monotonic() + timeout)
+        except BaseException:
+            self._lock.release()
+            raise
+        self._owner, self._owner_thread = connection, threading.get_ident()
+
+    def _flock(self, deadline: float) -> None:
+        # Polled rather than blocking so that it can give up like SQLite's busy timeout would;
+        # at most 2 ms between tries, against SQLite's up to 100 ms.
+        pause = 0.0002
+        while True:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("no write turn on the database: another process holds it") from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.002)
+
+    def release(self, connection: object) -> None:
+        if self._owner is None or self._owner is not _raw(connection):
+            return
+        self._owner = self._owner_thread = None
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._lock.release()
+
+    def install(self, engine: Engine) -> None:
+        """Take the turn before each BEGIN of `engine` and give it back after COMMIT/ROLLBACK."""
+        event.listen(engine, "begin", lambda conn: self.acquire(conn.connection))
+        dialect = engine.dialect
+        do_commit, do_rollback = dialect.do_commit, dialect.do_rollback
+
+        def commit(dbapi_connection) -> None:
+            try:
+                do_commit(dbapi_connection)
+            finally:
+                self.release(dbapi_connection)
+
+        def rollback(dbapi_connection) -> None:
+            try:
+                do_rollback(dbapi_connection)
+            finally:
+                self.release(dbapi_connection)
+
+        # No event fires after COMMIT has completed, so the engine's own dialect instance gets
+        # wrapped commit and rollback (each engine has its own dialect instance).
+        dialect.do_commit = commit  # type: ignore[method-assign]
+        dialect.do_rollback = rollback  # type: ignore[method-assign]
+
+
+def _raw(connection: object) -> object:
+    """The DBAPI connection under SQLAlchemy's pool proxy (the same object for begin and commit)."""
+    return getattr(connection, "dbapi_connection", connection)
+
+
+_turns: dict[str, WriteTurn] = {}
+_turns_lock = threading.Lock()
+
+
+def write_turn(database: str) -> WriteTurn:
+    """The process's one write turn for a SQLite database file (shared by all its engines)."""
+    key = os.path.realpath(database)
+    with _turns_lock:
+        turn = _turns.get(key)
+        if turn is None:
+            turn = _turns[key] = WriteTurn(key)
+        return turn
+
+
 def make_engine(url: str, **kwargs) -> Engine:
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
@@ -85,13 +198,22 @@ def make_engine(url: str, **kwargs) -> Engine:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 
+        turn = write_turn(u.database) if u.database and u.database != ":memory:" else None
+        if turn is not None:
+            turn.install(engine)
+
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):
             # IMMEDIATE takes the write lock up front, so a transaction that reads and then
             # writes waits on busy_timeout instead of failing with SQLITE_BUSY when another
             # process (serve, worker) committed in between. Transactions are kept short, so the
             # serialisation this brings costs little on one machine.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                if turn is not None:
+                    turn.release(conn.connection)  # no transaction began: no COMMIT/ROLLBACK will
+                raise
 
         return engine
     if u.drivername in ("postgresql", "postgres"):
@@ -139,9 +261,10 @@ def session_scope() -> Iterator[Session]:
             yield session
 
 
-def get_session() -> Iterator[Session]:
-    """FastAPI dependency: one transaction per request, committed when the handler returns
-    (also when it answers with an error page it rendered itself, e.g. a failed login's counter)."""
+def request_session() -> Iterator[Session]:
+    """The unit of work of one request: committed when the handler returns (also when it answers
+    with an error page it rendered itself, e.g. a failed login's counter), rolled back if it raises.
+    Routes and dependencies take `get_session`, never this one directly."""
     session = session_factory()()
     try:
         yield session
@@ -153,6 +276,21 @@ def get_session() -> Iterator[Session]:
         session.close()
 
 
+def get_session(session: Session = Depends(request_session, scope="function")) -> Session:
+    """FastAPI dependency: the request's Session (one per request, shared by every dependency).
+
+    Its transaction ends when the handler returns, before the response is sent, so a commit that
+    fails (a uniqueness race, a locked database) is answered as an error instead of being lost
+    after the client was told it succeeded. A yield dependency's teardown runs after the response
+    unless it is function-scoped; wrapping it here keeps a plain `Depends(get_session)` right."""
+    return session
+
+
 def is_postgres(session_or_engine) -> bool:
     bind = session_or_engine.get_bind() if isinstance(session_or_engine, Session) else session_or_engine
     return bind.dialect.name == "postgresql"
+
+
+def dialect_insert(session: Session):
+    """The INSERT construct of the session's database, for ON CONFLICT (upsert / insert-or-skip)."""
+    return postgresql.insert if is_postgres(session) else sqlite.insert

@@ -20,8 +20,9 @@ from tenancy.factories import log_in, make_client, make_corp, make_staff
 SRC = Path(siyu.__file__).parent
 CATALOGUE = i18n.LOCALE_DIR / "zh_CN" / "LC_MESSAGES" / "messages.po"
 # Service errors are shown in console pages; their messages are message ids too. The modules whose
-# errors are held to a translation (the console's own and the tenancy domain's):
-ERROR_MODULES = [SRC / "errors.py", *sorted((SRC / "tenancy").glob("*.py")), *sorted((SRC / "console").glob("*.py"))]
+# errors are held to a translation (the console's own, the tenancy domain's and the job queue's):
+ERROR_MODULES = [SRC / "errors.py", *sorted((SRC / "tenancy").glob("*.py")), *sorted((SRC / "console").glob("*.py")),
+                 *sorted((SRC / "jobs").glob("*.py"))]
 
 
 def _import_all_modules() -> None:

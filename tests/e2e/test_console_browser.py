@@ -103,3 +103,18 @@ def test_admin_page_opens(page, live_server, log_in, screenshot, path, shows, na
     expect(page.locator(f"nav.sidebar a[href='{path}']")).to_have_class(re.compile(r"\bactive\b"))
     prefix = live_server.demo["api_key"].split("_")[1]
     expect(page.locator("main")).to_contain_text(shows.format(api_key_prefix=prefix))
+
+
+def test_the_layout_fills_the_viewport_below_the_top_bar(page, log_in):
+    log_in("demo.admin")
+    expect(page.get_by_test_id("who")).to_have_text("demo.admin")
+    page.goto("/jobs")
+    box = page.evaluate("""() => {
+        const top = document.querySelector('.topbar').getBoundingClientRect();
+        const side = document.querySelector('.sidebar').getBoundingClientRect();
+        return {topBottom: top.bottom, sideTop: side.top, sideBottom: side.bottom, viewport: window.innerHeight,
+                scroll: document.documentElement.scrollHeight};
+    }""")
+    assert box["sideTop"] == box["topBottom"]
+    # The sidebar reaches the bottom of the page, which is no shorter than the window (no strip under it).
+    assert box["sideBottom"] == box["scroll"] >= box["viewport"], box

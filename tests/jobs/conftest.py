@@ -36,17 +36,19 @@ def queue() -> str:
     return f"t-{uuid.uuid4().hex[:12]}"
 
 
-@pytest.fixture(scope="session")
-def effect_table(database_url) -> Iterator[str]:
-    from siyu import db
-
-    engine = db.get_engine()
+@pytest.fixture
+def effect_table(engine) -> Iterator[str]:
+    """The table the test handlers write their effects to. It is no model's (the migrations do not
+    make it), so it lives only as long as the test that uses it: nothing after, such as the check of
+    the models against the migrations, can find it in the test database."""
     with engine.begin() as conn:
         conn.execute(text(f"CREATE TABLE IF NOT EXISTS {EFFECT_TABLE} "
                           "(key VARCHAR(100) PRIMARY KEY, job_id BIGINT, attempt INTEGER)"))
-    yield EFFECT_TABLE
-    with engine.begin() as conn:
-        conn.execute(text(f"DROP TABLE IF EXISTS {EFFECT_TABLE}"))
+    try:
+        yield EFFECT_TABLE
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text(f"DROP TABLE IF EXISTS {EFFECT_TABLE}"))
 
 
 @pytest.fixture

@@ -70,8 +70,9 @@ def test_retry_with_htmx_requeues_the_job_and_is_audited(session, corp, jobs):
     assert service.get_job(session, job_id=dead.id, corp_id=corp.id).state == "queued"
     entry = session.scalar(select(AuditEntry).where(AuditEntry.action == "job.retried"))
     assert entry is not None and entry.target_id == str(dead.id) and entry.chain_id == corp.id
-    # Queued now: a second retry is refused.
-    assert admin.post(f"/jobs/{dead.id}/retry", htmx=True).status_code == 409
+    # Queued now: a second retry is refused, naming the state as the page does (in Chinese by default).
+    again = admin.post(f"/jobs/{dead.id}/retry", htmx=True)
+    assert again.status_code == 409 and "“排队中”" in again.text and "queued" not in again.text
 
 
 def test_retry_without_javascript_redirects_back(session, corp, jobs):

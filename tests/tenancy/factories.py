@@ -83,7 +83,7 @@ def make_client(session: Session) -> TestClient:
             if savepoint.is_active:
                 savepoint.commit()
 
-    app.dependency_overrides[db.get_session] = _session
+    app.dependency_overrides[db.request_session] = _session
     return TestClient(app, base_url="http://testserver", follow_redirects=False)
 
 

@@ -36,11 +36,9 @@ from pathlib import PurePath
 from typing import Any
 
 from sqlalchemy import BigInteger, Integer, and_, bindparam, case, column, delete, func, select, text, update, values
-from sqlalchemy.dialects import postgresql as pg_dialect
-from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.orm import Session
 
-from siyu.db import UTCDateTime, is_postgres, utcnow
+from siyu.db import UTCDateTime, dialect_insert, is_postgres, utcnow
 from siyu.errors import Conflict, InvalidInput, NotFound
 from siyu.jobs import registry
 from siyu.jobs.models import AVAILABLE_SQL, FINISHED_SQL, RUNNING_SQL, Job, JobSchedule, JobState
@@ -64,10 +62,6 @@ _s = JobSchedule.__table__
 
 
 # --- enqueue -------------------------------------------------------------------------------------
-
-
-def _insert(session: Session):
-    return pg_dialect.insert if is_postgres(session) else sqlite_dialect.insert
 
 
 def _job_values(
@@ -156,7 +150,7 @@ def enqueue(
     # ON CONFLICT DO NOTHING: on PostgreSQL an insert racing an uncommitted one with the same key
     # waits for it, then inserts nothing if it committed (and the select below sees it).
     stmt = (
-        _insert(session)(Job)
+        dialect_insert(session)(Job)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
         .returning(Job)
@@ -193,7 +187,7 @@ def enqueue_many(session: Session, jobs: Iterable[Mapping[str, Any]]) -> list[in
     ]
     if not rows:
         return []
-    stmt = _insert(session)(_t).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(_t.c.id)
+    stmt = dialect_insert(session)(_t).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(_t.c.id)
     return list(session.scalars(stmt, rows))
 
 

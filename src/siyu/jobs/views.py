@@ -9,9 +9,10 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from siyu.console.i18n import N_
-from siyu.console.templating import render
+from siyu.console.i18n import N_, translations
+from siyu.console.templating import render, request_locale
 from siyu.db import get_session
+from siyu.errors import Conflict
 from siyu.jobs import service
 from siyu.jobs.models import JobState
 from siyu.tenancy import audit
@@ -24,6 +25,14 @@ operators = require_roles("administrator", "operations")
 STATES = [s.value for s in JobState]
 PAGE_SIZE = 50
 MAX_ID = 2**63 - 1
+# How the console names each state (message ids, translated where shown).
+STATE_LABELS = {
+    JobState.QUEUED.value: N_("Queued"),
+    JobState.RUNNING.value: N_("Running"),
+    JobState.FAILED.value: N_("Failed, will retry"),
+    JobState.DONE.value: N_("Done"),
+    JobState.DEAD.value: N_("Dead"),
+}
 
 
 def _is_htmx(request: Request) -> bool:
@@ -47,6 +56,7 @@ def jobs_page(
         "next_before_id": page.next_before_id,
         "state": state,
         "states": STATES,
+        "state_labels": STATE_LABELS,
         "before": before,
     })
 
@@ -58,9 +68,16 @@ def job_retry(
     principal: Principal = Depends(operators),
     session: Session = Depends(get_session),
 ) -> Response:
-    job = service.retry_job(session, job_id=job_id, corp_id=principal.corp_id)
+    try:
+        job = service.retry_job(session, job_id=job_id, corp_id=principal.corp_id)
+    except Conflict as exc:
+        # Name the job's state as the page does, in the reader's language, not by its code.
+        state = str(exc.params.get("state", ""))
+        label = translations(request_locale(request)).gettext(STATE_LABELS.get(state, state))
+        raise Conflict(exc.msgid, field=exc.field, params={**exc.params, "state": label}) from None
     audit.record(session, corp_id=principal.corp_id, actor=principal, action="job.retried", target_type="job",
                  target_id=job.id, detail={"name": job.name})
     if _is_htmx(request):
-        return render(request, "jobs/_row.html", {"job": job, "notice": N_("Queued to run again.")})
+        context = {"job": job, "state_labels": STATE_LABELS, "notice": N_("Queued to run again.")}
+        return render(request, "jobs/_row.html", context)
     return RedirectResponse(f"/jobs#job-{job.id}", status_code=303)

@@ -31,10 +31,10 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, event
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
-from siyu.db import make_engine, utcnow
+from siyu.db import WriteTurn, make_engine, utcnow, write_turn
 from siyu.jobs import registry, service
 from siyu.jobs.registry import JobContext, PermanentFailure, RetryLater
 from siyu.jobs.service import LeasedJob
@@ -186,7 +186,7 @@ class Worker:
         stop_event: threading.Event,
         shutdown_timeout: float | None = None,
         worker_id: str | None = None,
-        sqlite_lock: threading.local | None = None,
+        sqlite_lock: WriteTurn | None = None,
     ) -> None:
         self.engine = engine
         self._sqlite_lock = sqlite_lock
@@ -394,7 +394,7 @@ class Worker:
     def _extend_one(self, job: LeasedJob):
         def extend(seconds: float | None) -> bool:
             seconds = seconds or self.lease_seconds
-            if self._sqlite_lock is not None and getattr(self._sqlite_lock, "held", False):
+            if self._sqlite_lock is not None and self._sqlite_lock.held:
                 # This thread's handler transaction holds SQLite's write lock: no other worker
                 # can rescue the job before it commits, and a second connection would wait on
                 # that very lock.
@@ -498,53 +498,15 @@ class Worker:
             self._bump("lost", 1)
 
 
-def serialise_sqlite_writes(engine: Engine) -> threading.local | None:
-    """Makes this process's threads take turns at SQLite's write lock through a Python lock.
+def serialise_sqlite_writes(engine: Engine) -> WriteTurn | None:
+    """The SQLite write turn of `engine`'s database (see `siyu.db.WriteTurn`, installed on every
+    SQLite engine; its `held` says whether the calling thread holds it), or None on other databases.
 
-    Every transaction on SQLite starts with BEGIN IMMEDIATE (siyu.db), i.e. takes the database
-    write lock. Threads of one process that collide there are put to sleep by SQLite's busy
-    handler for 1, 2, 5, 10 ... ms, which caps throughput at a few hundred jobs a second; a
-    Python lock held for exactly the same span (from BEGIN to the end of COMMIT or ROLLBACK)
-    hands the turn over at once. Other processes still meet at SQLite's own lock. (A handler's
-    transaction holds the turn until it commits, as it holds SQLite's lock: keep them short.)"""
-    if engine.dialect.name != "sqlite":
+    A handler's transaction holds the turn until it commits, as it holds SQLite's lock: keep them
+    short. The heartbeat asks `held` so as not to wait on a lock its own thread holds."""
+    if engine.dialect.name != "sqlite" or not engine.url.database or engine.url.database == ":memory:":
         return None
-    lock = threading.Lock()
-    local = threading.local()
-
-    def acquire(_conn) -> None:
-        if not getattr(local, "held", False):
-            lock.acquire()
-            local.held = True
-
-    def release() -> None:
-        if getattr(local, "held", False):
-            local.held = False
-            lock.release()
-
-    # Before siyu.db's own "begin" listener, which runs BEGIN IMMEDIATE.
-    event.listen(engine, "begin", acquire, insert=True)
-    dialect = engine.dialect
-    do_commit, do_rollback = dialect.do_commit, dialect.do_rollback
-
-    def commit(dbapi_connection) -> None:
-        try:
-            do_commit(dbapi_connection)
-        finally:
-            release()
-
-    def rollback(dbapi_connection) -> None:
-        try:
-            do_rollback(dbapi_connection)
-        finally:
-            release()
-
-    # No event fires after COMMIT has completed, so the engine's own dialect instance (this
-    # worker's engine only) gets wrapped commit/rollback.
-    dialect.do_commit = commit  # type: ignore[method-assign]
-    dialect.do_rollback = rollback  # type: ignore[method-assign]
-    # Tells a thread whether it holds the turn (its `held`).
-    return local
+    return write_turn(engine.url.database)
 
 
 def run_worker(

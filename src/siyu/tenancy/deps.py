@@ -40,6 +40,10 @@ def client_ip(request: Request) -> str | None:
 
 
 async def _submitted_csrf(request: Request) -> str:
+    """The CSRF token an unsafe request carries ("" for safe methods or none). Async because it may
+    read the form body; `current_staff` does the database work in the threadpool and compares."""
+    if request.method not in UNSAFE_METHODS:
+        return ""
     header = request.headers.get("x-csrf-token")
     if header:
         return header
@@ -51,7 +55,8 @@ async def _submitted_csrf(request: Request) -> str:
     return ""
 
 
-async def current_staff(request: Request, session: Session = Depends(get_session)) -> Principal:
+def current_staff(request: Request, session: Session = Depends(get_session),
+                  submitted: str = Depends(_submitted_csrf)) -> Principal:
     """The logged-in member of staff; checks CSRF on unsafe methods."""
     token = request.cookies.get(SESSION_COOKIE)
     principal = service.resolve_session(session, token=token) if token else None
@@ -60,7 +65,6 @@ async def current_staff(request: Request, session: Session = Depends(get_session
     # Set before the CSRF check: a refused form is still answered inside the caller's console.
     request.state.principal = principal
     if request.method in UNSAFE_METHODS:
-        submitted = await _submitted_csrf(request)
         if not submitted or not principal.csrf_token or not same(submitted, principal.csrf_token):
             raise CsrfFailed("the form has expired or did not come from this console; reload and try again",
                              field="csrf_token")
@@ -70,7 +74,7 @@ async def current_staff(request: Request, session: Session = Depends(get_session
 def require_roles(*roles: str) -> Callable[..., Principal]:
     """A console dependency: the caller must hold one of `roles`."""
 
-    async def dependency(principal: Principal = Depends(current_staff)) -> Principal:
+    def dependency(principal: Principal = Depends(current_staff)) -> Principal:
         if not principal.has_role(*roles):
             raise Forbidden("your role does not allow this")
         return principal

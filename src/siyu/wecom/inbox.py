@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from siyu.db import utcnow
+from siyu.db import dialect_insert, utcnow
 from siyu.errors import NotFound
-from siyu.wecom._db import dialect_insert
 from siyu.wecom.crypto import WXBizMsgCrypt
 from siyu.wecom.events import EventParseError, WecomEvent, parse_event
 from siyu.wecom.models import WecomInboxEvent
