@@ -11,9 +11,11 @@ from collections.abc import Mapping
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.exc import DataError, IntegrityError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +112,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError):
         errors = [
-            {"field": _field_path(e.get("loc", ())), "message": e.get("msg", "invalid"), "type": e.get("type")}
+            # A body that is not JSON at all is wrong as a whole: name the body, not a byte position.
+            {"field": "body" if e.get("type") == "json_invalid" else _field_path(e.get("loc", ())),
+             "message": e.get("msg", "invalid"), "type": e.get("type")}
             for e in exc.errors()
         ]
         if wants_html(request):
@@ -124,6 +128,13 @@ def install_error_handlers(app: FastAPI) -> None:
             {"detail": "; ".join(f"{e['field']}: {e['message']}" for e in errors), "errors": errors},
             status_code=422,
         )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException):
+        # FastAPI answers a request body it cannot decode (not UTF-8, say) with a bare 400: name the body.
+        if exc.status_code == 400 and exc.detail == "There was an error parsing the body" and not wants_html(request):
+            return JSONResponse({"detail": exc.detail, "field": "body"}, status_code=400)
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(IntegrityError)
     async def _integrity_error(request: Request, exc: IntegrityError):

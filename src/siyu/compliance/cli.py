@@ -1,4 +1,4 @@
-"""`siyu compliance …`: check texts against the wording dictionary and the detectors.
+"""`siyu compliance …`: check texts against the wording dictionary and the detectors; suitability decisions.
 
     siyu compliance check [FILE] --context outbound|archive [--allow-domain D …] [--corp SLUG]
 
@@ -139,6 +139,72 @@ def check(
     if errors:
         typer.echo(f"{errors} line(s) could not be checked", err=True)
         raise typer.Exit(1)
+
+
+def _bad(option: str, message: str) -> typer.Exit:
+    typer.echo(f"{option}: {message}", err=True)
+    return typer.Exit(2)
+
+
+@app.command()
+def suitability(
+    customer: str = typer.Option(None, "--customer", help="the customer's risk level C1–C5 (omit: unknown)"),
+    product: str = typer.Option(None, "--product", help="the product's risk level R1–R5"),
+    corp: str = typer.Option(None, "--corp", help="decide from the database: the corp's slug"),
+    customer_ref: str = typer.Option(None, "--customer-ref", help="with --corp: the customer's reference"),
+    product_code: str = typer.Option(None, "--product-code", help="with --corp: the product's code"),
+) -> None:
+    """May a product be offered to a customer (适当性)? One JSON line with the decision and its reason.
+
+    Either levels (--customer C2 --product R3) or the database (--corp SLUG --customer-ref X
+    --product-code P). Exits 0 whether eligible or not, 2 on bad input."""
+    from siyu.compliance import suitability as rules
+    from siyu.errors import SiyuError
+
+    by_db = corp is not None or customer_ref is not None or product_code is not None
+    if by_db:
+        if customer is not None or product is not None:
+            raise _bad("--customer/--product", "give levels or --corp with --customer-ref and --product-code, "
+                                               "not both")
+        for option, value in (("--corp", corp), ("--customer-ref", customer_ref), ("--product-code", product_code)):
+            if not value:
+                raise _bad(option, "required when deciding from the database")
+        record = _decide_from_db(corp, customer_ref, product_code)
+    else:
+        if product is None:
+            raise _bad("--product", "the product's risk level R1–R5 is required")
+        try:
+            decision = rules.decide(customer, product)
+        except SiyuError as exc:
+            raise _bad("--customer" if exc.field == "customer_level" else "--product", exc.message) from None
+        record = decision.as_dict()
+    typer.echo(json.dumps(record, ensure_ascii=False))
+
+
+def _decide_from_db(slug: str, customer_ref: str, product_code: str) -> dict:
+    from sqlalchemy import select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from siyu.compliance import suitability as rules
+    from siyu.db import session_scope
+    from siyu.errors import SiyuError
+    from siyu.tenancy.models import Corp
+
+    options = {"customer_ref": "--customer-ref", "product": "--product-code", "product_code": "--product-code"}
+    try:
+        with session_scope() as session:
+            corp_id = session.scalar(select(Corp.id).where(Corp.slug == slug))
+            if corp_id is None:
+                raise _bad("--corp", f"no corp with slug {slug!r}")
+            try:
+                decision = rules.check_eligibility(session, corp_id=corp_id, customer_ref=customer_ref,
+                                                   product_code=product_code)
+            except SiyuError as exc:
+                raise _bad(options.get(exc.field or "", "--product-code"), exc.message) from None
+            return decision.as_dict() | {"customer_ref": customer_ref.strip(), "product_code": product_code.strip()}
+    except SQLAlchemyError as exc:
+        typer.echo(f"cannot read the database (run `siyu db upgrade`?): {exc.__class__.__name__}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command("seed-info")

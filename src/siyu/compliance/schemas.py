@@ -1,10 +1,12 @@
-"""Pydantic shapes of the compliance domain: review verdicts and wording-dictionary entries."""
+"""Pydantic shapes of the compliance domain: review verdicts, wording-dictionary entries, products,
+risk assessments, suitability decisions and risk disclosures."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 # Wording categories (措辞类别). "disclosure" entries are allowed phrases that mask their span:
 # risk warnings and negated or benign uses ("不保本", "第一次").
@@ -114,3 +116,120 @@ class SeedFile(BaseModel):
     version: str
     note: str = ""
     entries: list[WordingEntryFields]
+
+
+# --- suitability (适当性) and risk disclosures ----------------------------------------------------------------
+
+ProductType = Literal["wealth_management", "fund", "insurance", "credit", "deposit"]
+ProductLevel = Literal["R1", "R2", "R3", "R4", "R5"]
+CustomerLevel = Literal["C1", "C2", "C3", "C4", "C5"]
+AssessmentSource = Literal["questionnaire", "firm_kyc_api", "branch_import", "manual"]
+PRODUCT_CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
+CUSTOMER_REF_PATTERN = r"^[^\s\x00-\x1f\x7f]{1,128}$"
+
+
+class ProductCreate(BaseModel):
+    code: str = Field(pattern=PRODUCT_CODE_PATTERN, description="the firm's product code, unique in the corp")
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")
+    product_type: ProductType
+    risk_level: ProductLevel
+
+
+class ProductUpdate(BaseModel):
+    """Fields left out stay as they are; the code names the product and does not change."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")
+    product_type: ProductType | None = None
+    risk_level: ProductLevel | None = None
+    is_active: bool | None = None
+
+
+class ProductOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    code: str
+    name: str
+    product_type: ProductType
+    risk_level: ProductLevel
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class ProductList(BaseModel):
+    items: list[ProductOut]
+
+
+class RiskAssessmentIn(BaseModel):
+    """A customer's risk level as the firm's KYC system assessed it."""
+
+    customer_ref: str = Field(pattern=CUSTOMER_REF_PATTERN,
+                              description="the WeCom external_userid or the firm's customer id")
+    level: CustomerLevel
+    source: AssessmentSource = "firm_kyc_api"
+    assessed_at: AwareDatetime | None = Field(default=None, description="default: now")
+    expires_at: AwareDatetime | None = Field(default=None, description="default: valid_months after assessed_at")
+    valid_months: int = Field(default=12, ge=1, le=60)
+    reference: str = Field(default="", max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$",
+                           description="e.g. the questionnaire's id at the firm")
+
+
+class RiskAssessmentOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    customer_ref: str
+    level: CustomerLevel
+    source: AssessmentSource
+    assessed_at: datetime
+    expires_at: datetime
+    reference: str
+    recorded_by: str
+    created_at: datetime
+
+
+class RiskAssessmentList(BaseModel):
+    """A customer's assessments, the one in force first."""
+
+    items: list[RiskAssessmentOut]
+
+
+class DecisionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    eligible: bool
+    reason_code: str
+    reason: str
+    reason_en: str
+    customer_level: CustomerLevel | None
+    product_level: ProductLevel
+    expires_at: datetime | None = None
+
+
+class EligibilityOut(DecisionOut):
+    customer_ref: str
+    product_code: str
+
+
+class DisclosureOut(BaseModel):
+    product_type: ProductType
+    text: str
+    is_default: bool
+
+
+class DisclosureList(BaseModel):
+    items: list[DisclosureOut]
+
+
+class DisclosureIn(BaseModel):
+    text: str = Field(min_length=1, max_length=1000)
+
+
+class AttachDisclosureIn(BaseModel):
+    text: str = Field(max_length=100_000)
+    product_types: list[ProductType] = Field(default_factory=list, max_length=5)
+
+
+class AttachDisclosureOut(BaseModel):
+    text: str
+    appended: list[ProductType]

@@ -30,7 +30,8 @@ LOGIN_RE = re.compile(r"[a-z0-9._@-]{3,120}")
 ROLE_NAMES = frozenset(r.value for r in Role)
 # Scopes an API key can carry; "*" is every scope.
 API_SCOPES = frozenset(
-    {"*", "customers:read", "customers:write", "orders:write", "kyc:write", "events:read", "jobs:read"}
+    {"*", "customers:read", "customers:write", "orders:write", "kyc:write", "events:read", "jobs:read",
+     "products:read", "products:write"}
 )
 
 
