@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 
 from siyu import DOMAINS, __version__
@@ -46,4 +47,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if module is not None and hasattr(module, "router"):
                 app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> PlainTextResponse:
+        """Liveness for load balancers and process managers: answers without touching the database."""
+        return PlainTextResponse("ok")
+
     return app

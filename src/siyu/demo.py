@@ -244,7 +244,40 @@ def _spawn(name: str, args: list[str], env: dict[str, str]) -> tuple[str, subpro
     return name, proc
 
 
-def _emulator_command(host: str, port: int, *, data_dir: Path) -> list[str] | None:
+DEMO_WELCOME = "您好，我是您的专属理财顾问。市场有风险，投资需谨慎；有任何问题，随时在这里找我。"
+
+
+def connect_demo_wecom(*, database_url: str, api_url: str) -> dict[str, str]:
+    """Connect the demo corp to the emulator (API base URL, secret, callback token and key) and turn
+    on its default welcome. Keeps the token and key saved by an earlier run; returns the callback
+    settings the emulator needs."""
+    from siyu import pii
+    from siyu.db import make_engine
+    from siyu.tenancy.models import Corp
+    from siyu.wecom import service
+    from siyu.wecom.crypto import generate_aes_key
+
+    engine = make_engine(database_url)
+    try:
+        with Session(engine, expire_on_commit=False) as session, session.begin():
+            corp = session.scalar(select(Corp).where(Corp.slug == DEMO_SLUG))
+            cfg = service.get_config(session, corp_id=corp.id)
+            if cfg is None:
+                token, aes_key = "siyudemo" + os.urandom(8).hex(), generate_aes_key()
+            else:
+                token = pii.decrypt(cfg.token_encrypted, context="wecom_corp_config.token")
+                aes_key = pii.decrypt(cfg.aes_key_encrypted, context="wecom_corp_config.aes_key")
+            service.configure_connection(session, corp_id=corp.id, actor="demo", wecom_corp_id=DEMO_WECOM_CORP_ID,
+                                         secret=DEMO_WECOM_SECRET, token=token, aes_key=aes_key, base_url=api_url)
+            if cfg is None:
+                service.set_default_welcome(session, corp_id=corp.id, actor="demo", text=DEMO_WELCOME, enabled=True)
+    finally:
+        engine.dispose()
+    return {"token": token, "encoding_aes_key": aes_key}
+
+
+def _emulator_command(host: str, port: int, *, data_dir: Path, callback: dict[str, str] | None = None
+                      ) -> list[str] | None:
     """How to start the WeCom emulator (when this installation has one), seeded with the demo
     corp: its corp id and customer-contact secret, the demo staff's WeCom user ids, a few customers."""
     try:
@@ -261,6 +294,8 @@ def _emulator_command(host: str, port: int, *, data_dir: Path) -> list[str] | No
         "staff": [{"userid": w, "name": n} for _l, n, _r, _d, w, _s in DEMO_STAFF if w],
         "customers": [{"name": name, "follow": [advisors[i % len(advisors)]]} for i, name in enumerate(DEMO_CUSTOMERS)],
     }
+    if callback:
+        spec["callback"] = callback
     seed_file = data_dir / "emulator-seed.json"
     seed_file.write_text(json.dumps(spec, ensure_ascii=False, indent=2), encoding="utf-8")
     call = f"host={host!r}, port={port}, seed_file={str(seed_file)!r}, log_level='warning'"
@@ -363,7 +398,12 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000, reset: bool = False) -> 
     has_worker = importlib.util.find_spec("siyu.jobs.worker") is not None
     if has_worker:
         procs.append(_spawn("siyu worker", ["-m", "siyu.cli", "worker"], env))
-    emulator_cmd = _emulator_command(host, port + 1, data_dir=data_dir)
+    local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    console_url = f"http://{local}:{port}"
+    emulator_url = f"http://{local}:{port + 1}"
+    callback = connect_demo_wecom(database_url=url, api_url=emulator_url + "/cgi-bin/")
+    callback["url"] = f"{console_url}/wecom/callback/{DEMO_SLUG}"
+    emulator_cmd = _emulator_command(host, port + 1, data_dir=data_dir, callback=callback)
     if emulator_cmd:
         procs.append(_spawn("WeCom emulator", emulator_cmd, env))
 
@@ -374,17 +414,18 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000, reset: bool = False) -> 
         stopping = True
 
     previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-    console_url = f"http://{local}:{port}"
     status = 0
     try:
         if _wait_until_answering(console_url + "/login", procs, cancelled=lambda: stopping):
             _print_banner(
                 info,
                 console_url=console_url,
-                emulator_url=f"http://{local}:{port + 1}" if emulator_cmd else None,
+                emulator_url=emulator_url if emulator_cmd else None,
                 worker=has_worker,
             )
+            if emulator_cmd and _wait_until_answering(emulator_url + "/_emulator/health", procs,
+                                                      cancelled=lambda: stopping):
+                _demo_adds(emulator_url)
         while not stopping:
             for name, proc in procs:
                 if proc.poll() is not None:
@@ -403,6 +444,18 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000, reset: bool = False) -> 
             signal.signal(s, handler)
     if status:
         raise SystemExit(status)
+
+
+def _demo_adds(emulator_url: str) -> None:
+    """A few customers add advisors as the demo starts, so that callbacks, welcomes and the WeCom
+    page have something to show (each start adds new ones)."""
+    import httpx
+
+    advisors = [w for _l, _n, roles, _d, w, _s in DEMO_STAFF if "advisor" in roles and w]
+    with httpx.Client(base_url=f"{emulator_url}/_emulator/corps/{DEMO_WECOM_CORP_ID}", timeout=5) as client:
+        for i, name in enumerate(("何女士", "吕先生", "施女士")):
+            with contextlib.suppress(httpx.HTTPError):
+                client.post("/add_contact", json={"userid": advisors[i % len(advisors)], "name": name})
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -55,11 +55,13 @@ NAV: list[tuple[str, str, frozenset[str]]] = [
     ("/groups", "Communities", frozenset({"administrator", "operations", "advisor"})),
     ("/campaigns", "Campaigns", frozenset({"administrator", "operations"})),
     ("/compliance", "Compliance", frozenset({"administrator", "compliance", "auditor"})),
+    ("/compliance/products", "Products & suitability", frozenset({"administrator", "compliance", "operations"})),
     ("/analytics", "Analytics", frozenset({"administrator", "operations", "auditor"})),
     ("/jobs", "Job queue", frozenset({"administrator", "operations"})),
     ("/staff", "Staff & roles", frozenset({"administrator"})),
     ("/departments", "Org structure", frozenset({"administrator"})),
     ("/api-keys", "API keys", frozenset({"administrator"})),
+    ("/wecom", "WeCom connection", frozenset({"administrator"})),
     ("/audit", "Audit log", frozenset({"administrator", "auditor", "compliance"})),
 ]
 

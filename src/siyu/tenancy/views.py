@@ -9,10 +9,11 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
+from siyu.console.forms import FieldErrors
 from siyu.console.i18n import N_
 from siyu.console.templating import render
 from siyu.db import get_session, utcnow
-from siyu.errors import InvalidInput, SiyuError, localized_message
+from siyu.errors import InvalidInput, SiyuError
 from siyu.tenancy import audit, service
 from siyu.tenancy.deps import SESSION_COOKIE, client_ip, current_staff, require_roles
 from siyu.tenancy.models import Role, Staff
@@ -105,13 +106,6 @@ def logout(request: Request, principal: Principal = Depends(current_staff), sess
 
 
 # --- form helpers ------------------------------------------------------------------------------------
-
-
-class FieldErrors(dict):
-    """field name -> message shown next to that field (already in the reader's language)."""
-
-    def add(self, request: Request, exc: SiyuError, default_field: str = "form") -> None:
-        self[exc.field or default_field] = localized_message(request, exc)
 
 
 def _form_id(value: str, *, field: str) -> int | None:

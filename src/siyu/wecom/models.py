@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, Float, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from siyu.db import Base, IdMixin, utcnow
+from siyu.db import Base, BigId, IdMixin, utcnow
 
 
 class WecomAccessToken(IdMixin, Base):
@@ -73,3 +73,53 @@ class WecomInboxEvent(IdMixin, Base):
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     processed_at: Mapped[dt.datetime | None]
+
+
+class WecomCorpConfig(Base):
+    """How Siyu talks to one corp's WeCom: its customer-contact secret, the callback token and
+    EncodingAESKey of its callback URL, the API base URL, and the corp-wide default welcome.
+
+    The WeCom corp id itself is `Corp.wecom_corp_id`. Secrets are encrypted with the PII key
+    (`siyu.pii`, one context per column) and never shown again after they are saved."""
+
+    __tablename__ = "wecom_corp_config"
+
+    corp_id: Mapped[int] = mapped_column(BigId,
+                                         ForeignKey("corp.id", ondelete="CASCADE"), primary_key=True)
+    secret_encrypted: Mapped[str] = mapped_column(String(1024))
+    token_encrypted: Mapped[str] = mapped_column(String(1024))
+    aes_key_encrypted: Mapped[str] = mapped_column(String(1024))
+    base_url: Mapped[str] = mapped_column(String(255))
+    welcome_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    welcome_text: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class WecomOutbound(IdMixin, Base):
+    """One outside effect sent to WeCom (a welcome message, a mass message, a transfer), recorded
+    under its effect key *before* the call, so that no retry, duplicate event or crashed worker
+    ever sends it twice.
+
+    state: sending (claimed; the call is under way or its worker died mid-call), sent, failed
+    (WeCom refused it: `retryable` when the request never took effect, e.g. 45009 or -1),
+    unknown (the request may have reached WeCom but no answer came back: never repeated),
+    blocked (compliance review stopped it), skipped (nothing to send)."""
+
+    __tablename__ = "wecom_outbound"
+    __table_args__ = (
+        UniqueConstraint("corp_id", "effect_key"),
+        Index("ix_wecom_outbound_corp_created", "corp_id", "created_at"),
+    )
+
+    corp_id: Mapped[int] = mapped_column(BigId,
+                                         ForeignKey("corp.id", ondelete="CASCADE"))
+    effect_key: Mapped[str] = mapped_column(String(200))
+    endpoint: Mapped[str] = mapped_column(String(128))
+    state: Mapped[str] = mapped_column(String(16))
+    retryable: Mapped[bool] = mapped_column(Boolean, default=False)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    errcode: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[str] = mapped_column(String(500), default="")
+    event_time: Mapped[dt.datetime | None]  # when the cause happened (e.g. the add), for latency
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[dt.datetime | None]

@@ -19,9 +19,8 @@ from typing import Protocol
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from siyu.db import utcnow
+from siyu.db import dialect_insert, utcnow
 from siyu.pii import decrypt, encrypt
-from siyu.wecom._db import dialect_insert
 
 _PII_CONTEXT = "wecom_access_token"
 
@@ -88,8 +87,23 @@ class DatabaseTokenStore:
     `scope` opens a unit of work (default `siyu.db.session_scope`); each operation is its own
     short transaction and never spans the HTTP call to WeCom."""
 
-    def __init__(self, scope: Callable[[], AbstractContextManager[Session]] = _default_scope) -> None:
+    def __init__(self, scope: Callable[[], AbstractContextManager[Session]] = _default_scope, *,
+                 memo_margin: float = 900.0) -> None:
         self._scope = scope
+        # A token read or stored here is remembered in this process while it has more than
+        # `memo_margin` seconds to live (more than the client's refresh margin), so that calls do
+        # not read the database each time; a token WeCom refused is forgotten with `discard`.
+        self._memo: dict[TokenKey, CachedToken] = {}
+        self._memo_margin = dt.timedelta(seconds=memo_margin)
+        self._memo_lock = threading.Lock()
+
+    def _remember(self, key: TokenKey, token: CachedToken | None) -> CachedToken | None:
+        with self._memo_lock:
+            if token is None:
+                self._memo.pop(key, None)
+            else:
+                self._memo[key] = token
+        return token
 
     @contextlib.contextmanager
     def _session(self) -> Iterator[Session]:
@@ -100,15 +114,21 @@ class DatabaseTokenStore:
     def get(self, key: TokenKey) -> CachedToken | None:
         from siyu.wecom.models import WecomAccessToken
 
+        with self._memo_lock:
+            memo = self._memo.get(key)
+        if memo is not None and memo.usable(margin=self._memo_margin):
+            return memo
         with self._session() as s:
             row = s.scalar(select(WecomAccessToken).where(WecomAccessToken.corp_id == key.corp_id,
                                                           WecomAccessToken.secret_sha256 == key.secret_sha256))
-            return None if row is None else CachedToken(decrypt(row.access_token_encrypted, context=_PII_CONTEXT),
-                                                        row.expires_at)
+            token = None if row is None else CachedToken(decrypt(row.access_token_encrypted, context=_PII_CONTEXT),
+                                                         row.expires_at)
+        return self._remember(key, token)
 
     def put(self, key: TokenKey, token: CachedToken) -> None:
         from siyu.wecom.models import WecomAccessToken
 
+        self._remember(key, token)
         with self._session() as s:
             table = WecomAccessToken.__table__
             values = {"corp_id": key.corp_id, "secret_sha256": key.secret_sha256,
@@ -126,6 +146,7 @@ class DatabaseTokenStore:
     def discard(self, key: TokenKey, access_token: str) -> None:
         from siyu.wecom.models import WecomAccessToken
 
+        self._remember(key, None)
         # The column is encrypted with a random nonce, so compare in Python, then delete by id;
         # the row lock keeps a token another process stored meanwhile from being deleted.
         with self._session() as s:

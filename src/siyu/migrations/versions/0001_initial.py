@@ -2,13 +2,13 @@
 
 Revision ID: 0001_initial
 Revises:
-Create Date: 2026-11-29 22:12:40.199563
+Create Date: 2026-11-29 22:43:02.017211
 """
 
-from alembic import op
 import sqlalchemy as sa
-import siyu.db
+from alembic import op
 
+import siyu.db
 
 revision = "0001_initial"
 down_revision = None
@@ -182,6 +182,29 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("scope_id", name=op.f("pk_wording_dictionary_version")),
     )
     op.create_table(
+        "customer_risk_assessment",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("customer_ref", sa.String(length=128), nullable=False),
+        sa.Column("level", sa.String(length=2), nullable=False),
+        sa.Column("source", sa.String(length=32), nullable=False),
+        sa.Column("assessed_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("reference", sa.String(length=200), nullable=False),
+        sa.Column("recorded_by", sa.String(length=120), nullable=False),
+        sa.Column("recorded_by_staff_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("created_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["corp_id"], ["corp.id"], name=op.f("fk_customer_risk_assessment_corp_id_corp"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_customer_risk_assessment")),
+    )
+    with op.batch_alter_table("customer_risk_assessment", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_customer_risk_assessment_lookup", ["corp_id", "customer_ref", "assessed_at"], unique=False
+        )
+
+    op.create_table(
         "department",
         sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("parent_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
@@ -196,6 +219,76 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("department", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_department_corp_id"), ["corp_id"], unique=False)
+
+    op.create_table(
+        "product",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("code", sa.String(length=64), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("product_type", sa.String(length=32), nullable=False),
+        sa.Column("risk_level", sa.String(length=2), nullable=False),
+        sa.Column("is_active", sa.Boolean(), nullable=False),
+        sa.Column("updated_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("created_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["corp_id"], ["corp.id"], name=op.f("fk_product_corp_id_corp"), ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_product")),
+        sa.UniqueConstraint("corp_id", "code", name=op.f("uq_product_corp_id_code")),
+    )
+    with op.batch_alter_table("product", schema=None) as batch_op:
+        batch_op.create_index("ix_product_corp_active", ["corp_id", "is_active"], unique=False)
+
+    op.create_table(
+        "risk_disclosure",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("product_type", sa.String(length=32), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("updated_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("created_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["corp_id"], ["corp.id"], name=op.f("fk_risk_disclosure_corp_id_corp"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_risk_disclosure")),
+        sa.UniqueConstraint("corp_id", "product_type", name=op.f("uq_risk_disclosure_corp_id_product_type")),
+    )
+    op.create_table(
+        "wecom_corp_config",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("secret_encrypted", sa.String(length=1024), nullable=False),
+        sa.Column("token_encrypted", sa.String(length=1024), nullable=False),
+        sa.Column("aes_key_encrypted", sa.String(length=1024), nullable=False),
+        sa.Column("base_url", sa.String(length=255), nullable=False),
+        sa.Column("welcome_enabled", sa.Boolean(), nullable=False),
+        sa.Column("welcome_text", sa.Text(), nullable=False),
+        sa.Column("updated_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["corp_id"], ["corp.id"], name=op.f("fk_wecom_corp_config_corp_id_corp"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("corp_id", name=op.f("pk_wecom_corp_config")),
+    )
+    op.create_table(
+        "wecom_outbound",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("effect_key", sa.String(length=200), nullable=False),
+        sa.Column("endpoint", sa.String(length=128), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("retryable", sa.Boolean(), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("errcode", sa.Integer(), nullable=True),
+        sa.Column("detail", sa.String(length=500), nullable=False),
+        sa.Column("event_time", siyu.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", siyu.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["corp_id"], ["corp.id"], name=op.f("fk_wecom_outbound_corp_id_corp"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_wecom_outbound")),
+        sa.UniqueConstraint("corp_id", "effect_key", name=op.f("uq_wecom_outbound_corp_id_effect_key")),
+    )
+    with op.batch_alter_table("wecom_outbound", schema=None) as batch_op:
+        batch_op.create_index("ix_wecom_outbound_corp_created", ["corp_id", "created_at"], unique=False)
 
     op.create_table(
         "wording_entry",
@@ -356,10 +449,24 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_wording_entry_corp_id"))
 
     op.drop_table("wording_entry")
+    with op.batch_alter_table("wecom_outbound", schema=None) as batch_op:
+        batch_op.drop_index("ix_wecom_outbound_corp_created")
+
+    op.drop_table("wecom_outbound")
+    op.drop_table("wecom_corp_config")
+    op.drop_table("risk_disclosure")
+    with op.batch_alter_table("product", schema=None) as batch_op:
+        batch_op.drop_index("ix_product_corp_active")
+
+    op.drop_table("product")
     with op.batch_alter_table("department", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_department_corp_id"))
 
     op.drop_table("department")
+    with op.batch_alter_table("customer_risk_assessment", schema=None) as batch_op:
+        batch_op.drop_index("ix_customer_risk_assessment_lookup")
+
+    op.drop_table("customer_risk_assessment")
     op.drop_table("wording_dictionary_version")
     op.drop_table("wecom_rate_bucket")
     with op.batch_alter_table("wecom_inbox_event", schema=None) as batch_op:

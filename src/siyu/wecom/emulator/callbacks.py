@@ -160,6 +160,7 @@ class CallbackDispatcher:
         envelope = crypto.encrypt_callback(record.plaintext, agent_id=agent_id, timestamp=int(state.now()))
         status_code: int | None = None
         error: str | None = None
+        started = time.perf_counter()
         try:
             response = self._http.post(config.url, params=envelope.params, content=envelope.body.encode(),
                                        headers={"Content-Type": "text/xml; charset=utf-8"},
@@ -172,6 +173,7 @@ class CallbackDispatcher:
             acknowledged, error = False, f"no answer within {limits.callback_timeout:g} s"
         except httpx.HTTPError as exc:
             acknowledged, error = False, f"{type(exc).__name__}"
+        duration_ms = (time.perf_counter() - started) * 1000
         with state.lock:
             faults = corp.faults
             if acknowledged and faults.drop_acks_next > 0:
@@ -179,7 +181,7 @@ class CallbackDispatcher:
                 acknowledged, error = False, "acknowledgement dropped (fault)"
             elif acknowledged and faults.drop_ack_rate and state.rng.random() < faults.drop_ack_rate:
                 acknowledged, error = False, "acknowledgement dropped (fault)"
-            record.attempts.append(CallbackAttempt(at=state.now(), status_code=status_code,
+            record.attempts.append(CallbackAttempt(at=state.now(), status_code=status_code, duration_ms=duration_ms,
                                                    acknowledged=acknowledged, error=error))
             if acknowledged:
                 record.status = "acknowledged"

@@ -303,6 +303,7 @@ class CallbackAttempt:
     status_code: int | None
     acknowledged: bool
     error: str | None = None
+    duration_ms: float | None = None  # from sending the request to the answer (or the failure)
 
 
 @dataclass

@@ -1,0 +1,435 @@
+"""The WeCom connector's own logic: each corp's connection settings, the callback crypto and API
+client built from them, and the send-once record of every outbound effect.
+
+Service functions take the session first and never commit; `send_once` is the exception by
+design (see its docstring): its record must be committed *before* the call to WeCom leaves."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from siyu import pii
+from siyu.db import dialect_insert, session_scope, utcnow
+from siyu.errors import Conflict, InvalidInput, NotFound
+from siyu.tenancy import audit
+from siyu.tenancy.models import Corp
+from siyu.tenancy.principal import Principal
+from siyu.wecom.client import DEFAULT_BASE_URL, WeComClient
+from siyu.wecom.crypto import InvalidAesKey, WXBizMsgCrypt, decode_aes_key
+from siyu.wecom.errors import RateLimited, SystemBusy, WeComError
+from siyu.wecom.events import WecomEvent
+from siyu.wecom.models import WecomCorpConfig, WecomInboxEvent, WecomOutbound
+from siyu.wecom.ratelimit import DatabaseRateLimiter
+from siyu.wecom.tokens import DatabaseTokenStore
+
+WECOM_CORP_ID_RE = re.compile(r"^[A-Za-z0-9_-]{4,64}$")
+TOKEN_RE = re.compile(r"^[A-Za-z0-9]{1,32}$")  # WeCom: English letters and digits, at most 32
+WELCOME_MAX_CHARS = 4000
+_CONTEXT = {"secret": "wecom_corp_config.secret", "token": "wecom_corp_config.token",
+            "aes_key": "wecom_corp_config.aes_key"}
+
+
+# --- connection settings --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ConnectionView:
+    """What the console shows of a corp's settings: never the secrets themselves."""
+
+    wecom_corp_id: str | None
+    configured: bool
+    secret_set: bool
+    token_set: bool
+    aes_key_set: bool
+    base_url: str
+    welcome_enabled: bool
+    welcome_text: str
+    updated_at: dt.datetime | None
+
+
+def get_config(session: Session, *, corp_id: int) -> WecomCorpConfig | None:
+    return session.get(WecomCorpConfig, corp_id)
+
+
+def connection_view(session: Session, *, corp_id: int) -> ConnectionView:
+    corp = session.get(Corp, corp_id)
+    if corp is None:
+        raise NotFound("corp not found")
+    cfg = get_config(session, corp_id=corp_id)
+    return ConnectionView(
+        wecom_corp_id=corp.wecom_corp_id, configured=cfg is not None and bool(corp.wecom_corp_id),
+        secret_set=cfg is not None, token_set=cfg is not None, aes_key_set=cfg is not None,
+        base_url=cfg.base_url if cfg else DEFAULT_BASE_URL, welcome_enabled=cfg.welcome_enabled if cfg else False,
+        welcome_text=cfg.welcome_text if cfg else "", updated_at=cfg.updated_at if cfg else None,
+    )
+
+
+def _clean(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+def configure_connection(
+    session: Session,
+    *,
+    corp_id: int,
+    actor: Principal | str,
+    wecom_corp_id: str | None = None,
+    secret: str | None = None,
+    token: str | None = None,
+    aes_key: str | None = None,
+    base_url: str | None = None,
+    ip: str | None = None,
+) -> WecomCorpConfig:
+    """Set (or change) how Siyu connects to the corp's WeCom. Secrets left empty keep their saved
+    value; the first save needs all of them. Audited without the secrets."""
+    corp = session.get(Corp, corp_id)
+    if corp is None:
+        raise NotFound("corp not found")
+    wecom_corp_id, secret, token, aes_key, base_url = map(_clean, (wecom_corp_id, secret, token, aes_key, base_url))
+    cfg = get_config(session, corp_id=corp_id)
+    if wecom_corp_id is not None:
+        if not WECOM_CORP_ID_RE.fullmatch(wecom_corp_id):
+            raise InvalidInput("the WeCom corp id is 4–64 letters, digits, '-' or '_'", field="wecom_corp_id")
+        other = session.scalar(select(Corp.id).where(Corp.wecom_corp_id == wecom_corp_id, Corp.id != corp_id))
+        if other is not None:
+            raise Conflict("another corp of this installation uses this WeCom corp id", field="wecom_corp_id")
+    elif not corp.wecom_corp_id:
+        raise InvalidInput("the WeCom corp id is required", field="wecom_corp_id")
+    if token is not None and not TOKEN_RE.fullmatch(token):
+        raise InvalidInput("the callback token is 1–32 letters and digits", field="token")
+    if aes_key is not None:
+        try:
+            decode_aes_key(aes_key)
+        except InvalidAesKey:
+            raise InvalidInput("the EncodingAESKey is 43 characters of base64", field="aes_key") from None
+    if secret is not None and len(secret) > 256:
+        raise InvalidInput("the secret is too long", field="secret")
+    if base_url is not None:
+        if not re.fullmatch(r"https?://[^\s]{1,240}", base_url):
+            raise InvalidInput("the API base URL must start with http:// or https://", field="base_url")
+        if not base_url.endswith("/"):
+            base_url += "/"
+    if cfg is None:
+        for name, value in (("secret", secret), ("token", token), ("aes_key", aes_key)):
+            if value is None:
+                raise InvalidInput("required for the first connection", field=name)
+        cfg = WecomCorpConfig(corp_id=corp_id, base_url=base_url or DEFAULT_BASE_URL, welcome_enabled=False,
+                              welcome_text="", secret_encrypted="", token_encrypted="", aes_key_encrypted="")
+        session.add(cfg)
+    changed = []
+    if wecom_corp_id is not None and wecom_corp_id != corp.wecom_corp_id:
+        corp.wecom_corp_id = wecom_corp_id
+        changed.append("wecom_corp_id")
+    for name, value in (("secret", secret), ("token", token), ("aes_key", aes_key)):
+        if value is not None:
+            setattr(cfg, f"{name}_encrypted", pii.encrypt(value, context=_CONTEXT[name]))
+            changed.append(name)
+    if base_url is not None and base_url != cfg.base_url:
+        cfg.base_url = base_url
+        changed.append("base_url")
+    cfg.updated_at = utcnow()
+    session.flush()
+    audit.record(session, corp_id=corp_id, actor=actor, action="wecom.connection_changed", target_type="corp",
+                 target_id=corp_id, detail={"changed": changed, "wecom_corp_id": corp.wecom_corp_id}, ip=ip)
+    _crypto_cache.clear()
+    return cfg
+
+
+def set_default_welcome(
+    session: Session, *, corp_id: int, actor: Principal | str, text: str, enabled: bool, ip: str | None = None,
+) -> WecomCorpConfig:
+    """The corp-wide welcome sent on every add that carries a welcome code. Reviewed by compliance
+    when saved: a text that would be blocked is refused with the findings named, and one that
+    needs a compliance officer's review cannot be turned on."""
+    from siyu.compliance.service import review_outbound
+
+    cfg = get_config(session, corp_id=corp_id)
+    if cfg is None:
+        raise InvalidInput("connect the corp's WeCom first", field="welcome_text")
+    text = (text or "").strip()
+    if len(text) > WELCOME_MAX_CHARS:
+        raise InvalidInput("the welcome text is at most %(n)s characters", field="welcome_text",
+                           params={"n": WELCOME_MAX_CHARS})
+    if enabled and not text:
+        raise InvalidInput("write the welcome text before turning it on", field="welcome_text")
+    if text:
+        verdict = review_outbound(session, corp_id=corp_id, text=text)
+        if verdict.verdict == "block":
+            found = "、".join(dict.fromkeys(f.match for f in verdict.findings if f.severity == "block"))
+            raise InvalidInput("compliance review blocks this text: %(found)s", field="welcome_text",
+                               params={"found": found})
+        if verdict.verdict == "review" and enabled:
+            # Sent automatically to every new customer, so it must pass outright: wording that
+            # needs a compliance officer's judgement is not sent unreviewed.
+            found = "、".join(dict.fromkeys(f.match for f in verdict.findings))
+            raise InvalidInput("compliance review flags this text for approval: %(found)s", field="welcome_text",
+                               params={"found": found})
+    cfg.welcome_text, cfg.welcome_enabled, cfg.updated_at = text, enabled, utcnow()
+    session.flush()
+    audit.record(session, corp_id=corp_id, actor=actor, action="wecom.welcome_changed", target_type="corp",
+                 target_id=corp_id, detail={"enabled": enabled, "chars": len(text)}, ip=ip)
+    return cfg
+
+
+# --- events ---------------------------------------------------------------------------------------------
+
+def dispatch_event(session: Session, *, corp_id: int, row: WecomInboxEvent, event: WecomEvent) -> None:
+    """Publish the domain event of a stored callback event and mark it processed, in the caller's
+    transaction: the subscribers' jobs exist if and only if the event is marked. Keyed by the
+    event's natural key, so dispatching it again enqueues nothing new."""
+    from siyu.jobs.events import publish
+
+    if row.processed_at is not None:
+        return
+    domain_event = event.domain_event
+    if domain_event is not None:
+        body = {**event.payload(), "inbox_event_id": row.id, "received_at": row.received_at.isoformat()}
+        publish(session, domain_event, body, corp_id=corp_id, key=row.natural_key)
+    row.processed_at = utcnow()
+    session.flush()
+
+
+# --- callback crypto, per corp slug -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CallbackTarget:
+    corp_id: int
+    crypto: WXBizMsgCrypt
+
+
+_crypto_cache: dict[str, tuple[float, CallbackTarget | None]] = {}
+_CRYPTO_TTL = 10.0  # seconds: a changed token or key is in force everywhere within this
+
+
+def callback_target(session: Session, *, corp_slug: str) -> CallbackTarget | None:
+    """The corp and crypto of a callback URL, or None when no active, connected corp has that slug.
+    Cached briefly per process: the callback endpoint answers thousands of requests a second."""
+    now = time.monotonic()
+    hit = _crypto_cache.get(corp_slug)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    row = session.execute(
+        select(Corp.id, Corp.wecom_corp_id, Corp.is_active, WecomCorpConfig.token_encrypted,
+               WecomCorpConfig.aes_key_encrypted)
+        .join(WecomCorpConfig, WecomCorpConfig.corp_id == Corp.id)
+        .where(Corp.slug == corp_slug)
+    ).first()
+    target = None
+    if row is not None and row.is_active and row.wecom_corp_id:
+        target = CallbackTarget(
+            corp_id=row.id,
+            crypto=WXBizMsgCrypt(pii.decrypt(row.token_encrypted, context=_CONTEXT["token"]),
+                                 pii.decrypt(row.aes_key_encrypted, context=_CONTEXT["aes_key"]), row.wecom_corp_id),
+        )
+    if len(_crypto_cache) > 1000:
+        _crypto_cache.clear()
+    _crypto_cache[corp_slug] = (now + _CRYPTO_TTL, target)
+    return target
+
+
+# --- API clients ----------------------------------------------------------------------------------------
+
+_clients: dict[tuple, WeComClient] = {}
+_clients_lock = threading.Lock()
+
+
+def client_for_corp(session: Session, *, corp_id: int) -> WeComClient:
+    """A client for the corp's customer-contact app, shared by this process's threads, with the
+    token store and rate limits in the database so that every process shares them too.
+
+    45009 backs off briefly here (at most a few seconds per call): callers with deadlines, such as
+    a welcome's 20 s, retry through the job queue instead of sleeping in the client."""
+    corp = session.get(Corp, corp_id)
+    cfg = get_config(session, corp_id=corp_id)
+    if corp is None or cfg is None or not corp.wecom_corp_id:
+        raise NotFound("the corp's WeCom connection is not set up", field="wecom")
+    secret = pii.decrypt(cfg.secret_encrypted, context=_CONTEXT["secret"])
+    key = (corp.wecom_corp_id, secret, cfg.base_url)
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            client = WeComClient(corp.wecom_corp_id, secret, base_url=cfg.base_url, token_store=DatabaseTokenStore(),
+                                 rate_limiter=DatabaseRateLimiter(), rate_limit_backoff=0.2, rate_limit_backoff_max=2.0,
+                                 max_rate_limit_retries=3)
+            _clients[key] = client
+        return client
+
+
+# --- send once ------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SendOutcome:
+    state: str  # see WecomOutbound
+    sent_now: bool  # this call sent it (False: it was handled before, or not sent)
+    errcode: int | None = None
+    detail: str = ""
+
+
+_RETRYABLE = ("failed",)
+_MAYBE_APPLIED = "no answer (may have arrived): "
+
+
+def _finish_record(outbound_id: int, *, state: str, retryable: bool = False, errcode: int | None = None,
+                   detail: str = "", session: Session | None = None) -> None:
+    statement = update(WecomOutbound).where(WecomOutbound.id == outbound_id).values(
+        state=state, retryable=retryable, errcode=errcode, detail=detail[:500], finished_at=utcnow())
+    if session is not None:
+        session.execute(statement)
+        return
+    with session_scope() as s:
+        s.execute(statement)
+
+
+def record_outcome(session: Session, *, corp_id: int, effect_key: str, endpoint: str, state: str,
+                   detail: str = "", event_time: dt.datetime | None = None) -> None:
+    """Record an effect that was decided without a call (blocked by review, nothing to send),
+    unless it is recorded already."""
+    table = WecomOutbound.__table__
+    session.execute(dialect_insert(session)(table).values(
+        corp_id=corp_id, effect_key=effect_key, endpoint=endpoint, state=state, retryable=False, attempts=0,
+        detail=detail[:500], event_time=event_time, created_at=utcnow(), finished_at=utcnow(),
+    ).on_conflict_do_nothing(index_elements=["corp_id", "effect_key"]))
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The right to make one outside call: `outbound_id` is None when the effect was made (or may
+    have been) already, and `outcome` then says what is known of it."""
+
+    outbound_id: int | None
+    maybe_sent_before: bool = False
+    outcome: SendOutcome | None = None
+
+
+def claim_effect(session: Session, *, corp_id: int, effect_key: str, endpoint: str,
+                 event_time: dt.datetime | None = None) -> Claim:
+    """Step 1 of `send_once`, in the caller's transaction, which must commit before the call."""
+    now = utcnow()
+    table = WecomOutbound.__table__
+    new_id = session.execute(dialect_insert(session)(table).values(
+        corp_id=corp_id, effect_key=effect_key, endpoint=endpoint, state="sending", retryable=False, attempts=1,
+        detail="", event_time=event_time, created_at=now,
+    ).on_conflict_do_nothing(index_elements=["corp_id", "effect_key"]).returning(table.c.id)).scalar_one_or_none()
+    if new_id is not None:
+        return Claim(outbound_id=new_id)
+    row = session.scalar(select(WecomOutbound).where(WecomOutbound.corp_id == corp_id,
+                                                     WecomOutbound.effect_key == effect_key).with_for_update())
+    if row.state in _RETRYABLE and row.retryable:
+        maybe_sent_before = row.detail.startswith(_MAYBE_APPLIED)
+        row.state, row.retryable, row.attempts = "sending", False, row.attempts + 1
+        session.flush()
+        return Claim(outbound_id=row.id, maybe_sent_before=maybe_sent_before)
+    if row.state == "sending":
+        row.state, row.finished_at = "unknown", now
+        row.detail = "an earlier attempt stopped during the call; not repeated"
+        session.flush()
+    return Claim(outbound_id=None,
+                 outcome=SendOutcome(state=row.state, sent_now=False, errcode=row.errcode, detail=row.detail))
+
+
+def call_claimed(claim: Claim, call: Callable[[], Any], *, repeat_safe: bool = False,
+                 record_in: Session | None = None) -> SendOutcome:
+    """Steps 2 and 3 of `send_once`: make the claimed call, holding no transaction, and record the
+    outcome in a short transaction of its own; a success may go into `record_in` instead (a job
+    handler's session, which the worker commits with the job's completion: one transaction fewer;
+    if the worker dies before that commit, the record stays "sending" and the job's next run marks
+    it "unknown", never sending again)."""
+    if claim.outbound_id is None:
+        assert claim.outcome is not None
+        return claim.outcome
+    outbound_id = claim.outbound_id
+
+    def _finish(outbound_id: int, *, state: str, **kw: Any) -> None:
+        # Only a success goes into `record_in`: after a failure the handler may raise to be
+        # retried, which rolls its session back, and the failure must stay recorded.
+        _finish_record(outbound_id, state=state, session=record_in if state == "sent" else None, **kw)
+
+    try:
+        call()
+    except (RateLimited, SystemBusy) as exc:
+        maybe_applied = getattr(exc, "maybe_applied", False)
+        if maybe_applied and repeat_safe:
+            detail = f"{_MAYBE_APPLIED}{exc}"
+            _finish(outbound_id, state="failed", retryable=True, errcode=exc.errcode, detail=detail)
+            return SendOutcome(state="failed", sent_now=False, errcode=exc.errcode, detail=detail)
+        state = "unknown" if maybe_applied else "failed"
+        _finish(outbound_id, state=state, retryable=not maybe_applied, errcode=exc.errcode, detail=str(exc))
+        return SendOutcome(state=state, sent_now=False, errcode=exc.errcode, detail=str(exc))
+    except WeComError as exc:
+        state = "unknown" if claim.maybe_sent_before else "failed"
+        _finish(outbound_id, state=state, errcode=exc.errcode, detail=str(exc))
+        return SendOutcome(state=state, sent_now=False, errcode=exc.errcode, detail=str(exc))
+    except BaseException as exc:
+        # Unknown whether the request left: never repeat it.
+        _finish(outbound_id, state="unknown", detail=f"{type(exc).__name__}")
+        raise
+    _finish(outbound_id, state="sent")
+    return SendOutcome(state="sent", sent_now=True)
+
+
+def send_once(*, corp_id: int, effect_key: str, endpoint: str, call: Callable[[], Any],
+              event_time: dt.datetime | None = None, repeat_safe: bool = False) -> SendOutcome:
+    """Make one outside call at most once per `effect_key`, whatever retries, duplicate events or
+    crashes happen around it.
+
+    1. Claim (`claim_effect`): in a committed transaction, insert the record in state "sending",
+       or take over a record whose earlier attempt failed in a way that left nothing at WeCom
+       ("failed" and retryable). Any other existing record means the effect was made, or may have
+       been: nothing is sent, and a record left in "sending" by a worker that died mid-call
+       becomes "unknown".
+    2. Call, holding no database transaction (on SQLite that would hold the write lock).
+    3. Record the outcome in its own transaction.
+
+    `repeat_safe`: WeCom itself makes a repeat harmless (send_welcome_msg: a welcome code works
+    once), so a call whose answer was lost (HTTP 5xx, a dropped connection) may be tried again; a
+    repeat that finds the code used up is then recorded as "unknown", not as a failure.
+
+    Call this from a job handler *without* using the handler's session before it (its transaction
+    would hold SQLite's write lock while the claim waits for it)."""
+    with session_scope() as s:
+        claim = claim_effect(s, corp_id=corp_id, effect_key=effect_key, endpoint=endpoint, event_time=event_time)
+    return call_claimed(claim, call, repeat_safe=repeat_safe)
+
+
+# --- console figures ------------------------------------------------------------------------------------
+
+def inbox_summary(session: Session, *, corp_id: int) -> dict[str, int]:
+    corp = session.get(Corp, corp_id)
+    if corp is None or not corp.wecom_corp_id:
+        return {"events": 0, "deliveries": 0, "unprocessed": 0}
+    row = session.execute(
+        select(func.count(), func.coalesce(func.sum(WecomInboxEvent.deliveries), 0),
+               func.count(WecomInboxEvent.id).filter(WecomInboxEvent.processed_at.is_(None)))
+        .where(WecomInboxEvent.wecom_corp_id == corp.wecom_corp_id)
+    ).one()
+    return {"events": row[0], "deliveries": int(row[1]), "unprocessed": row[2]}
+
+
+def recent_events(session: Session, *, corp_id: int, limit: int = 20) -> list[WecomInboxEvent]:
+    corp = session.get(Corp, corp_id)
+    if corp is None or not corp.wecom_corp_id:
+        return []
+    return list(session.scalars(select(WecomInboxEvent).where(WecomInboxEvent.wecom_corp_id == corp.wecom_corp_id)
+                                .order_by(WecomInboxEvent.id.desc()).limit(limit)))
+
+
+def outbound_counts(session: Session, *, corp_id: int) -> dict[str, int]:
+    rows = session.execute(select(WecomOutbound.state, func.count()).where(WecomOutbound.corp_id == corp_id)
+                           .group_by(WecomOutbound.state)).all()
+    return {state: n for state, n in rows}
+
+
+def recent_outbound(session: Session, *, corp_id: int, limit: int = 20) -> list[WecomOutbound]:
+    return list(session.scalars(select(WecomOutbound).where(WecomOutbound.corp_id == corp_id)
+                                .order_by(WecomOutbound.id.desc()).limit(limit)))
