@@ -41,11 +41,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from siyu.errors import install_error_handlers
 
     install_error_handlers(app)
+    hot = []
     for domain in DOMAINS:
         for part in ("api", "views", "callbacks", "h5"):
             module = _domain_module(domain, part)
             if module is not None and hasattr(module, "router"):
                 app.include_router(module.router)
+            # Plain Starlette routes for endpoints under heavy load (the WeCom callback POST):
+            # matched first, without FastAPI's parameter and dependency machinery.
+            hot += getattr(module, "hot_routes", []) if module is not None else []
+    app.router.routes[0:0] = hot
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/healthz", include_in_schema=False)

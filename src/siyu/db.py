@@ -253,6 +253,81 @@ def session_factory() -> sessionmaker[Session]:
     return _factory
 
 
+class GroupCommitter:
+    """Runs small units of work from many threads in shared transactions: one writer thread takes
+    whatever has been submitted (up to `max_batch`), runs them in one transaction, commits once,
+    and then completes each submitter's future (group commit).
+
+    For endpoints that many callers hit at once with tiny writes (the WeCom callback): one BEGIN,
+    one COMMIT and one turn at the write lock for a whole batch instead of one each, which is what
+    bounds SQLite's write rate. A submitter learns its outcome only after the commit, so "done"
+    still means durable. When anything in a batch fails, the batch is rolled back and each of its
+    units runs again in a transaction of its own, so a bad unit fails alone. Units must therefore
+    be safe to run twice after a rollback (database work only, no outside effects)."""
+
+    def __init__(self, *, max_batch: int = 100, name: str = "group-commit") -> None:
+        import queue
+
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._max_batch = max_batch
+        self._name = name
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def submit(self, work):
+        """Queue `work(session)`; returns a `concurrent.futures.Future` of its result."""
+        from concurrent.futures import Future
+
+        future: Future = Future()
+        if self._thread is None or not self._thread.is_alive():
+            with self._start_lock:
+                if self._thread is None or not self._thread.is_alive():
+                    self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                    self._thread.start()
+        self._queue.put((work, future))
+        return future
+
+    def _run(self) -> None:
+        import queue
+
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < self._max_batch:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._run_batch(batch)
+
+    def _run_batch(self, batch) -> None:
+        batch = [(work, future) for work, future in batch if future.set_running_or_notify_cancel()]
+        if not batch:
+            return
+        try:
+            with session_factory()() as session:
+                results = [work(session) for work, _future in batch]
+                session.commit()
+        except Exception:
+            # Something in the batch failed: run each unit in its own transaction, so that one
+            # bad unit fails alone (and a commit that failed for all fails for each in turn).
+            for work, future in batch:
+                self._run_alone(work, future)
+            return
+        for (_work, future), result in zip(batch, results, strict=True):
+            future.set_result(result)
+
+    @staticmethod
+    def _run_alone(work, future) -> None:
+        try:
+            with session_factory()() as session:
+                result = work(session)
+                session.commit()
+        except Exception as exc:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+
+
 @contextlib.contextmanager
 def session_scope() -> Iterator[Session]:
     """One unit of work: commits on success, rolls back on error."""

@@ -5,32 +5,39 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from siyu.app import create_app
+from siyu.config import get_settings
+from siyu.db import session_scope
 from siyu.errors import Conflict, InvalidInput
 from siyu.jobs.models import Job
+from siyu.tenancy import service as tenancy
 from siyu.wecom import service
 from siyu.wecom.crypto import WXBizMsgCrypt, generate_aes_key
 from siyu.wecom.emulator.callbacks import event_xml
 from siyu.wecom.models import WecomCorpConfig, WecomInboxEvent
-from tenancy.factories import console_user, fast_argon2, make_client, make_corp  # noqa: F401
+from tenancy.factories import console_user, fast_argon2, make_corp  # noqa: F401
 
 TOKEN = "siyuToken2026"
 WELCOME_JOB = "event:customer.added:wecom.default_welcome"  # the subscriber of customer.added
 
 
 @pytest.fixture
-def connected(session):
-    corp = make_corp(session)
+def connected(database_url):
+    """A committed corp with its WeCom connection, and a client of the real app: the endpoint runs
+    its own transactions (group commit), as in production."""
     wecom_id = "ww" + uuid.uuid4().hex[:16]
     aes_key = generate_aes_key()
-    service.configure_connection(session, corp_id=corp.id, actor="test", wecom_corp_id=wecom_id,
-                                 secret="contact-secret-" + uuid.uuid4().hex, token=TOKEN, aes_key=aes_key,
-                                 base_url="http://127.0.0.1:9/cgi-bin/")
-    session.flush()
+    with session_scope() as s:
+        corp = tenancy.create_corp(s, slug="cb-" + uuid.uuid4().hex[:8], name="回调测试银行")
+        service.configure_connection(s, corp_id=corp.id, actor="test", wecom_corp_id=wecom_id,
+                                     secret="contact-secret-" + uuid.uuid4().hex, token=TOKEN, aes_key=aes_key,
+                                     base_url="http://127.0.0.1:9/cgi-bin/")
     crypto = WXBizMsgCrypt(TOKEN, aes_key, wecom_id)
     crypto.test_aes_key = aes_key
-    return corp, crypto, make_client(session)
+    return corp, crypto, TestClient(create_app(get_settings()))
 
 
 def add_event(corp_id: str, *, ext: str = "wmCUSTOMER0001", at: int = 1764000000, code: str = "WELCOME1") -> str:
@@ -48,10 +55,12 @@ def post(client, corp, crypto: WXBizMsgCrypt, plaintext: str, *, tamper: bool = 
                        headers={"content-type": "text/xml"})
 
 
-def counts(session, crypto: WXBizMsgCrypt) -> tuple[int, int]:
-    events = session.scalar(select(func.count()).select_from(WecomInboxEvent)
-                            .where(WecomInboxEvent.wecom_corp_id == crypto.receive_id))
-    jobs = session.scalar(select(func.count()).select_from(Job).where(Job.name == WELCOME_JOB))
+def counts(crypto: WXBizMsgCrypt) -> tuple[int, int]:
+    with session_scope() as s:
+        events = s.scalar(select(func.count()).select_from(WecomInboxEvent)
+                          .where(WecomInboxEvent.wecom_corp_id == crypto.receive_id))
+        jobs = s.scalar(select(func.count()).select_from(Job).where(Job.name == WELCOME_JOB,
+                                                                    Job.payload["welcome_code"].isnot(None)))
     return events, jobs
 
 
@@ -65,20 +74,36 @@ def test_url_verification_answers_the_decrypted_echostr(connected):
     assert client.get("/wecom/callback/no-such-corp", params=params).status_code == 404
 
 
-def test_an_event_is_stored_and_its_processing_enqueued_once_however_often_it_arrives(session, connected):
+def test_an_event_is_stored_and_its_processing_enqueued_once_however_often_it_arrives(connected):
     corp, crypto, client = connected
-    before = counts(session, crypto)
+    before = counts(crypto)
     for _ in range(3):  # WeCom's retries: the same plaintext, encrypted afresh each time
         response = post(client, corp, crypto, add_event(crypto.receive_id))
         assert response.status_code == 200 and response.text == "success"
-    events, jobs = counts(session, crypto)
+    events, jobs = counts(crypto)
     assert (events - before[0], jobs - before[1]) == (1, 1)
-    row = session.scalar(select(WecomInboxEvent).where(WecomInboxEvent.wecom_corp_id == crypto.receive_id))
-    assert row.deliveries == 3 and row.processed_at is not None
-    job = session.scalar(select(Job).where(Job.name == WELCOME_JOB).order_by(Job.id.desc()))
-    assert job.corp_id == corp.id and job.queue == "wecom"
-    assert job.payload["inbox_event_id"] == row.id and job.payload["welcome_code"] == "WELCOME1"
-    assert job.payload["state"] == "ch:ad-spring" and job.payload["external_userid"] == "wmCUSTOMER0001"
+    with session_scope() as s:
+        row = s.scalar(select(WecomInboxEvent).where(WecomInboxEvent.wecom_corp_id == crypto.receive_id))
+        assert row.deliveries == 3 and row.processed_at is not None
+        job = s.scalar(select(Job).where(Job.name == WELCOME_JOB, Job.corp_id == corp.id))
+        assert job.queue == "wecom" and job.payload["inbox_event_id"] == row.id
+        assert job.payload["welcome_code"] == "WELCOME1" and job.payload["state"] == "ch:ad-spring"
+        assert job.payload["external_userid"] == "wmCUSTOMER0001"
+
+
+def test_simultaneous_deliveries_from_many_connections_store_each_event_once(connected):
+    corp, crypto, client = connected
+    from concurrent.futures import ThreadPoolExecutor
+
+    bodies = [add_event(crypto.receive_id, ext=f"wmSIM{i:06d}", code=f"C{i}") for i in range(40)] * 3
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda p: post(client, corp, crypto, p).status_code, bodies))
+    assert set(statuses) == {200}
+    with session_scope() as s:
+        rows = s.scalars(select(WecomInboxEvent).where(WecomInboxEvent.wecom_corp_id == crypto.receive_id)).all()
+        assert len(rows) == 40 and {r.deliveries for r in rows} == {3}
+        jobs = s.scalar(select(func.count()).select_from(Job).where(Job.corp_id == corp.id, Job.name == WELCOME_JOB))
+        assert jobs == 40
 
 
 @pytest.mark.parametrize("case, status", [
@@ -91,9 +116,9 @@ def test_an_event_is_stored_and_its_processing_enqueued_once_however_often_it_ar
     ("oversized", 413),
     ("unknown corp", 404),
 ])
-def test_refused_callbacks_store_nothing(session, connected, case, status):
+def test_refused_callbacks_store_nothing(connected, case, status):
     corp, crypto, client = connected
-    before = counts(session, crypto)
+    before = counts(crypto)
     url = f"/wecom/callback/{corp.slug}"
     if case == "bad signature":
         response = post(client, corp, crypto, add_event(crypto.receive_id), tamper=True)
@@ -117,7 +142,7 @@ def test_refused_callbacks_store_nothing(session, connected, case, status):
         signed = crypto.encrypt_callback(add_event(crypto.receive_id))
         response = client.post("/wecom/callback/nobody-here", params=signed.params, content=signed.body)
     assert response.status_code == status, response.text
-    assert counts(session, crypto) == before
+    assert counts(crypto) == before
 
 
 def test_missing_query_parameters_are_named(connected):
@@ -157,8 +182,10 @@ def test_connection_settings_are_validated_and_secrets_encrypted(session):
     assert taken.value.field == "wecom_corp_id"
 
 
-def test_a_welcome_that_promises_returns_is_refused_naming_the_field(session, connected):
-    corp, _crypto, _client = connected
+def test_a_welcome_that_promises_returns_is_refused_naming_the_field(session):
+    corp = make_corp(session)
+    service.configure_connection(session, corp_id=corp.id, actor="t", wecom_corp_id="ww" + uuid.uuid4().hex[:12],
+                                 secret="s", token=TOKEN, aes_key=generate_aes_key())
     with pytest.raises(InvalidInput) as refused:
         service.set_default_welcome(session, corp_id=corp.id, actor="t", enabled=True,
                                     text="欢迎您！我们的理财产品保本保息，稳赚不赔。")

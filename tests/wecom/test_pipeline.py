@@ -13,12 +13,12 @@ import uuid
 from collections import Counter
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from siyu.app import create_app
 from siyu.config import get_settings
 from siyu.db import session_scope
-from siyu.jobs.models import Job
+from siyu.jobs.models import Job, JobSchedule
 from siyu.jobs.worker import run_worker
 from siyu.tenancy import service as tenancy
 from siyu.wecom import service
@@ -49,6 +49,12 @@ def worker(database_url):
     yield
     stop.set()
     thread.join(15)
+    assert not thread.is_alive()
+    # The worker installed the built-in recurring schedules in the shared test database; other
+    # tests count schedules and their jobs, so take them out again.
+    with session_scope() as s:
+        s.execute(delete(Job).where(Job.name.in_(select(JobSchedule.name))))
+        s.execute(delete(JobSchedule))
 
 
 @pytest.fixture

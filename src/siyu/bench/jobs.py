@@ -19,7 +19,6 @@ import argparse
 import contextlib
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from sqlalchemy import Column, Engine, MetaData, Table, delete, func, insert, se
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from siyu.bench.common import BenchError, percentile, stop_processes
 from siyu.jobs.registry import JobContext, job_handler
 
 HANDLER = "bench.noop"
@@ -56,10 +56,6 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--postgres-workers", type=int, default=2, help="worker processes on PostgreSQL")
     p.add_argument("--timeout", type=float, default=120.0, help="give up on a phase after this many seconds")
     return p.parse_args(argv)
-
-
-class BenchError(RuntimeError):
-    pass
 
 
 def _rows(queue: str, start: int, count: int) -> list[dict[str, Any]]:
@@ -164,26 +160,6 @@ def _start_workers(url: str, queue: str, processes: int, concurrency: int, log_d
     return procs
 
 
-def _stop_workers(procs: list[subprocess.Popen]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(30)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    k = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return ordered[k]
-
-
 def run_backend(
     url: str, *, processes: int, concurrency: int, args: argparse.Namespace, log_dir: Path
 ) -> dict[str, float]:
@@ -242,8 +218,8 @@ def run_backend(
         _clear(engine, queue)
         return {
             "jobs_per_s": round(jobs_per_s, 1),
-            "p50_pickup_ms": round(_percentile(pickups, 0.50), 1),
-            "p99_pickup_ms": round(_percentile(pickups, 0.99), 1),
+            "p50_pickup_ms": round(percentile(pickups, 0.50), 1),
+            "p99_pickup_ms": round(percentile(pickups, 0.99), 1),
             "baseline_inserts_per_s": round(baseline, 1),
         }
     except BenchError as exc:
@@ -253,7 +229,7 @@ def run_backend(
             tails.append(f"--- {log.name}\n" + "\n".join(lines))
         raise BenchError(f"{exc}\n" + "\n".join(tails)) from None
     finally:
-        _stop_workers(procs)
+        stop_processes(procs)
         with contextlib.suppress(Exception):
             _clear(engine, queue)
         engine.dispose()

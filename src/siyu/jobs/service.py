@@ -188,7 +188,7 @@ def enqueue_many(session: Session, jobs: Iterable[Mapping[str, Any]]) -> list[in
     if not rows:
         return []
     stmt = dialect_insert(session)(_t).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(_t.c.id)
-    return list(session.scalars(stmt, rows))
+    return list(session.connection().execute(stmt, rows).scalars())
 
 
 # --- leasing, completion, failure (the worker's side) --------------------------------------------

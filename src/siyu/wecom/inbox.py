@@ -11,9 +11,10 @@ Service functions take the session first and never commit: the caller's transact
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from siyu.db import dialect_insert, utcnow
@@ -22,8 +23,8 @@ from siyu.wecom.crypto import WXBizMsgCrypt
 from siyu.wecom.events import EventParseError, WecomEvent, parse_event
 from siyu.wecom.models import WecomInboxEvent
 
-__all__ = ["EventParseError", "ReceivedEvent", "get_event", "mark_processed", "receive_callback", "record_event",
-           "unprocessed_events"]
+__all__ = ["EventParseError", "ReceivedEvent", "get_event", "mark_processed", "open_callback", "receive_callback",
+           "record_event", "store_event", "unprocessed_events"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,8 @@ class ReceivedEvent:
     id: int
     created: bool  # False: WeCom delivered this event before (a retry or a duplicate)
     event: WecomEvent
+    natural_key: str = ""
+    received_at: dt.datetime | None = None  # of this delivery
 
 
 def record_event(session: Session, *, plaintext: str | bytes) -> ReceivedEvent:
@@ -40,40 +43,70 @@ def record_event(session: Session, *, plaintext: str | bytes) -> ReceivedEvent:
     return _store(session, event, plaintext.decode("utf-8") if isinstance(plaintext, bytes) else plaintext)
 
 
+_TABLE = WecomInboxEvent.__table__
+_REPEAT = (
+    update(_TABLE)
+    .where(_TABLE.c.wecom_corp_id == bindparam("corp"), _TABLE.c.natural_key == bindparam("key"))
+    .values(deliveries=_TABLE.c.deliveries + 1, last_received_at=bindparam("repeat_at"))
+    .returning(_TABLE.c.id)
+)
+
+
 def _store(session: Session, event: WecomEvent, text: str) -> ReceivedEvent:
+    # Statements built once with parameters passed separately: the callback endpoint runs this
+    # thousands of times a second, and SQLAlchemy then reuses their compiled form.
     now = utcnow()
-    table = WecomInboxEvent.__table__
-    insert = dialect_insert(session)(table).values(
-        wecom_corp_id=event.corp_id, natural_key=event.natural_key, event=event.event[:64],
-        change_type=event.change_type[:64], create_time=event.create_time, plaintext=text, deliveries=1,
-        received_at=now, last_received_at=now,
-    )
+    natural_key = event.natural_key
     # Insert-or-skip in one statement: two deliveries racing on two processes both succeed, and
     # exactly one of them sees its row created.
-    new_id = session.execute(
-        insert.on_conflict_do_nothing(index_elements=["wecom_corp_id", "natural_key"]).returning(table.c.id)
-    ).scalar_one_or_none()
+    conn = session.connection()  # Core: these statements need nothing of the ORM
+    new_id = conn.execute(_insert_or_skip(session), {
+        "wecom_corp_id": event.corp_id, "natural_key": natural_key, "event": event.event[:64],
+        "change_type": event.change_type[:64], "create_time": event.create_time, "plaintext": text,
+        "deliveries": 1, "received_at": now, "last_received_at": now,
+    }).scalar_one_or_none()
     if new_id is not None:
-        return ReceivedEvent(id=new_id, created=True, event=event)
-    existing_id = session.execute(
-        update(table)
-        .where(table.c.wecom_corp_id == event.corp_id, table.c.natural_key == event.natural_key)
-        .values(deliveries=table.c.deliveries + 1, last_received_at=now)
-        .returning(table.c.id)
-    ).scalar_one()
-    return ReceivedEvent(id=existing_id, created=False, event=event)
+        return ReceivedEvent(id=new_id, created=True, event=event, natural_key=natural_key, received_at=now)
+    existing_id = conn.execute(_REPEAT, {"corp": event.corp_id, "key": natural_key, "repeat_at": now}).scalar_one()
+    return ReceivedEvent(id=existing_id, created=False, event=event, natural_key=natural_key, received_at=now)
 
 
-def receive_callback(session: Session, *, crypto: WXBizMsgCrypt, body: str | bytes, msg_signature: str,
-                     timestamp: str, nonce: str) -> ReceivedEvent:
-    """What the callback endpoint does with a POST: verify the signature, decrypt, store.
-    Raises `siyu.wecom.crypto.CallbackCryptoError` (4xx) or `EventParseError` (400)."""
+_INSERTS: dict[str, object] = {}
+
+
+def _insert_or_skip(session: Session):
+    dialect = session.get_bind().dialect.name
+    stmt = _INSERTS.get(dialect)
+    if stmt is None:
+        stmt = _INSERTS[dialect] = (dialect_insert(session)(_TABLE)
+                                    .on_conflict_do_nothing(index_elements=["wecom_corp_id", "natural_key"])
+                                    .returning(_TABLE.c.id))
+    return stmt
+
+
+def open_callback(*, crypto: WXBizMsgCrypt, body: str | bytes, msg_signature: str, timestamp: str,
+                  nonce: str) -> tuple[WecomEvent, str]:
+    """Verify the signature, decrypt and parse a callback POST (no database): the event and its
+    plaintext. Raises `siyu.wecom.crypto.CallbackCryptoError` (4xx) or `EventParseError` (400)."""
     plaintext = crypto.decrypt_message(body, msg_signature, timestamp, nonce)
     event = parse_event(plaintext)
     if event.corp_id != crypto.receive_id:
         # The receive id inside the ciphertext was checked; ToUserName is only what the plaintext
         # claims. A mismatch means a misconfigured corp, and is refused rather than misfiled.
         raise EventParseError("ToUserName does not match the corp of this callback URL")
+    return event, plaintext
+
+
+def store_event(session: Session, *, event: WecomEvent, plaintext: str) -> ReceivedEvent:
+    """Store an opened event unless it is stored already (then count the repeat delivery)."""
+    return _store(session, event, plaintext)
+
+
+def receive_callback(session: Session, *, crypto: WXBizMsgCrypt, body: str | bytes, msg_signature: str,
+                     timestamp: str, nonce: str) -> ReceivedEvent:
+    """Verify, decrypt and store a callback POST in one call."""
+    event, plaintext = open_callback(crypto=crypto, body=body, msg_signature=msg_signature, timestamp=timestamp,
+                                     nonce=nonce)
     return _store(session, event, plaintext)
 
 

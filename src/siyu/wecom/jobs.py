@@ -35,7 +35,8 @@ def process_event(session: Session, payload: dict[str, Any], job: JobContext) ->
     corp = get_corp_by_wecom_id(session, wecom_corp_id=row.wecom_corp_id)
     if corp is None:
         raise PermanentFailure("no corp has this WeCom corp id any more")
-    service.dispatch_event(session, corp_id=corp.id, row=row, event=parse_event(row.plaintext))
+    service.dispatch_event(session, corp_id=corp.id, event_id=row.id, natural_key=row.natural_key,
+                           received_at=row.received_at, event=parse_event(row.plaintext))
 
 
 def _received_at(payload: dict[str, Any]) -> dt.datetime:

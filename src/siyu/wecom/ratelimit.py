@@ -162,7 +162,11 @@ class DatabaseRateLimiter:
                 extra = min(self._chunk - 1, int(tokens))  # more of what is there, for the next calls
                 tokens -= extra
                 with self._local_lock:
-                    self._local[key] = (extra, time.monotonic() + self._chunk_seconds)
+                    # Added to what another thread of this process may have taken meanwhile,
+                    # never written over it (that would throw tokens away).
+                    left, until = self._local.get(key, (0, 0.0))
+                    now_m = time.monotonic()
+                    self._local[key] = ((left if until > now_m else 0) + extra, now_m + self._chunk_seconds)
             row.tokens, row.updated_at = tokens, now
             return wait
 

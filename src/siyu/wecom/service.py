@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from siyu import pii
@@ -184,20 +184,28 @@ def set_default_welcome(
 
 # --- events ---------------------------------------------------------------------------------------------
 
-def dispatch_event(session: Session, *, corp_id: int, row: WecomInboxEvent, event: WecomEvent) -> None:
+def dispatch_event(session: Session, *, corp_id: int, event_id: int, natural_key: str, received_at: dt.datetime,
+                   event: WecomEvent) -> bool:
     """Publish the domain event of a stored callback event and mark it processed, in the caller's
     transaction: the subscribers' jobs exist if and only if the event is marked. Keyed by the
-    event's natural key, so dispatching it again enqueues nothing new."""
-    from siyu.jobs.events import publish
+    event's natural key, so dispatching it again enqueues nothing new. False when it was
+    processed already."""
+    from siyu.jobs.events import publish_ids
 
-    if row.processed_at is not None:
-        return
+    marked = session.connection().execute(_MARK_PROCESSED, {"event_id": event_id, "marked_at": utcnow()}).rowcount
+    if not marked:
+        return False
     domain_event = event.domain_event
     if domain_event is not None:
-        body = {**event.payload(), "inbox_event_id": row.id, "received_at": row.received_at.isoformat()}
-        publish(session, domain_event, body, corp_id=corp_id, key=row.natural_key)
-    row.processed_at = utcnow()
-    session.flush()
+        body = {**event.payload(), "inbox_event_id": event_id, "received_at": received_at.isoformat()}
+        publish_ids(session, domain_event, body, corp_id=corp_id, key=natural_key)
+    return True
+
+
+_MARK_PROCESSED = (update(WecomInboxEvent.__table__)
+                   .where(WecomInboxEvent.__table__.c.id == bindparam("event_id"),
+                          WecomInboxEvent.__table__.c.processed_at.is_(None))
+                   .values(processed_at=bindparam("marked_at")))
 
 
 # --- callback crypto, per corp slug -------------------------------------------------------------------
@@ -212,13 +220,24 @@ _crypto_cache: dict[str, tuple[float, CallbackTarget | None]] = {}
 _CRYPTO_TTL = 10.0  # seconds: a changed token or key is in force everywhere within this
 
 
+MISS = object()  # not cached (None is a cached "no such corp")
+
+
+def cached_callback_target(corp_slug: str):
+    """The cached `callback_target` of a slug (None: no such corp), or `MISS` when not cached."""
+    hit = _crypto_cache.get(corp_slug)
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1]
+    return MISS
+
+
 def callback_target(session: Session, *, corp_slug: str) -> CallbackTarget | None:
     """The corp and crypto of a callback URL, or None when no active, connected corp has that slug.
     Cached briefly per process: the callback endpoint answers thousands of requests a second."""
     now = time.monotonic()
-    hit = _crypto_cache.get(corp_slug)
-    if hit is not None and hit[0] > now:
-        return hit[1]
+    hit = cached_callback_target(corp_slug)
+    if hit is not MISS:
+        return hit
     row = session.execute(
         select(Corp.id, Corp.wecom_corp_id, Corp.is_active, WecomCorpConfig.token_encrypted,
                WecomCorpConfig.aes_key_encrypted)

@@ -1,0 +1,104 @@
+"""What the benchmark scenarios share: percentiles, a throw-away installation (data directory,
+SQLite database, keys) and the real processes (`siyu serve`, `siyu worker`, `siyu emulator`)
+started, waited for and stopped."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    k = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Installation:
+    """A fresh data directory with its own SQLite database and keys, and the processes started on it."""
+
+    root: Path
+    procs: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
+
+    @property
+    def database_url(self) -> str:
+        return f"sqlite:///{self.root / 'siyu.db'}"
+
+    def env(self) -> dict[str, str]:
+        return dict(os.environ, SIYU_DATA_DIR=str(self.root), SIYU_DATABASE_URL=self.database_url,
+                    SIYU_LOG_LEVEL=os.environ.get("SIYU_LOG_LEVEL", "WARNING"))
+
+    def activate(self) -> None:
+        """Point this process's settings at the installation (keys included) and migrate it."""
+        from siyu.config import get_settings
+        from siyu.migrate import upgrade
+
+        os.environ.update(SIYU_DATA_DIR=str(self.root), SIYU_DATABASE_URL=self.database_url,
+                          SIYU_PII_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
+                          SIYU_SECRET_KEY=secrets.token_urlsafe(32))
+        get_settings.cache_clear()
+        upgrade("head", self.database_url)
+
+    def spawn(self, name: str, *args: str) -> subprocess.Popen:
+        log = open(self.root / f"{name}.log", "w")  # noqa: SIM115 - the child keeps it
+        proc = subprocess.Popen([sys.executable, "-m", "siyu.cli", *args], env=self.env(), stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+        self.procs.append((name, proc))
+        return proc
+
+    def wait_http(self, url: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for name, proc in self.procs:
+                if proc.poll() is not None:
+                    raise BenchError(f"{name} exited with {proc.returncode}:\n{self.log_tail(name)}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url, timeout=2).status_code < 500:
+                    return
+            time.sleep(0.1)
+        raise BenchError(f"{url} did not answer within {timeout:g} s")
+
+    def log_tail(self, name: str, lines: int = 20) -> str:
+        path = self.root / f"{name}.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+    def stop(self) -> None:
+        stop_processes([p for _n, p in self.procs])
+        self.procs.clear()
+
+
+def stop_processes(procs: list[subprocess.Popen], timeout: float = 30) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
