@@ -3,19 +3,26 @@ the firm's KYC system, suitability decisions and risk disclosures.
 
 Every call is limited to the API key's own corp: another corp's product or customer is simply not
 found. Scopes: `products:read` / `products:write` for the catalogue and disclosures, `kyc:write` to
-push risk levels, `customers:read` to read a customer's levels and eligibility."""
+push risk levels, `customers:read` to read a customer's levels and eligibility, `content:read` to read
+outbound content and its approval state."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 from sqlalchemy.orm import Session
 
-from siyu.compliance import disclosure, suitability
+from siyu.compliance import approval, disclosure, suitability
 from siyu.compliance.schemas import (
     CUSTOMER_REF_PATTERN,
     PRODUCT_CODE_PATTERN,
     AttachDisclosureIn,
     AttachDisclosureOut,
+    ContentItemDetail,
+    ContentItemList,
+    ContentItemOut,
+    ContentKind,
+    ContentStatus,
+    ContentVersionOut,
     DisclosureIn,
     DisclosureList,
     DisclosureOut,
@@ -184,3 +191,36 @@ def attach_disclosure(body: AttachDisclosureIn, principal: Principal = Depends(r
                                            product_types=set(body.product_types))
     text = body.text.rstrip() + disclosure.SEPARATOR + "\n".join(d for _k, d in needed) if needed else body.text
     return AttachDisclosureOut(text=text, appended=[k for k, _d in needed])
+
+
+# --- content approval ------------------------------------------------------------------------------------------------
+
+read_content = require_scope("content:read")
+CONTENT_NOT_FOUND = {404: {"description": "no such content in the key's corp (`field`: item_id)"}}
+
+
+@router.get("/content", response_model=ContentItemList, responses=ERRORS)
+def list_content(
+    kind: ContentKind | None = Query(None),
+    ref: str | None = Query(None, pattern=CUSTOMER_REF_PATTERN, description="the owning object, e.g. channel_code:42"),
+    status: ContentStatus | None = Query(None, description="the state of the latest version"),
+    principal: Principal = Depends(read_content),
+    session: Session = Depends(get_session),
+) -> ContentItemList:
+    """The corp's outbound content (welcome messages, keyword replies, broadcasts …) with its approval state
+    and the approved text in force (scope `content:read`)."""
+    items = approval.list_items(session, corp_id=principal.corp_id, kind=kind, ref=ref, status=status)
+    texts = approval.approved_texts(session, corp_id=principal.corp_id, items=items)
+    return ContentItemList(items=[ContentItemOut.model_validate(i).model_copy(update={"approved_text": texts.get(i.id)})
+                                  for i in items])
+
+
+@router.get("/content/{item_id}", response_model=ContentItemDetail, responses={**ERRORS, **CONTENT_NOT_FOUND})
+def get_content(item_id: int = Path(ge=1, le=approval.MAX_ID), principal: Principal = Depends(read_content),
+                session: Session = Depends(get_session)) -> ContentItemDetail:
+    """One content item with every version, its review and disclosures (scope `content:read`)."""
+    item = approval.get_item(session, corp_id=principal.corp_id, item_id=item_id)
+    versions = approval.versions(session, corp_id=principal.corp_id, item_id=item.id)
+    texts = approval.approved_texts(session, corp_id=principal.corp_id, items=[item])
+    base = ContentItemOut.model_validate(item).model_dump() | {"approved_text": texts.get(item.id)}
+    return ContentItemDetail(**base, versions=[ContentVersionOut.model_validate(v) for v in versions])

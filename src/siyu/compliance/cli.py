@@ -221,5 +221,11 @@ def seed_info() -> None:
                           ensure_ascii=False))
 
 
+# Chat-archive import (会话存档导入): compliance/archive_cli.py.
+from siyu.compliance.archive_cli import archive_import  # noqa: E402
+
+app.command("archive-import")(archive_import)
+
+
 if __name__ == "__main__":
     app()

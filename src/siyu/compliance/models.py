@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from siyu.db import Base, BigId, IdMixin, TimestampMixin, utcnow
@@ -130,3 +130,179 @@ class RiskDisclosure(IdMixin, TimestampMixin, Base):
     product_type: Mapped[str] = mapped_column(String(32))
     text: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+# --- content review and maker–checker approval (内容审核与双人复核) ---------------------------------------------
+
+
+class ContentItem(IdMixin, TimestampMixin, Base):
+    """A text that staff send to customers (welcome, keyword reply, broadcast …) and its approval state.
+
+    `ref` names the owning object ("channel_code:42"); other domains ask for the approved text of
+    (kind, ref). `approved_version` is the version in force (NULL until one is approved); `status` is
+    the state of the latest version: draft | submitted | approved | rejected."""
+
+    __tablename__ = "content_item"
+    __table_args__ = (
+        UniqueConstraint("corp_id", "kind", "ref"),
+        Index("ix_content_item_corp_status", "corp_id", "status"),
+    )
+
+    corp_id: Mapped[int] = mapped_column(ForeignKey("corp.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))  # welcome | keyword_reply | broadcast | sop_slot | moments | …
+    ref: Mapped[str] = mapped_column(String(128))
+    title: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default="draft")
+    latest_version: Mapped[int] = mapped_column(Integer, default=1)
+    approved_version: Mapped[int | None] = mapped_column(Integer)
+    created_by: Mapped[str] = mapped_column(String(120))
+    created_by_staff_id: Mapped[int | None] = mapped_column(BigId)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ContentVersion(IdMixin, TimestampMixin, Base):
+    """One version of a content item: the maker's text, what is attached, the text with its risk
+    disclosures (`final_text`, what is approved and sent) and the review of that text.
+
+    An approved (or superseded) version is never changed: editing approved content makes a new version."""
+
+    __tablename__ = "content_version"
+    __table_args__ = (UniqueConstraint("item_id", "number"),)
+
+    item_id: Mapped[int] = mapped_column(BigId, ForeignKey("content_item.id", ondelete="CASCADE"))
+    corp_id: Mapped[int] = mapped_column(ForeignKey("corp.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    # draft | submitted | approved | rejected | superseded (was in force, replaced by a newer approval)
+    status: Mapped[str] = mapped_column(String(16), default="draft")
+    text: Mapped[str] = mapped_column(Text)
+    final_text: Mapped[str] = mapped_column(Text)
+    attachments: Mapped[list] = mapped_column(JSON, default=list)  # [{"type": "image"|"link"|"miniprogram", …}]
+    product_codes: Mapped[list] = mapped_column(JSON, default=list)
+    product_types: Mapped[list] = mapped_column(JSON, default=list)  # chosen by the maker or from the products
+    disclosure_types: Mapped[list] = mapped_column(JSON, default=list)  # the disclosures appended
+    verdict: Mapped[str] = mapped_column(String(16))  # block | review | pass, of final_text
+    findings: Mapped[list] = mapped_column(JSON, default=list)  # offsets into final_text
+    created_by: Mapped[str] = mapped_column(String(120))
+    created_by_staff_id: Mapped[int | None] = mapped_column(BigId)
+    submitted_by: Mapped[str | None] = mapped_column(String(120))
+    submitted_by_staff_id: Mapped[int | None] = mapped_column(BigId)
+    submitted_at: Mapped[dt.datetime | None] = mapped_column()
+    decided_by: Mapped[str | None] = mapped_column(String(120))
+    decided_by_staff_id: Mapped[int | None] = mapped_column(BigId)
+    decided_at: Mapped[dt.datetime | None] = mapped_column()
+    decision_comment: Mapped[str] = mapped_column(Text, default="")
+
+
+class ContentEvent(IdMixin, Base):
+    """The history of a content item: who did what to which version, when, with which verdict,
+    and the comments of makers and checkers (kept for as long as the item)."""
+
+    __tablename__ = "content_event"
+    __table_args__ = (Index("ix_content_event_item", "item_id", "id"),)
+
+    item_id: Mapped[int] = mapped_column(BigId, ForeignKey("content_item.id", ondelete="CASCADE"))
+    corp_id: Mapped[int] = mapped_column(ForeignKey("corp.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    # created | edited | new_version | submitted | approved | rejected | commented
+    action: Mapped[str] = mapped_column(String(16))
+    verdict: Mapped[str | None] = mapped_column(String(16))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    actor: Mapped[str] = mapped_column(String(120))
+    actor_staff_id: Mapped[int | None] = mapped_column(BigId)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+# --- chat-archive monitoring (会话存档监控) -------------------------------------------------------------
+
+from siyu.pii import EncryptedString  # noqa: E402
+
+ARCHIVE_TEXT_MAX = 4000  # characters of a message's text kept (and scanned)
+
+
+class ArchiveCursor(Base):
+    """How far a corp's archive feed was read (the last `seq` stored), and the last poll's outcome."""
+
+    __tablename__ = "archive_cursor"
+
+    corp_id: Mapped[int] = mapped_column(ForeignKey("corp.id", ondelete="CASCADE"), primary_key=True,
+                                         autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigId, default=0)
+    polled_at: Mapped[dt.datetime | None] = mapped_column()
+    last_error: Mapped[str] = mapped_column(String(300), default="")
+
+
+class ArchiveMessage(IdMixin, TimestampMixin, Base):
+    """One archived chat message (会话存档消息), stored once per corp and msgid; its text encrypted."""
+
+    __tablename__ = "archive_message"
+    __table_args__ = (
+        UniqueConstraint("corp_id", "msgid"),
+        Index("ix_archive_message_corp_sent", "corp_id", "sent_at"),
+    )
+
+    corp_id: Mapped[int] = mapped_column(ForeignKey("corp.id", ondelete="CASCADE"))
+    msgid: Mapped[str] = mapped_column(String(128))
+    seq: Mapped[int | None] = mapped_column(BigId)  # the feed's seq (None: imported from a file)
+    source: Mapped[str] = mapped_column(String(8))  # feed | file
+    sender: Mapped[str] = mapped_column(String(64))  # `from`: a staff userid or an external userid
+    sender_is_staff: Mapped[bool] = mapped_column(Boolean)
+    staff_userid: Mapped[str] = mapped_column(String(64), default="")  # the advisor in the conversation
+    customer_userid: Mapped[str] = mapped_column(String(64), default="")  # the (first) customer in it
+    tolist: Mapped[list] = mapped_column(JSON, default=list)
+    roomid: Mapped[str] = mapped_column(String(64), default="")
+    msgtype: Mapped[str] = mapped_column(String(32))
+    sent_at: Mapped[dt.datetime] = mapped_column()
+    text: Mapped[str] = mapped_column(EncryptedString(context="archive_message.text", length=16400), default="")
+    amount: Mapped[int | None] = mapped_column(BigId)  # fen, red packets and transfers
+
+
+class ArchiveAlert(IdMixin, TimestampMixin, Base):
+    """An alert raised by an archived message with findings (会话存档告警): open → resolved | false_positive."""
+
+    __tablename__ = "archive_alert"
+    __table_args__ = (
+        UniqueConstraint("message_id"),
+        Index("ix_archive_alert_corp_status", "corp_id", "status", "sent_at"),
+    )
+
+    corp_id: Mapped[int] = mapped_column(ForeignKey("corp.id", ondelete="CASCADE"))
+    message_id: Mapped[int] = mapped_column(BigId, ForeignKey("archive_message.id", ondelete="CASCADE"))
+    severity: Mapped[str] = mapped_column(String(16))  # block | review
+    categories: Mapped[list] = mapped_column(JSON, default=list)
+    # Finding spans: category, rule, start, end, severity, source, phrase, entry_id (never the matched text).
+    findings: Mapped[list] = mapped_column(JSON, default=list)
+    excerpt: Mapped[str] = mapped_column(EncryptedString(context="archive_alert.excerpt", length=1200), default="")
+    staff_userid: Mapped[str] = mapped_column(String(64), default="")
+    customer_userid: Mapped[str] = mapped_column(String(64), default="")
+    sent_at: Mapped[dt.datetime] = mapped_column()
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | resolved | false_positive
+    assignee_staff_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("staff.id", ondelete="SET NULL"))
+    resolution_note: Mapped[str] = mapped_column(Text, default="")
+    closed_by: Mapped[str] = mapped_column(String(120), default="")
+    closed_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class ArchiveFalsePositive(IdMixin, TimestampMixin, Base):
+    """A dictionary finding of an alert marked false positive: what counts against the entry."""
+
+    __tablename__ = "archive_false_positive"
+    __table_args__ = (Index("ix_archive_false_positive_corp_phrase", "corp_id", "phrase"),)
+
+    corp_id: Mapped[int] = mapped_column(ForeignKey("corp.id", ondelete="CASCADE"))
+    alert_id: Mapped[int] = mapped_column(BigId, ForeignKey("archive_alert.id", ondelete="CASCADE"), index=True)
+    entry_id: Mapped[int | None] = mapped_column(BigId)  # None: a seed entry not in the database
+    category: Mapped[str] = mapped_column(String(32))
+    phrase: Mapped[str] = mapped_column(String(100))
+    actor: Mapped[str] = mapped_column(String(120))
+
+
+class ArchiveConsent(IdMixin, TimestampMixin, Base):
+    """A customer's consent to the archiving of their chats (同意会话存档), from msg_audit_approved."""
+
+    __tablename__ = "archive_consent"
+    __table_args__ = (UniqueConstraint("corp_id", "external_userid", "staff_userid"),)
+
+    corp_id: Mapped[int] = mapped_column(ForeignKey("corp.id", ondelete="CASCADE"))
+    external_userid: Mapped[str] = mapped_column(String(64))
+    staff_userid: Mapped[str] = mapped_column(String(64), default="")
+    consented_at: Mapped[dt.datetime] = mapped_column()

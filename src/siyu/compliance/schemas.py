@@ -233,3 +233,60 @@ class AttachDisclosureIn(BaseModel):
 class AttachDisclosureOut(BaseModel):
     text: str
     appended: list[ProductType]
+
+
+# --- content approval ---------------------------------------------------------------------------------------
+
+ContentKind = Literal["welcome", "keyword_reply", "broadcast", "sop_slot", "moments", "course", "game", "other"]
+ContentStatus = Literal["draft", "submitted", "approved", "rejected"]
+
+
+class ContentVersionOut(BaseModel):
+    """One version: the maker's `text`, `final_text` (with risk disclosures: what is approved and sent),
+    and the wording review of `final_text` (findings' offsets are into it)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    number: int
+    status: Literal["draft", "submitted", "approved", "rejected", "superseded"]
+    text: str
+    final_text: str
+    attachments: list[dict]
+    product_codes: list[str]
+    product_types: list[str]
+    disclosure_types: list[str]
+    verdict: VerdictValue
+    findings: list[dict]
+    created_by: str
+    submitted_by: str | None
+    submitted_at: datetime | None
+    decided_by: str | None
+    decided_at: datetime | None
+    decision_comment: str
+    created_at: datetime
+
+
+class ContentItemOut(BaseModel):
+    """A content item and its state: `status` of the latest version; `approved_version` is the one in force."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    kind: ContentKind
+    ref: str
+    title: str
+    status: ContentStatus
+    latest_version: int
+    approved_version: int | None
+    approved_text: str | None = None
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class ContentItemDetail(ContentItemOut):
+    versions: list[ContentVersionOut]
+
+
+class ContentItemList(BaseModel):
+    items: list[ContentItemOut]

@@ -3,7 +3,9 @@ risk assessments, an eligibility check that shows the decision and its reason, a
 disclosures per product type.
 
 Compliance officers and administrators edit; operations staff read and check eligibility (they plan
-the broadcasts that the same rule filters). Thin: parse the form, check the role, call the service."""
+the broadcasts that the same rule filters). Thin: parse the form, check the role, call the service.
+
+Also 内容审核 (`/compliance/approvals`): maker–checker approval of outbound content (see the section below)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from siyu.compliance import disclosure, suitability
+from siyu.compliance import approval, disclosure, suitability
+from siyu.compliance.schemas import CATEGORIES, DETECTOR_CATEGORIES
 from siyu.console.forms import FieldErrors
 from siyu.console.i18n import N_
 from siyu.console.templating import render
@@ -202,3 +205,241 @@ def disclosure_reset(request: Request, product_type: str = Path(max_length=40),
         errors.add(request, exc, "product_type")
         return _page(request, session, principal, page_errors=errors, status_code=exc.status_code)
     return RedirectResponse(f"{PAGE}#disclosure-{product_type}", status_code=303)
+
+
+# --- content approval (内容审核与双人复核) -----------------------------------------------------------------------
+# Operations staff are the makers, compliance officers the checkers (administrators are both, but never
+# for their own version), auditors read.
+
+MAKERS = ("administrator", "operations")
+CHECKERS = approval.CHECKER_ROLES
+APPROVAL_READERS = (*MAKERS, "compliance", "auditor")
+makers = require_roles(*MAKERS)
+approval_writers = require_roles(*MAKERS, *CHECKERS)
+approval_readers = require_roles(*APPROVAL_READERS)
+APPROVALS = "/compliance/approvals"
+ITEM_ID = Path(ge=1, le=approval.MAX_ID)
+TABS = ("queue", "mine", "all")
+
+KIND_LABELS = {
+    "welcome": N_("Welcome message"),
+    "keyword_reply": N_("Keyword reply"),
+    "broadcast": N_("Broadcast"),
+    "sop_slot": N_("SOP slot"),
+    "moments": N_("Moments"),
+    "course": N_("Course"),
+    "game": N_("Game"),
+    "other": N_("Other"),
+}
+STATUS_LABELS = {
+    "draft": N_("Draft"),
+    "submitted": N_("Awaiting approval"),
+    "approved": N_("Approved"),
+    "rejected": N_("Rejected"),
+    "superseded": N_("Replaced"),
+}
+ACTION_LABELS = {
+    "created": N_("Created a draft"),
+    "edited": N_("Edited"),
+    "new_version": N_("New version"),
+    "submitted": N_("Submitted"),
+    "approved": N_("Approved"),
+    "rejected": N_("Rejected"),
+    "commented": N_("Commented"),
+}
+VERDICT_LABELS = {"pass": N_("Passes"), "review": N_("Needs review"), "block": N_("Blocked")}
+FINDING_LABELS = {**CATEGORIES, **DETECTOR_CATEGORIES}
+
+
+def _labels() -> dict:
+    return {"kind_labels": KIND_LABELS, "status_labels": STATUS_LABELS, "action_labels": ACTION_LABELS,
+            "verdict_labels": VERDICT_LABELS, "finding_labels": FINDING_LABELS, "type_labels": PRODUCT_TYPE_LABELS,
+            "kinds": approval.KINDS, "product_types": list(suitability.PRODUCT_TYPES)}
+
+
+def _approvals_page(request: Request, session: Session, principal: Principal, *, tab: str, status_code: int = 200,
+                    **extra) -> Response:
+    if tab == "queue":
+        items = approval.list_items(session, corp_id=principal.corp_id, status="submitted")
+    elif tab == "mine":
+        items = approval.list_items(session, corp_id=principal.corp_id, created_by_staff_id=principal.staff_id or 0)
+    else:
+        items = approval.list_items(session, corp_id=principal.corp_id)
+    context = {
+        "tab": tab,
+        "items": items,
+        "can_make": principal.has_role(*MAKERS),
+        "products": suitability.list_products(session, corp_id=principal.corp_id, active_only=True),
+        **_labels(),
+    }
+    context.update(extra)
+    return render(request, "compliance/approvals.html", context, status_code=status_code)
+
+
+@router.get(APPROVALS)
+def approvals_page(request: Request, tab: str = Query("", max_length=10),
+                   principal: Principal = Depends(approval_readers), session: Session = Depends(get_session)):
+    """The queue of submitted content for checkers, the maker's own items, or everything."""
+    if tab not in TABS:
+        tab = "queue" if principal.has_role(*CHECKERS) or not principal.has_role(*MAKERS) else "mine"
+    return _approvals_page(request, session, principal, tab=tab)
+
+
+def _content_errors(request: Request, exc: SiyuError) -> FieldErrors:
+    errors = FieldErrors()
+    errors.add(request, exc)
+    if "attachments" in errors:  # the console edits one link: its URL is the field to fix
+        errors["link_url"] = errors.pop("attachments")
+    return errors
+
+
+def _link(link_title: str, link_url: str) -> list[dict]:
+    if not link_url.strip() and not link_title.strip():
+        return []
+    return [{"type": "link", "url": link_url.strip(), "title": link_title.strip()}]
+
+
+@router.post(APPROVALS)
+def approval_create(
+    request: Request,
+    kind: str = Form(""),
+    ref: str = Form(""),
+    title: str = Form(""),
+    text: str = Form(""),
+    product_codes: list[str] = Form([]),
+    product_types: list[str] = Form([]),
+    link_title: str = Form(""),
+    link_url: str = Form(""),
+    principal: Principal = Depends(makers),
+    session: Session = Depends(get_session),
+):
+    values = {"kind": kind, "ref": ref, "title": title, "text": text, "product_codes": product_codes,
+              "product_types": product_types, "link_title": link_title, "link_url": link_url}
+    try:
+        item = approval.create_item(session, corp_id=principal.corp_id, actor=principal, kind=kind, ref=ref,
+                                    title=title, text=text, product_codes=product_codes, product_types=product_types,
+                                    attachments=_link(link_title, link_url))
+    except SiyuError as exc:
+        errors = _content_errors(request, exc)
+        return _approvals_page(request, session, principal, tab="mine", form=values, errors=errors,
+                               status_code=exc.status_code)
+    return RedirectResponse(f"{APPROVALS}/{item.id}", status_code=303)
+
+
+def _item_page(request: Request, session: Session, principal: Principal, item_id: int, *, status_code: int = 200,
+               **extra) -> Response:
+    item = approval.get_item(session, corp_id=principal.corp_id, item_id=item_id)
+    versions = approval.versions(session, corp_id=principal.corp_id, item_id=item.id)
+    latest = versions[-1]
+    in_force = next((v for v in versions if v.number == item.approved_version), None)
+    diffs = {v.number: approval.diff(prev.text, v.text) for prev, v in zip(versions, versions[1:], strict=False)
+             if prev.text != v.text}
+    me = principal.staff_id
+    own = me is not None and me in (latest.created_by_staff_id, latest.submitted_by_staff_id)
+    link = next((a for a in latest.attachments if a.get("type") == "link"), {})
+    context = {
+        "item": item,
+        "versions": list(reversed(versions)),
+        "latest": latest,
+        "in_force": in_force,
+        "segments": approval.segments(latest.final_text, latest.findings),
+        "diffs": diffs,
+        "events": approval.history(session, corp_id=principal.corp_id, item_id=item.id),
+        "can_make": principal.has_role(*MAKERS),
+        "can_edit": principal.has_role(*MAKERS) and latest.status != "submitted",
+        "can_submit": principal.has_role(*MAKERS) and latest.status == "draft",
+        "is_checker": principal.has_role(*CHECKERS),
+        "can_decide": principal.has_role(*CHECKERS) and latest.status == "submitted" and not own,
+        "own_version": own,
+        "can_comment": principal.has_role(*MAKERS, *CHECKERS),
+        "products": suitability.list_products(session, corp_id=principal.corp_id, active_only=True),
+        "form": {"title": item.title, "text": latest.text, "product_codes": latest.product_codes,
+                 "product_types": latest.product_types, "link_title": link.get("title", ""),
+                 "link_url": link.get("url", "")},
+        **_labels(),
+    }
+    context.update(extra)
+    return render(request, "compliance/approval_item.html", context, status_code=status_code)
+
+
+@router.get(APPROVALS + "/{item_id}")
+def approval_item(request: Request, item_id: int = ITEM_ID, principal: Principal = Depends(approval_readers),
+                  session: Session = Depends(get_session)):
+    return _item_page(request, session, principal, item_id)
+
+
+def _after(request: Request, session: Session, principal: Principal, item_id: int, action, *, form_name: str,
+           form: dict | None = None) -> Response:
+    try:
+        action()
+    except SiyuError as exc:
+        if exc.status_code == 404:
+            raise
+        extra = {f"{form_name}_errors": _content_errors(request, exc)}
+        if form is not None:
+            extra["form"] = form
+        return _item_page(request, session, principal, item_id, status_code=exc.status_code, **extra)
+    return RedirectResponse(f"{APPROVALS}/{item_id}", status_code=303)
+
+
+@router.post(APPROVALS + "/{item_id}/edit")
+def approval_edit(
+    request: Request,
+    item_id: int = ITEM_ID,
+    title: str = Form(""),
+    text: str = Form(""),
+    product_codes: list[str] = Form([]),
+    product_types: list[str] = Form([]),
+    link_title: str = Form(""),
+    link_url: str = Form(""),
+    principal: Principal = Depends(makers),
+    session: Session = Depends(get_session),
+):
+    """Save the maker's change: the draft itself, or a new version when the latest is approved or rejected."""
+    def action():
+        latest = approval.get_version(session, corp_id=principal.corp_id, item_id=item_id)
+        kept = [a for a in latest.attachments if a.get("type") != "link"]  # the console edits the link only
+        approval.edit(session, corp_id=principal.corp_id, actor=principal, item_id=item_id, title=title, text=text,
+                      product_codes=product_codes, product_types=product_types,
+                      attachments=kept + _link(link_title, link_url))
+
+    form = {"title": title, "text": text, "product_codes": product_codes, "product_types": product_types,
+            "link_title": link_title, "link_url": link_url}
+    return _after(request, session, principal, item_id, action, form_name="edit", form=form)
+
+
+@router.post(APPROVALS + "/{item_id}/submit")
+def approval_submit(request: Request, item_id: int = ITEM_ID, version: int | None = Form(None, ge=1, le=10**6),
+                    principal: Principal = Depends(makers), session: Session = Depends(get_session)):
+    return _after(request, session, principal, item_id, form_name="submit", action=lambda: approval.submit(
+        session, corp_id=principal.corp_id, actor=principal, item_id=item_id, version=version))
+
+
+@router.post(APPROVALS + "/{item_id}/approve")
+def approval_approve(request: Request, item_id: int = ITEM_ID, version: int | None = Form(None, ge=1, le=10**6),
+                     comment: str = Form(""), principal: Principal = Depends(require_roles(*CHECKERS)),
+                     session: Session = Depends(get_session)):
+    return _after(request, session, principal, item_id, form_name="decide", action=lambda: approval.approve(
+        session, corp_id=principal.corp_id, actor=principal, item_id=item_id, version=version, comment=comment))
+
+
+@router.post(APPROVALS + "/{item_id}/reject")
+def approval_reject(request: Request, item_id: int = ITEM_ID, version: int | None = Form(None, ge=1, le=10**6),
+                    comment: str = Form(""), principal: Principal = Depends(require_roles(*CHECKERS)),
+                    session: Session = Depends(get_session)):
+    return _after(request, session, principal, item_id, form_name="decide", action=lambda: approval.reject(
+        session, corp_id=principal.corp_id, actor=principal, item_id=item_id, version=version, comment=comment))
+
+
+@router.post(APPROVALS + "/{item_id}/comment")
+def approval_comment(request: Request, item_id: int = ITEM_ID, comment: str = Form(""),
+                     principal: Principal = Depends(approval_writers), session: Session = Depends(get_session)):
+    return _after(request, session, principal, item_id, form_name="comment", action=lambda: approval.add_comment(
+        session, corp_id=principal.corp_id, actor=principal, item_id=item_id, comment=comment))
+
+
+# --- chat-archive alerts (会话存档告警): the pages live in archive_views.py ------------------------------------
+
+from siyu.compliance.archive_views import router as _archive_router  # noqa: E402
+
+router.include_router(_archive_router)

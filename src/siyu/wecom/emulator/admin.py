@@ -12,7 +12,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from siyu.wecom.crypto import decode_aes_key
-from siyu.wecom.emulator import callbacks, contacts, groups, messaging, transfers
+from siyu.wecom.emulator import archive, callbacks, contacts, groups, messaging, transfers
 from siyu.wecom.emulator.api import revoke_tokens
 from siyu.wecom.emulator.state import AdminError, CallbackConfig, Corp, EmulatorState, Faults, Limits
 
@@ -381,4 +381,5 @@ def build_admin_router(state: EmulatorState) -> APIRouter:
         with state.lock:
             return [_dump(c) for c in corp.calls]
 
+    archive.add_routes(r, state)
     return r

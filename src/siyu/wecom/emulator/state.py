@@ -359,6 +359,10 @@ class Corp:
     moments_seen: dict[tuple[str, int], int] = field(default_factory=dict)
     group_chats: dict[str, GroupChat] = field(default_factory=dict)
     transfers: list[Transfer] = field(default_factory=list)
+    # Chat archive (会话存档, see emulator/archive.py): the archived records in seq order, and each
+    # customer's consent (absent: consented, as seeded and added customers are).
+    archive: list[dict[str, Any]] = field(default_factory=list)
+    archive_consent: dict[str, bool] = field(default_factory=dict)
     callbacks: list[CallbackRecord] = field(default_factory=list)
     calls: deque[ApiCall] = field(default_factory=lambda: deque(maxlen=5000))
     rate_windows: dict[str, tuple[float, int]] = field(default_factory=dict)  # endpoint -> (start, count)

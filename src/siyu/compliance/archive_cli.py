@@ -1,0 +1,44 @@
+"""`siyu compliance archive-import FILE --corp SLUG`: import a chat-archive export (JSON lines).
+
+Each line is one record in the shape the official archive tool writes (see `compliance.archive`).
+Prints one JSON line: {"lines", "stored", "duplicates", "skipped", "alerts", "rejected"}; each line
+that cannot be read is reported on stderr as `line N: field: error` (nothing of it is stored) and
+the command then exits 1, after storing the good lines. Messages stored before are not stored again."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+
+def archive_import(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True, help="JSON-lines export"),
+    corp: str = typer.Option(..., "--corp", help="the corp's slug"),
+) -> None:
+    """Import a chat-archive export file (JSON lines) and scan it."""
+    from sqlalchemy import select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from siyu.compliance import archive
+    from siyu.db import session_scope
+    from siyu.tenancy.models import Corp
+
+    try:
+        with session_scope() as session:
+            corp_id = session.scalar(select(Corp.id).where(Corp.slug == corp))
+            if corp_id is None:
+                typer.echo(f"--corp: no corp with slug {corp!r}", err=True)
+                raise typer.Exit(2)
+            with file.open("rb") as fh:
+                lines = fh.read().splitlines()
+            result = archive.import_lines(session, corp_id=corp_id, lines=lines)
+    except SQLAlchemyError as exc:
+        typer.echo(f"cannot write to the database (run `siyu db upgrade`?): {exc.__class__.__name__}", err=True)
+        raise typer.Exit(2) from None
+    for e in result.errors:
+        typer.echo(f"line {e['line']}: {e['field'] + ': ' if e['field'] else ''}{e['error']}", err=True)
+    typer.echo(json.dumps({"lines": len(lines), **result.as_dict()}, ensure_ascii=False))
+    if result.errors:
+        raise typer.Exit(1)

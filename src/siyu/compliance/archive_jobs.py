@@ -1,0 +1,62 @@
+"""Jobs of chat-archive monitoring: poll each connected corp's archive feed, record consent.
+
+`compliance.archive_poll_all` runs every minute (a built-in schedule) and enqueues one
+`compliance.archive_poll` per corp with a WeCom connection, with an idempotency key per corp and
+minute, so a slow poll is never doubled. Each poll reads the feed from the corp's cursor."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from siyu.compliance import archive
+from siyu.db import utcnow
+from siyu.errors import NotFound
+from siyu.jobs.events import subscribe
+from siyu.jobs.registry import JobContext, RetryLater, builtin_schedule, job_handler
+from siyu.jobs.service import enqueue
+from siyu.tenancy.models import Corp
+
+log = logging.getLogger(__name__)
+
+POLL_RETRY_SECONDS = 60.0
+
+
+@job_handler("compliance.archive_poll_all")
+def poll_all(session: Session, payload: dict[str, Any], job: JobContext) -> None:
+    minute = utcnow().strftime("%Y%m%d%H%M")
+    corp_ids = session.scalars(select(Corp.id).where(Corp.is_active.is_(True), Corp.wecom_corp_id.is_not(None)))
+    for corp_id in corp_ids:
+        enqueue(session, name="compliance.archive_poll", payload={}, corp_id=corp_id,
+                idempotency_key=f"compliance.archive_poll:{corp_id}:{minute}")
+
+
+@job_handler("compliance.archive_poll", max_attempts=3)
+def poll(session: Session, payload: dict[str, Any], job: JobContext) -> None:
+    if job.corp_id is None:
+        return
+    try:
+        fetch = archive.http_fetcher(corp_id=job.corp_id)  # before this session begins
+        result = archive.poll_feed(session, corp_id=job.corp_id, fetch=fetch)
+    except NotFound:
+        return  # not connected (any more): nothing to poll
+    except archive.FeedError as exc:
+        # Recorded on the cursor by poll_feed; the next minute's poll tries again anyway.
+        raise RetryLater(POLL_RETRY_SECONDS, str(exc)) from None
+    if result.stored or result.rejected:
+        log.info("archive poll of corp %s: %s", job.corp_id, result.as_dict())
+
+
+@subscribe("customer.archive_consented", name="compliance.archive_consent")
+def record_consent(session: Session, payload: dict[str, Any], job: JobContext) -> None:
+    external_userid = payload.get("external_userid")
+    if job.corp_id is None or not isinstance(external_userid, str) or not external_userid:
+        return
+    archive.record_consent(session, corp_id=job.corp_id, external_userid=external_userid,
+                           staff_userid=str(payload.get("userid") or ""))
+
+
+builtin_schedule("compliance.archive_poll_all", cron="* * * * *", name="compliance.archive_poll_all")
