@@ -21,7 +21,7 @@ from siyu.wecom.models import WecomCorpConfig, WecomInboxEvent
 from tenancy.factories import console_user, fast_argon2, make_corp  # noqa: F401
 
 TOKEN = "siyuToken2026"
-WELCOME_JOB = "event:customer.added:wecom.default_welcome"  # the subscriber of customer.added
+WELCOME_JOB = "event:customer.added:acquisition.welcome"  # the subscriber of customer.added
 
 
 @pytest.fixture

@@ -135,7 +135,7 @@ def test_faults_lose_nothing_and_repeat_nothing(emulator, wired):
         assert len(events) == adds and all(e.processed_at is not None for e in events)
         assert sum(e.deliveries for e in events) > adds
         jobs = Counter(s.scalars(select(Job.name).where(Job.corp_id == corp_id)).all())
-        assert jobs["event:customer.added:wecom.default_welcome"] == adds, "each event dispatched once"
+        assert jobs["event:customer.added:acquisition.welcome"] == adds, "each event dispatched once"
         outs = s.scalars(select(WecomOutbound).where(WecomOutbound.corp_id == corp_id)).all()
         assert len(outs) == adds and {o.state for o in outs} == {"sent"}
         assert sum(o.attempts for o in outs) > adds, "the 5xx and busy answers were retried through the queue"

@@ -340,6 +340,34 @@ class WeComClient:
         body.update({k: v for k, v in optional.items() if v not in (None, [])})
         return ContactWay.model_validate(self._call("POST", "externalcontact/add_contact_way", json=body))
 
+    def update_contact_way(
+        self,
+        *,
+        config_id: str,
+        user: Sequence[str] | None = None,
+        party: Sequence[int] | None = None,
+        state: str | None = None,
+        remark: str | None = None,
+        skip_verify: bool | None = None,
+    ) -> None:
+        """Change a contact way in place (same QR): a given `user`/`party` list replaces the old one."""
+        if not config_id:
+            raise ValueError("config_id: required")
+        if state is not None and len(state) > STATE_MAX_CHARS:
+            raise ValueError(f"state: at most {STATE_MAX_CHARS} characters (got {len(state)})")
+        body: dict[str, Any] = {"config_id": config_id}
+        optional = {"user": list(user) if user is not None else None,
+                    "party": list(party) if party is not None else None,
+                    "state": state, "remark": remark, "skip_verify": skip_verify}
+        body.update({k: v for k, v in optional.items() if v is not None})
+        self._call("POST", "externalcontact/update_contact_way", json=body)
+
+    def del_contact_way(self, *, config_id: str) -> None:
+        """Delete a contact way: its QR stops adding anyone."""
+        if not config_id:
+            raise ValueError("config_id: required")
+        self._call("POST", "externalcontact/del_contact_way", json={"config_id": config_id})
+
     # --- customers ------------------------------------------------------------------------------
 
     def get_external_contact(self, external_userid: str) -> ExternalContactDetail:

@@ -33,6 +33,8 @@ class Endpoint:
 
 ENDPOINTS: dict[str, Endpoint] = {
     "externalcontact/add_contact_way": Endpoint("POST", contacts.add_contact_way),
+    "externalcontact/update_contact_way": Endpoint("POST", contacts.update_contact_way),
+    "externalcontact/del_contact_way": Endpoint("POST", contacts.del_contact_way),
     "externalcontact/get": Endpoint("GET", contacts.get_external_contact),
     "externalcontact/list": Endpoint("GET", contacts.list_external_contacts),
     "externalcontact/batch/get_by_user": Endpoint("POST", contacts.batch_get_by_user),

@@ -236,6 +236,53 @@ def add_contact_way(state: EmulatorState, corp: Corp, body: dict[str, Any]) -> d
     return out
 
 
+def _require_way(corp: Corp, body: dict[str, Any]) -> ContactWay:
+    config_id = body.get("config_id")
+    if not isinstance(config_id, str) or not config_id:
+        raise ApiError(40058, "config_id is required")
+    way = corp.contact_ways.get(config_id)
+    if way is None:  # WeCom does not say which corp's it was: another corp's id is invalid too
+        raise ApiError(40058, f"invalid config_id: {config_id}")
+    return way
+
+
+@locked
+def update_contact_way(state: EmulatorState, corp: Corp, body: dict[str, Any]) -> dict[str, Any]:
+    """Changes a contact way in place: what is given replaces what was there (user and party as
+    whole lists); the QR code and config_id stay the same."""
+    way = _require_way(corp, body)
+    users, parties = way.users, way.parties
+    if "user" in body:
+        users = _str_list(body, "user")
+        for u in users:
+            require_staff(corp, u, active=True)
+    if "party" in body:
+        parties = body.get("party") or []
+        if not isinstance(parties, list) or not all(isinstance(p, int) for p in parties):
+            raise ApiError(40058, "party must be a list of department ids")
+    if way.type == 1 and (len(users) != 1 or parties):
+        raise ApiError(40058, "a single-person contact way needs exactly one user")
+    if not users and not parties:
+        raise ApiError(40058, "user and party are both empty")
+    state_param = body.get("state", way.state)
+    if state_param is not None and (not isinstance(state_param, str) or len(state_param) > STATE_MAX_CHARS):
+        raise ApiError(40058, f"state must be a string of at most {STATE_MAX_CHARS} characters")
+    remark = body.get("remark", way.remark)
+    if remark is not None and (not isinstance(remark, str) or len(remark) > 30):
+        raise ApiError(40058, "remark must be at most 30 characters")
+    way.users, way.parties, way.state, way.remark = list(users), list(parties), state_param, remark
+    if "skip_verify" in body:
+        way.skip_verify = bool(body["skip_verify"])
+    return {}
+
+
+@locked
+def del_contact_way(state: EmulatorState, corp: Corp, body: dict[str, Any]) -> dict[str, Any]:
+    way = _require_way(corp, body)
+    del corp.contact_ways[way.config_id]
+    return {}
+
+
 def _follow_user_api(corp: Corp, follow: Follow) -> dict[str, Any]:
     tags = []
     for tag_id in follow.tags:

@@ -1,0 +1,262 @@
+"""Jobs of the acquisition domain: create and maintain channel codes at WeCom, attribute adds to
+them, and send each new customer their welcome (the channel's flow, else the corp default).
+
+Every call to WeCom is made holding no database transaction (on SQLite a second transaction of
+the same thread would wait for the first one's lock), claimed first under an effect key so that a
+retried job never makes it twice (`siyu.wecom.service.claim_effect` / `call_claimed`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from siyu.acquisition import service, welcome
+from siyu.acquisition.models import ChannelCode
+from siyu.db import session_scope, utcnow
+from siyu.errors import NotFound
+from siyu.jobs.events import subscribe
+from siyu.jobs.registry import JobContext, PermanentFailure, RetryLater, builtin_schedule, job_handler
+from siyu.wecom import service as wecom
+
+log = logging.getLogger(__name__)
+
+WELCOME_WINDOW_SECONDS = 20.0  # WeCom accepts a welcome code this long after the add event
+WELCOME_RETRY_SECONDS = 0.5
+BUSY = (45009, 45033, -1)  # answers that left nothing at WeCom
+
+
+def _received_at(payload: dict[str, Any]) -> dt.datetime:
+    try:
+        at = dt.datetime.fromisoformat(str(payload["received_at"]))
+    except (KeyError, ValueError):
+        return utcnow()
+    return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+
+
+def _code_id(payload: dict[str, Any]) -> int:
+    code_id = payload.get("code_id")
+    if not isinstance(code_id, int):
+        raise PermanentFailure("payload.code_id must be an integer")
+    return code_id
+
+
+# --- channel codes at WeCom ---------------------------------------------------------------------------
+
+@job_handler("acquisition.register_code", max_attempts=20)
+def register_code(session: Session, payload: dict[str, Any], job: JobContext) -> None:
+    """Create the code's contact way (add_contact_way) once, under the effect key contact_way:{id}."""
+    code_id, corp_id = _code_id(payload), job.corp_id
+    if corp_id is None:
+        raise PermanentFailure("the job has no corp")
+    with session_scope() as s:
+        code = service.get_channel_code(s, corp_id=corp_id, code_id=code_id)
+        if code.status != "pending":
+            return
+        users, multi, state, remark = service.eligible_users(s, code=code), code.multi_advisor, code.state, code.name
+        try:
+            client = wecom.client_for_corp(s, corp_id=corp_id)
+        except NotFound:
+            client = None
+        else:
+            claim = wecom.claim_effect(s, corp_id=corp_id, effect_key=f"contact_way:{code_id}",
+                                       endpoint="add_contact_way")
+    if client is None:
+        code = service.get_channel_code(session, corp_id=corp_id, code_id=code_id)
+        code.status, code.wecom_detail = "failed", "the corp's WeCom connection is not set up"
+        return
+    made = []
+    # The handler's session stays unused until the call is over: the client itself opens short
+    # transactions (token, rate limit) that would wait for it on SQLite.
+    outcome = wecom.call_claimed(claim, lambda: made.append(client.add_contact_way(
+        type=2 if multi else 1, scene=2, user=users, state=state, remark=remark[:30])), record_in=session)
+    if outcome.state == "failed" and outcome.errcode in BUSY:
+        raise RetryLater(2.0, f"WeCom busy ({outcome.errcode})")
+    code = service.get_channel_code(session, corp_id=corp_id, code_id=code_id)
+    if made:
+        code.status, code.config_id, code.qr_url = "active", made[0].config_id, made[0].qr_code
+        code.wecom_users, code.users_version, code.wecom_detail = users, 1, ""
+    else:
+        code.status = "failed"
+        code.wecom_detail = (outcome.detail or outcome.state)[:500]
+    code.updated_at = utcnow()
+
+
+@job_handler("acquisition.sync_code_users", max_attempts=20)
+def sync_code_users(session: Session, payload: dict[str, Any], job: JobContext) -> None:
+    """Bring the advisors WeCom offers on a multi-advisor code in line with today's caps and who is
+    active (update_contact_way), once per (code, version, list)."""
+    code_id, corp_id = _code_id(payload), job.corp_id
+    if corp_id is None:
+        raise PermanentFailure("the job has no corp")
+    with session_scope() as s:
+        code = service.get_channel_code(s, corp_id=corp_id, code_id=code_id)
+        if code.status != "active" or not code.config_id or not code.multi_advisor:
+            return
+        users = service.eligible_users(s, code=code)
+        if users == list(code.wecom_users or []):
+            return
+        config_id, version = code.config_id, code.users_version
+        client = wecom.client_for_corp(s, corp_id=corp_id)
+        claim = wecom.claim_effect(s, corp_id=corp_id, effect_key=f"contact_way_users:{code_id}:{version}:"
+                                   + ",".join(users)[:150], endpoint="update_contact_way")
+    outcome = wecom.call_claimed(claim, lambda: client.update_contact_way(config_id=config_id, user=users),
+                                 record_in=session)
+    if outcome.state == "failed" and outcome.errcode in BUSY:
+        raise RetryLater(2.0, f"WeCom busy ({outcome.errcode})")
+    if outcome.state == "sent":
+        code = service.get_channel_code(session, corp_id=corp_id, code_id=code_id)
+        code.wecom_users, code.users_version, code.updated_at = users, version + 1, utcnow()
+
+
+@job_handler("acquisition.daily_codes")
+def daily_codes(session: Session, payload: dict[str, Any], job: JobContext) -> None:
+    """After midnight (Asia/Shanghai): advisors who were full yesterday are offered again, and codes
+    past their expiry stop (del_contact_way)."""
+    from siyu.jobs.service import enqueue
+
+    now = utcnow()
+    codes = session.scalars(select(ChannelCode).where(ChannelCode.status == "active")).all()
+    day = service.shanghai_day(now)
+    for code in codes:
+        if code.expires_at is not None and code.expires_at <= now:
+            enqueue(session, name="acquisition.expire_code", payload={"code_id": code.id}, corp_id=code.corp_id,
+                    queue="wecom", idempotency_key=f"acquisition.expire_code:{code.id}")
+        elif code.multi_advisor:
+            service.request_user_sync(session, code=code, reason=f"new day {day}")
+
+
+builtin_schedule("acquisition.daily_codes", cron="1 0 * * *", name="acquisition.daily_codes")
+
+
+@job_handler("acquisition.expire_code", max_attempts=20)
+def expire_code(session: Session, payload: dict[str, Any], job: JobContext) -> None:
+    code_id, corp_id = _code_id(payload), job.corp_id
+    if corp_id is None:
+        raise PermanentFailure("the job has no corp")
+    with session_scope() as s:
+        code = service.get_channel_code(s, corp_id=corp_id, code_id=code_id)
+        if code.status != "active" or not code.config_id:
+            return
+        config_id = code.config_id
+        client = wecom.client_for_corp(s, corp_id=corp_id)
+        claim = wecom.claim_effect(s, corp_id=corp_id, effect_key=f"del_contact_way:{code_id}",
+                                   endpoint="del_contact_way")
+    outcome = wecom.call_claimed(claim, lambda: client.del_contact_way(config_id=config_id), record_in=session)
+    if outcome.state == "failed" and outcome.errcode in BUSY:
+        raise RetryLater(2.0, f"WeCom busy ({outcome.errcode})")
+    code = service.get_channel_code(session, corp_id=corp_id, code_id=code_id)
+    code.status, code.updated_at = "expired", utcnow()
+    if outcome.state != "sent":
+        code.wecom_detail = (outcome.detail or outcome.state)[:500]
+
+
+# --- attribution ----------------------------------------------------------------------------------------
+
+@subscribe("customer.added", name="acquisition.attribute", queue="default")
+def attribute(session: Session, payload: dict[str, Any], job: JobContext) -> None:
+    """Record the add against the channel code its state names (渠道归因)."""
+    corp_id, event_id = job.corp_id, payload.get("inbox_event_id")
+    if corp_id is None or not isinstance(event_id, int) or not payload.get("state"):
+        return
+    service.attribute_add(session, corp_id=corp_id, state=str(payload["state"]), userid=str(payload.get("userid")),
+                          external_userid=str(payload.get("external_userid")), inbox_event_id=event_id,
+                          at=_received_at(payload))
+
+
+@subscribe("customer.lost", name="acquisition.lost")
+def customer_lost(session: Session, payload: dict[str, Any], job: JobContext) -> None:
+    _lost(session, payload, job)
+
+
+@subscribe("customer.deleted", name="acquisition.deleted")
+def customer_deleted(session: Session, payload: dict[str, Any], job: JobContext) -> None:
+    _lost(session, payload, job)
+
+
+def _lost(session: Session, payload: dict[str, Any], job: JobContext) -> None:
+    if job.corp_id is None or not payload.get("userid") or not payload.get("external_userid"):
+        return
+    service.mark_lost(session, corp_id=job.corp_id, userid=str(payload["userid"]),
+                      external_userid=str(payload["external_userid"]), at=_received_at(payload))
+
+
+# --- the welcome ------------------------------------------------------------------------------------------
+
+@subscribe("customer.added", name="acquisition.welcome", queue="wecom", priority=-10, max_attempts=60)
+def send_welcome(session: Session, payload: dict[str, Any], job: JobContext) -> None:
+    """The channel's welcome flow (its variant for this customer, as its persona), else the corp
+    default, through send_welcome_msg at most once per add (effect key welcome:{inbox event}).
+
+    No welcome code: WeCom sent none (the customer was welcomed elsewhere, or the add came another
+    way), so the advisor gets a follow-up to greet them by hand."""
+    code = payload.get("welcome_code")
+    corp_id, event_id = job.corp_id, payload.get("inbox_event_id")
+    if corp_id is None:
+        return
+    userid, external_userid = str(payload.get("userid") or ""), str(payload.get("external_userid") or "")
+    state = str(payload["state"]) if payload.get("state") else None
+    if not code:
+        if isinstance(event_id, int) and userid and external_userid:
+            welcome.record_follow_up(session, corp_id=corp_id, inbox_event_id=event_id, userid=userid,
+                                     external_userid=external_userid, state=state)
+        return
+    effect_key = f"welcome:{event_id}"
+    received_at = _received_at(payload)
+    customer_name = None
+    # One short transaction plans the welcome, reviews it and claims the send; the calls hold none.
+    with session_scope() as s:
+        plan = welcome.plan_welcome(s, corp_id=corp_id, state=state, userid=userid, external_userid=external_userid)
+        if plan is None:
+            return
+        try:
+            client = wecom.client_for_corp(s, corp_id=corp_id)
+        except NotFound:
+            log.warning("no welcome for inbox event %s: the corp's WeCom connection is not set up", event_id)
+            return
+    if plan.needs_customer_name:
+        customer_name = _customer_name(client, external_userid)
+    with session_scope() as s:
+        plan = welcome.plan_welcome(s, corp_id=corp_id, state=state, userid=userid, external_userid=external_userid,
+                                    customer_name=customer_name)
+        if plan is None:
+            return
+        verdict = welcome.review(s, corp_id=corp_id, text=plan.review_text)
+        if verdict.verdict != "pass":
+            # The dictionary changed since the text was saved: hold it back, visibly.
+            wecom.record_outcome(s, corp_id=corp_id, effect_key=effect_key, endpoint="send_welcome_msg",
+                                 state="blocked", event_time=received_at,
+                                 detail=f"compliance review: {verdict.verdict}")
+            if isinstance(event_id, int) and plan.variant_id is not None:
+                welcome.record_send(s, corp_id=corp_id, inbox_event_id=event_id, plan=plan,
+                                    external_userid=external_userid, state="blocked")
+            return
+        claim = wecom.claim_effect(s, corp_id=corp_id, effect_key=effect_key, endpoint="send_welcome_msg",
+                                   event_time=received_at)
+    outcome = wecom.call_claimed(
+        claim, lambda: client.send_welcome_msg(welcome_code=str(code), text=plan.text or None,
+                                               attachments=plan.attachments),
+        repeat_safe=True, record_in=session)
+    if outcome.state == "failed" and outcome.errcode in BUSY:  # nothing reached the customer
+        left = WELCOME_WINDOW_SECONDS - (utcnow() - received_at).total_seconds()
+        if left > WELCOME_RETRY_SECONDS:
+            raise RetryLater(WELCOME_RETRY_SECONDS, f"WeCom busy ({outcome.errcode}), {left:.0f} s of the window left")
+        log.warning("welcome for inbox event %s missed its window after errcode %s", event_id, outcome.errcode)
+    if isinstance(event_id, int) and plan.variant_id is not None:  # a variant's results
+        welcome.record_send(session, corp_id=corp_id, inbox_event_id=event_id, plan=plan,
+                            external_userid=external_userid, state=outcome.state)
+
+
+def _customer_name(client, external_userid: str) -> str | None:
+    """The customer's WeChat name for {客户称呼}; a failed lookup falls back to "您" rather than
+    costing the welcome its 20 s window."""
+    from siyu.wecom.errors import WeComError
+
+    try:
+        return client.get_external_contact(external_userid).external_contact.name or None
+    except (WeComError, ValueError) as exc:
+        log.info("no customer name for the welcome: %s", exc)
+        return None

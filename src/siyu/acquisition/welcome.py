@@ -1,0 +1,355 @@
+"""Welcome flows (欢迎语) per channel code: texts with variables spoken as the code's persona,
+attachments, the keyword that leads to a group, A/B variants with their results; and the plan of
+what one add gets (the code's flow, else the corp's default welcome of `siyu.wecom`).
+
+Every text is reviewed by compliance when saved (block refused; a flow whose text needs a
+compliance officer's review cannot be switched on, as it would be sent unreviewed) and again
+before each send."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from siyu.acquisition import service
+from siyu.acquisition.models import (
+    ChannelCode,
+    Persona,
+    WelcomeFlow,
+    WelcomeFollowUp,
+    WelcomeSend,
+    WelcomeVariant,
+)
+from siyu.db import dialect_insert, utcnow
+from siyu.errors import InvalidInput, NotFound
+from siyu.tenancy import audit
+from siyu.tenancy.models import Staff
+from siyu.tenancy.principal import Principal
+
+TEXT_MAX_CHARS = 4000
+MAX_VARIANTS = 5
+MAX_WEIGHT = 100
+VAR_CUSTOMER, VAR_NAME, VAR_TITLE = "{客户称呼}", "{顾问名}", "{顾问头衔}"
+VARIABLES = (VAR_CUSTOMER, VAR_NAME, VAR_TITLE)
+CUSTOMER_FALLBACK = "您"  # when WeCom does not tell us the customer's name
+APPID_RE = re.compile(r"^wx[0-9a-f]{16}$")
+PAGE_RE = re.compile(r"^[A-Za-z0-9_./?=&%-]{1,200}$")
+ATTACHMENT_KINDS = ("image", "link", "miniprogram")
+
+
+def _findings(verdict, *, blocking: bool) -> str:
+    return "、".join(dict.fromkeys(f.match for f in verdict.findings if not blocking or f.severity == "block"))
+
+
+def review(session: Session, *, corp_id: int, text: str):
+    from siyu.compliance.service import review_outbound
+
+    return review_outbound(session, corp_id=corp_id, text=text)
+
+
+# --- flows and variants -------------------------------------------------------------------------------
+
+def get_flow(session: Session, *, corp_id: int, code_id: int) -> WelcomeFlow | None:
+    return session.scalar(select(WelcomeFlow).where(WelcomeFlow.corp_id == corp_id, WelcomeFlow.code_id == code_id))
+
+
+def _flow_for_edit(session: Session, *, corp_id: int, code_id: int) -> WelcomeFlow:
+    service.get_channel_code(session, corp_id=corp_id, code_id=code_id)
+    flow = get_flow(session, corp_id=corp_id, code_id=code_id)
+    if flow is None:
+        flow = WelcomeFlow(corp_id=corp_id, code_id=code_id, enabled=False, group_keyword="", group_invitation="")
+        session.add(flow)
+        session.flush()
+    return flow
+
+
+def code_id_of_flow(session: Session, *, corp_id: int, flow_id: int) -> int:
+    code_id = session.scalar(select(WelcomeFlow.code_id).where(WelcomeFlow.corp_id == corp_id,
+                                                               WelcomeFlow.id == flow_id))
+    if code_id is None:
+        raise NotFound("no such channel code", field="code_id")
+    return code_id
+
+
+def list_variants(session: Session, *, corp_id: int, flow_id: int, active_only: bool = False) -> list[WelcomeVariant]:
+    query = select(WelcomeVariant).where(WelcomeVariant.corp_id == corp_id, WelcomeVariant.flow_id == flow_id)
+    if active_only:
+        query = query.where(WelcomeVariant.is_active.is_(True))
+    return list(session.scalars(query.order_by(WelcomeVariant.id)))
+
+
+def _check_sendable(session: Session, *, corp_id: int, variants: list[WelcomeVariant]) -> None:
+    """Every active variant must pass review outright before the flow may be on."""
+    if not variants:
+        raise InvalidInput("add a variant before turning the welcome on", field="enabled")
+    for v in variants:
+        verdict = review(session, corp_id=corp_id, text=reviewed_text(v.text, v.attachments))
+        if verdict.verdict != "pass":
+            raise InvalidInput("variant %(label)s needs compliance approval: %(found)s", field="enabled",
+                               params={"label": v.label, "found": _findings(verdict, blocking=False)})
+
+
+def save_flow(session: Session, *, corp_id: int, actor: Principal | str, code_id: int, enabled: bool,
+              group_keyword: str = "", group_invitation: str = "") -> WelcomeFlow:
+    flow = _flow_for_edit(session, corp_id=corp_id, code_id=code_id)
+    group_keyword = service._text(group_keyword, field="group_keyword", max_length=20)
+    group_invitation = service._text(group_invitation, field="group_invitation", max_length=200)
+    if group_invitation:
+        verdict = review(session, corp_id=corp_id, text=group_invitation)
+        if verdict.verdict == "block":
+            raise InvalidInput("compliance review blocks this text: %(found)s", field="group_invitation",
+                               params={"found": _findings(verdict, blocking=True)})
+    if enabled:
+        _check_sendable(session, corp_id=corp_id,
+                        variants=list_variants(session, corp_id=corp_id, flow_id=flow.id, active_only=True))
+    flow.enabled, flow.group_keyword, flow.group_invitation = enabled, group_keyword, group_invitation
+    flow.updated_at = utcnow()
+    session.flush()
+    audit.record(session, corp_id=corp_id, actor=actor, action="acquisition.welcome_flow_changed",
+                 target_type="channel_code", target_id=code_id, detail={"enabled": enabled})
+    return flow
+
+
+def build_attachments(*, image_url: str = "", link_url: str = "", link_title: str = "", link_desc: str = "",
+                      miniprogram_appid: str = "", miniprogram_page: str = "",
+                      miniprogram_title: str = "") -> list[dict[str, Any]]:
+    """Attachments as WeCom's send_welcome_msg takes them, from the editor's fields."""
+    out: list[dict[str, Any]] = []
+    image_url = service._url(image_url, field="image_url")
+    if image_url:
+        out.append({"msgtype": "image", "image": {"pic_url": image_url}})
+    link_url = service._url(link_url, field="link_url")
+    link_title = service._text(link_title, field="link_title", max_length=64)
+    link_desc = service._text(link_desc, field="link_desc", max_length=128)
+    if link_url or link_title:
+        if not link_url:
+            raise InvalidInput("a link needs its web address", field="link_url")
+        if not link_title:
+            raise InvalidInput("a link needs a title", field="link_title")
+        link = {"title": link_title, "url": link_url}
+        if link_desc:
+            link["desc"] = link_desc
+        out.append({"msgtype": "link", "link": link})
+    appid = (miniprogram_appid or "").strip()
+    page = (miniprogram_page or "").strip()
+    mp_title = service._text(miniprogram_title, field="miniprogram_title", max_length=64)
+    if appid or page or mp_title:
+        if not APPID_RE.fullmatch(appid):
+            raise InvalidInput("a mini-program appid looks like wx followed by 16 hex digits",
+                               field="miniprogram_appid")
+        if not PAGE_RE.fullmatch(page):
+            raise InvalidInput("the mini-program page path, such as pages/index/index", field="miniprogram_page")
+        if not mp_title:
+            raise InvalidInput("a mini-program card needs a title", field="miniprogram_title")
+        out.append({"msgtype": "miniprogram", "miniprogram": {"title": mp_title, "appid": appid, "page": page}})
+    return out
+
+
+def reviewed_text(text: str, attachments: list[dict[str, Any]]) -> str:
+    """What compliance reads: the text and every title the customer will see."""
+    titles = []
+    for a in attachments or []:
+        body = a.get(a.get("msgtype", ""), {}) if isinstance(a, dict) else {}
+        titles += [str(body.get(k, "")) for k in ("title", "desc") if body.get(k)]
+    return "\n".join([text, *titles])
+
+
+def add_variant(session: Session, *, corp_id: int, actor: Principal | str, code_id: int, text: str,
+                weight: int | str = 1, attachments: list[dict[str, Any]] | None = None) -> WelcomeVariant:
+    flow = _flow_for_edit(session, corp_id=corp_id, code_id=code_id)
+    text = (text or "").strip()
+    if len(text) > TEXT_MAX_CHARS:
+        raise InvalidInput("the welcome text is at most %(n)s characters", field="text", params={"n": TEXT_MAX_CHARS})
+    attachments = attachments or []
+    if not text and not attachments:
+        raise InvalidInput("write the welcome text", field="text")
+    try:
+        weight = int(str(weight).strip())
+    except ValueError:
+        raise InvalidInput("a weight is a whole number from 1 to %(n)s", field="weight",
+                           params={"n": MAX_WEIGHT}) from None
+    if not 1 <= weight <= MAX_WEIGHT:
+        raise InvalidInput("a weight is a whole number from 1 to %(n)s", field="weight", params={"n": MAX_WEIGHT})
+    existing = list_variants(session, corp_id=corp_id, flow_id=flow.id)
+    if sum(v.is_active for v in existing) >= MAX_VARIANTS:
+        raise InvalidInput("at most %(n)s variants", field="text", params={"n": MAX_VARIANTS})
+    verdict = review(session, corp_id=corp_id, text=reviewed_text(text, attachments))
+    if verdict.verdict == "block":
+        raise InvalidInput("compliance review blocks this text: %(found)s", field="text",
+                           params={"found": _findings(verdict, blocking=True)})
+    if verdict.verdict == "review" and flow.enabled:
+        raise InvalidInput("compliance review flags this text for approval: %(found)s", field="text",
+                           params={"found": _findings(verdict, blocking=False)})
+    label = chr(ord("A") + len(existing)) if len(existing) < 26 else str(len(existing) + 1)
+    variant = WelcomeVariant(corp_id=corp_id, flow_id=flow.id, label=label, weight=weight, text=text,
+                             attachments=attachments, is_active=True)
+    session.add(variant)
+    session.flush()
+    audit.record(session, corp_id=corp_id, actor=actor, action="acquisition.welcome_variant_added",
+                 target_type="welcome_variant", target_id=variant.id,
+                 detail={"code_id": code_id, "label": label, "weight": weight, "chars": len(text)})
+    return variant
+
+
+def get_variant(session: Session, *, corp_id: int, variant_id: int) -> WelcomeVariant:
+    valid = isinstance(variant_id, int) and 0 < variant_id < 2**63
+    variant = session.get(WelcomeVariant, variant_id) if valid else None
+    if variant is None or variant.corp_id != corp_id:
+        raise NotFound("no such welcome variant", field="variant_id")
+    return variant
+
+
+def set_variant_active(session: Session, *, corp_id: int, actor: Principal | str, variant_id: int,
+                       active: bool) -> WelcomeVariant:
+    variant = get_variant(session, corp_id=corp_id, variant_id=variant_id)
+    flow = session.get(WelcomeFlow, variant.flow_id)
+    if active and not variant.is_active:
+        others = list_variants(session, corp_id=corp_id, flow_id=flow.id, active_only=True)
+        if len(others) >= MAX_VARIANTS:
+            raise InvalidInput("at most %(n)s variants", field="variant_id", params={"n": MAX_VARIANTS})
+        if flow.enabled:
+            _check_sendable(session, corp_id=corp_id, variants=[variant])
+    if not active and flow.enabled and [v.id for v in list_variants(
+            session, corp_id=corp_id, flow_id=flow.id, active_only=True)] == [variant.id]:
+        raise InvalidInput("turn the welcome off before pausing its last variant", field="variant_id")
+    variant.is_active = active
+    session.flush()
+    audit.record(session, corp_id=corp_id, actor=actor, action="acquisition.welcome_variant_changed",
+                 target_type="welcome_variant", target_id=variant.id, detail={"active": active})
+    return variant
+
+
+@dataclass(frozen=True)
+class VariantResult:
+    variant: WelcomeVariant
+    sent: int
+    not_sent: int
+
+
+def variant_results(session: Session, *, corp_id: int, flow_id: int) -> list[VariantResult]:
+    variants = list_variants(session, corp_id=corp_id, flow_id=flow_id)
+    rows = session.execute(select(WelcomeSend.variant_id, WelcomeSend.state, func.count())
+                           .where(WelcomeSend.corp_id == corp_id,
+                                  WelcomeSend.variant_id.in_([v.id for v in variants] or [0]))
+                           .group_by(WelcomeSend.variant_id, WelcomeSend.state)).all()
+    counts: dict[int, dict[str, int]] = {}
+    for variant_id, state, n in rows:
+        counts.setdefault(variant_id, {})[state] = n
+    return [VariantResult(variant=v, sent=counts.get(v.id, {}).get("sent", 0),
+                          not_sent=sum(n for s, n in counts.get(v.id, {}).items() if s != "sent"))
+            for v in variants]
+
+
+# --- what one add gets ----------------------------------------------------------------------------------
+
+def choose_variant(variants: list[WelcomeVariant], *, external_userid: str) -> WelcomeVariant | None:
+    """By weight, the same variant for the same customer every time (a retry sends the same text)."""
+    if not variants:
+        return None
+    total = sum(v.weight for v in variants)
+    point = int.from_bytes(hashlib.sha256(f"{variants[0].flow_id}:{external_userid}".encode()).digest()[:8]) % total
+    for v in variants:
+        if point < v.weight:
+            return v
+        point -= v.weight
+    return variants[-1]
+
+
+def render(text: str, *, customer: str, advisor_name: str, advisor_title: str) -> str:
+    return (text.replace(VAR_CUSTOMER, customer or CUSTOMER_FALLBACK).replace(VAR_NAME, advisor_name)
+            .replace(VAR_TITLE, advisor_title))
+
+
+@dataclass(frozen=True)
+class WelcomePlan:
+    """What to send for one add; `text` has the customer's name filled in when it was known."""
+
+    text: str
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+    code_id: int | None = None
+    variant_id: int | None = None
+    needs_customer_name: bool = False
+    review_text: str = ""  # the text with a neutral stand-in for the customer's name
+
+
+def plan_welcome(session: Session, *, corp_id: int, state: str | None, userid: str, external_userid: str,
+                 customer_name: str | None = None) -> WelcomePlan | None:
+    """The channel code's flow (its variant for this customer, spoken as its persona), or the corp's
+    default welcome; None when neither is switched on."""
+    code = service.code_by_state(session, corp_id=corp_id, state=state)
+    flow = get_flow(session, corp_id=corp_id, code_id=code.id) if code is not None else None
+    if flow is not None and flow.enabled:
+        variant = choose_variant(list_variants(session, corp_id=corp_id, flow_id=flow.id, active_only=True),
+                                 external_userid=external_userid)
+        if variant is not None:
+            name, title = _speaker(session, corp_id=corp_id, code=code, userid=userid)
+            text = render(variant.text, customer=customer_name or "", advisor_name=name, advisor_title=title)
+            probe = render(variant.text, customer="客户", advisor_name=name, advisor_title=title)
+            return WelcomePlan(text=text, attachments=list(variant.attachments or []), code_id=code.id,
+                               variant_id=variant.id, needs_customer_name=VAR_CUSTOMER in variant.text,
+                               review_text=reviewed_text(probe, variant.attachments))
+    from siyu.wecom.service import get_config
+
+    cfg = get_config(session, corp_id=corp_id)
+    if cfg is None or not cfg.welcome_enabled or not cfg.welcome_text:
+        return None
+    return WelcomePlan(text=cfg.welcome_text, code_id=code.id if code is not None else None,
+                       review_text=cfg.welcome_text)
+
+
+def _speaker(session: Session, *, corp_id: int, code: ChannelCode, userid: str) -> tuple[str, str]:
+    """The persona's name and title, or the advisor's own name when the code has no persona."""
+    persona = session.get(Persona, code.persona_id) if code.persona_id else None
+    if persona is not None and persona.corp_id == corp_id:
+        return persona.display_name, persona.title
+    staff_name = session.scalar(select(Staff.name).where(Staff.corp_id == corp_id, Staff.wecom_userid == userid))
+    return staff_name or "", ""
+
+
+def record_send(session: Session, *, corp_id: int, inbox_event_id: int, plan: WelcomePlan, external_userid: str,
+                state: str) -> None:
+    session.execute(dialect_insert(session)(WelcomeSend.__table__).values(
+        corp_id=corp_id, inbox_event_id=inbox_event_id, code_id=plan.code_id, variant_id=plan.variant_id,
+        external_userid=external_userid, state=state, at=utcnow(),
+    ).on_conflict_do_nothing(index_elements=["corp_id", "inbox_event_id"]))
+
+
+# --- follow-ups (no welcome code) -----------------------------------------------------------------------
+
+def record_follow_up(session: Session, *, corp_id: int, inbox_event_id: int, userid: str, external_userid: str,
+                     state: str | None) -> None:
+    code = service.code_by_state(session, corp_id=corp_id, state=state)
+    session.execute(dialect_insert(session)(WelcomeFollowUp.__table__).values(
+        corp_id=corp_id, inbox_event_id=inbox_event_id, advisor_userid=userid, external_userid=external_userid,
+        code_id=code.id if code is not None else None, created_at=utcnow(),
+    ).on_conflict_do_nothing(index_elements=["corp_id", "inbox_event_id"]))
+
+
+def list_follow_ups(session: Session, *, corp_id: int, advisor_userid: str | None = None, open_only: bool = True,
+                    limit: int = 200) -> list[WelcomeFollowUp]:
+    query = select(WelcomeFollowUp).where(WelcomeFollowUp.corp_id == corp_id)
+    if advisor_userid is not None:
+        query = query.where(WelcomeFollowUp.advisor_userid == advisor_userid)
+    if open_only:
+        query = query.where(WelcomeFollowUp.done_at.is_(None))
+    return list(session.scalars(query.order_by(WelcomeFollowUp.id.desc()).limit(limit)))
+
+
+def complete_follow_up(session: Session, *, corp_id: int, actor: Principal, follow_up_id: int,
+                       advisor_userid: str | None) -> WelcomeFollowUp:
+    """Mark a follow-up done; an advisor (advisor_userid given) only their own."""
+    row = (session.get(WelcomeFollowUp, follow_up_id)
+           if isinstance(follow_up_id, int) and 0 < follow_up_id < 2**63 else None)
+    if row is None or row.corp_id != corp_id or (advisor_userid is not None and row.advisor_userid != advisor_userid):
+        raise NotFound("no such follow-up", field="follow_up_id")
+    if row.done_at is None:
+        row.done_at = utcnow()
+        session.flush()
+        audit.record(session, corp_id=corp_id, actor=actor, action="acquisition.follow_up_done",
+                     target_type="welcome_follow_up", target_id=row.id)
+    return row
