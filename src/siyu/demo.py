@@ -104,6 +104,7 @@ def seed_demo(session: Session, *, data_dir: Path) -> DemoInfo:
             )
         _seed_logins(session)
         jobs = _seed_jobs(session, corp_id=corp.id)
+    _seed_customers(session, corp_id=corp.id)
 
     logins = []
     staff_by_login = {s.login: s for s in session.scalars(select(Staff).where(Staff.corp_id == corp.id))}
@@ -194,6 +195,85 @@ def _seed_jobs(session: Session, *, corp_id: int) -> list[str]:
             idempotency_key=f"demo:seed:{corp_id}:{i}",
         )
     return [name for name, *_rest in DEMO_JOBS]
+
+
+# Customers the demo shows before any WeCom event arrives: (external_userid, name, gender, advisor's
+# WeCom user id, channel state, days ago, stage, tags as (group, tag), advisor's note).
+DEMO_CUSTOMER_BOOK: tuple[tuple[str, str, int, str, str | None, int, str, tuple[tuple[str, str], ...], str], ...] = (
+    ("wmdemo0001zhou", "周建国", 1, "zhangwei", "branch-xuhui-lobby", 41, "reinvested",
+     (("风险等级", "C4"), ("意向", "基金")), "到期资金已复投稳健混合基金，关注养老规划。"),
+    ("wmdemo0002wu", "吴晓梅", 2, "zhangwei", "ad-douyin-spring", 26, "invested",
+     (("风险等级", "C3"), ("意向", "理财")), "首投 5 万元现金管理类理财。"),
+    ("wmdemo0003zheng", "郑凯", 1, "liuyang", "sms-reinvest-2026", 19, "activated",
+     (("意向", "基金"),), "已完成新手课程第 3 天。"),
+    ("wmdemo0004feng", "冯丽", 2, "liuyang", "ad-douyin-spring", 12, "new", (("意向", "存款"),), ""),
+    ("wmdemo0005chen", "陈志远", 1, "chenjing", "branch-pudong-event", 9, "activated",
+     (("风险等级", "C2"),), "参加了周五理财沙龙，想了解定投。"),
+    ("wmdemo0006chu", "褚婷", 2, "chenjing", "mp-menu-benefits", 6, "new", (), ""),
+    ("wmdemo0007wei", "卫东", 1, "zhangwei", "branch-xuhui-lobby", 4, "dormant", (("风险等级", "C3"),),
+     "三个月未回复消息。"),
+    ("wmdemo0008jiang", "蒋雨", 2, "liuyang", "ad-douyin-spring", 2, "new", (("意向", "理财"),), ""),
+    ("wmdemo0009shen", "沈浩", 1, "chenjing", "sms-reinvest-2026", 1, "new", (), ""),
+    ("wmdemo0010han", "韩雪", 2, "zhangwei", "mp-menu-benefits", 0, "new", (("意向", "基金"),), ""),
+)
+
+
+def _seed_customers(session: Session, *, corp_id: int) -> int:
+    """A handful of customers with follows, channels, tags, stages, notes and a risk level, as the
+    customers domain records them from WeCom (when it is installed). Customers already there are
+    left as they are, so a second run adds nothing."""
+    try:
+        from siyu.customers import contacts
+        from siyu.customers.models import CustomerNote
+        from siyu.wecom.schemas import ExternalContactDetail
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("siyu.customers"):
+            return 0
+        raise
+    from siyu.tenancy import service
+
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    tag_ids: dict[tuple[str, str], str] = {}
+    made = 0
+    for i, (ext, name, gender, userid, state, days, stage, tags, note) in enumerate(DEMO_CUSTOMER_BOOK):
+        if contacts.get_by_external_id(session, corp_id=corp_id, external_userid=ext) is not None:
+            continue
+        at = now - dt.timedelta(days=days, hours=i)
+        contacts.record_add(session, corp_id=corp_id, external_userid=ext, wecom_userid=userid, at=at, state=state,
+                            source_key=f"demo:{ext}:added")
+        follow = {"userid": userid, "remark": f"{name[0]}{'先生' if gender == 1 else '女士'}",
+                  "createtime": int(at.timestamp()), "state": state, "add_way": 1,
+                  "tags": [{"tag_id": tag_ids.setdefault(t, f"demo-tag-{len(tag_ids) + 1}"), "group_name": t[0],
+                            "tag_name": t[1], "type": 1} for t in tags]}
+        customer = contacts.apply_profile(session, corp_id=corp_id, detail=ExternalContactDetail.model_validate(
+            {"external_contact": {"external_userid": ext, "name": name, "gender": gender}, "follow_user": [follow]}))
+        contacts.change_stage(session, customer, stage, at=at + dt.timedelta(days=max(days - 1, 0) / 2),
+                              actor="demo")
+        if note:
+            author = service.get_staff_by_wecom_userid(session, corp_id=corp_id, wecom_userid=userid)
+            session.add(CustomerNote(corp_id=corp_id, customer_id=customer.id, text=note,
+                                     author_staff_id=author.id if author else None))
+        made += 1
+    if made:
+        _seed_customer_extras(session, corp_id=corp_id, now=now)
+    return made
+
+
+def _seed_customer_extras(session: Session, *, corp_id: int, now: dt.datetime) -> None:
+    """A customer followed by two advisors, one who left, and a risk level from the firm's KYC."""
+    from siyu.customers import contacts
+    from siyu.customers.models import FollowStatus
+
+    contacts.record_add(session, corp_id=corp_id, external_userid="wmdemo0001zhou", wecom_userid="chenjing",
+                        at=now - dt.timedelta(days=30), state="branch-pudong-event", source_key="demo:zhou:second")
+    contacts.record_end(session, corp_id=corp_id, external_userid="wmdemo0007wei", wecom_userid="zhangwei",
+                        at=now - dt.timedelta(hours=20), status=FollowStatus.LOST, source_key="demo:wei:lost")
+    try:
+        from siyu.compliance import suitability
+    except ModuleNotFoundError:
+        return
+    suitability.record_assessment(session, corp_id=corp_id, actor="demo", customer_ref="wmdemo0001zhou", level="C4",
+                                  source="firm_kyc_api", assessed_at=now - dt.timedelta(days=40))
 
 
 def prepare(*, database_url: str | None = None, data_dir: Path | None = None, reset: bool = False) -> DemoInfo:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001_initial
 Revises:
-Create Date: 2026-11-29 22:43:02.017211
+Create Date: 2026-11-30 00:12:04.524452
 """
 
 import sqlalchemy as sa
@@ -182,6 +182,114 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("scope_id", name=op.f("pk_wording_dictionary_version")),
     )
     op.create_table(
+        "archive_consent",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("external_userid", sa.String(length=64), nullable=False),
+        sa.Column("staff_userid", sa.String(length=64), nullable=False),
+        sa.Column("consented_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("created_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["corp_id"], ["corp.id"], name=op.f("fk_archive_consent_corp_id_corp"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_archive_consent")),
+        sa.UniqueConstraint(
+            "corp_id",
+            "external_userid",
+            "staff_userid",
+            name=op.f("uq_archive_consent_corp_id_external_userid_staff_userid"),
+        ),
+    )
+    op.create_table(
+        "archive_cursor",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=False, nullable=False),
+        sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("polled_at", siyu.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_error", sa.String(length=300), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["corp_id"], ["corp.id"], name=op.f("fk_archive_cursor_corp_id_corp"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("corp_id", name=op.f("pk_archive_cursor")),
+    )
+    op.create_table(
+        "archive_message",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("msgid", sa.String(length=128), nullable=False),
+        sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("source", sa.String(length=8), nullable=False),
+        sa.Column("sender", sa.String(length=64), nullable=False),
+        sa.Column("sender_is_staff", sa.Boolean(), nullable=False),
+        sa.Column("staff_userid", sa.String(length=64), nullable=False),
+        sa.Column("customer_userid", sa.String(length=64), nullable=False),
+        sa.Column("tolist", sa.JSON(), nullable=False),
+        sa.Column("roomid", sa.String(length=64), nullable=False),
+        sa.Column("msgtype", sa.String(length=32), nullable=False),
+        sa.Column("sent_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("text", siyu.pii.EncryptedString(length=16400), nullable=False),
+        sa.Column("amount", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("created_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["corp_id"], ["corp.id"], name=op.f("fk_archive_message_corp_id_corp"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_archive_message")),
+        sa.UniqueConstraint("corp_id", "msgid", name=op.f("uq_archive_message_corp_id_msgid")),
+    )
+    with op.batch_alter_table("archive_message", schema=None) as batch_op:
+        batch_op.create_index("ix_archive_message_corp_sent", ["corp_id", "sent_at"], unique=False)
+
+    op.create_table(
+        "content_item",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("ref", sa.String(length=128), nullable=False),
+        sa.Column("title", sa.String(length=200), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("latest_version", sa.Integer(), nullable=False),
+        sa.Column("approved_version", sa.Integer(), nullable=True),
+        sa.Column("created_by", sa.String(length=120), nullable=False),
+        sa.Column("created_by_staff_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("updated_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("created_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["corp_id"], ["corp.id"], name=op.f("fk_content_item_corp_id_corp"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_content_item")),
+        sa.UniqueConstraint("corp_id", "kind", "ref", name=op.f("uq_content_item_corp_id_kind_ref")),
+    )
+    with op.batch_alter_table("content_item", schema=None) as batch_op:
+        batch_op.create_index("ix_content_item_corp_status", ["corp_id", "status"], unique=False)
+
+    op.create_table(
+        "customer",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("external_userid", sa.String(length=64), nullable=False),
+        sa.Column("name", siyu.pii.EncryptedString(length=512), nullable=True),
+        sa.Column("name_hash", sa.String(length=64), nullable=True),
+        sa.Column("gender", sa.SmallInteger(), nullable=False),
+        sa.Column("unionid", sa.String(length=64), nullable=True),
+        sa.Column("stage", sa.String(length=16), nullable=False),
+        sa.Column("firm_customer_id", sa.String(length=64), nullable=True),
+        sa.Column("first_added_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("lost_at", siyu.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("profile_synced_at", siyu.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("created_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["corp_id"], ["corp.id"], name=op.f("fk_customer_corp_id_corp"), ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_customer")),
+        sa.UniqueConstraint("corp_id", "external_userid", name=op.f("uq_customer_corp_id_external_userid")),
+    )
+    with op.batch_alter_table("customer", schema=None) as batch_op:
+        batch_op.create_index("ix_customer_corp_added", ["corp_id", "first_added_at", "id"], unique=False)
+        batch_op.create_index("ix_customer_corp_name_hash", ["corp_id", "name_hash"], unique=False)
+        batch_op.create_index(
+            "ix_customer_corp_stage_added", ["corp_id", "stage", "first_added_at", "id"], unique=False
+        )
+        batch_op.create_index("uq_customer_corp_firm_customer_id", ["corp_id", "firm_customer_id"], unique=True)
+
+    op.create_table(
         "customer_risk_assessment",
         sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("customer_ref", sa.String(length=128), nullable=False),
@@ -205,6 +313,21 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "customer_tag_group",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("wecom_group_id", sa.String(length=64), nullable=True),
+        sa.Column("name", sa.String(length=60), nullable=False),
+        sa.Column("sort_order", sa.Integer(), nullable=False),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("created_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["corp_id"], ["corp.id"], name=op.f("fk_customer_tag_group_corp_id_corp"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_customer_tag_group")),
+        sa.UniqueConstraint("corp_id", "name", name=op.f("uq_customer_tag_group_corp_id_name")),
+        sa.UniqueConstraint("corp_id", "wecom_group_id", name=op.f("uq_customer_tag_group_corp_id_wecom_group_id")),
+    )
+    op.create_table(
         "department",
         sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("parent_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
@@ -219,6 +342,26 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("department", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_department_corp_id"), ["corp_id"], unique=False)
+
+    op.create_table(
+        "persona",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("display_name", sa.String(length=60), nullable=False),
+        sa.Column("title", sa.String(length=60), nullable=False),
+        sa.Column("years_experience", sa.Integer(), nullable=False),
+        sa.Column("avatar_url", sa.String(length=500), nullable=False),
+        sa.Column("introduction", sa.Text(), nullable=False),
+        sa.Column("is_active", sa.Boolean(), nullable=False),
+        sa.Column("updated_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("created_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["corp_id"], ["corp.id"], name=op.f("fk_persona_corp_id_corp"), ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_persona")),
+        sa.UniqueConstraint("corp_id", "display_name", name=op.f("uq_persona_corp_id_display_name")),
+    )
+    with op.batch_alter_table("persona", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_persona_corp_id"), ["corp_id"], unique=False)
 
     op.create_table(
         "product",
@@ -315,6 +458,144 @@ def upgrade() -> None:
         batch_op.create_index("ix_wording_entry_scope_active", ["scope_id", "is_active"], unique=False)
 
     op.create_table(
+        "channel_code",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("name", sa.String(length=60), nullable=False),
+        sa.Column("channel", sa.String(length=32), nullable=False),
+        sa.Column("campaign", sa.String(length=60), nullable=False),
+        sa.Column("persona_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("multi_advisor", sa.Boolean(), nullable=False),
+        sa.Column("cost_fen", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("expires_at", siyu.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("state", sa.String(length=30), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("config_id", sa.String(length=64), nullable=True),
+        sa.Column("qr_url", sa.String(length=500), nullable=True),
+        sa.Column("wecom_detail", sa.String(length=500), nullable=False),
+        sa.Column("wecom_users", sa.JSON(), nullable=False),
+        sa.Column("users_version", sa.Integer(), nullable=False),
+        sa.Column("updated_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("created_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["corp_id"], ["corp.id"], name=op.f("fk_channel_code_corp_id_corp"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["persona_id"], ["persona.id"], name=op.f("fk_channel_code_persona_id_persona"), ondelete="SET NULL"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_channel_code")),
+        sa.UniqueConstraint("corp_id", "state", name=op.f("uq_channel_code_corp_id_state")),
+    )
+    with op.batch_alter_table("channel_code", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_channel_code_corp_id"), ["corp_id"], unique=False)
+
+    op.create_table(
+        "content_event",
+        sa.Column("item_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("action", sa.String(length=16), nullable=False),
+        sa.Column("verdict", sa.String(length=16), nullable=True),
+        sa.Column("comment", sa.Text(), nullable=False),
+        sa.Column("actor", sa.String(length=120), nullable=False),
+        sa.Column("actor_staff_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["corp_id"], ["corp.id"], name=op.f("fk_content_event_corp_id_corp"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["item_id"], ["content_item.id"], name=op.f("fk_content_event_item_id_content_item"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_content_event")),
+    )
+    with op.batch_alter_table("content_event", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_content_event_corp_id"), ["corp_id"], unique=False)
+        batch_op.create_index("ix_content_event_item", ["item_id", "id"], unique=False)
+
+    op.create_table(
+        "content_version",
+        sa.Column("item_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("number", sa.Integer(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("final_text", sa.Text(), nullable=False),
+        sa.Column("attachments", sa.JSON(), nullable=False),
+        sa.Column("product_codes", sa.JSON(), nullable=False),
+        sa.Column("product_types", sa.JSON(), nullable=False),
+        sa.Column("disclosure_types", sa.JSON(), nullable=False),
+        sa.Column("verdict", sa.String(length=16), nullable=False),
+        sa.Column("findings", sa.JSON(), nullable=False),
+        sa.Column("created_by", sa.String(length=120), nullable=False),
+        sa.Column("created_by_staff_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("submitted_by", sa.String(length=120), nullable=True),
+        sa.Column("submitted_by_staff_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("submitted_at", siyu.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("decided_by", sa.String(length=120), nullable=True),
+        sa.Column("decided_by_staff_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("decided_at", siyu.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("decision_comment", sa.Text(), nullable=False),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("created_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["corp_id"], ["corp.id"], name=op.f("fk_content_version_corp_id_corp"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["item_id"], ["content_item.id"], name=op.f("fk_content_version_item_id_content_item"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_content_version")),
+        sa.UniqueConstraint("item_id", "number", name=op.f("uq_content_version_item_id_number")),
+    )
+    with op.batch_alter_table("content_version", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_content_version_corp_id"), ["corp_id"], unique=False)
+
+    op.create_table(
+        "customer_event",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("customer_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("kind", sa.String(length=40), nullable=False),
+        sa.Column("at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("actor", sa.String(length=160), nullable=False),
+        sa.Column("actor_staff_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("detail", sa.JSON(), nullable=False),
+        sa.Column("source_key", sa.String(length=120), nullable=True),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["corp_id"], ["corp.id"], name=op.f("fk_customer_event_corp_id_corp"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["customer_id"], ["customer.id"], name=op.f("fk_customer_event_customer_id_customer"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_customer_event")),
+        sa.UniqueConstraint("corp_id", "source_key", name=op.f("uq_customer_event_corp_id_source_key")),
+    )
+    with op.batch_alter_table("customer_event", schema=None) as batch_op:
+        batch_op.create_index("ix_customer_event_customer_at", ["customer_id", "at"], unique=False)
+
+    op.create_table(
+        "customer_tag",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("group_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("wecom_tag_id", sa.String(length=64), nullable=True),
+        sa.Column("name", sa.String(length=60), nullable=False),
+        sa.Column("sort_order", sa.Integer(), nullable=False),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("created_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["corp_id"], ["corp.id"], name=op.f("fk_customer_tag_corp_id_corp"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["group_id"],
+            ["customer_tag_group.id"],
+            name=op.f("fk_customer_tag_group_id_customer_tag_group"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_customer_tag")),
+        sa.UniqueConstraint("corp_id", "wecom_tag_id", name=op.f("uq_customer_tag_corp_id_wecom_tag_id")),
+        sa.UniqueConstraint("group_id", "name", name=op.f("uq_customer_tag_group_id_name")),
+    )
+    op.create_table(
         "staff",
         sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("department_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
@@ -390,6 +671,89 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_api_key_corp_id"), ["corp_id"], unique=False)
 
     op.create_table(
+        "archive_alert",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("message_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("severity", sa.String(length=16), nullable=False),
+        sa.Column("categories", sa.JSON(), nullable=False),
+        sa.Column("findings", sa.JSON(), nullable=False),
+        sa.Column("excerpt", siyu.pii.EncryptedString(length=1200), nullable=False),
+        sa.Column("staff_userid", sa.String(length=64), nullable=False),
+        sa.Column("customer_userid", sa.String(length=64), nullable=False),
+        sa.Column("sent_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("assignee_staff_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("resolution_note", sa.Text(), nullable=False),
+        sa.Column("closed_by", sa.String(length=120), nullable=False),
+        sa.Column("closed_at", siyu.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("created_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["assignee_staff_id"],
+            ["staff.id"],
+            name=op.f("fk_archive_alert_assignee_staff_id_staff"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["corp_id"], ["corp.id"], name=op.f("fk_archive_alert_corp_id_corp"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["message_id"],
+            ["archive_message.id"],
+            name=op.f("fk_archive_alert_message_id_archive_message"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_archive_alert")),
+        sa.UniqueConstraint("message_id", name=op.f("uq_archive_alert_message_id")),
+    )
+    with op.batch_alter_table("archive_alert", schema=None) as batch_op:
+        batch_op.create_index("ix_archive_alert_corp_status", ["corp_id", "status", "sent_at"], unique=False)
+
+    op.create_table(
+        "channel_add",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("code_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("advisor_userid", sa.String(length=64), nullable=False),
+        sa.Column("external_userid", sa.String(length=64), nullable=False),
+        sa.Column("inbox_event_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("day", sa.String(length=10), nullable=False),
+        sa.Column("lost_at", siyu.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["code_id"], ["channel_code.id"], name=op.f("fk_channel_add_code_id_channel_code"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(["corp_id"], ["corp.id"], name=op.f("fk_channel_add_corp_id_corp"), ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_channel_add")),
+        sa.UniqueConstraint("corp_id", "inbox_event_id", name=op.f("uq_channel_add_corp_id_inbox_event_id")),
+    )
+    with op.batch_alter_table("channel_add", schema=None) as batch_op:
+        batch_op.create_index("ix_channel_add_code_day", ["code_id", "day", "advisor_userid"], unique=False)
+        batch_op.create_index("ix_channel_add_contact", ["corp_id", "external_userid", "advisor_userid"], unique=False)
+        batch_op.create_index(batch_op.f("ix_channel_add_corp_id"), ["corp_id"], unique=False)
+
+    op.create_table(
+        "channel_code_advisor",
+        sa.Column("code_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("userid", sa.String(length=64), nullable=False),
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("daily_cap", sa.Integer(), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["code_id"],
+            ["channel_code.id"],
+            name=op.f("fk_channel_code_advisor_code_id_channel_code"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["corp_id"], ["corp.id"], name=op.f("fk_channel_code_advisor_corp_id_corp"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("code_id", "userid", name=op.f("pk_channel_code_advisor")),
+    )
+    with op.batch_alter_table("channel_code_advisor", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_channel_code_advisor_corp_id"), ["corp_id"], unique=False)
+
+    op.create_table(
         "console_session",
         sa.Column("token_hash", sa.String(length=64), nullable=False),
         sa.Column("staff_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -412,6 +776,88 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_console_session_staff_id"), ["staff_id"], unique=False)
 
     op.create_table(
+        "customer_follow",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("customer_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("staff_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("wecom_userid", sa.String(length=64), nullable=False),
+        sa.Column("remark", siyu.pii.EncryptedString(length=512), nullable=True),
+        sa.Column("remark_hash", sa.String(length=64), nullable=True),
+        sa.Column("description", siyu.pii.EncryptedString(length=1024), nullable=True),
+        sa.Column("add_time", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("add_way", sa.Integer(), nullable=True),
+        sa.Column("state", sa.String(length=64), nullable=True),
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("ended_at", siyu.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("stage", sa.String(length=16), nullable=False),
+        sa.Column("shared", sa.Boolean(), nullable=False),
+        sa.Column("updated_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("created_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["corp_id"], ["corp.id"], name=op.f("fk_customer_follow_corp_id_corp"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["customer_id"], ["customer.id"], name=op.f("fk_customer_follow_customer_id_customer"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["staff_id"], ["staff.id"], name=op.f("fk_customer_follow_staff_id_staff"), ondelete="SET NULL"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_customer_follow")),
+        sa.UniqueConstraint("customer_id", "wecom_userid", name=op.f("uq_customer_follow_customer_id_wecom_userid")),
+    )
+    with op.batch_alter_table("customer_follow", schema=None) as batch_op:
+        batch_op.create_index("ix_customer_follow_remark_hash", ["corp_id", "remark_hash"], unique=False)
+        batch_op.create_index(
+            "ix_customer_follow_staff",
+            ["corp_id", "staff_id", "status", "stage", "shared", "customer_id"],
+            unique=False,
+        )
+        batch_op.create_index(
+            "ix_customer_follow_state", ["corp_id", "state", "stage", "shared", "customer_id"], unique=False
+        )
+
+    op.create_table(
+        "customer_note",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("customer_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("author_staff_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("text", siyu.pii.EncryptedString(length=8192), nullable=False),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("created_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["author_staff_id"], ["staff.id"], name=op.f("fk_customer_note_author_staff_id_staff"), ondelete="SET NULL"
+        ),
+        sa.ForeignKeyConstraint(
+            ["corp_id"], ["corp.id"], name=op.f("fk_customer_note_corp_id_corp"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["customer_id"], ["customer.id"], name=op.f("fk_customer_note_customer_id_customer"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_customer_note")),
+    )
+    with op.batch_alter_table("customer_note", schema=None) as batch_op:
+        batch_op.create_index("ix_customer_note_customer", ["customer_id", "created_at"], unique=False)
+
+    op.create_table(
+        "customer_tag_link",
+        sa.Column("customer_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("tag_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("stage", sa.String(length=16), nullable=False),
+        sa.Column("created_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["customer_id"], ["customer.id"], name=op.f("fk_customer_tag_link_customer_id_customer"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["tag_id"], ["customer_tag.id"], name=op.f("fk_customer_tag_link_tag_id_customer_tag"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("customer_id", "tag_id", name=op.f("pk_customer_tag_link")),
+    )
+    with op.batch_alter_table("customer_tag_link", schema=None) as batch_op:
+        batch_op.create_index("ix_customer_tag_link_tag", ["tag_id", "stage", "customer_id"], unique=False)
+
+    op.create_table(
         "staff_role",
         sa.Column("staff_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("role", sa.String(length=20), nullable=False),
@@ -420,16 +866,193 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("staff_id", "role", name=op.f("pk_staff_role")),
     )
+    op.create_table(
+        "welcome_flow",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("code_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("group_keyword", sa.String(length=20), nullable=False),
+        sa.Column("group_invitation", sa.String(length=200), nullable=False),
+        sa.Column("updated_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("created_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["code_id"], ["channel_code.id"], name=op.f("fk_welcome_flow_code_id_channel_code"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["corp_id"], ["corp.id"], name=op.f("fk_welcome_flow_corp_id_corp"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_welcome_flow")),
+        sa.UniqueConstraint("corp_id", "code_id", name=op.f("uq_welcome_flow_corp_id_code_id")),
+    )
+    with op.batch_alter_table("welcome_flow", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_welcome_flow_corp_id"), ["corp_id"], unique=False)
+
+    op.create_table(
+        "welcome_follow_up",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("inbox_event_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("advisor_userid", sa.String(length=64), nullable=False),
+        sa.Column("external_userid", sa.String(length=64), nullable=False),
+        sa.Column("code_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("done_at", siyu.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("created_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["code_id"],
+            ["channel_code.id"],
+            name=op.f("fk_welcome_follow_up_code_id_channel_code"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["corp_id"], ["corp.id"], name=op.f("fk_welcome_follow_up_corp_id_corp"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_welcome_follow_up")),
+        sa.UniqueConstraint("corp_id", "inbox_event_id", name=op.f("uq_welcome_follow_up_corp_id_inbox_event_id")),
+    )
+    with op.batch_alter_table("welcome_follow_up", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_welcome_follow_up_corp_id"), ["corp_id"], unique=False)
+        batch_op.create_index("ix_welcome_follow_up_open", ["corp_id", "advisor_userid", "done_at"], unique=False)
+
+    op.create_table(
+        "archive_false_positive",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("alert_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("entry_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("category", sa.String(length=32), nullable=False),
+        sa.Column("phrase", sa.String(length=100), nullable=False),
+        sa.Column("actor", sa.String(length=120), nullable=False),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("created_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["alert_id"],
+            ["archive_alert.id"],
+            name=op.f("fk_archive_false_positive_alert_id_archive_alert"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["corp_id"], ["corp.id"], name=op.f("fk_archive_false_positive_corp_id_corp"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_archive_false_positive")),
+    )
+    with op.batch_alter_table("archive_false_positive", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_archive_false_positive_alert_id"), ["alert_id"], unique=False)
+        batch_op.create_index("ix_archive_false_positive_corp_phrase", ["corp_id", "phrase"], unique=False)
+
+    op.create_table(
+        "welcome_variant",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("flow_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("label", sa.String(length=20), nullable=False),
+        sa.Column("weight", sa.Integer(), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("attachments", sa.JSON(), nullable=False),
+        sa.Column("is_active", sa.Boolean(), nullable=False),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("created_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["corp_id"], ["corp.id"], name=op.f("fk_welcome_variant_corp_id_corp"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["flow_id"], ["welcome_flow.id"], name=op.f("fk_welcome_variant_flow_id_welcome_flow"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_welcome_variant")),
+    )
+    with op.batch_alter_table("welcome_variant", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_welcome_variant_corp_id"), ["corp_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_welcome_variant_flow_id"), ["flow_id"], unique=False)
+
+    op.create_table(
+        "welcome_send",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("inbox_event_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("code_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("variant_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("external_userid", sa.String(length=64), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["code_id"], ["channel_code.id"], name=op.f("fk_welcome_send_code_id_channel_code"), ondelete="SET NULL"
+        ),
+        sa.ForeignKeyConstraint(
+            ["corp_id"], ["corp.id"], name=op.f("fk_welcome_send_corp_id_corp"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["variant_id"],
+            ["welcome_variant.id"],
+            name=op.f("fk_welcome_send_variant_id_welcome_variant"),
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_welcome_send")),
+        sa.UniqueConstraint("corp_id", "inbox_event_id", name=op.f("uq_welcome_send_corp_id_inbox_event_id")),
+    )
+    with op.batch_alter_table("welcome_send", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_welcome_send_corp_id"), ["corp_id"], unique=False)
+        batch_op.create_index("ix_welcome_send_variant", ["variant_id", "state"], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("welcome_send", schema=None) as batch_op:
+        batch_op.drop_index("ix_welcome_send_variant")
+        batch_op.drop_index(batch_op.f("ix_welcome_send_corp_id"))
+
+    op.drop_table("welcome_send")
+    with op.batch_alter_table("welcome_variant", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_welcome_variant_flow_id"))
+        batch_op.drop_index(batch_op.f("ix_welcome_variant_corp_id"))
+
+    op.drop_table("welcome_variant")
+    with op.batch_alter_table("archive_false_positive", schema=None) as batch_op:
+        batch_op.drop_index("ix_archive_false_positive_corp_phrase")
+        batch_op.drop_index(batch_op.f("ix_archive_false_positive_alert_id"))
+
+    op.drop_table("archive_false_positive")
+    with op.batch_alter_table("welcome_follow_up", schema=None) as batch_op:
+        batch_op.drop_index("ix_welcome_follow_up_open")
+        batch_op.drop_index(batch_op.f("ix_welcome_follow_up_corp_id"))
+
+    op.drop_table("welcome_follow_up")
+    with op.batch_alter_table("welcome_flow", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_welcome_flow_corp_id"))
+
+    op.drop_table("welcome_flow")
     op.drop_table("staff_role")
+    with op.batch_alter_table("customer_tag_link", schema=None) as batch_op:
+        batch_op.drop_index("ix_customer_tag_link_tag")
+
+    op.drop_table("customer_tag_link")
+    with op.batch_alter_table("customer_note", schema=None) as batch_op:
+        batch_op.drop_index("ix_customer_note_customer")
+
+    op.drop_table("customer_note")
+    with op.batch_alter_table("customer_follow", schema=None) as batch_op:
+        batch_op.drop_index("ix_customer_follow_state")
+        batch_op.drop_index("ix_customer_follow_staff")
+        batch_op.drop_index("ix_customer_follow_remark_hash")
+
+    op.drop_table("customer_follow")
     with op.batch_alter_table("console_session", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_console_session_staff_id"))
 
     op.drop_table("console_session")
+    with op.batch_alter_table("channel_code_advisor", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_channel_code_advisor_corp_id"))
+
+    op.drop_table("channel_code_advisor")
+    with op.batch_alter_table("channel_add", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_channel_add_corp_id"))
+        batch_op.drop_index("ix_channel_add_contact")
+        batch_op.drop_index("ix_channel_add_code_day")
+
+    op.drop_table("channel_add")
+    with op.batch_alter_table("archive_alert", schema=None) as batch_op:
+        batch_op.drop_index("ix_archive_alert_corp_status")
+
+    op.drop_table("archive_alert")
     with op.batch_alter_table("api_key", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_api_key_corp_id"))
 
@@ -444,6 +1067,24 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_staff_corp_id"))
 
     op.drop_table("staff")
+    op.drop_table("customer_tag")
+    with op.batch_alter_table("customer_event", schema=None) as batch_op:
+        batch_op.drop_index("ix_customer_event_customer_at")
+
+    op.drop_table("customer_event")
+    with op.batch_alter_table("content_version", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_content_version_corp_id"))
+
+    op.drop_table("content_version")
+    with op.batch_alter_table("content_event", schema=None) as batch_op:
+        batch_op.drop_index("ix_content_event_item")
+        batch_op.drop_index(batch_op.f("ix_content_event_corp_id"))
+
+    op.drop_table("content_event")
+    with op.batch_alter_table("channel_code", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_channel_code_corp_id"))
+
+    op.drop_table("channel_code")
     with op.batch_alter_table("wording_entry", schema=None) as batch_op:
         batch_op.drop_index("ix_wording_entry_scope_active")
         batch_op.drop_index(batch_op.f("ix_wording_entry_corp_id"))
@@ -459,14 +1100,36 @@ def downgrade() -> None:
         batch_op.drop_index("ix_product_corp_active")
 
     op.drop_table("product")
+    with op.batch_alter_table("persona", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_persona_corp_id"))
+
+    op.drop_table("persona")
     with op.batch_alter_table("department", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_department_corp_id"))
 
     op.drop_table("department")
+    op.drop_table("customer_tag_group")
     with op.batch_alter_table("customer_risk_assessment", schema=None) as batch_op:
         batch_op.drop_index("ix_customer_risk_assessment_lookup")
 
     op.drop_table("customer_risk_assessment")
+    with op.batch_alter_table("customer", schema=None) as batch_op:
+        batch_op.drop_index("uq_customer_corp_firm_customer_id")
+        batch_op.drop_index("ix_customer_corp_stage_added")
+        batch_op.drop_index("ix_customer_corp_name_hash")
+        batch_op.drop_index("ix_customer_corp_added")
+
+    op.drop_table("customer")
+    with op.batch_alter_table("content_item", schema=None) as batch_op:
+        batch_op.drop_index("ix_content_item_corp_status")
+
+    op.drop_table("content_item")
+    with op.batch_alter_table("archive_message", schema=None) as batch_op:
+        batch_op.drop_index("ix_archive_message_corp_sent")
+
+    op.drop_table("archive_message")
+    op.drop_table("archive_cursor")
+    op.drop_table("archive_consent")
     op.drop_table("wording_dictionary_version")
     op.drop_table("wecom_rate_bucket")
     with op.batch_alter_table("wecom_inbox_event", schema=None) as batch_op:

@@ -1,0 +1,157 @@
+"""Subscribers to the WeCom connector's contact events, and the job that reads a customer's profile.
+
+An add is recorded at once from the event alone (customer, follow relation with its channel
+`state`, timeline), in the handler's transaction. Reading the name, gender, unionid, remarks and
+tags from `externalcontact/get` is a job of its own (`customers.fetch_profile`): the HTTP call holds
+no database transaction, and WeCom being slow or rate-limited delays the profile, never the add.
+
+Every handler is idempotent: the timeline entries carry the inbox event's key and follow changes
+compare event times, so a redelivered or re-run event changes nothing twice."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from siyu.customers import contacts
+from siyu.customers.models import FollowStatus
+from siyu.db import session_scope, utcnow
+from siyu.errors import NotFound
+from siyu.jobs.events import subscribe
+from siyu.jobs.registry import JobContext, PermanentFailure, job_handler
+from siyu.jobs.service import enqueue
+
+log = logging.getLogger(__name__)
+
+FETCH_PROFILE = "customers.fetch_profile"
+
+
+def _corp_id(job: JobContext) -> int:
+    if job.corp_id is None:
+        raise PermanentFailure("a contact event without a corp")
+    return job.corp_id
+
+
+def _required(payload: dict[str, Any], key: str) -> str:
+    value = payload.get(key)
+    if not isinstance(value, str) or not value or len(value) > 64:
+        raise PermanentFailure(f"payload.{key} is missing or not a WeCom id")
+    return value
+
+
+def event_time(payload: dict[str, Any]) -> dt.datetime:
+    """When WeCom says the event happened (CreateTime), else when Siyu received it."""
+    create_time = payload.get("create_time")
+    if isinstance(create_time, int) and 0 < create_time < 2**33:
+        return dt.datetime.fromtimestamp(create_time, dt.UTC)
+    try:
+        at = dt.datetime.fromisoformat(str(payload["received_at"]))
+        return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+    except (KeyError, ValueError):
+        return utcnow()
+
+
+def _source_key(payload: dict[str, Any], kind: str) -> str | None:
+    event_id = payload.get("inbox_event_id")
+    return f"wecom:{event_id}:{kind}" if event_id is not None else None
+
+
+def enqueue_profile_fetch(session: Session, *, corp_id: int, external_userid: str, reason: str) -> None:
+    enqueue(session, name=FETCH_PROFILE, payload={"external_userid": external_userid}, corp_id=corp_id,
+            idempotency_key=f"{FETCH_PROFILE}:{corp_id}:{external_userid}:{reason}"[:200])
+
+
+@subscribe("customer.added", name="customers.upsert_contact")
+def upsert_contact(session: Session, payload: dict[str, Any], job: JobContext) -> None:
+    """客户添加: the customer and the follow relation with its channel state and add time."""
+    corp_id = _corp_id(job)
+    external_userid, userid = _required(payload, "external_userid"), _required(payload, "userid")
+    state = payload.get("state") if isinstance(payload.get("state"), str) else None
+    contacts.record_add(session, corp_id=corp_id, external_userid=external_userid, wecom_userid=userid,
+                        at=event_time(payload), state=state, source_key=_source_key(payload, "added"),
+                        change_type=str(payload.get("change_type") or ""))
+    enqueue_profile_fetch(session, corp_id=corp_id, external_userid=external_userid,
+                          reason=f"event:{payload.get('inbox_event_id', job.id)}")
+
+
+@subscribe("customer.edited", name="customers.contact_edited")
+def contact_edited(session: Session, payload: dict[str, Any], job: JobContext) -> None:
+    """客户信息变更 (remark, description, tags): read the profile again; an unknown customer is
+    recorded as added then (the edit proves the follow relation)."""
+    corp_id = _corp_id(job)
+    external_userid, userid = _required(payload, "external_userid"), _required(payload, "userid")
+    at = event_time(payload)
+    if contacts.get_by_external_id(session, corp_id=corp_id, external_userid=external_userid) is None:
+        contacts.record_add(session, corp_id=corp_id, external_userid=external_userid, wecom_userid=userid, at=at,
+                            source_key=_source_key(payload, "added"), change_type="edit_external_contact")
+    contacts.record_note_event(session, corp_id=corp_id, external_userid=external_userid, wecom_userid=userid, at=at,
+                               kind="edited", detail={}, source_key=_source_key(payload, "edited"))
+    enqueue_profile_fetch(session, corp_id=corp_id, external_userid=external_userid,
+                          reason=f"event:{payload.get('inbox_event_id', job.id)}")
+
+
+def _ended(session: Session, payload: dict[str, Any], job: JobContext, status: FollowStatus) -> None:
+    corp_id = _corp_id(job)
+    detail = {"source": payload["source"]} if isinstance(payload.get("source"), str) else {}
+    contacts.record_end(session, corp_id=corp_id, external_userid=_required(payload, "external_userid"),
+                        wecom_userid=_required(payload, "userid"), at=event_time(payload), status=status,
+                        source_key=_source_key(payload, status.value), detail=detail)
+
+
+@subscribe("customer.deleted", name="customers.contact_deleted")
+def contact_deleted(session: Session, payload: dict[str, Any], job: JobContext) -> None:
+    """删除客户: the member of staff deleted the customer."""
+    _ended(session, payload, job, FollowStatus.DELETED_BY_STAFF)
+
+
+@subscribe("customer.lost", name="customers.contact_lost")
+def contact_lost(session: Session, payload: dict[str, Any], job: JobContext) -> None:
+    """被客户删除: the customer deleted the member of staff."""
+    _ended(session, payload, job, FollowStatus.LOST)
+
+
+@subscribe("customer.transfer_failed", name="customers.transfer_failed")
+def transfer_failed(session: Session, payload: dict[str, Any], job: JobContext) -> None:
+    """客户接替失败: on the timeline, with WeCom's reason (customer_refused / customer_limit_exceed)."""
+    reason = payload.get("fail_reason")
+    contacts.record_note_event(session, corp_id=_corp_id(job), external_userid=_required(payload, "external_userid"),
+                               wecom_userid=_required(payload, "userid"), at=event_time(payload),
+                               kind="transfer_failed",
+                               detail={"fail_reason": reason[:64]} if isinstance(reason, str) else {},
+                               source_key=_source_key(payload, "transfer_failed"))
+
+
+def wecom_client(corp_id: int):
+    """The corp's WeCom client, read in a short transaction of its own; None when not connected."""
+    from siyu.wecom.service import client_for_corp
+
+    with session_scope() as s:
+        try:
+            return client_for_corp(s, corp_id=corp_id)
+        except NotFound:
+            return None
+
+
+@job_handler(FETCH_PROFILE, max_attempts=8)
+def fetch_profile(session: Session, payload: dict[str, Any], job: JobContext) -> None:
+    """Read the customer from `externalcontact/get` and write name, gender, unionid, remarks and tags.
+
+    The call is a read: no send-once record. It holds no transaction (the handler's session is used
+    only after it). Rate limits and WeCom being busy raise, and the queue retries with backoff."""
+    from siyu.wecom.errors import InvalidExternalUserId, NotExternalContact
+
+    corp_id = _corp_id(job)
+    external_userid = _required(payload, "external_userid")
+    client = wecom_client(corp_id)
+    if client is None:
+        log.info("corp %s has no WeCom connection: profile of a customer not read", corp_id)
+        return
+    try:
+        detail = client.get_external_contact(external_userid)
+    except (InvalidExternalUserId, NotExternalContact):
+        log.info("WeCom no longer knows a customer of corp %s: profile not read", corp_id)
+        return
+    contacts.apply_profile(session, corp_id=corp_id, detail=detail)

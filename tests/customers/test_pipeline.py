@@ -1,0 +1,119 @@
+"""From WeCom to the customer list, over real HTTP: the emulator pushes signed callbacks to Siyu's
+endpoint (a real server), a real worker runs the customers domain's subscribers, which read the
+profile back from the emulator's `externalcontact/get`. Duplicate deliveries change nothing twice."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import pytest
+from sqlalchemy import delete, func, select
+
+from siyu.app import create_app
+from siyu.config import get_settings
+from siyu.customers import contacts
+from siyu.customers.models import CustomerEvent, CustomerFollow
+from siyu.db import session_scope
+from siyu.jobs.models import Job, JobSchedule
+from siyu.jobs.worker import run_worker
+from siyu.tenancy import service as tenancy
+from siyu.wecom import service as wecom
+from siyu.wecom.client import WeComClient
+from siyu.wecom.crypto import generate_aes_key
+from siyu.wecom.emulator.server import ServerThread
+from wecom.conftest import emulator  # noqa: F401 - the emulator fixture
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def siyu_server(database_url):
+    server = ServerThread(create_app(get_settings())).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def worker(database_url):
+    stop = threading.Event()
+    thread = threading.Thread(target=run_worker, kwargs={"concurrency": 4, "stop_event": stop, "poll_seconds": 0.05,
+                                                         "shutdown_timeout": 5}, daemon=True)
+    thread.start()
+    yield
+    stop.set()
+    thread.join(15)
+    with session_scope() as s:  # the worker's built-in schedules: other tests count schedules
+        s.execute(delete(Job).where(Job.name.in_(select(JobSchedule.name))))
+        s.execute(delete(JobSchedule))
+
+
+@pytest.fixture
+def wired(emulator, siyu_server, worker):  # noqa: F811
+    slug = "cust-" + uuid.uuid4().hex[:8]
+    wecom_id = "ww" + uuid.uuid4().hex[:16]
+    secret, token, aes_key = "secret-" + uuid.uuid4().hex, "tok" + uuid.uuid4().hex[:10], generate_aes_key()
+    with session_scope() as s:
+        corp = tenancy.create_corp(s, slug=slug, name="客户管道银行")
+        tenancy.create_staff(s, corp_id=corp.id, login=f"zs.{slug}", name="张三", wecom_userid="zhangsan")
+        wecom.configure_connection(s, corp_id=corp.id, actor="test", wecom_corp_id=wecom_id, secret=secret,
+                                   token=token, aes_key=aes_key, base_url=emulator.api_url)
+        corp_id = corp.id
+    emulator.post("/corps", {
+        "corp_id": wecom_id, "name": "客户管道银行", "secret": secret,
+        "staff": [{"userid": "zhangsan", "name": "张三"}, {"userid": "lisi", "name": "李四"}],
+        "callback": {"url": f"{siyu_server.base_url}/wecom/callback/{slug}", "token": token,
+                     "encoding_aes_key": aes_key},
+        "limits": {"callback_retry_delay": 0.2, "callback_timeout": 2.0},
+    }, expect=201)
+    client = WeComClient(wecom_id, secret, base_url=emulator.api_url)
+    yield corp_id, wecom_id, client
+    client.close()
+
+
+def wait_for(predicate, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+def _customer(corp_id: int, external_userid: str):
+    with session_scope() as s:
+        customer = contacts.get_by_external_id(s, corp_id=corp_id, external_userid=external_userid)
+        if customer is None or customer.profile_synced_at is None:
+            return None
+        follows = s.scalars(select(CustomerFollow).where(CustomerFollow.customer_id == customer.id)).all()
+        return customer, [(f.wecom_userid, f.state, f.status, f.staff_id is not None) for f in follows]
+
+
+def test_an_add_in_wecom_becomes_a_customer_and_a_loss_makes_it_lost(emulator, wired):  # noqa: F811
+    corp_id, wecom_id, client = wired
+    way = client.add_contact_way(type=1, scene=2, user=["zhangsan"], state="qr-pipeline-1")
+    emulator.post(f"/corps/{wecom_id}/faults", {"duplicate_callback_rate": 1.0})  # WeCom delivers twice
+    added = emulator.post(f"/corps/{wecom_id}/add_contact", {"config_id": way.config_id, "name": "何女士"})
+    customer, follows = wait_for(lambda: _customer(corp_id, added["external_userid"]))
+    assert customer.name == "何女士" and customer.stage == "new"
+    assert follows == [("zhangsan", "qr-pipeline-1", "active", True)]
+
+    emulator.post(f"/corps/{wecom_id}/faults", {"duplicate_callback_rate": 0.0})
+    emulator.post(f"/corps/{wecom_id}/delete_follow", {"userid": "zhangsan",
+                                                       "external_userid": added["external_userid"]})
+
+    def lost():
+        with session_scope() as s:
+            c = contacts.get_by_external_id(s, corp_id=corp_id, external_userid=added["external_userid"])
+            return c if c.stage == "lost" else None
+
+    assert wait_for(lost).lost_at is not None
+    with session_scope() as s:
+        kinds = s.scalars(select(CustomerEvent.kind).where(CustomerEvent.customer_id == customer.id)
+                          .order_by(CustomerEvent.id)).all()
+        assert kinds == ["added", "lost", "stage_changed"], "each delivery recorded once"
+        fetches = s.scalar(select(func.count()).select_from(Job).where(Job.corp_id == corp_id,
+                                                                       Job.name == "customers.fetch_profile"))
+        assert fetches == 1
