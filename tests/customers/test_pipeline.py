@@ -4,49 +4,24 @@ profile back from the emulator's `externalcontact/get`. Duplicate deliveries cha
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 
-from siyu.app import create_app
-from siyu.config import get_settings
 from siyu.customers import contacts
 from siyu.customers.models import CustomerEvent, CustomerFollow
 from siyu.db import session_scope
-from siyu.jobs.models import Job, JobSchedule
-from siyu.jobs.worker import run_worker
+from siyu.jobs.models import Job
 from siyu.tenancy import service as tenancy
 from siyu.wecom import service as wecom
 from siyu.wecom.client import WeComClient
 from siyu.wecom.crypto import generate_aes_key
-from siyu.wecom.emulator.server import ServerThread
 from wecom.conftest import emulator  # noqa: F401 - the emulator fixture
+from wecom.test_pipeline import siyu_server, worker  # noqa: F401 - a real server and worker
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def siyu_server(database_url):
-    server = ServerThread(create_app(get_settings())).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def worker(database_url):
-    stop = threading.Event()
-    thread = threading.Thread(target=run_worker, kwargs={"concurrency": 4, "stop_event": stop, "poll_seconds": 0.05,
-                                                         "shutdown_timeout": 5}, daemon=True)
-    thread.start()
-    yield
-    stop.set()
-    thread.join(15)
-    with session_scope() as s:  # the worker's built-in schedules: other tests count schedules
-        s.execute(delete(Job).where(Job.name.in_(select(JobSchedule.name))))
-        s.execute(delete(JobSchedule))
 
 
 @pytest.fixture

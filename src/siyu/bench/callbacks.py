@@ -22,8 +22,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from siyu.bench.common import BenchError, Installation, free_port, percentile
-from siyu.bench.welcome_burst import _workdir
+from siyu.bench.common import BenchError, Installation, free_port, percentile, workdir
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -142,7 +141,7 @@ def _check(inst: Installation, wecom_id: str) -> dict[str, int]:
 def main(argv: list[str]) -> dict[str, Any]:
     args = _parse(argv)
     rng = random.Random(args.seed)
-    with _workdir(args.keep) as root:
+    with workdir(args.keep) as root:
         inst = Installation(Path(root))
         inst.activate()
         wecom_id, crypto = _setup(inst)

@@ -12,7 +12,9 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +31,20 @@ def percentile(values: list[float], q: float) -> float:
         return float("nan")
     k = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
     return ordered[k]
+
+
+@contextlib.contextmanager
+def workdir(keep: str | None) -> Iterator[Path]:
+    """The run's directory: `keep` (new or empty, left in place to look at) or a temporary one."""
+    if keep:
+        path = Path(keep)
+        path.mkdir(parents=True, exist_ok=True)
+        if any(path.iterdir()):
+            raise BenchError(f"--keep {keep}: the directory is not empty")
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="siyu-bench-") as tmp:
+        yield Path(tmp)
 
 
 def free_port() -> int:

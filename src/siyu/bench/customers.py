@@ -20,20 +20,18 @@ dropped before the load and built after the baseline), `--baseline-reps` times e
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import itertools
 import json
 import os
 import random
 import sqlite3
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from siyu.bench.common import BenchError, Installation, percentile
+from siyu.bench.common import Installation, percentile, workdir
 
 TABLES = ("customer", "customer_follow", "customer_tag_link", "customer_event", "customer_note")
 STAGES = (("new", 35), ("activated", 20), ("invested", 20), ("reinvested", 10), ("dormant", 10), ("lost", 5))
@@ -63,19 +61,6 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--keep", metavar="DIR", help="run in DIR (new or empty) and keep the database to look at: "
                    f"SIYU_DATA_DIR=DIR SIYU_COOKIE_SECURE=false siyu serve, log in as ops / {KEPT_PASSWORD}")
     return p.parse_args(argv)
-
-
-@contextlib.contextmanager
-def _workdir(keep: str | None) -> Iterator[Path]:
-    if keep:
-        path = Path(keep)
-        path.mkdir(parents=True, exist_ok=True)
-        if any(path.iterdir()):
-            raise BenchError(f"--keep {keep}: the directory is not empty")
-        yield path
-        return
-    with tempfile.TemporaryDirectory(prefix="siyu-bench-customers-") as tmp:
-        yield Path(tmp)
 
 
 def _stamp(at: dt.datetime) -> str:
@@ -288,7 +273,7 @@ def main(argv: list[str]) -> dict[str, Any]:
     args = _parse(argv)
     rng = random.Random(args.seed)
     started = time.perf_counter()
-    with _workdir(args.keep) as root:
+    with workdir(args.keep) as root:
         inst = Installation(root)
         inst.activate()
         if args.keep:  # the keys too, so that `SIYU_DATA_DIR=DIR siyu serve` shows the kept million

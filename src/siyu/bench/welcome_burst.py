@@ -17,19 +17,16 @@ the corp's default welcome. Figures (from the emulator's own records, one clock)
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import re
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from siyu.bench.common import BenchError, Installation, free_port, percentile
+from siyu.bench.common import BenchError, Installation, free_port, percentile, workdir
 
 WELCOME = "您好，我是您的专属顾问，很高兴为您服务。市场有风险，投资需谨慎。"
 _EXT_RE = re.compile(r"<ExternalUserID><!\[CDATA\[([^\]]+)\]\]></ExternalUserID>")
@@ -105,7 +102,7 @@ def _baseline(emulator_url: str, corp_id: str, secret: str, advisors: list[str],
 def main(argv: list[str]) -> dict[str, Any]:
     args = _parse(argv)
     advisors = [f"advisor{i:02d}" for i in range(args.advisors)]
-    with _workdir(args.keep) as root:
+    with workdir(args.keep) as root:
         inst = Installation(root)
         inst.activate()
         serve_port, emulator_port = free_port(), free_port()
@@ -190,19 +187,6 @@ def main(argv: list[str]) -> dict[str, Any]:
         "workers": args.workers,
         "worker_concurrency": args.worker_concurrency,
     }
-
-
-@contextlib.contextmanager
-def _workdir(keep: str | None) -> Iterator[Path]:
-    if keep:
-        path = Path(keep)
-        path.mkdir(parents=True, exist_ok=True)
-        if any(path.iterdir()):
-            raise BenchError(f"--keep {keep}: the directory is not empty")
-        yield path
-        return
-    with tempfile.TemporaryDirectory(prefix="siyu-bench-") as tmp:
-        yield Path(tmp)
 
 
 def _secret_of(seed_file: Path) -> str:
