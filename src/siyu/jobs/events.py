@@ -130,13 +130,15 @@ def publish_ids(
     *,
     corp_id: int | None = None,
     key: str | None = None,
+    returning: bool = True,
 ) -> list[int]:
     """`publish` for hot paths (the WeCom callback endpoint): the same jobs, enqueued in one
-    multi-row INSERT; returns the ids of the jobs it created (none for a key published before)."""
+    multi-row INSERT; returns the ids of the jobs it created (none for a key published before),
+    or nothing with `returning=False` (cheaper)."""
     registry.ensure_loaded()
     return enqueue_many(session, [
         {"name": sub.job_name, "payload": payload, "queue": sub.queue, "priority": sub.priority,
          "max_attempts": sub.max_attempts, "corp_id": corp_id,
          "idempotency_key": _event_key(event, key, sub.name) if key is not None else None}
         for sub in subscribers(event)
-    ])
+    ], returning=returning)

@@ -165,11 +165,12 @@ def enqueue(
     return existing
 
 
-def enqueue_many(session: Session, jobs: Iterable[Mapping[str, Any]]) -> list[int]:
+def enqueue_many(session: Session, jobs: Iterable[Mapping[str, Any]], *, returning: bool = True) -> list[int]:
     """Enqueues many jobs in one round of multi-row INSERTs (a broadcast's sends, the benchmark).
 
     Each item takes `enqueue`'s keyword arguments. Returns the ids inserted; an item whose
-    idempotency key already exists is skipped and has no id in the result."""
+    idempotency key already exists is skipped and has no id in the result. With
+    `returning=False` it returns nothing and costs less (a plain executemany)."""
     now = utcnow()
     rows = [
         _job_values(
@@ -187,8 +188,19 @@ def enqueue_many(session: Session, jobs: Iterable[Mapping[str, Any]]) -> list[in
     ]
     if not rows:
         return []
-    stmt = dialect_insert(session)(_t).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(_t.c.id)
-    return list(session.connection().execute(stmt, rows).scalars())
+    connection = session.connection()
+    key = (connection.dialect.name, returning)
+    stmt = _INSERT_OR_SKIP.get(key)
+    if stmt is None:  # built once per database kind: this runs for every WeCom callback
+        stmt = dialect_insert(session)(_t).on_conflict_do_nothing(index_elements=["idempotency_key"])
+        stmt = _INSERT_OR_SKIP[key] = stmt.returning(_t.c.id) if returning else stmt
+    if not returning:  # a plain executemany, much cheaper than one with RETURNING
+        connection.execute(stmt, rows)
+        return []
+    return list(connection.execute(stmt, rows).scalars())
+
+
+_INSERT_OR_SKIP: dict[tuple[str, bool], Any] = {}
 
 
 # --- leasing, completion, failure (the worker's side) --------------------------------------------

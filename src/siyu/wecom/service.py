@@ -198,7 +198,7 @@ def dispatch_event(session: Session, *, corp_id: int, event_id: int, natural_key
     domain_event = event.domain_event
     if domain_event is not None:
         body = {**event.payload(), "inbox_event_id": event_id, "received_at": received_at.isoformat()}
-        publish_ids(session, domain_event, body, corp_id=corp_id, key=natural_key)
+        publish_ids(session, domain_event, body, corp_id=corp_id, key=natural_key, returning=False)
     return True
 
 
