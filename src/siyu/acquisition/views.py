@@ -54,12 +54,6 @@ STATUS_LABELS = {
 }
 
 
-def _errors(request: Request, exc: SiyuError, default: str = "form") -> FieldErrors:
-    errors = FieldErrors()
-    errors.add(request, exc, default_field=default)
-    return errors
-
-
 # --- channel codes --------------------------------------------------------------------------------
 
 def _index(request: Request, session: Session, principal: Principal, *, status_code: int = 200, **extra) -> Response:
@@ -124,7 +118,7 @@ def code_create(
                 persona_id=persona, advisors=[service.AdvisorSpec(u, caps.get(u, 0)) for u in advisor],
                 cost_fen=service.parse_yuan(cost), expires_at=service.parse_day_end(expires_on))
     except SiyuError as exc:
-        return _index(request, session, principal, form=form, errors=_errors(request, exc),
+        return _index(request, session, principal, form=form, errors=FieldErrors.of(request, exc),
                       status_code=exc.status_code)
     return RedirectResponse(f"{PAGE}/codes/{code.id}?created=1", status_code=303)
 
@@ -208,7 +202,7 @@ def flow_save(
     except SiyuError as exc:
         if isinstance(exc, NotFound):
             raise
-        return _code_page(request, session, principal, code_id, flow_errors=_errors(request, exc, "enabled"),
+        return _code_page(request, session, principal, code_id, flow_errors=FieldErrors.of(request, exc, "enabled"),
                           flow_form={"enabled": bool(enabled), "group_keyword": group_keyword,
                                      "group_invitation": group_invitation}, status_code=exc.status_code)
     return RedirectResponse(f"{PAGE}/codes/{code_id}?saved=welcome#welcome", status_code=303)
@@ -244,7 +238,7 @@ def variant_add(
     except SiyuError as exc:
         if isinstance(exc, NotFound):
             raise
-        return _code_page(request, session, principal, code_id, variant_errors=_errors(request, exc, "text"),
+        return _code_page(request, session, principal, code_id, variant_errors=FieldErrors.of(request, exc, "text"),
                           variant_form=values, status_code=exc.status_code)
     return RedirectResponse(f"{PAGE}/codes/{code_id}?saved=variant#welcome", status_code=303)
 
@@ -302,7 +296,7 @@ def persona_create(
         with session.begin_nested():
             service.create_persona(session, corp_id=principal.corp_id, actor=principal, **values)
     except SiyuError as exc:
-        return _personas(request, session, principal, form=values, errors=_errors(request, exc),
+        return _personas(request, session, principal, form=values, errors=FieldErrors.of(request, exc),
                          status_code=exc.status_code)
     return RedirectResponse(f"{PAGE}/personas?saved=1", status_code=303)
 
@@ -331,7 +325,7 @@ def persona_update(
         if isinstance(exc, NotFound):
             raise
         return _personas(request, session, principal, edit_id=persona_id, edit_form=values,
-                         edit_errors=_errors(request, exc), status_code=exc.status_code)
+                         edit_errors=FieldErrors.of(request, exc), status_code=exc.status_code)
     return RedirectResponse(f"{PAGE}/personas?saved=1#persona-{persona_id}", status_code=303)
 
 

@@ -157,8 +157,7 @@ def _act(request: Request, session: Session, principal: Principal, alert_id: int
     try:
         action()
     except SiyuError as exc:
-        errors = FieldErrors()
-        errors.add(request, exc, field)
+        errors = FieldErrors.of(request, exc, field)
         if exc.field == "alert" and exc.status_code == 404:
             raise
         return _detail(request, session, principal, alert_id, action_errors=errors, status_code=exc.status_code)
@@ -201,7 +200,6 @@ def phrase_retire(request: Request, phrase: str = Form("", max_length=100), prin
     try:
         archive.retire_phrase(session, corp_id=principal.corp_id, actor=principal, phrase=phrase)
     except SiyuError as exc:
-        errors = FieldErrors()
-        errors.add(request, exc, "phrase")
+        errors = FieldErrors.of(request, exc, "phrase")
         return _alerts(request, session, principal, page_errors=errors, status_code=exc.status_code)
     return RedirectResponse(f"{PAGE}?notice=retired#false-positives", status_code=303)

@@ -90,8 +90,7 @@ def product_create(
     try:
         product = suitability.create_product(session, corp_id=principal.corp_id, actor=principal, **values)
     except SiyuError as exc:
-        errors = FieldErrors()
-        errors.add(request, exc)
+        errors = FieldErrors.of(request, exc)
         return _page(request, session, principal, product_form=values, product_errors=errors,
                      status_code=exc.status_code)
     return RedirectResponse(f"{PAGE}?created={product.code}#product-{product.code}", status_code=303)
@@ -137,8 +136,7 @@ def assessment_record(
         suitability.record_assessment(session, corp_id=principal.corp_id, actor=principal, customer_ref=customer_ref,
                                       level=level, source=source, valid_months=int(months), reference=reference)
     except SiyuError as exc:
-        errors = FieldErrors()
-        errors.add(request, exc)
+        errors = FieldErrors.of(request, exc)
         return _page(request, session, principal, assessment_form=values, assessment_errors=errors,
                      status_code=exc.status_code)
     return _page(request, session, principal, assessment_notice=N_("Risk assessment recorded."),
@@ -163,8 +161,7 @@ def eligibility_check(
         context["assessment"] = suitability.current_assessment(session, corp_id=principal.corp_id,
                                                                customer_ref=customer_ref)
     except SiyuError as exc:
-        errors = FieldErrors()
-        errors.add(request, exc)
+        errors = FieldErrors.of(request, exc)
         if "product" in errors:  # the service names the product; the form calls its field product_code
             errors["product_code"] = errors.pop("product")
         context["check_errors"] = errors
@@ -186,8 +183,7 @@ def disclosure_set(
         disclosure.set_disclosure(session, corp_id=principal.corp_id, actor=principal, product_type=product_type,
                                   text=text)
     except SiyuError as exc:
-        errors = FieldErrors()
-        errors.add(request, exc, "text")
+        errors = FieldErrors.of(request, exc, "text")
         if exc.field == "product_type":
             return _page(request, session, principal, page_errors=errors, status_code=exc.status_code)
         return _page(request, session, principal, disclosure_errors={product_type: errors},
@@ -201,8 +197,7 @@ def disclosure_reset(request: Request, product_type: str = Path(max_length=40),
     try:
         disclosure.reset_disclosure(session, corp_id=principal.corp_id, actor=principal, product_type=product_type)
     except SiyuError as exc:
-        errors = FieldErrors()
-        errors.add(request, exc, "product_type")
+        errors = FieldErrors.of(request, exc, "product_type")
         return _page(request, session, principal, page_errors=errors, status_code=exc.status_code)
     return RedirectResponse(f"{PAGE}#disclosure-{product_type}", status_code=303)
 
@@ -286,8 +281,7 @@ def approvals_page(request: Request, tab: str = Query("", max_length=10),
 
 
 def _content_errors(request: Request, exc: SiyuError) -> FieldErrors:
-    errors = FieldErrors()
-    errors.add(request, exc)
+    errors = FieldErrors.of(request, exc)
     if "attachments" in errors:  # the console edits one link: its URL is the field to fix
         errors["link_url"] = errors.pop("attachments")
     return errors

@@ -12,3 +12,10 @@ class FieldErrors(dict):
 
     def add(self, request: Request, exc: SiyuError, default_field: str = "form") -> None:
         self[exc.field or default_field] = localized_message(request, exc)
+
+    @classmethod
+    def of(cls, request: Request, exc: SiyuError, default_field: str = "form") -> FieldErrors:
+        """The errors of one refusal: its message next to its field (or `default_field`)."""
+        errors = cls()
+        errors.add(request, exc, default_field)
+        return errors

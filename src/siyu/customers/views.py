@@ -163,8 +163,7 @@ def note_add(request: Request, customer_id: int = CUSTOMER_ID, text: str = Form(
     try:
         service.add_note(session, principal=principal, customer_id=customer_id, text=text)
     except InvalidInput as exc:
-        errors = FieldErrors()
-        errors.add(request, exc, "text")
+        errors = FieldErrors.of(request, exc, "text")
         return render(request, template, _detail_context(session, principal, customer_id, note_errors=errors,
                                                          note_form=text), status_code=exc.status_code)
     if htmx:

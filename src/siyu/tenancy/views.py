@@ -213,8 +213,7 @@ def staff_set_roles(
     try:
         service.set_roles(session, corp_id=principal.corp_id, staff_id=staff.id, roles=roles, actor=principal)
     except SiyuError as exc:
-        errors = FieldErrors()
-        errors.add(request, exc, "roles")
+        errors = FieldErrors.of(request, exc, "roles")
         return _staff_row(request, session, principal, staff, errors=errors, status_code=exc.status_code)
     return _staff_row(request, session, principal, staff, notice=N_("Roles saved."))
 
@@ -225,8 +224,7 @@ def _set_active(request: Request, session: Session, principal: Principal, staff_
         service.update_staff(session, corp_id=principal.corp_id, staff_id=staff.id, is_active=active,
                              actor=principal)
     except SiyuError as exc:
-        errors = FieldErrors()
-        errors.add(request, exc, "is_active")
+        errors = FieldErrors.of(request, exc, "is_active")
         return _staff_row(request, session, principal, staff, errors=errors, status_code=exc.status_code)
     return _staff_row(request, session, principal, staff,
                       notice=N_("Reactivated.") if active else N_("Deactivated; their console sessions were ended."))
@@ -259,8 +257,7 @@ def staff_reset_password(
         service.set_password(session, corp_id=principal.corp_id, staff_id=staff.id, password=password or generated,
                              actor=principal)
     except SiyuError as exc:
-        errors = FieldErrors()
-        errors.add(request, exc, "password")
+        errors = FieldErrors.of(request, exc, "password")
         return _staff_row(request, session, principal, staff, errors=errors, status_code=exc.status_code)
     if staff.id == principal.staff_id:
         # Setting a password ends every session, this one too.
@@ -338,8 +335,7 @@ def api_key_create(
         token, key = service.create_api_key(session, corp_id=principal.corp_id, name=name, scopes=scopes,
                                             actor=principal)
     except SiyuError as exc:
-        errors = FieldErrors()
-        errors.add(request, exc)
+        errors = FieldErrors.of(request, exc)
         return _api_keys_page(request, session, principal, errors=errors, form={"name": name, "scopes": scopes},
                               status_code=exc.status_code)
     # The key is shown on this answer only; it must not be cached anywhere.

@@ -59,8 +59,7 @@ def connection_save(
                                      secret=secret, token=token, aes_key=aes_key, base_url=base_url,
                                      ip=client_ip(request))
     except SiyuError as exc:
-        errors = FieldErrors()
-        errors.add(request, exc)
+        errors = FieldErrors.of(request, exc)
         return _page(request, session, principal, errors=errors, status_code=exc.status_code,
                      form={"wecom_corp_id": wecom_corp_id, "base_url": base_url, "token": token})
     return RedirectResponse("/wecom?saved=connection", status_code=303)
@@ -78,8 +77,7 @@ def welcome_save(
         service.set_default_welcome(session, corp_id=principal.corp_id, actor=principal, text=welcome_text,
                                     enabled=welcome_enabled in ("on", "1", "true"), ip=client_ip(request))
     except SiyuError as exc:
-        errors = FieldErrors()
-        errors.add(request, exc, default_field="welcome_text")
+        errors = FieldErrors.of(request, exc, default_field="welcome_text")
         return _page(request, session, principal, errors=errors, status_code=exc.status_code,
                      welcome_form={"text": welcome_text, "enabled": bool(welcome_enabled)})
     return RedirectResponse("/wecom?saved=welcome", status_code=303)
