@@ -18,6 +18,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from siyu.errors import DatabaseBusy
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -104,7 +106,7 @@ class WriteTurn:
         if self._owner is connection:
             return
         if not self._lock.acquire(timeout=timeout):
-            raise TimeoutError(f"no write turn on the database within {timeout:g} s")
+            raise DatabaseBusy(f"no write turn on the database within {timeout:g} s")
         try:
             self._flock(time.monotonic() + timeout)
         except BaseException:
@@ -122,7 +124,7 @@ class WriteTurn:
                 return
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    raise TimeoutError("no write turn on the database: another process holds it") from None
+                    raise DatabaseBusy("no write turn on the database: another process holds it") from None
                 time.sleep(pause)
                 pause = min(pause * 2, 0.002)
 
@@ -135,9 +137,10 @@ class WriteTurn:
         finally:
             self._lock.release()
 
-    def install(self, engine: Engine) -> None:
-        """Take the turn before each BEGIN of `engine` and give it back after COMMIT/ROLLBACK."""
-        event.listen(engine, "begin", lambda conn: self.acquire(conn.connection))
+    def install(self, engine: Engine, *, timeout: float = 30.0) -> None:
+        """Take the turn before each BEGIN of `engine` (waiting at most `timeout` seconds) and give it
+        back after COMMIT/ROLLBACK."""
+        event.listen(engine, "begin", lambda conn: self.acquire(conn.connection, timeout))
         dialect = engine.dialect
         do_commit, do_rollback = dialect.do_commit, dialect.do_rollback
 
@@ -178,13 +181,15 @@ def write_turn(database: str) -> WriteTurn:
         return turn
 
 
-def make_engine(url: str, **kwargs) -> Engine:
+def make_engine(url: str, *, busy_timeout: float = 30.0, **kwargs) -> Engine:
+    """An engine for `url`. On SQLite, `busy_timeout` (seconds) bounds the wait for the write lock;
+    a transaction that waited longer fails with `siyu.errors.DatabaseBusy` (answered 503)."""
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
         if u.database and u.database != ":memory:":
             Path(u.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
-            url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs
+            url, connect_args={"timeout": busy_timeout, "check_same_thread": False}, **kwargs
         )
 
         @event.listens_for(engine, "connect")
@@ -195,12 +200,12 @@ def make_engine(url: str, **kwargs) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
             cur.close()
 
         turn = write_turn(u.database) if u.database and u.database != ":memory:" else None
         if turn is not None:
-            turn.install(engine)
+            turn.install(engine, timeout=busy_timeout)
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):

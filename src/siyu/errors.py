@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,32 @@ class Conflict(SiyuError):
 
 class InvalidInput(SiyuError):
     status_code = 422
+
+
+class Unavailable(SiyuError):
+    """The database is busy (a lock not granted in time): nothing was stored, try again shortly."""
+
+    status_code = 503
+
+
+class DatabaseBusy(TimeoutError):
+    """No write turn on the SQLite database within the busy timeout (see `siyu.db.WriteTurn`)."""
+
+
+# SQLSTATEs of PostgreSQL's lock waits that gave up: lock_not_available, serialization_failure,
+# deadlock_detected. SQLite says "database is locked" / "database table is locked".
+_BUSY_SQLSTATES = frozenset({"55P03", "40001", "40P01"})
+
+
+BUSY_MESSAGE = "the database is busy; nothing was saved, try again in a moment"
+
+
+def is_busy(exc: OperationalError) -> bool:
+    """Whether a database error is a lock that was not granted in time (worth a retry), not a fault."""
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) in _BUSY_SQLSTATES:
+        return True
+    return "database is locked" in str(orig) or "database table is locked" in str(orig)
 
 
 def _interpolate(message: str, params: Mapping[str, object]) -> str:
@@ -152,3 +178,22 @@ def install_error_handlers(app: FastAPI) -> None:
         log.warning("data error answered with 422 (a service should have checked this input): %s", exc.orig)
         error = InvalidInput("a value is not valid")
         return await _siyu_error(request, error)
+
+    @app.exception_handler(OperationalError)
+    async def _operational_error(request: Request, exc: OperationalError):
+        # A lock not granted in time (SQLite's busy timeout, PostgreSQL's lock or serialization
+        # failures) rolled the transaction back: the caller may try again, so 503 with Retry-After.
+        # Any other database fault is a real error and stays a 500.
+        if not is_busy(exc):
+            raise exc
+        return await _busy(request, exc.orig)
+
+    @app.exception_handler(DatabaseBusy)
+    async def _no_write_turn(request: Request, exc: DatabaseBusy):
+        return await _busy(request, exc)
+
+    async def _busy(request: Request, cause: object) -> Response:
+        log.warning("database busy, answered with 503: %s", cause)
+        response = await _siyu_error(request, Unavailable(BUSY_MESSAGE))
+        response.headers["Retry-After"] = "1"
+        return response

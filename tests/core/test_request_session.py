@@ -94,3 +94,48 @@ def test_a_commit_that_fails_is_answered_as_an_error(factory):
     assert seen["taken"] == 1 and _count(factory, "taken") == 1
     # The failed request's transaction was rolled back: the next write goes through.
     assert client.post("/things/other").status_code == 201
+
+
+def test_a_database_that_stays_locked_is_answered_503_and_nothing_is_saved(tmp_path, monkeypatch):
+    """A write that cannot get the SQLite write lock within the busy timeout is a 503 with Retry-After
+    (the caller may try again), not a 500, and leaves nothing behind."""
+    import threading
+
+    url = f"sqlite:///{tmp_path / 'busy.db'}"
+    engine = db.make_engine(url, busy_timeout=0.2)
+    _Base.metadata.create_all(engine)
+    made = sessionmaker(engine, expire_on_commit=False)
+    monkeypatch.setattr(db, "_factory", made)
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.post("/things/{name}", status_code=201)
+    def add(name: str, session: Session = Depends(db.get_session)):
+        session.add(Thing(name=name))
+        return {"name": name}
+
+    client = TestClient(app)
+    holding, done = threading.Event(), threading.Event()
+
+    def hold_the_lock() -> None:
+        with made() as s:
+            s.add(Thing(name="holder"))
+            s.flush()  # BEGIN IMMEDIATE: this transaction has the write lock until it ends
+            holding.set()
+            done.wait(10)
+            s.rollback()
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    try:
+        assert holding.wait(5)
+        response = client.post("/things/beta")
+        assert response.status_code == 503, response.text
+        assert response.headers["retry-after"] == "1"
+        assert "busy" in response.json()["detail"]
+    finally:
+        done.set()
+        holder.join()
+    assert _count(made, "beta") == 0
+    assert client.post("/things/beta").status_code == 201  # once the lock is free, the write goes through
+    engine.dispose()
