@@ -351,9 +351,41 @@ def connect_demo_wecom(*, database_url: str, api_url: str) -> dict[str, str]:
                                          secret=DEMO_WECOM_SECRET, token=token, aes_key=aes_key, base_url=api_url)
             if cfg is None:
                 service.set_default_welcome(session, corp_id=corp.id, actor="demo", text=DEMO_WELCOME, enabled=True)
+                _seed_channel_codes(session, corp_id=corp.id)
     finally:
         engine.dispose()
     return {"token": token, "encoding_aes_key": aes_key}
+
+
+# (name, channel, campaign, persona kind, advisors as (WeCom user id, daily cap), ad spend in fen,
+#  welcome variants). The worker registers each code with WeCom (the emulator) once it runs.
+DEMO_CHANNEL_CODES: tuple[tuple[str, str, str, str, tuple[tuple[str, int], ...], int, tuple[str, ...]], ...] = (
+    ("手机银行·理财专区", "mobile_banking", "理财专区常驻", "dedicated_advisor", (("zhangwei", 0),), 0,
+     ("您好，我是您的{顾问头衔}{顾问名}。账户、产品和活动问题随时找我；市场有风险，投资需谨慎。",)),
+    ("公众号推文·定投课堂", "official_account", "11月定投课堂", "knowledge_expert",
+     (("zhangwei", 50), ("liuyang", 50)), 120_000,
+     ("{客户称呼}好，我是{顾问名}，每周二晚在这里分享基金定投知识，欢迎提问。",
+      "{客户称呼}好，欢迎来到定投课堂！我是{顾问头衔}{顾问名}，有问题随时留言。")),
+    ("信息流广告·新客礼", "ad", "双十二新客礼", "benefits_officer", (("liuyang", 30), ("chenjing", 30)), 500_000,
+     ("您好，我是{顾问名}，新客礼和会员活动会第一时间通知您。",)),
+)
+
+
+def _seed_channel_codes(session: Session, *, corp_id: int) -> None:
+    """Channel codes with personas, daily caps, ad spend and welcome flows (one with two variants)."""
+    from siyu.acquisition import service as acquisition
+    from siyu.acquisition import welcome
+
+    acquisition.ensure_seed_personas(session, corp_id=corp_id)
+    personas = {p.kind: p.id for p in acquisition.list_personas(session, corp_id=corp_id)}
+    for name, channel, campaign, persona, advisors, cost_fen, variants in DEMO_CHANNEL_CODES:
+        code = acquisition.create_channel_code(
+            session, corp_id=corp_id, actor="demo", name=name, channel=channel, campaign=campaign,
+            persona_id=personas.get(persona), cost_fen=cost_fen,
+            advisors=[acquisition.AdvisorSpec(userid=u, daily_cap=cap) for u, cap in advisors])
+        for text in variants:
+            welcome.add_variant(session, corp_id=corp_id, actor="demo", code_id=code.id, text=text)
+        welcome.save_flow(session, corp_id=corp_id, actor="demo", code_id=code.id, enabled=True)
 
 
 def _emulator_command(host: str, port: int, *, data_dir: Path, callback: dict[str, str] | None = None
@@ -505,7 +537,7 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000, reset: bool = False) -> 
             )
             if emulator_cmd and _wait_until_answering(emulator_url + "/_emulator/health", procs,
                                                       cancelled=lambda: stopping):
-                _demo_adds(emulator_url)
+                _demo_adds(emulator_url, database_url=url)
         while not stopping:
             for name, proc in procs:
                 if proc.poll() is not None:
@@ -526,9 +558,10 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000, reset: bool = False) -> 
         raise SystemExit(status)
 
 
-def _demo_adds(emulator_url: str) -> None:
+def _demo_adds(emulator_url: str, *, database_url: str, wait: float = 20.0) -> None:
     """A few customers add advisors as the demo starts, so that callbacks, welcomes and the WeCom
-    page have something to show (each start adds new ones)."""
+    page have something to show (each start adds new ones): three directly, and one or two through
+    each channel code once the worker has registered it with the emulator (at most `wait` seconds)."""
     import httpx
 
     advisors = [w for _l, _n, roles, _d, w, _s in DEMO_STAFF if "advisor" in roles and w]
@@ -536,6 +569,32 @@ def _demo_adds(emulator_url: str) -> None:
         for i, name in enumerate(("何女士", "吕先生", "施女士")):
             with contextlib.suppress(httpx.HTTPError):
                 client.post("/add_contact", json={"userid": advisors[i % len(advisors)], "name": name})
+        names = iter(("钱先生", "孙女士", "周先生", "吴女士", "郑先生"))
+        for position, config_id in enumerate(_registered_codes(database_url, wait=wait)):
+            for _ in range(1 + position % 2):
+                with contextlib.suppress(httpx.HTTPError):
+                    client.post("/add_contact", json={"config_id": config_id, "name": next(names, "")})
+
+
+def _registered_codes(database_url: str, *, wait: float) -> list[str]:
+    """The WeCom config ids of the demo corp's channel codes, once every one is registered."""
+    from siyu.acquisition.models import ChannelCode
+    from siyu.db import make_engine
+    from siyu.tenancy.models import Corp
+
+    engine = make_engine(database_url)
+    deadline = time.monotonic() + wait
+    try:
+        while True:
+            with Session(engine) as session:
+                codes = session.execute(select(ChannelCode.status, ChannelCode.config_id).join(
+                    Corp, Corp.id == ChannelCode.corp_id).where(Corp.slug == DEMO_SLUG)
+                    .order_by(ChannelCode.id)).all()
+            if codes and all(status != "pending" for status, _ in codes) or time.monotonic() > deadline:
+                return [config_id for status, config_id in codes if status == "active" and config_id]
+            time.sleep(0.5)
+    finally:
+        engine.dispose()
 
 
 def main(argv: list[str] | None = None) -> None:
