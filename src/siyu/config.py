@@ -28,6 +28,13 @@ class Settings(BaseSettings):
     job_poll_seconds: float = 0.05
     job_batch_size: int = 50
     worker_concurrency: int = Field(default=4, ge=1, le=64)
+    # Outbound webhooks: plain http is allowed only to this machine (localhost, 127.0.0.1, ::1), and
+    # only when this is on (development, the emulator); otherwise an endpoint must be https.
+    webhook_allow_local_http: bool = False
+    # SMS for one-time codes (verification gate): "console" writes to the log, phone masked. The
+    # code itself is shown (log and the console's SMS outbox) only when sms_show_codes is on: demo only.
+    sms_provider: str = "console"
+    sms_show_codes: bool = False
 
     def resolved_database_url(self) -> str:
         if self.database_url:

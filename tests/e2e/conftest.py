@@ -43,6 +43,7 @@ def in_ci() -> bool:
 class LiveServer:
     url: str
     demo: dict  # what `siyu.demo.prepare` seeded: logins, password, corp, API key
+    env: dict | None = None  # the server's environment, for a worker a test starts on the same database
 
     @property
     def password(self) -> str:
@@ -65,6 +66,7 @@ def live_server(tmp_path_factory) -> LiveServer:
         SIYU_SECRET_KEY="e2e-secret-key-not-for-production",
         SIYU_PII_KEY="ZTJlLXBpaS1rZXktMzItYnl0ZXMtbG9uZy1vayEhIQ",
         SIYU_COOKIE_SECURE="false",
+        SIYU_SMS_SHOW_CODES="true",  # the verification gate's codes in the SMS outbox, as in `siyu demo`
         SIYU_LOG_LEVEL="WARNING",
     )
     seeded = subprocess.run(
@@ -98,7 +100,7 @@ def live_server(tmp_path_factory) -> LiveServer:
             if time.monotonic() > deadline:
                 pytest.fail(f"siyu serve did not answer on {url} within 60 s")
             time.sleep(0.1)
-        yield LiveServer(url=url, demo=demo)
+        yield LiveServer(url=url, demo=demo, env=env)
     finally:
         proc.terminate()
         try:

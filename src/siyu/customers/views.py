@@ -114,6 +114,8 @@ EVENT_LABELS = {
     "tags_changed": N_("Tags changed"),
     "note_added": N_("Note added"),
     "firm_linked": N_("Linked to the firm's customer id"),
+    "invested": N_("Invested"),
+    "redeemed": N_("Redeemed"),
 }
 GENDER_LABELS = {0: N_("Unknown"), 1: N_("Male"), 2: N_("Female")}
 
@@ -170,3 +172,27 @@ def note_add(request: Request, customer_id: int = CUSTOMER_ID, text: str = Form(
         return render(request, template, _detail_context(session, principal, customer_id, oob=True,
                                                          note_notice=N_("Note added.")))
     return RedirectResponse(f"{PAGE}/{customer_id}#notes", status_code=303)
+
+
+@router.get(PAGE + "/export/{fmt}")
+def customers_export(
+    request: Request,
+    fmt: str = Path(pattern="^(csv|xlsx)$"),
+    q: str = Query("", max_length=500),
+    stage: str = Query("", max_length=100),
+    staff_id: str = Query("", max_length=100),
+    tag_id: str = Query("", max_length=100),
+    state: str = Query("", max_length=500),
+    added_from: str = Query("", max_length=100),
+    added_to: str = Query("", max_length=100),
+    principal: Principal = Depends(current_staff),
+    session: Session = Depends(get_session),
+):
+    """The list under its current filter as CSV or Excel: names masked, no phones; audited."""
+    from siyu.console.downloads import file_response
+    from siyu.customers.export import export_customers
+
+    filters = service.make_filters(q=q, stage=stage, staff_id=staff_id, tag_id=tag_id, state=state,
+                                   added_from=added_from, added_to=added_to)
+    return file_response(lambda out: export_customers(session, principal=principal, filters=filters, fmt=fmt,
+                                                      out=out, ip=client_ip(request)), fmt, "customers")

@@ -31,7 +31,8 @@ ROLE_NAMES = frozenset(r.value for r in Role)
 # Scopes an API key can carry; "*" is every scope.
 API_SCOPES = frozenset(
     {"*", "customers:read", "customers:write", "orders:write", "kyc:write", "events:read", "jobs:read",
-     "products:read", "products:write", "content:read"}
+     "products:read", "products:write", "content:read", "consent:read", "consent:write",
+     "acquisition:read", "alerts:read", "alerts:write", "alerts:evidence"}
 )
 
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001_initial
 Revises:
-Create Date: 2026-11-30 00:12:04.524452
+Create Date: 2026-11-30 01:38:54.209625
 """
 
 import sqlalchemy as sa
@@ -182,25 +182,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("scope_id", name=op.f("pk_wording_dictionary_version")),
     )
     op.create_table(
-        "archive_consent",
-        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("external_userid", sa.String(length=64), nullable=False),
-        sa.Column("staff_userid", sa.String(length=64), nullable=False),
-        sa.Column("consented_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
-        sa.Column("created_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["corp_id"], ["corp.id"], name=op.f("fk_archive_consent_corp_id_corp"), ondelete="CASCADE"
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_archive_consent")),
-        sa.UniqueConstraint(
-            "corp_id",
-            "external_userid",
-            "staff_userid",
-            name=op.f("uq_archive_consent_corp_id_external_userid_staff_userid"),
-        ),
-    )
-    op.create_table(
         "archive_cursor",
         sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=False, nullable=False),
         sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -237,6 +218,28 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("archive_message", schema=None) as batch_op:
         batch_op.create_index("ix_archive_message_corp_sent", ["corp_id", "sent_at"], unique=False)
+        batch_op.create_index("ix_archive_message_customer", ["corp_id", "customer_userid", "sent_at"], unique=False)
+
+    op.create_table(
+        "consent_record",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("external_userid", sa.String(length=64), nullable=False),
+        sa.Column("purpose", sa.String(length=24), nullable=False),
+        sa.Column("granted", sa.Boolean(), nullable=False),
+        sa.Column("source", sa.String(length=16), nullable=False),
+        sa.Column("note", siyu.pii.EncryptedString(length=1400), nullable=False),
+        sa.Column("staff_userid", sa.String(length=64), nullable=False),
+        sa.Column("actor", sa.String(length=120), nullable=False),
+        sa.Column("actor_staff_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["corp_id"], ["corp.id"], name=op.f("fk_consent_record_corp_id_corp"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_consent_record")),
+    )
+    with op.batch_alter_table("consent_record", schema=None) as batch_op:
+        batch_op.create_index("ix_consent_record_lookup", ["corp_id", "external_userid", "purpose", "id"], unique=False)
 
     op.create_table(
         "content_item",
@@ -328,6 +331,34 @@ def upgrade() -> None:
         sa.UniqueConstraint("corp_id", "wecom_group_id", name=op.f("uq_customer_tag_group_corp_id_wecom_group_id")),
     )
     op.create_table(
+        "data_subject_request",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("external_userid", sa.String(length=64), nullable=False),
+        sa.Column("kind", sa.String(length=8), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("verification_note", siyu.pii.EncryptedString(length=1400), nullable=False),
+        sa.Column("refusal_reason", sa.Text(), nullable=False),
+        sa.Column("requested_by", sa.String(length=120), nullable=False),
+        sa.Column("requested_by_staff_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("handled_by", sa.String(length=120), nullable=False),
+        sa.Column("started_at", siyu.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("finished_at", siyu.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("result", sa.JSON(), nullable=False),
+        sa.Column("bundle", siyu.pii.EncryptedText(), nullable=True),
+        sa.Column("bundle_expires_at", siyu.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("downloaded_at", siyu.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("downloaded_by", sa.String(length=120), nullable=False),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("created_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["corp_id"], ["corp.id"], name=op.f("fk_data_subject_request_corp_id_corp"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_data_subject_request")),
+    )
+    with op.batch_alter_table("data_subject_request", schema=None) as batch_op:
+        batch_op.create_index("ix_data_subject_request_corp", ["corp_id", "id"], unique=False)
+
+    op.create_table(
         "department",
         sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("parent_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
@@ -342,6 +373,76 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("department", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_department_corp_id"), ["corp_id"], unique=False)
+
+    op.create_table(
+        "gated_community",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("name", sa.String(length=60), nullable=False),
+        sa.Column("verify_by", sa.String(length=8), nullable=False),
+        sa.Column("join_url", sa.String(length=500), nullable=False),
+        sa.Column("qr_image_url", sa.String(length=500), nullable=False),
+        sa.Column("qr_image", sa.LargeBinary(), nullable=True),
+        sa.Column("qr_image_type", sa.String(length=20), nullable=False),
+        sa.Column("is_active", sa.Boolean(), nullable=False),
+        sa.Column("updated_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("created_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["corp_id"], ["corp.id"], name=op.f("fk_gated_community_corp_id_corp"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_gated_community")),
+        sa.UniqueConstraint("corp_id", "name", name=op.f("uq_gated_community_corp_id_name")),
+    )
+    with op.batch_alter_table("gated_community", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_gated_community_corp_id"), ["corp_id"], unique=False)
+
+    op.create_table(
+        "handover",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("handover_userid", sa.String(length=64), nullable=False),
+        sa.Column("takeover_userids", sa.JSON(), nullable=False),
+        sa.Column("message", sa.String(length=200), nullable=True),
+        sa.Column("all_groups", sa.Boolean(), nullable=False),
+        sa.Column("groups_resolved", sa.Boolean(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("created_by", sa.String(length=120), nullable=False),
+        sa.Column("next_poll_at", siyu.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", siyu.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("created_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["corp_id"], ["corp.id"], name=op.f("fk_handover_corp_id_corp"), ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_handover")),
+    )
+    with op.batch_alter_table("handover", schema=None) as batch_op:
+        batch_op.create_index("ix_handover_corp_created", ["corp_id", "created_at"], unique=False)
+
+    op.create_table(
+        "keyword_rule",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("name", sa.String(length=60), nullable=False),
+        sa.Column("keyword", sa.String(length=60), nullable=False),
+        sa.Column("keyword_key", sa.String(length=120), nullable=False),
+        sa.Column("match_mode", sa.String(length=16), nullable=False),
+        sa.Column("advisors", sa.JSON(), nullable=False),
+        sa.Column("action", sa.String(length=16), nullable=False),
+        sa.Column("reply_text", sa.Text(), nullable=False),
+        sa.Column("attachments", sa.JSON(), nullable=False),
+        sa.Column("cooldown_minutes", sa.Integer(), nullable=False),
+        sa.Column("priority", sa.Integer(), nullable=False),
+        sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("updated_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("created_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["corp_id"], ["corp.id"], name=op.f("fk_keyword_rule_corp_id_corp"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_keyword_rule")),
+        sa.UniqueConstraint("corp_id", "name", name=op.f("uq_keyword_rule_corp_id_name")),
+    )
+    with op.batch_alter_table("keyword_rule", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_keyword_rule_corp_id"), ["corp_id"], unique=False)
 
     op.create_table(
         "persona",
@@ -382,6 +483,93 @@ def upgrade() -> None:
         batch_op.create_index("ix_product_corp_active", ["corp_id", "is_active"], unique=False)
 
     op.create_table(
+        "purge_run",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("started_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", siyu.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("counts", sa.JSON(), nullable=False),
+        sa.Column("chunks", sa.Integer(), nullable=False),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.ForeignKeyConstraint(["corp_id"], ["corp.id"], name=op.f("fk_purge_run_corp_id_corp"), ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_purge_run")),
+    )
+    with op.batch_alter_table("purge_run", schema=None) as batch_op:
+        batch_op.create_index("ix_purge_run_corp", ["corp_id", "id"], unique=False)
+
+    op.create_table(
+        "quality_report",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("data", sa.JSON(), nullable=False),
+        sa.Column("computed_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("created_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["corp_id"], ["corp.id"], name=op.f("fk_quality_report_corp_id_corp"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_quality_report")),
+        sa.UniqueConstraint("corp_id", "day", name=op.f("uq_quality_report_corp_id_day")),
+    )
+    op.create_table(
+        "quality_settings",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=False, nullable=False),
+        sa.Column("weekdays", sa.JSON(), nullable=False),
+        sa.Column("day_start", sa.SmallInteger(), nullable=False),
+        sa.Column("day_end", sa.SmallInteger(), nullable=False),
+        sa.Column("public_holidays", sa.Boolean(), nullable=False),
+        sa.Column("timeout_minutes", sa.Integer(), nullable=False),
+        sa.Column("count_off_days", sa.Boolean(), nullable=False),
+        sa.Column("updated_by", sa.String(length=120), nullable=False),
+        sa.Column("updated_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["corp_id"], ["corp.id"], name=op.f("fk_quality_settings_corp_id_corp"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("corp_id", name=op.f("pk_quality_settings")),
+    )
+    op.create_table(
+        "reply_wait",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("staff_userid", sa.String(length=64), nullable=False),
+        sa.Column("customer_userid", sa.String(length=64), nullable=False),
+        sa.Column("opened_msgid", sa.String(length=128), nullable=False),
+        sa.Column("opened_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("customer_messages", sa.Integer(), nullable=False),
+        sa.Column("counted", sa.Boolean(), nullable=False),
+        sa.Column("closed_at", siyu.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("reply_msgid", sa.String(length=128), nullable=False),
+        sa.Column("working_seconds", sa.Integer(), nullable=True),
+        sa.Column("timeout_at", siyu.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("created_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["corp_id"], ["corp.id"], name=op.f("fk_reply_wait_corp_id_corp"), ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_reply_wait")),
+        sa.UniqueConstraint("corp_id", "opened_msgid", name=op.f("uq_reply_wait_corp_id_opened_msgid")),
+    )
+    with op.batch_alter_table("reply_wait", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_reply_wait_conversation", ["corp_id", "staff_userid", "customer_userid", "opened_at"], unique=False
+        )
+        batch_op.create_index("ix_reply_wait_corp_opened", ["corp_id", "opened_at"], unique=False)
+        batch_op.create_index("ix_reply_wait_open", ["closed_at", "timeout_at", "opened_at"], unique=False)
+
+    op.create_table(
+        "retention_policy",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("record_class", sa.String(length=40), nullable=False),
+        sa.Column("keep_days", sa.Integer(), nullable=True),
+        sa.Column("legal_basis", sa.String(length=500), nullable=False),
+        sa.Column("updated_by", sa.String(length=120), nullable=False),
+        sa.Column("updated_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["corp_id"], ["corp.id"], name=op.f("fk_retention_policy_corp_id_corp"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_retention_policy")),
+        sa.UniqueConstraint("corp_id", "record_class", name=op.f("uq_retention_policy_corp_id_record_class")),
+    )
+    op.create_table(
         "risk_disclosure",
         sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("product_type", sa.String(length=32), nullable=False),
@@ -395,6 +583,54 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_risk_disclosure")),
         sa.UniqueConstraint("corp_id", "product_type", name=op.f("uq_risk_disclosure_corp_id_product_type")),
     )
+    op.create_table(
+        "sms_outbox",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("phone", siyu.pii.EncryptedString(length=512), nullable=False),
+        sa.Column("provider", sa.String(length=20), nullable=False),
+        sa.Column("text", siyu.pii.EncryptedString(length=1000), nullable=False),
+        sa.Column("state", sa.String(length=10), nullable=False),
+        sa.Column("at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.ForeignKeyConstraint(["corp_id"], ["corp.id"], name=op.f("fk_sms_outbox_corp_id_corp"), ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_sms_outbox")),
+    )
+    with op.batch_alter_table("sms_outbox", schema=None) as batch_op:
+        batch_op.create_index("ix_sms_outbox_corp_at", ["corp_id", "at"], unique=False)
+
+    op.create_table(
+        "verification_hook",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("url", sa.String(length=500), nullable=False),
+        sa.Column("secret", siyu.pii.EncryptedString(length=512), nullable=False),
+        sa.Column("updated_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("created_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["corp_id"], ["corp.id"], name=op.f("fk_verification_hook_corp_id_corp"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_verification_hook")),
+        sa.UniqueConstraint("corp_id", name=op.f("uq_verification_hook_corp_id")),
+    )
+    op.create_table(
+        "webhook_endpoint",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("url", sa.String(length=500), nullable=False),
+        sa.Column("events", sa.JSON(), nullable=False),
+        sa.Column("secret", siyu.pii.EncryptedString(length=512), nullable=False),
+        sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("created_by_staff_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("updated_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("created_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["corp_id"], ["corp.id"], name=op.f("fk_webhook_endpoint_corp_id_corp"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_endpoint")),
+    )
+    with op.batch_alter_table("webhook_endpoint", schema=None) as batch_op:
+        batch_op.create_index("ix_webhook_endpoint_corp", ["corp_id", "enabled"], unique=False)
+
     op.create_table(
         "wecom_corp_config",
         sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -596,6 +832,177 @@ def upgrade() -> None:
         sa.UniqueConstraint("group_id", "name", name=op.f("uq_customer_tag_group_id_name")),
     )
     op.create_table(
+        "firm_order",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("firm_order_id", sa.String(length=64), nullable=False),
+        sa.Column("customer_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("firm_customer_id", sa.String(length=64), nullable=False),
+        sa.Column("amount_fen", sa.BigInteger(), nullable=False),
+        sa.Column("product_code", sa.String(length=64), nullable=False),
+        sa.Column("product_risk_level", sa.String(length=2), nullable=True),
+        sa.Column("occurred_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("fields", sa.JSON(), nullable=False),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("created_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["corp_id"], ["corp.id"], name=op.f("fk_firm_order_corp_id_corp"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["customer_id"], ["customer.id"], name=op.f("fk_firm_order_customer_id_customer"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_firm_order")),
+        sa.UniqueConstraint("corp_id", "kind", "firm_order_id", name=op.f("uq_firm_order_corp_id_kind_firm_order_id")),
+    )
+    with op.batch_alter_table("firm_order", schema=None) as batch_op:
+        batch_op.create_index("ix_firm_order_customer", ["customer_id", "product_code"], unique=False)
+
+    op.create_table(
+        "firm_phone_key",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("phone_hash", sa.String(length=64), nullable=False),
+        sa.Column("customer_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("created_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["corp_id"], ["corp.id"], name=op.f("fk_firm_phone_key_corp_id_corp"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["customer_id"], ["customer.id"], name=op.f("fk_firm_phone_key_customer_id_customer"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_firm_phone_key")),
+        sa.UniqueConstraint("corp_id", "phone_hash", name=op.f("uq_firm_phone_key_corp_id_phone_hash")),
+    )
+    with op.batch_alter_table("firm_phone_key", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_firm_phone_key_customer_id"), ["customer_id"], unique=False)
+
+    op.create_table(
+        "gated_visit",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("community_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("key_hash", sa.String(length=64), nullable=False),
+        sa.Column("external_userid", sa.String(length=64), nullable=True),
+        sa.Column("ip_hash", sa.String(length=64), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("phone_hash", sa.String(length=64), nullable=True),
+        sa.Column("phone", siyu.pii.EncryptedString(length=512), nullable=True),
+        sa.Column("firm_customer_id", sa.String(length=64), nullable=True),
+        sa.Column("phone_tries", sa.Integer(), nullable=False),
+        sa.Column("opened_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["community_id"],
+            ["gated_community.id"],
+            name=op.f("fk_gated_visit_community_id_gated_community"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(["corp_id"], ["corp.id"], name=op.f("fk_gated_visit_corp_id_corp"), ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_gated_visit")),
+        sa.UniqueConstraint("key_hash", name=op.f("uq_gated_visit_key_hash")),
+    )
+    with op.batch_alter_table("gated_visit", schema=None) as batch_op:
+        batch_op.create_index("ix_gated_visit_community", ["community_id", "status"], unique=False)
+        batch_op.create_index(batch_op.f("ix_gated_visit_corp_id"), ["corp_id"], unique=False)
+
+    op.create_table(
+        "handover_item",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("handover_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("target_id", sa.String(length=64), nullable=False),
+        sa.Column("takeover_userid", sa.String(length=64), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("reason", sa.String(length=200), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("accepted", sa.Integer(), nullable=False),
+        sa.Column("batch_key", sa.String(length=120), nullable=True),
+        sa.Column("escalated", sa.Boolean(), nullable=False),
+        sa.Column("requested_at", siyu.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("takeover_at", siyu.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("created_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["corp_id"], ["corp.id"], name=op.f("fk_handover_item_corp_id_corp"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["handover_id"], ["handover.id"], name=op.f("fk_handover_item_handover_id_handover"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_handover_item")),
+        sa.UniqueConstraint(
+            "handover_id", "kind", "target_id", name=op.f("uq_handover_item_handover_id_kind_target_id")
+        ),
+    )
+    with op.batch_alter_table("handover_item", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_handover_item_corp_target", ["corp_id", "kind", "target_id", "requested_at"], unique=False
+        )
+        batch_op.create_index("ix_handover_item_handover_state", ["handover_id", "state"], unique=False)
+
+    op.create_table(
+        "keyword_cooldown",
+        sa.Column("rule_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("external_userid", sa.String(length=64), nullable=False),
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("last_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["corp_id"], ["corp.id"], name=op.f("fk_keyword_cooldown_corp_id_corp"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["rule_id"], ["keyword_rule.id"], name=op.f("fk_keyword_cooldown_rule_id_keyword_rule"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("rule_id", "external_userid", name=op.f("pk_keyword_cooldown")),
+    )
+    with op.batch_alter_table("keyword_cooldown", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_keyword_cooldown_corp_id"), ["corp_id"], unique=False)
+
+    op.create_table(
+        "keyword_hit",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("rule_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("msgid", sa.String(length=128), nullable=False),
+        sa.Column("advisor_userid", sa.String(length=64), nullable=False),
+        sa.Column("external_userid", sa.String(length=64), nullable=False),
+        sa.Column("outcome", sa.String(length=16), nullable=False),
+        sa.Column("at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.ForeignKeyConstraint(["corp_id"], ["corp.id"], name=op.f("fk_keyword_hit_corp_id_corp"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["rule_id"], ["keyword_rule.id"], name=op.f("fk_keyword_hit_rule_id_keyword_rule"), ondelete="SET NULL"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_keyword_hit")),
+        sa.UniqueConstraint("corp_id", "msgid", name=op.f("uq_keyword_hit_corp_id_msgid")),
+    )
+    with op.batch_alter_table("keyword_hit", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_keyword_hit_corp_id"), ["corp_id"], unique=False)
+        batch_op.create_index("ix_keyword_hit_rule", ["rule_id", "outcome"], unique=False)
+
+    op.create_table(
+        "keyword_task",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("rule_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("msgid", sa.String(length=128), nullable=False),
+        sa.Column("advisor_userid", sa.String(length=64), nullable=False),
+        sa.Column("external_userid", sa.String(length=64), nullable=False),
+        sa.Column("reply_text", sa.Text(), nullable=False),
+        sa.Column("attachments", sa.JSON(), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("detail", sa.String(length=500), nullable=False),
+        sa.Column("done_at", siyu.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("created_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["corp_id"], ["corp.id"], name=op.f("fk_keyword_task_corp_id_corp"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["rule_id"], ["keyword_rule.id"], name=op.f("fk_keyword_task_rule_id_keyword_rule"), ondelete="SET NULL"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_keyword_task")),
+        sa.UniqueConstraint("corp_id", "msgid", name=op.f("uq_keyword_task_corp_id_msgid")),
+    )
+    with op.batch_alter_table("keyword_task", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_keyword_task_corp_id"), ["corp_id"], unique=False)
+        batch_op.create_index("ix_keyword_task_open", ["corp_id", "advisor_userid", "state"], unique=False)
+
+    op.create_table(
         "staff",
         sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("department_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
@@ -619,6 +1026,36 @@ def upgrade() -> None:
     with op.batch_alter_table("staff", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_staff_corp_id"), ["corp_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_staff_department_id"), ["department_id"], unique=False)
+
+    op.create_table(
+        "webhook_delivery",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("endpoint_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("event", sa.String(length=40), nullable=False),
+        sa.Column("delivery_uid", sa.String(length=40), nullable=False),
+        sa.Column("source_key", sa.String(length=120), nullable=False),
+        sa.Column("payload", sa.JSON(), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("last_status_code", sa.Integer(), nullable=True),
+        sa.Column("delivered_at", siyu.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("created_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["corp_id"], ["corp.id"], name=op.f("fk_webhook_delivery_corp_id_corp"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["endpoint_id"],
+            ["webhook_endpoint.id"],
+            name=op.f("fk_webhook_delivery_endpoint_id_webhook_endpoint"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_delivery")),
+        sa.UniqueConstraint("delivery_uid", name=op.f("uq_webhook_delivery_delivery_uid")),
+        sa.UniqueConstraint("endpoint_id", "source_key", name=op.f("uq_webhook_delivery_endpoint_id_source_key")),
+    )
+    with op.batch_alter_table("webhook_delivery", schema=None) as batch_op:
+        batch_op.create_index("ix_webhook_delivery_corp_created", ["corp_id", "created_at", "id"], unique=False)
 
     op.create_table(
         "wording_entry_revision",
@@ -858,6 +1295,74 @@ def upgrade() -> None:
         batch_op.create_index("ix_customer_tag_link_tag", ["tag_id", "stage", "customer_id"], unique=False)
 
     op.create_table(
+        "customer_verification",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("community_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("visit_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("phone_hash", sa.String(length=64), nullable=False),
+        sa.Column("phone", siyu.pii.EncryptedString(length=512), nullable=False),
+        sa.Column("method", sa.String(length=8), nullable=False),
+        sa.Column("external_userid", sa.String(length=64), nullable=True),
+        sa.Column("firm_customer_id", sa.String(length=64), nullable=True),
+        sa.Column("at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["community_id"],
+            ["gated_community.id"],
+            name=op.f("fk_customer_verification_community_id_gated_community"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["corp_id"], ["corp.id"], name=op.f("fk_customer_verification_corp_id_corp"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["visit_id"],
+            ["gated_visit.id"],
+            name=op.f("fk_customer_verification_visit_id_gated_visit"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_customer_verification")),
+        sa.UniqueConstraint("visit_id", name=op.f("uq_customer_verification_visit_id")),
+    )
+    with op.batch_alter_table("customer_verification", schema=None) as batch_op:
+        batch_op.create_index("ix_customer_verification_community", ["community_id", "at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_customer_verification_corp_id"), ["corp_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_customer_verification_phone_hash"), ["phone_hash"], unique=False)
+
+    op.create_table(
+        "lead_list",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("name", sa.String(length=60), nullable=False),
+        sa.Column("file_name", sa.String(length=200), nullable=False),
+        sa.Column("file_format", sa.String(length=8), nullable=False),
+        sa.Column("file_path", sa.String(length=500), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("detail", sa.String(length=500), nullable=False),
+        sa.Column("estimated_rows", sa.Integer(), nullable=False),
+        sa.Column("rows_parsed", sa.Integer(), nullable=False),
+        sa.Column("good_rows", sa.Integer(), nullable=False),
+        sa.Column("bad_rows", sa.Integer(), nullable=False),
+        sa.Column("imported_rows", sa.Integer(), nullable=False),
+        sa.Column("skip_bad", sa.Boolean(), nullable=False),
+        sa.Column("script", sa.Text(), nullable=False),
+        sa.Column("created_by_staff_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("committed_at", siyu.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("created_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["corp_id"], ["corp.id"], name=op.f("fk_lead_list_corp_id_corp"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["created_by_staff_id"],
+            ["staff.id"],
+            name=op.f("fk_lead_list_created_by_staff_id_staff"),
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_lead_list")),
+    )
+    with op.batch_alter_table("lead_list", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_lead_list_corp_id"), ["corp_id"], unique=False)
+
+    op.create_table(
         "staff_role",
         sa.Column("staff_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("role", sa.String(length=20), nullable=False),
@@ -866,6 +1371,56 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("staff_id", "role", name=op.f("pk_staff_role")),
     )
+    op.create_table(
+        "verification_code",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("visit_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("phone_hash", sa.String(length=64), nullable=False),
+        sa.Column("ip_hash", sa.String(length=64), nullable=False),
+        sa.Column("code_hash", sa.String(length=64), nullable=False),
+        sa.Column("sent_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("wrong_entries", sa.Integer(), nullable=False),
+        sa.Column("last_wrong_at", siyu.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("used_at", siyu.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("dead", sa.Boolean(), nullable=False),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["corp_id"], ["corp.id"], name=op.f("fk_verification_code_corp_id_corp"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["visit_id"], ["gated_visit.id"], name=op.f("fk_verification_code_visit_id_gated_visit"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_verification_code")),
+    )
+    with op.batch_alter_table("verification_code", schema=None) as batch_op:
+        batch_op.create_index("ix_verification_code_ip", ["corp_id", "ip_hash", "sent_at"], unique=False)
+        batch_op.create_index("ix_verification_code_phone", ["corp_id", "phone_hash", "sent_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_verification_code_visit_id"), ["visit_id"], unique=False)
+
+    op.create_table(
+        "webhook_attempt",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("delivery_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("status_code", sa.Integer(), nullable=True),
+        sa.Column("latency_ms", sa.Integer(), nullable=False),
+        sa.Column("error", sa.String(length=300), nullable=False),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["corp_id"], ["corp.id"], name=op.f("fk_webhook_attempt_corp_id_corp"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["delivery_id"],
+            ["webhook_delivery.id"],
+            name=op.f("fk_webhook_attempt_delivery_id_webhook_delivery"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_attempt")),
+    )
+    with op.batch_alter_table("webhook_attempt", schema=None) as batch_op:
+        batch_op.create_index("ix_webhook_attempt_delivery", ["delivery_id", "id"], unique=False)
+
     op.create_table(
         "welcome_flow",
         sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -940,6 +1495,76 @@ def upgrade() -> None:
         batch_op.create_index("ix_archive_false_positive_corp_phrase", ["corp_id", "phrase"], unique=False)
 
     op.create_table(
+        "lead",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("list_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("row_number", sa.Integer(), nullable=False),
+        sa.Column("name", siyu.pii.EncryptedString(length=512), nullable=False),
+        sa.Column("phone", siyu.pii.EncryptedString(length=512), nullable=False),
+        sa.Column("phone_hash", sa.String(length=64), nullable=False),
+        sa.Column("segment", sa.String(length=100), nullable=False),
+        sa.Column("advisor_staff_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("do_not_call", sa.Boolean(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_call_at", siyu.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_outcome", sa.String(length=16), nullable=True),
+        sa.Column("reached_at", siyu.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("agreed_at", siyu.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("state", sa.String(length=30), nullable=False),
+        sa.Column("code_status", sa.String(length=16), nullable=False),
+        sa.Column("config_id", sa.String(length=64), nullable=True),
+        sa.Column("qr_url", sa.String(length=500), nullable=True),
+        sa.Column("external_userid", sa.String(length=64), nullable=True),
+        sa.Column("converted_at", siyu.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("created_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["advisor_staff_id"], ["staff.id"], name=op.f("fk_lead_advisor_staff_id_staff"), ondelete="SET NULL"
+        ),
+        sa.ForeignKeyConstraint(["corp_id"], ["corp.id"], name=op.f("fk_lead_corp_id_corp"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["list_id"], ["lead_list.id"], name=op.f("fk_lead_list_id_lead_list"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_lead")),
+        sa.UniqueConstraint("corp_id", "phone_hash", name=op.f("uq_lead_corp_id_phone_hash")),
+        sa.UniqueConstraint("corp_id", "state", name=op.f("uq_lead_corp_id_state")),
+    )
+    with op.batch_alter_table("lead", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_lead_corp_id"), ["corp_id"], unique=False)
+        batch_op.create_index("ix_lead_list", ["list_id", "advisor_staff_id"], unique=False)
+        batch_op.create_index("ix_lead_queue", ["corp_id", "advisor_staff_id", "status", "next_call_at"], unique=False)
+
+    op.create_table(
+        "lead_staging_row",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("list_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("row_number", sa.Integer(), nullable=False),
+        sa.Column("name", siyu.pii.EncryptedString(length=512), nullable=True),
+        sa.Column("phone", siyu.pii.EncryptedString(length=512), nullable=True),
+        sa.Column("phone_hash", sa.String(length=64), nullable=True),
+        sa.Column("segment", sa.String(length=100), nullable=False),
+        sa.Column("advisor_staff_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("do_not_call", sa.Boolean(), nullable=False),
+        sa.Column("state", sa.String(length=30), nullable=False),
+        sa.Column("is_bad", sa.Boolean(), nullable=False),
+        sa.Column("errors", sa.JSON(), nullable=True),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["corp_id"], ["corp.id"], name=op.f("fk_lead_staging_row_corp_id_corp"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["list_id"], ["lead_list.id"], name=op.f("fk_lead_staging_row_list_id_lead_list"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_lead_staging_row")),
+    )
+    with op.batch_alter_table("lead_staging_row", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_lead_staging_row_corp_id"), ["corp_id"], unique=False)
+        batch_op.create_index("ix_lead_staging_row_hash", ["list_id", "phone_hash"], unique=False)
+        batch_op.create_index("ix_lead_staging_row_list", ["list_id", "row_number"], unique=False)
+
+    op.create_table(
         "welcome_variant",
         sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("flow_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -961,6 +1586,26 @@ def upgrade() -> None:
     with op.batch_alter_table("welcome_variant", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_welcome_variant_corp_id"), ["corp_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_welcome_variant_flow_id"), ["flow_id"], unique=False)
+
+    op.create_table(
+        "lead_call",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("lead_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("staff_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("outcome", sa.String(length=16), nullable=False),
+        sa.Column("note", sa.String(length=500), nullable=False),
+        sa.Column("at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.ForeignKeyConstraint(["corp_id"], ["corp.id"], name=op.f("fk_lead_call_corp_id_corp"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["lead_id"], ["lead.id"], name=op.f("fk_lead_call_lead_id_lead"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["staff_id"], ["staff.id"], name=op.f("fk_lead_call_staff_id_staff"), ondelete="SET NULL"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_lead_call")),
+    )
+    with op.batch_alter_table("lead_call", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_lead_call_corp_id"), ["corp_id"], unique=False)
+        batch_op.create_index("ix_lead_call_lead", ["lead_id", "at"], unique=False)
 
     op.create_table(
         "welcome_send",
@@ -1001,11 +1646,28 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_welcome_send_corp_id"))
 
     op.drop_table("welcome_send")
+    with op.batch_alter_table("lead_call", schema=None) as batch_op:
+        batch_op.drop_index("ix_lead_call_lead")
+        batch_op.drop_index(batch_op.f("ix_lead_call_corp_id"))
+
+    op.drop_table("lead_call")
     with op.batch_alter_table("welcome_variant", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_welcome_variant_flow_id"))
         batch_op.drop_index(batch_op.f("ix_welcome_variant_corp_id"))
 
     op.drop_table("welcome_variant")
+    with op.batch_alter_table("lead_staging_row", schema=None) as batch_op:
+        batch_op.drop_index("ix_lead_staging_row_list")
+        batch_op.drop_index("ix_lead_staging_row_hash")
+        batch_op.drop_index(batch_op.f("ix_lead_staging_row_corp_id"))
+
+    op.drop_table("lead_staging_row")
+    with op.batch_alter_table("lead", schema=None) as batch_op:
+        batch_op.drop_index("ix_lead_queue")
+        batch_op.drop_index("ix_lead_list")
+        batch_op.drop_index(batch_op.f("ix_lead_corp_id"))
+
+    op.drop_table("lead")
     with op.batch_alter_table("archive_false_positive", schema=None) as batch_op:
         batch_op.drop_index("ix_archive_false_positive_corp_phrase")
         batch_op.drop_index(batch_op.f("ix_archive_false_positive_alert_id"))
@@ -1020,7 +1682,27 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_welcome_flow_corp_id"))
 
     op.drop_table("welcome_flow")
+    with op.batch_alter_table("webhook_attempt", schema=None) as batch_op:
+        batch_op.drop_index("ix_webhook_attempt_delivery")
+
+    op.drop_table("webhook_attempt")
+    with op.batch_alter_table("verification_code", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_verification_code_visit_id"))
+        batch_op.drop_index("ix_verification_code_phone")
+        batch_op.drop_index("ix_verification_code_ip")
+
+    op.drop_table("verification_code")
     op.drop_table("staff_role")
+    with op.batch_alter_table("lead_list", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_lead_list_corp_id"))
+
+    op.drop_table("lead_list")
+    with op.batch_alter_table("customer_verification", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_customer_verification_phone_hash"))
+        batch_op.drop_index(batch_op.f("ix_customer_verification_corp_id"))
+        batch_op.drop_index("ix_customer_verification_community")
+
+    op.drop_table("customer_verification")
     with op.batch_alter_table("customer_tag_link", schema=None) as batch_op:
         batch_op.drop_index("ix_customer_tag_link_tag")
 
@@ -1062,11 +1744,47 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_wording_entry_revision_entry_id"))
 
     op.drop_table("wording_entry_revision")
+    with op.batch_alter_table("webhook_delivery", schema=None) as batch_op:
+        batch_op.drop_index("ix_webhook_delivery_corp_created")
+
+    op.drop_table("webhook_delivery")
     with op.batch_alter_table("staff", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_staff_department_id"))
         batch_op.drop_index(batch_op.f("ix_staff_corp_id"))
 
     op.drop_table("staff")
+    with op.batch_alter_table("keyword_task", schema=None) as batch_op:
+        batch_op.drop_index("ix_keyword_task_open")
+        batch_op.drop_index(batch_op.f("ix_keyword_task_corp_id"))
+
+    op.drop_table("keyword_task")
+    with op.batch_alter_table("keyword_hit", schema=None) as batch_op:
+        batch_op.drop_index("ix_keyword_hit_rule")
+        batch_op.drop_index(batch_op.f("ix_keyword_hit_corp_id"))
+
+    op.drop_table("keyword_hit")
+    with op.batch_alter_table("keyword_cooldown", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_keyword_cooldown_corp_id"))
+
+    op.drop_table("keyword_cooldown")
+    with op.batch_alter_table("handover_item", schema=None) as batch_op:
+        batch_op.drop_index("ix_handover_item_handover_state")
+        batch_op.drop_index("ix_handover_item_corp_target")
+
+    op.drop_table("handover_item")
+    with op.batch_alter_table("gated_visit", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_gated_visit_corp_id"))
+        batch_op.drop_index("ix_gated_visit_community")
+
+    op.drop_table("gated_visit")
+    with op.batch_alter_table("firm_phone_key", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_firm_phone_key_customer_id"))
+
+    op.drop_table("firm_phone_key")
+    with op.batch_alter_table("firm_order", schema=None) as batch_op:
+        batch_op.drop_index("ix_firm_order_customer")
+
+    op.drop_table("firm_order")
     op.drop_table("customer_tag")
     with op.batch_alter_table("customer_event", schema=None) as batch_op:
         batch_op.drop_index("ix_customer_event_customer_at")
@@ -1095,7 +1813,29 @@ def downgrade() -> None:
 
     op.drop_table("wecom_outbound")
     op.drop_table("wecom_corp_config")
+    with op.batch_alter_table("webhook_endpoint", schema=None) as batch_op:
+        batch_op.drop_index("ix_webhook_endpoint_corp")
+
+    op.drop_table("webhook_endpoint")
+    op.drop_table("verification_hook")
+    with op.batch_alter_table("sms_outbox", schema=None) as batch_op:
+        batch_op.drop_index("ix_sms_outbox_corp_at")
+
+    op.drop_table("sms_outbox")
     op.drop_table("risk_disclosure")
+    op.drop_table("retention_policy")
+    with op.batch_alter_table("reply_wait", schema=None) as batch_op:
+        batch_op.drop_index("ix_reply_wait_open")
+        batch_op.drop_index("ix_reply_wait_corp_opened")
+        batch_op.drop_index("ix_reply_wait_conversation")
+
+    op.drop_table("reply_wait")
+    op.drop_table("quality_settings")
+    op.drop_table("quality_report")
+    with op.batch_alter_table("purge_run", schema=None) as batch_op:
+        batch_op.drop_index("ix_purge_run_corp")
+
+    op.drop_table("purge_run")
     with op.batch_alter_table("product", schema=None) as batch_op:
         batch_op.drop_index("ix_product_corp_active")
 
@@ -1104,10 +1844,26 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_persona_corp_id"))
 
     op.drop_table("persona")
+    with op.batch_alter_table("keyword_rule", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_keyword_rule_corp_id"))
+
+    op.drop_table("keyword_rule")
+    with op.batch_alter_table("handover", schema=None) as batch_op:
+        batch_op.drop_index("ix_handover_corp_created")
+
+    op.drop_table("handover")
+    with op.batch_alter_table("gated_community", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_gated_community_corp_id"))
+
+    op.drop_table("gated_community")
     with op.batch_alter_table("department", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_department_corp_id"))
 
     op.drop_table("department")
+    with op.batch_alter_table("data_subject_request", schema=None) as batch_op:
+        batch_op.drop_index("ix_data_subject_request_corp")
+
+    op.drop_table("data_subject_request")
     op.drop_table("customer_tag_group")
     with op.batch_alter_table("customer_risk_assessment", schema=None) as batch_op:
         batch_op.drop_index("ix_customer_risk_assessment_lookup")
@@ -1124,12 +1880,16 @@ def downgrade() -> None:
         batch_op.drop_index("ix_content_item_corp_status")
 
     op.drop_table("content_item")
+    with op.batch_alter_table("consent_record", schema=None) as batch_op:
+        batch_op.drop_index("ix_consent_record_lookup")
+
+    op.drop_table("consent_record")
     with op.batch_alter_table("archive_message", schema=None) as batch_op:
+        batch_op.drop_index("ix_archive_message_customer")
         batch_op.drop_index("ix_archive_message_corp_sent")
 
     op.drop_table("archive_message")
     op.drop_table("archive_cursor")
-    op.drop_table("archive_consent")
     op.drop_table("wording_dictionary_version")
     op.drop_table("wecom_rate_bucket")
     with op.batch_alter_table("wecom_inbox_event", schema=None) as batch_op:
