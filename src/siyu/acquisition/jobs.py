@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from siyu.acquisition import service, welcome
+from siyu.acquisition import lead_jobs, leads, service, welcome  # noqa: F401 - lead_jobs registers its jobs
 from siyu.acquisition.models import ChannelCode
 from siyu.db import session_scope, utcnow
 from siyu.errors import NotFound
@@ -162,6 +162,10 @@ def attribute(session: Session, payload: dict[str, Any], job: JobContext) -> Non
     corp_id, event_id = job.corp_id, payload.get("inbox_event_id")
     if corp_id is None or not isinstance(event_id, int) or not payload.get("state"):
         return
+    if leads.is_lead_state(str(payload["state"])):  # a lead's personal code (线索), not a channel code
+        leads.mark_converted(session, corp_id=corp_id, state=str(payload["state"]),
+                             external_userid=str(payload.get("external_userid") or ""), at=_received_at(payload))
+        return
     service.attribute_add(session, corp_id=corp_id, state=str(payload["state"]), userid=str(payload.get("userid")),
                           external_userid=str(payload.get("external_userid")), inbox_event_id=event_id,
                           at=_received_at(payload))
@@ -224,12 +228,13 @@ def send_welcome(session: Session, payload: dict[str, Any], job: JobContext) -> 
                                     customer_name=customer_name)
         if plan is None:
             return
-        verdict = welcome.review(s, corp_id=corp_id, text=plan.review_text)
-        if verdict.verdict != "pass":
+        # Compliance's outbound guard: the text to send (a product welcome ends with its risk
+        # disclosure), reviewed as sent; block or review (the welcome goes out unattended) holds it.
+        guarded, text = welcome.prepare_send(s, corp_id=corp_id, plan=plan, external_userid=external_userid)
+        if guarded.held():
             # The dictionary changed since the text was saved: hold it back, visibly.
             wecom.record_outcome(s, corp_id=corp_id, effect_key=effect_key, endpoint="send_welcome_msg",
-                                 state="blocked", event_time=received_at,
-                                 detail=f"compliance review: {verdict.verdict}")
+                                 state="blocked", event_time=received_at, detail=guarded.summary())
             if isinstance(event_id, int) and plan.variant_id is not None:
                 welcome.record_send(s, corp_id=corp_id, inbox_event_id=event_id, plan=plan,
                                     external_userid=external_userid, state="blocked")
@@ -237,7 +242,7 @@ def send_welcome(session: Session, payload: dict[str, Any], job: JobContext) -> 
         claim = wecom.claim_effect(s, corp_id=corp_id, effect_key=effect_key, endpoint="send_welcome_msg",
                                    event_time=received_at)
     outcome = wecom.call_claimed(
-        claim, lambda: client.send_welcome_msg(welcome_code=str(code), text=plan.text or None,
+        claim, lambda: client.send_welcome_msg(welcome_code=str(code), text=text or None,
                                                attachments=plan.attachments),
         repeat_safe=True, record_in=session)
     if outcome.state == "failed" and outcome.errcode in BUSY:  # nothing reached the customer
@@ -260,3 +265,8 @@ def _customer_name(client, external_userid: str) -> str | None:
     except (WeComError, ValueError) as exc:
         log.info("no customer name for the welcome: %s", exc)
         return None
+
+
+# --- keyword replies: their jobs live in keyword_jobs.py ------------------------------------------------
+
+from siyu.acquisition import keyword_jobs  # noqa: E402, F401 - registers the keyword-reply jobs

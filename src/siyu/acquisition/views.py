@@ -354,3 +354,24 @@ def follow_up_done(follow_up_id: int = Path(ge=1, le=MAX_ID), principal: Princip
     welcome.complete_follow_up(session, corp_id=principal.corp_id, actor=principal, follow_up_id=follow_up_id,
                                advisor_userid=_own_userid(session, principal))
     return RedirectResponse(f"{PAGE}/follow-ups", status_code=303)
+
+
+# --- keyword replies: the pages live in keyword_views.py -------------------------------------------------
+
+from siyu.acquisition.keyword_views import router as _keyword_router  # noqa: E402
+
+router.include_router(_keyword_router)
+
+
+# --- gated communities (verification gate): their own module, served by this router -----------------------
+
+from siyu.acquisition.gated_views import router as _gated_router  # noqa: E402
+
+router.include_router(_gated_router)
+
+
+# --- leads and outbound calls: the pages live in lead_views.py --------------------------------------------
+
+from siyu.acquisition.lead_views import router as _lead_router  # noqa: E402
+
+router.include_router(_lead_router)

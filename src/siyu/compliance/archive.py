@@ -30,8 +30,8 @@ own entry is deactivated through `dictionary.deactivate_entry`; an installation 
 every corp, so not the corp's to deactivate) is overridden for this corp only by an "allow" entry
 of the corp (`dictionary.add_entry`). Both are versioned and audited by the dictionary.
 
-Consent: `customer.archive_consented` (WeCom's msg_audit_approved) is recorded per customer and
-staff member and shown with each alert.
+Consent: `customer.archive_consented` (WeCom's msg_audit_approved) is recorded in the consent ledger
+(`compliance.privacy`, purpose chat_archiving) and shown with each alert.
 """
 
 from __future__ import annotations
@@ -51,10 +51,10 @@ from siyu.compliance import dictionary as wording
 from siyu.compliance.models import (
     ARCHIVE_TEXT_MAX,
     ArchiveAlert,
-    ArchiveConsent,
     ArchiveCursor,
     ArchiveFalsePositive,
     ArchiveMessage,
+    ConsentRecord,
     WordingEntry,
 )
 from siyu.compliance.normalize import normalize
@@ -262,7 +262,45 @@ def ingest_records(session: Session, *, corp_id: int, records: Sequence[ArchiveR
     session.flush()
     result.stored = len(rows)
     result.alerts = len(scan_messages(session, corp_id=corp_id, messages=rows))
+    if source == "feed":
+        publish_customer_messages(session, corp_id=corp_id, messages=rows)
+    if rows:  # service quality: the reply waits of the chats these messages belong to (compliance.quality)
+        from siyu.compliance.quality_jobs import enqueue_waits
+
+        enqueue_waits(session, corp_id=corp_id, first_id=min(r.id for r in rows), last_id=max(r.id for r in rows))
     return result
+
+
+CUSTOMER_MESSAGE_EVENT = "chat.customer_message"
+
+
+def publish_customer_messages(session: Session, *, corp_id: int, messages: Sequence[ArchiveMessage]) -> int:
+    """Announce each new 1-on-1 message a customer sent to a member of staff (`chat.customer_message`,
+    keyed by msgid, so a message read again publishes nothing new). Only the feed's messages: an
+    imported export is history, nobody should be answered for it now. The payload carries ids and
+    the time, never the text: it stays encrypted in `archive_message` and subscribers read it with
+    `customer_message_text`, so job rows (kept, shown in the job console) hold no chat content."""
+    from siyu.jobs.events import publish_ids
+
+    n = 0
+    for m in messages:
+        if m.sender_is_staff or m.roomid or not m.customer_userid or not m.staff_userid:
+            continue
+        publish_ids(session, CUSTOMER_MESSAGE_EVENT,
+                    {"msgid": m.msgid, "staff_userid": m.staff_userid, "customer_userid": m.customer_userid,
+                     "msgtype": m.msgtype, "sent_at": m.sent_at.isoformat()},
+                    corp_id=corp_id, key=f"{corp_id}:{m.msgid}", returning=False)
+        n += 1
+    return n
+
+
+def customer_message_text(session: Session, *, corp_id: int, msgid: str) -> str | None:
+    """The text of a customer's archived message (for subscribers of `chat.customer_message`), or None."""
+    if not isinstance(msgid, str) or not 0 < len(msgid) <= MSGID_MAX:
+        return None
+    return session.scalar(select(ArchiveMessage.text).where(
+        ArchiveMessage.corp_id == _corp_id(corp_id), ArchiveMessage.msgid == msgid,
+        ArchiveMessage.sender_is_staff.is_(False)))
 
 
 def _excerpt(text: str, start: int, end: int) -> str:
@@ -438,39 +476,38 @@ def poll_feed(session: Session, *, corp_id: int, fetch: FeedFetch, page: int = F
 
 
 def record_consent(session: Session, *, corp_id: int, external_userid: str, staff_userid: str = "",
-                   at: dt.datetime | None = None) -> ArchiveConsent:
-    """Record a customer's consent to archiving (once per customer and member of staff)."""
+                   at: dt.datetime | None = None) -> ConsentRecord:
+    """Record a customer's consent to archiving in the consent ledger (purpose chat_archiving), unless
+    it is already granted: a redelivered event records nothing new."""
+    from siyu.compliance import privacy
+
     corp_id = _corp_id(corp_id)
     if not isinstance(external_userid, str) or not 0 < len(external_userid) <= USERID_MAX:
         raise InvalidInput("invalid external userid", field="external_userid")
-    staff_userid = (staff_userid or "")[:USERID_MAX]
-    row = session.scalar(select(ArchiveConsent).where(
-        ArchiveConsent.corp_id == corp_id, ArchiveConsent.external_userid == external_userid,
-        ArchiveConsent.staff_userid == staff_userid))
-    if row is None:
-        row = ArchiveConsent(corp_id=corp_id, external_userid=external_userid, staff_userid=staff_userid,
-                             consented_at=at or utcnow())
-        session.add(row)
-        session.flush()
-    return row
+    current = consents(session, corp_id=corp_id, external_userids=[external_userid]).get(external_userid)
+    if current is not None:
+        return current
+    return privacy.record_consent(session, corp_id=corp_id, actor="wecom (msg_audit_approved)",
+                                  external_userid=external_userid, purpose="chat_archiving", granted=True,
+                                  source="wecom", staff_userid=(staff_userid or "")[:USERID_MAX], at=at)
 
 
-def consents(session: Session, *, corp_id: int, external_userids: Iterable[str]) -> dict[str, ArchiveConsent]:
-    """The earliest consent of each of the customers who gave one."""
-    ids = sorted(set(external_userids))
-    if not ids:
-        return {}
-    out: dict[str, ArchiveConsent] = {}
-    for row in session.scalars(select(ArchiveConsent).where(
-            ArchiveConsent.corp_id == corp_id, ArchiveConsent.external_userid.in_(ids))
-            .order_by(ArchiveConsent.consented_at)):
-        out.setdefault(row.external_userid, row)
-    return out
+def consents(session: Session, *, corp_id: int, external_userids: Iterable[str]) -> dict[str, ConsentRecord]:
+    """The ledger's chat-archiving record in force of each of the customers whose consent stands."""
+    from siyu.compliance import privacy
+
+    got = privacy.current_records(session, corp_id=corp_id, external_userids=external_userids,
+                                  purposes=("chat_archiving",))
+    return {uid: row for (uid, _), row in got.items() if row.granted}
 
 
 def consent_count(session: Session, *, corp_id: int) -> int:
-    return session.scalar(select(func.count(func.distinct(ArchiveConsent.external_userid)))
-                          .where(ArchiveConsent.corp_id == corp_id)) or 0
+    """Customers whose chat-archiving consent stands (latest ledger record is a grant)."""
+    latest = (select(func.max(ConsentRecord.id)).where(ConsentRecord.corp_id == corp_id,
+                                                       ConsentRecord.purpose == "chat_archiving")
+              .group_by(ConsentRecord.external_userid))
+    return session.scalar(select(func.count()).select_from(ConsentRecord).where(
+        ConsentRecord.id.in_(latest), ConsentRecord.granted.is_(True))) or 0
 
 
 # --- alerts ------------------------------------------------------------------------------------------
@@ -497,6 +534,9 @@ def check_filter(*, status: str | None = None, severity: str | None = None, advi
         raise InvalidInput("invalid advisor", field="advisor")
     if category and len(category) > 32:
         raise InvalidInput("unknown category", field="category")
+    for name, day in (("since", since), ("until", until)):
+        if day is not None and not dt.date(2000, 1, 1) <= day <= dt.date(2100, 12, 31):
+            raise InvalidInput("not a date (YYYY-MM-DD)", field=name)
     if since and until and since > until:
         raise InvalidInput("the start date is after the end date", field="since")
     return AlertFilter(status=status or None, severity=severity or None, advisor=advisor or None,
