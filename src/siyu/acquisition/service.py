@@ -43,21 +43,24 @@ CHANNELS = ("ad", "official_account", "mobile_banking", "mini_program", "sms", "
 MAX_ADVISORS = 100
 MAX_DAILY_CAP = 10_000
 MAX_COST_FEN = 10**12
-URL_RE = re.compile(r"^https?://[^\s<>\"']{1,490}$")
+URL_RE = re.compile(r"^https?://[^\s<>\"'\x00-\x1f\x7f]{1,490}$")
 
 
-def _text(value: str | None, *, field: str, max_length: int, required: bool = False) -> str:
+def text_field(value: str | None, *, field: str, max_length: int, required: bool = False) -> str:
+    """A form or API text, trimmed: refused (naming `field`) when required and empty, too long, or
+    holding control characters (line breaks and tabs are allowed) or a right-to-left override."""
     value = (value or "").strip()
     if required and not value:
         raise InvalidInput("this field is required", field=field)
     if len(value) > max_length:
         raise InvalidInput("at most %(n)s characters", field=field, params={"n": max_length})
-    if any(ord(c) < 32 and c not in "\n\t" for c in value):
+    if any((ord(c) < 32 and c not in "\n\t") or c in "\x7f\u202e" for c in value):
         raise InvalidInput("control characters are not allowed", field=field)
     return value
 
 
-def _url(value: str | None, *, field: str) -> str:
+def url_field(value: str | None, *, field: str) -> str:
+    """An http(s) address or nothing, refused naming `field` otherwise."""
     value = (value or "").strip()
     if value and not URL_RE.fullmatch(value):
         raise InvalidInput("a web address starting with http:// or https://", field=field)
@@ -100,7 +103,7 @@ def _persona_values(session: Session, *, corp_id: int, kind: str, display_name: 
                     persona_id: int | None = None) -> dict:
     if kind not in PERSONA_KINDS:
         raise InvalidInput("choose one of the persona types", field="kind")
-    display_name = _text(display_name, field="display_name", max_length=60, required=True)
+    display_name = text_field(display_name, field="display_name", max_length=60, required=True)
     try:
         years = int(str(years_experience).strip() or "0")
     except ValueError:
@@ -111,9 +114,9 @@ def _persona_values(session: Session, *, corp_id: int, kind: str, display_name: 
                                                     Persona.id != (persona_id or 0)))
     if clash is not None:
         raise InvalidInput("another persona has this name", field="display_name")
-    return {"kind": kind, "display_name": display_name, "title": _text(title, field="title", max_length=60),
-            "years_experience": years, "avatar_url": _url(avatar_url, field="avatar_url"),
-            "introduction": _text(introduction, field="introduction", max_length=1000)}
+    return {"kind": kind, "display_name": display_name, "title": text_field(title, field="title", max_length=60),
+            "years_experience": years, "avatar_url": url_field(avatar_url, field="avatar_url"),
+            "introduction": text_field(introduction, field="introduction", max_length=1000)}
 
 
 def create_persona(session: Session, *, corp_id: int, actor: Principal | str, kind: str, display_name: str,
@@ -214,10 +217,10 @@ def create_channel_code(
     cost_fen: int = 0,
     expires_at: dt.datetime | None = None,
 ) -> ChannelCode:
-    name = _text(name, field="name", max_length=60, required=True)
+    name = text_field(name, field="name", max_length=60, required=True)
     if channel not in CHANNELS:
         raise InvalidInput("choose one of the channels", field="channel")
-    campaign = _text(campaign, field="campaign", max_length=60)
+    campaign = text_field(campaign, field="campaign", max_length=60)
     if persona_id is not None:
         get_persona(session, corp_id=corp_id, persona_id=persona_id)
     if not isinstance(cost_fen, int) or not 0 <= cost_fen <= MAX_COST_FEN:
