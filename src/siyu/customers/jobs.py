@@ -17,10 +17,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from siyu.customers import contacts
-from siyu.customers.models import FollowStatus
+from siyu.customers.models import Customer, FollowStatus, LifecycleStage
 from siyu.db import session_scope, utcnow
 from siyu.errors import NotFound
-from siyu.jobs.events import subscribe
+from siyu.jobs.events import publish, subscribe
 from siyu.jobs.registry import JobContext, PermanentFailure, job_handler
 from siyu.jobs.service import enqueue
 
@@ -124,6 +124,21 @@ def transfer_failed(session: Session, payload: dict[str, Any], job: JobContext) 
                                source_key=_source_key(payload, "transfer_failed"))
 
 
+@subscribe("customer.transferred", name="customers.follow_transferred")
+def follow_transferred(session: Session, payload: dict[str, Any], job: JobContext) -> None:
+    """客户继承 completed (published by the compliance domain's handover): the take-over advisor
+    follows the customer now and the handing advisor's follow relation ends."""
+    try:
+        at = dt.datetime.fromisoformat(str(payload.get("takeover_at")))
+        at = at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+    except ValueError:
+        at = utcnow()
+    contacts.record_transfer(session, corp_id=_corp_id(job), external_userid=_required(payload, "external_userid"),
+                             handover_userid=_required(payload, "handover_userid"),
+                             takeover_userid=_required(payload, "takeover_userid"), at=at,
+                             source_key=f"handover:{payload.get('handover_id')}:{job.id}")
+
+
 def wecom_client(corp_id: int):
     """The corp's WeCom client, read in a short transaction of its own; None when not connected."""
     from siyu.wecom.service import client_for_corp
@@ -155,3 +170,87 @@ def fetch_profile(session: Session, payload: dict[str, Any], job: JobContext) ->
         log.info("WeCom no longer knows a customer of corp %s: profile not read", corp_id)
         return
     contacts.apply_profile(session, corp_id=corp_id, detail=detail)
+
+
+# --- the firm's orders (published by siyu.integration) ------------------------------------------------------
+
+# Lifecycle rule (docs/architecture.md, "Firm integration"): a first investment makes the customer
+# `invested`; an investment after a redemption, or in another product than before (the publisher's
+# `reinvestment` flag), makes them `reinvested`. A stage never moves back (reinvested stays), and a
+# lost customer (no advisor follows them) keeps `lost`. A redemption goes on the timeline only.
+_INVESTED_RANK = {LifecycleStage.INVESTED.value: 1, LifecycleStage.REINVESTED.value: 2}
+
+
+def _order_customer(session: Session, payload: dict[str, Any], job: JobContext) -> Customer | None:
+    corp_id = _corp_id(job)
+    customer_id = payload.get("customer_id")
+    customer = session.get(Customer, customer_id) if isinstance(customer_id, int) else None
+    if customer is None or customer.corp_id != corp_id:
+        return None
+    return customer
+
+
+def _order_time(payload: dict[str, Any]) -> dt.datetime:
+    try:
+        at = dt.datetime.fromisoformat(str(payload.get("occurred_at")))
+        return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+    except ValueError:
+        return utcnow()
+
+
+def _order_detail(payload: dict[str, Any]) -> dict[str, Any]:
+    return {k: payload[k] for k in ("order_id", "product_code", "amount_fen", "product_risk_level")
+            if isinstance(payload.get(k), str | int)}
+
+
+@subscribe("customer.invested", name="customers.invested")
+def order_invested(session: Session, payload: dict[str, Any], job: JobContext) -> None:
+    """已投资 / 已复投: the timeline entry and the lifecycle stage (rule above)."""
+    customer = _order_customer(session, payload, job)
+    if customer is None:
+        return
+    at, key = _order_time(payload), f"firm_order:{payload.get('firm_order_pk', job.id)}"
+    contacts.record_event(session, corp_id=customer.corp_id, customer_id=customer.id, kind="invested", at=at,
+                          actor="firm", detail=_order_detail(payload), source_key=f"{key}:invested")
+    target = LifecycleStage.REINVESTED.value if payload.get("reinvestment") else LifecycleStage.INVESTED.value
+    if customer.stage == LifecycleStage.LOST or _INVESTED_RANK.get(customer.stage, 0) >= _INVESTED_RANK[target]:
+        return
+    previous = customer.stage
+    if contacts.change_stage(session, customer, target, at=at, actor="firm", source_key=key, reason="investment"):
+        publish(session, "customer.stage_changed",
+                {"external_userid": customer.external_userid, "firm_customer_id": customer.firm_customer_id,
+                 "from": previous, "to": target, "stage": target},
+                corp_id=customer.corp_id, key=f"{key}:stage")
+
+
+@subscribe("customer.redeemed", name="customers.redeemed")
+def order_redeemed(session: Session, payload: dict[str, Any], job: JobContext) -> None:
+    """赎回: on the timeline."""
+    customer = _order_customer(session, payload, job)
+    if customer is None:
+        return
+    contacts.record_event(session, corp_id=customer.corp_id, customer_id=customer.id, kind="redeemed",
+                          at=_order_time(payload), actor="firm", detail=_order_detail(payload),
+                          source_key=f"firm_order:{payload.get('firm_order_pk', job.id)}:redeemed")
+
+
+@subscribe("customer.verified", name="customers.link_verified")
+def link_verified(session: Session, payload: dict[str, Any], job: JobContext) -> None:
+    """A customer passed the verification gate with a known WeCom contact and the firm's customer
+    id: link the two (`service.link_firm_customer`, audited). A contact Siyu does not know yet, or a
+    firm id linked to another contact, is left for staff: logged, not retried."""
+    from siyu.customers import service
+    from siyu.errors import Conflict, InvalidInput
+    from siyu.tenancy.principal import Principal
+
+    corp_id = _corp_id(job)
+    external_userid, firm_customer_id = payload.get("external_userid"), payload.get("firm_customer_id")
+    if not (isinstance(external_userid, str) and external_userid and isinstance(firm_customer_id, str)
+            and firm_customer_id):
+        return
+    try:
+        with session.begin_nested():
+            service.link_firm_customer(session, principal=Principal.system(corp_id, "verification gate"),
+                                       external_userid=external_userid, firm_customer_id=firm_customer_id)
+    except (NotFound, Conflict, InvalidInput) as exc:
+        log.info("verified customer not linked (verification %s): %s", payload.get("verification_id"), exc.msgid)

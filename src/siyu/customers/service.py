@@ -107,6 +107,27 @@ def get_customer_by_external_id(session: Session, *, principal: Principal, exter
     return customer
 
 
+def valid_firm_customer_id(value: object, *, field: str = "firm_customer_id") -> str:
+    if not isinstance(value, str) or not FIRM_ID_RE.fullmatch(value.strip()):
+        raise InvalidInput("the firm's customer id is 1–64 letters, digits, '.', '_' or '-'", field=field)
+    return value.strip()
+
+
+def get_customer_by_firm_id(session: Session, *, principal: Principal, firm_customer_id: str,
+                            field: str = "firm_customer_id") -> Customer:
+    """The customer linked to the firm's own customer id (for the firm integration API)."""
+    ref = valid_firm_customer_id(firm_customer_id, field=field)
+    customer = session.scalar(select(Customer).where(Customer.corp_id == principal.corp_id,
+                                                     Customer.firm_customer_id == ref))
+    if customer is None or not _may_see(session, principal, customer):
+        raise NotFound("customer not found", field=field)
+    return customer
+
+
+def customer_detail_by_firm_id(session: Session, *, principal: Principal, firm_customer_id: str) -> CustomerDetail:
+    return _detail(session, get_customer_by_firm_id(session, principal=principal, firm_customer_id=firm_customer_id))
+
+
 @dataclass(frozen=True)
 class TagInfo:
     id: int
@@ -366,3 +387,19 @@ def dashboard_charts(session: Session, *, principal: Principal) -> list[dict]:
         "series": [{"label": N_("New customers"), "values": [counts[d] for d in days]}],
     }]
 
+
+
+def follow_endings(session: Session, *, corp_id: int, since: dt.datetime, until: dt.datetime
+                   ) -> dict[str, dict[str, int]]:
+    """Follows that ended in [since, until), per advisor's WeCom userid: {"lost": customers who deleted
+    the advisor, "deleted": customers the advisor deleted} (for service-quality reports)."""
+    rows = session.execute(
+        select(CustomerFollow.wecom_userid, CustomerFollow.status, func.count())
+        .where(CustomerFollow.corp_id == corp_id, CustomerFollow.ended_at >= since, CustomerFollow.ended_at < until,
+               CustomerFollow.status.in_(("lost", "deleted_by_staff")))
+        .group_by(CustomerFollow.wecom_userid, CustomerFollow.status))
+    out: dict[str, dict[str, int]] = {}
+    for userid, status, n in rows:
+        counts = out.setdefault(userid, {"lost": 0, "deleted": 0})
+        counts["lost" if status == "lost" else "deleted"] += n
+    return out
