@@ -358,3 +358,35 @@ def apply_profile(session: Session, *, corp_id: int, detail: ExternalContactDeta
     customer.profile_synced_at = now
     session.flush()
     return customer
+
+
+# --- handover (客户继承): what the compliance domain's handover asks and tells ----------------------------------
+
+
+def followers_of_advisor_customers(session: Session, *, corp_id: int, wecom_userid: str) -> dict[str, set[str]]:
+    """The customers an advisor follows actively (external_userid), each with every advisor who
+    follows them actively (the advisor included)."""
+    mine = (select(CustomerFollow.customer_id)
+            .where(CustomerFollow.corp_id == corp_id, CustomerFollow.wecom_userid == wecom_userid,
+                   CustomerFollow.status == FollowStatus.ACTIVE))
+    rows = session.execute(
+        select(Customer.external_userid, CustomerFollow.wecom_userid)
+        .join(CustomerFollow, CustomerFollow.customer_id == Customer.id)
+        .where(Customer.corp_id == corp_id, Customer.id.in_(mine), CustomerFollow.status == FollowStatus.ACTIVE)
+    ).all()
+    out: dict[str, set[str]] = {}
+    for external_userid, userid in rows:
+        out.setdefault(external_userid, set()).add(userid)
+    return out
+
+
+def record_transfer(session: Session, *, corp_id: int, external_userid: str, handover_userid: str,
+                    takeover_userid: str, at: dt.datetime, source_key: str | None = None) -> Applied:
+    """A handover completed: the take-over advisor follows the customer from `at`, and the handing
+    advisor's follow relation ends (recorded as ended by staff, with the transfer named)."""
+    applied = record_add(session, corp_id=corp_id, external_userid=external_userid, wecom_userid=takeover_userid,
+                         at=at, source_key=f"{source_key}:add" if source_key else None, change_type="transfer")
+    record_end(session, corp_id=corp_id, external_userid=external_userid, wecom_userid=handover_userid, at=at,
+               status=FollowStatus.DELETED_BY_STAFF, source_key=f"{source_key}:end" if source_key else None,
+               detail={"transferred_to": takeover_userid})
+    return applied

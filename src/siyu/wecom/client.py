@@ -40,12 +40,14 @@ from siyu.wecom.schemas import (
     CorpTagGroup,
     ExternalContactDetail,
     ExternalContactWithFollow,
+    FailedChat,
     GroupChat,
     GroupChatSummary,
     GroupMsgSendResult,
     MomentTaskResult,
     MsgTemplateResult,
     TransferResult,
+    TransferStatus,
 )
 from siyu.wecom.tokens import CachedToken, InMemoryTokenStore, TokenKey, TokenStore
 
@@ -56,6 +58,7 @@ TOKEN_ERRCODES = frozenset({40014, 42001})
 STATE_MAX_CHARS = 30
 TRANSFER_BATCH_MAX = 100
 TRANSFER_MSG_MAX_CHARS = 200
+GROUP_TRANSFER_BATCH_MAX = 100
 
 # Endpoints where sending the same request twice has the effect of sending it once: reads, and
 # mark_tag (adding a tag that is there / removing one that is not changes nothing). Everything
@@ -71,6 +74,8 @@ IDEMPOTENT_ENDPOINTS = frozenset({
     "externalcontact/get_moment_task_result",
     "externalcontact/groupchat/list",
     "externalcontact/groupchat/get",
+    "externalcontact/transfer_result",
+    "externalcontact/resigned/transfer_result",
 })
 
 # --- redaction ----------------------------------------------------------------------------------
@@ -542,6 +547,36 @@ class WeComClient:
                           json={"handover_userid": handover_userid, "takeover_userid": takeover_userid,
                                 "external_userid": list(external_userids)})
         return [TransferResult.model_validate(c) for c in data.get("customer") or []]
+
+    def transfer_result(self, *, handover_userid: str, takeover_userid: str) -> list[TransferStatus]:
+        """在职继承: the takeover state of each customer handed from one member to another."""
+        return self._transfer_result("externalcontact/transfer_result", handover_userid, takeover_userid)
+
+    def resigned_transfer_result(self, *, handover_userid: str, takeover_userid: str) -> list[TransferStatus]:
+        """离职继承: the takeover state of each customer handed from a resigned member."""
+        return self._transfer_result("externalcontact/resigned/transfer_result", handover_userid, takeover_userid)
+
+    def _transfer_result(self, endpoint: str, handover_userid: str, takeover_userid: str) -> list[TransferStatus]:
+        if not handover_userid or not takeover_userid:
+            raise ValueError("handover_userid and takeover_userid are required")
+        body = {"handover_userid": handover_userid, "takeover_userid": takeover_userid}
+        return [TransferStatus.model_validate(c) for c in self._paginate(endpoint, body, "customer")]
+
+    def transfer_group_chats(self, *, chat_ids: Sequence[str], new_owner: str) -> list[FailedChat]:
+        """分配离职成员的客户群: groups of a resigned owner to `new_owner`; returns the groups that failed."""
+        return self._group_transfer("externalcontact/groupchat/transfer", chat_ids, new_owner)
+
+    def onjob_transfer_group_chats(self, *, chat_ids: Sequence[str], new_owner: str) -> list[FailedChat]:
+        """分配在职成员的客户群 (each group at most twice in 90 days); returns the groups that failed."""
+        return self._group_transfer("externalcontact/groupchat/onjob_transfer", chat_ids, new_owner)
+
+    def _group_transfer(self, endpoint: str, chat_ids: Sequence[str], new_owner: str) -> list[FailedChat]:
+        if not 1 <= len(chat_ids) <= GROUP_TRANSFER_BATCH_MAX:
+            raise ValueError(f"chat_ids: between 1 and {GROUP_TRANSFER_BATCH_MAX} groups per call")
+        if not new_owner:
+            raise ValueError("new_owner is required")
+        data = self._call("POST", endpoint, json={"chat_id_list": list(chat_ids), "new_owner": new_owner})
+        return [FailedChat.model_validate(c) for c in data.get("failed_chat_list") or []]
 
 
 def _check_batch(external_userids: Sequence[str]) -> None:

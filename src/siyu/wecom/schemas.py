@@ -169,3 +169,20 @@ class TransferResult(WeComModel):
 
     external_userid: str
     errcode: int
+
+
+class TransferStatus(WeComModel):
+    """查询客户接替状态: 1 taken over, 2 waiting (takeover_time is when it will be), 3 refused by the
+    customer, 4 the takeover member has reached the customer limit, 5 no transfer record."""
+
+    external_userid: str
+    status: int
+    takeover_time: int = 0
+
+
+class FailedChat(WeComModel):
+    """A customer group that a group handover could not move to the new owner."""
+
+    chat_id: str
+    errcode: int
+    errmsg: str = ""

@@ -49,6 +49,10 @@ ENDPOINTS: dict[str, Endpoint] = {
     "externalcontact/groupchat/get": Endpoint("POST", groups.groupchat_get),
     "externalcontact/transfer_customer": Endpoint("POST", transfers.transfer_customer),
     "externalcontact/resigned/transfer_customer": Endpoint("POST", transfers.resigned_transfer_customer),
+    "externalcontact/transfer_result": Endpoint("POST", transfers.transfer_result),
+    "externalcontact/resigned/transfer_result": Endpoint("POST", transfers.resigned_transfer_result),
+    "externalcontact/groupchat/transfer": Endpoint("POST", groups.groupchat_transfer),
+    "externalcontact/groupchat/onjob_transfer": Endpoint("POST", groups.groupchat_onjob_transfer),
 }
 
 

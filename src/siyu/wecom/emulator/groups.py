@@ -138,3 +138,56 @@ def groupchat_get(state: EmulatorState, corp: Corp, body: dict[str, Any]) -> dic
     return {"group_chat": {"chat_id": chat.chat_id, "name": chat.name, "owner": chat.owner,
                            "create_time": chat.create_time, "notice": chat.notice, "member_list": members,
                            "admin_list": [{"userid": a} for a in chat.admins]}}
+
+
+GROUP_TRANSFER_BATCH_MAX = 100
+
+
+def _group_transfer(state: EmulatorState, corp: Corp, body: dict[str, Any], kind: str) -> dict[str, Any]:
+    """分配离职/在职成员的客户群: each chat moves to `new_owner` at once, or is listed as failed.
+    A serving owner's group may be handed over at most twice in 90 days (as customers are)."""
+    from siyu.wecom.emulator.contacts import require_staff
+
+    ids = body.get("chat_id_list")
+    if not isinstance(ids, list) or not 1 <= len(ids) <= GROUP_TRANSFER_BATCH_MAX:
+        raise ApiError(40058, f"chat_id_list holds 1..{GROUP_TRANSFER_BATCH_MAX} chats")
+    new_owner = require_staff(corp, body.get("new_owner"), active=True)
+    now = state.now()
+    limits = corp.limits
+    failed = []
+    for chat_id in ids:
+        chat = corp.group_chats.get(chat_id) if isinstance(chat_id, str) else None
+        owner = corp.staff.get(chat.owner) if chat is not None else None
+        if chat is None or chat.dismissed:
+            code, msg = 90501, "chat is not external group chat"
+        elif kind == "resigned" and (owner is None or owner.status != "resigned"):
+            code, msg = 90500, "the owner of this chat is not resigned"
+        elif kind == "onjob" and (owner is None or owner.status != "active"):
+            code, msg = 90502, "the owner of this chat is resigned"
+        elif chat.owner == new_owner.userid:
+            code, msg = 90503, "the new owner is the owner already"
+        elif kind == "onjob" and sum(1 for at in chat.transferred_at
+                                     if now - at < limits.active_transfer_window) >= limits.active_transfers_per_window:
+            code, msg = 40128, "the chat was handed over too often"
+        else:
+            code, msg = 0, ""
+            chat.owner = new_owner.userid
+            chat.transferred_at.append(now)
+            if new_owner.userid not in chat.members:
+                chat.members[new_owner.userid] = GroupMember(userid=new_owner.userid, type=1, join_time=int(now),
+                                                             join_scene=JOIN_SCENE_INVITED)
+            emit(state, corp, "change_external_chat", "update",
+                 [("ChatId", chat.chat_id), ("UpdateDetail", "change_owner")])
+        if code:
+            failed.append({"chat_id": chat_id, "errcode": code, "errmsg": msg})
+    return {"failed_chat_list": failed}
+
+
+@locked
+def groupchat_transfer(state: EmulatorState, corp: Corp, body: dict[str, Any]) -> dict[str, Any]:
+    return _group_transfer(state, corp, body, "resigned")
+
+
+@locked
+def groupchat_onjob_transfer(state: EmulatorState, corp: Corp, body: dict[str, Any]) -> dict[str, Any]:
+    return _group_transfer(state, corp, body, "onjob")

@@ -282,6 +282,7 @@ class GroupChat:
     admins: list[str] = field(default_factory=list)
     member_version: int = 1
     dismissed: bool = False
+    transferred_at: list[float] = field(default_factory=list)  # group handovers (离职/在职继承), emulator time
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from siyu.wecom.emulator.callbacks import emit
-from siyu.wecom.emulator.contacts import EXTERNAL_USERID_RE, require_staff
+from siyu.wecom.emulator.contacts import EXTERNAL_USERID_RE, decode_cursor, encode_cursor, require_staff
 from siyu.wecom.emulator.state import AdminError, ApiError, Corp, EmulatorState, Follow, Transfer, locked
 
 ADD_WAY_ASSIGNED = 202  # 管理员/负责人分配
@@ -101,3 +101,38 @@ def settle(state: EmulatorState, corp: Corp) -> None:
             add_way=ADD_WAY_ASSIGNED, state=old.state, remark=old.remark, description=old.description,
             oper_userid=t.handover_userid, tags=list(old.tags))
         t.status = "done"
+
+
+# transfer_result's status codes: 1 taken over, 2 waiting, 3 refused, 4 takeover at its limit, 5 no record
+RESULT_STATUS = {"done": 1, "waiting": 2, "refused": 3, "failed": 4}
+RESULT_PAGE_SIZE = 1000
+
+
+def _transfer_result(state: EmulatorState, corp: Corp, body: dict[str, Any], kind: str) -> dict[str, Any]:
+    handover = require_staff(corp, body.get("handover_userid"))
+    takeover = require_staff(corp, body.get("takeover_userid"))
+    settle(state, corp)
+    latest: dict[str, Transfer] = {}
+    for t in corp.transfers:  # in request order: the last request of each customer wins
+        if t.kind == kind and t.handover_userid == handover.userid and t.takeover_userid == takeover.userid:
+            latest[t.external_userid] = t
+    rows = [{"external_userid": t.external_userid, "status": RESULT_STATUS[t.status],
+             "takeover_time": int(t.takeover_at) if t.status in ("done", "waiting") else 0}
+            for t in latest.values()]
+    offset = decode_cursor("transfer", body.get("cursor"))
+    out: dict[str, Any] = {"customer": rows[offset:offset + RESULT_PAGE_SIZE]}
+    out["next_cursor"] = encode_cursor("transfer", offset + RESULT_PAGE_SIZE) \
+        if offset + RESULT_PAGE_SIZE < len(rows) else ""
+    return out
+
+
+@locked
+def transfer_result(state: EmulatorState, corp: Corp, body: dict[str, Any]) -> dict[str, Any]:
+    """查询客户接替状态 (在职继承): the state of each customer handed from handover to takeover."""
+    return _transfer_result(state, corp, body, "active")
+
+
+@locked
+def resigned_transfer_result(state: EmulatorState, corp: Corp, body: dict[str, Any]) -> dict[str, Any]:
+    """查询客户接替状态 (离职继承)."""
+    return _transfer_result(state, corp, body, "resigned")
