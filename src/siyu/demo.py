@@ -105,6 +105,8 @@ def seed_demo(session: Session, *, data_dir: Path) -> DemoInfo:
         _seed_logins(session)
         jobs = _seed_jobs(session, corp_id=corp.id)
     _seed_customers(session, corp_id=corp.id)
+    _seed_gated_community(session, corp_id=corp.id)
+    _seed_quality(session, corp_id=corp.id)
 
     logins = []
     staff_by_login = {s.login: s for s in session.scalars(select(Staff).where(Staff.corp_id == corp.id))}
@@ -274,6 +276,92 @@ def _seed_customer_extras(session: Session, *, corp_id: int, now: dt.datetime) -
         return
     suitability.record_assessment(session, corp_id=corp_id, actor="demo", customer_ref="wmdemo0001zhou", level="C4",
                                   source="firm_kyc_api", assessed_at=now - dt.timedelta(days=40))
+
+
+def _seed_quality(session: Session, *, corp_id: int) -> int:
+    """Two weeks of archived 1-on-1 chats between the demo advisors and their customers, so that the
+    service-quality page (服务质量) has figures, a trend and one customer waiting past the timeout.
+    Deterministic; a second run adds nothing."""
+    import random
+
+    from sqlalchemy import func
+
+    try:
+        from siyu.compliance import archive, quality
+        from siyu.compliance.models import ArchiveMessage
+    except ModuleNotFoundError:
+        return 0
+    if session.scalar(select(ArchiveMessage.id).where(ArchiveMessage.corp_id == corp_id,
+                                                      ArchiveMessage.msgid.like("demo-q-%")).limit(1)):
+        return 0
+    rng = random.Random(20261001)
+    hours = quality.WorkingHours()
+    today = quality.china_today()
+    # (advisor, customers, typical reply minutes): 张伟 answers fast, 刘洋 slowly, 陈静 in between.
+    book = (("zhangwei", ("wmdemo0001zhou", "wmdemo0002wu", "wmdemo0007wei"), 6),
+            ("liuyang", ("wmdemo0003zheng", "wmdemo0004feng", "wmdemo0008jiang"), 28),
+            ("chenjing", ("wmdemo0005chen", "wmdemo0006chu", "wmdemo0009shen"), 14))
+    records, n = [], 0
+    zone = quality.ZONE
+
+    def record(sender: str, to: str, at: dt.datetime, text: str) -> None:
+        nonlocal n
+        n += 1
+        records.append(archive.ArchiveRecord(msgid=f"demo-q-{n:05d}", sender=sender, tolist=(to,), roomid="",
+                                             msgtype="text", sent_at=at.astimezone(dt.UTC), text=text))
+
+    last_working = None
+    for back in range(14, 0, -1):
+        day = today - dt.timedelta(days=back)
+        if not hours.is_working_day(day):
+            continue
+        last_working = day
+        for advisor, customers, typical in book:
+            for customer in customers:
+                for _ in range(rng.randint(1, 3)):
+                    at = dt.datetime.combine(day, dt.time(9), zone) + dt.timedelta(minutes=rng.randint(0, 500))
+                    record(customer, advisor, at, "请问这款产品的申购费率是多少？")
+                    if rng.random() < 0.4:
+                        record(customer, advisor, at + dt.timedelta(minutes=1), "另外赎回几天到账？")
+                    delay = max(1, int(rng.expovariate(1 / typical)))
+                    record(advisor, customer, at + dt.timedelta(minutes=delay), "您好，已为您查询，稍后发您说明书。")
+    if last_working is not None:  # a question late on the last working day that nobody answered
+        record("wmdemo0004feng", "liuyang", dt.datetime.combine(last_working, dt.time(17, 20), zone),
+               "明天上午能帮我预约网点吗？")
+    result = archive.ingest_records(session, corp_id=corp_id, records=records, source="file")
+    first, last = session.execute(select(func.min(ArchiveMessage.id), func.max(ArchiveMessage.id))
+                                  .where(ArchiveMessage.corp_id == corp_id,
+                                         ArchiveMessage.msgid.like("demo-q-%"))).one()
+    quality.update_waits(session, corp_id=corp_id, first_id=first, last_id=last)
+    quality.raise_timeouts(session, corp_id=corp_id)
+    for back in range(14, 0, -1):
+        quality.store_report(session, corp_id=corp_id, day=today - dt.timedelta(days=back))
+    return result.stored
+
+
+DEMO_GATED_COMMUNITY = "财富会员专享群（演示）"
+
+
+def _seed_gated_community(session: Session, *, corp_id: int) -> None:
+    """One gated community (门槛社群) verified by SMS code, with a group QR image, when acquisition's
+    verification gate is installed. Its codes appear in the console's SMS outbox in the demo."""
+    try:
+        from siyu.acquisition import verification
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("siyu.acquisition"):
+            return
+        raise
+    import io
+
+    import segno
+
+    if verification.list_communities(session, corp_id=corp_id):
+        return
+    join_url = "https://h5.example/join/siyu-demo-wealth-club"
+    buf = io.BytesIO()
+    segno.make(join_url, error="m").save(buf, kind="png", scale=8, border=3, dark="#1d2939")
+    verification.save_community(session, corp_id=corp_id, actor="demo", name=DEMO_GATED_COMMUNITY, verify_by="sms",
+                                join_url=join_url, qr_image=buf.getvalue())
 
 
 def prepare(*, database_url: str | None = None, data_dir: Path | None = None, reset: bool = False) -> DemoInfo:
@@ -496,6 +584,8 @@ def _print_banner(info: DemoInfo, *, console_url: str, emulator_url: str | None,
 def run_demo(host: str = "127.0.0.1", port: int = 8000, reset: bool = False) -> None:
     # The demo is served over plain HTTP; Secure cookies would not come back (unless configured).
     os.environ.setdefault("SIYU_COOKIE_SECURE", "false")
+    # The demo has no SMS gateway: the verification gate's codes are shown in the console's SMS outbox.
+    os.environ.setdefault("SIYU_SMS_SHOW_CODES", "true")
     get_settings.cache_clear()
     settings = get_settings()
     data_dir = settings.data_dir.resolve()
