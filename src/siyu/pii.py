@@ -12,7 +12,7 @@ import os
 from functools import lru_cache
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import String
+from sqlalchemy import String, Text
 from sqlalchemy.types import TypeDecorator
 
 from siyu.config import get_settings
@@ -24,7 +24,7 @@ class PiiError(ValueError):
     pass
 
 
-@lru_cache
+@lru_cache(maxsize=8)
 def _keys(raw: bytes) -> tuple[AESGCM, bytes]:
     # Separate sub-keys for encryption and for lookup hashes.
     enc = hmac.new(raw, b"siyu/pii/enc", hashlib.sha256).digest()
@@ -32,8 +32,17 @@ def _keys(raw: bytes) -> tuple[AESGCM, bytes]:
     return AESGCM(enc), lookup
 
 
+@lru_cache(maxsize=8)
+def _decoded(configured: str, data_dir: str) -> bytes:
+    return get_settings().resolved_pii_key()
+
+
 def _current() -> tuple[AESGCM, bytes]:
-    return _keys(get_settings().resolved_pii_key())
+    # Decoded once per configured value (SIYU_PII_KEY, or the key file of the data directory when it
+    # is unset): settings that change (a test setting another key) get their own key. lru_cache is
+    # thread-safe; at worst two threads decode the same value once each.
+    settings = get_settings()
+    return _keys(_decoded(settings.pii_key.get_secret_value(), str(settings.data_dir)))
 
 
 def encrypt(plaintext: str, *, context: str = "") -> str:
@@ -78,6 +87,16 @@ class EncryptedString(TypeDecorator):
 
     def process_result_value(self, value, dialect):
         return None if value is None else decrypt(value, context=self.context)
+
+
+class EncryptedText(EncryptedString):
+    """EncryptedString for long values (an export bundle): an unbounded text column."""
+
+    impl = Text
+    cache_ok = True
+
+    def __init__(self, context: str = "", length: int | None = None):
+        super().__init__(context, length)
 
 
 # --- masking (what the UI and exports show by default) ---------------------------------------

@@ -1,0 +1,64 @@
+"""The customers domain's part in data-subject requests (see `siyu.compliance.privacy`): what Siyu
+holds about a customer (profile, follow relations with remarks, notes, tags, timeline) and erasing it.
+
+Erasing keeps the customer row as a tombstone (its external_userid, so that the next WeCom sync does
+not bring the person back as new and so that retained records elsewhere still have a key) with every
+personal field cleared; notes and timeline entries are deleted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from siyu.compliance.privacy import Erased, register_subject_domain
+from siyu.customers.models import Customer, CustomerEvent, CustomerFollow, CustomerNote, CustomerTag, CustomerTagLink
+
+
+def _customer(session: Session, corp_id: int, external_userid: str) -> Customer | None:
+    return session.scalar(select(Customer).where(Customer.corp_id == corp_id,
+                                                 Customer.external_userid == external_userid))
+
+
+def export(session: Session, *, corp_id: int, external_userid: str) -> dict[str, list[dict[str, Any]]]:
+    c = _customer(session, corp_id, external_userid)
+    if c is None:
+        return {"profile": [], "follows": [], "notes": [], "tags": [], "timeline": []}
+    follows = session.scalars(select(CustomerFollow).where(CustomerFollow.customer_id == c.id))
+    notes = session.scalars(select(CustomerNote).where(CustomerNote.customer_id == c.id).order_by(CustomerNote.id))
+    tags = session.scalars(select(CustomerTag.name).join(CustomerTagLink, CustomerTagLink.tag_id == CustomerTag.id)
+                           .where(CustomerTagLink.customer_id == c.id))
+    events = session.scalars(select(CustomerEvent).where(CustomerEvent.customer_id == c.id).order_by(CustomerEvent.at))
+    return {
+        "profile": [{"external_userid": c.external_userid, "name": c.name, "gender": c.gender, "unionid": c.unionid,
+                     "stage": c.stage, "firm_customer_id": c.firm_customer_id, "first_added_at": c.first_added_at,
+                     "lost_at": c.lost_at}],
+        "follows": [{"advisor": f.wecom_userid, "remark": f.remark, "description": f.description,
+                     "added_at": f.add_time, "channel": f.state, "status": f.status} for f in follows],
+        "notes": [{"text": n.text, "at": n.created_at} for n in notes],
+        "tags": [{"tag": t} for t in tags],
+        "timeline": [{"kind": e.kind, "at": e.at, "detail": e.detail} for e in events],
+    }
+
+
+def erase(session: Session, *, corp_id: int, external_userid: str) -> Erased:
+    out = Erased()
+    c = _customer(session, corp_id, external_userid)
+    if c is None:
+        return out
+    c.name = c.name_hash = c.unionid = c.firm_customer_id = None
+    c.gender = 0
+    follows = list(session.scalars(select(CustomerFollow).where(CustomerFollow.customer_id == c.id)))
+    for f in follows:
+        f.remark = f.remark_hash = f.description = None
+    out.erased["profile"] = 1
+    out.erased["follow_remarks"] = len(follows)
+    out.erased["notes"] = session.execute(delete(CustomerNote).where(CustomerNote.customer_id == c.id)).rowcount
+    out.erased["timeline"] = session.execute(delete(CustomerEvent).where(CustomerEvent.customer_id == c.id)).rowcount
+    out.erased["tags"] = session.execute(delete(CustomerTagLink).where(CustomerTagLink.customer_id == c.id)).rowcount
+    session.flush()
+    return out
+
+
+register_subject_domain("customers", exporter=export, eraser=erase)
