@@ -3,8 +3,9 @@ attachments, the keyword that leads to a group, A/B variants with their results;
 what one add gets (the code's flow, else the corp's default welcome of `siyu.wecom`).
 
 Every text is reviewed by compliance when saved (block refused; a flow whose text needs a
-compliance officer's review cannot be switched on, as it would be sent unreviewed) and again
-before each send."""
+compliance officer's review cannot be switched on, as it would be sent unreviewed) and goes through
+compliance's outbound guard before each send (`prepare_send`: the risk disclosure appended to
+product content, block and review held back)."""
 
 from __future__ import annotations
 
@@ -97,8 +98,8 @@ def _check_sendable(session: Session, *, corp_id: int, variants: list[WelcomeVar
 def save_flow(session: Session, *, corp_id: int, actor: Principal | str, code_id: int, enabled: bool,
               group_keyword: str = "", group_invitation: str = "") -> WelcomeFlow:
     flow = _flow_for_edit(session, corp_id=corp_id, code_id=code_id)
-    group_keyword = service._text(group_keyword, field="group_keyword", max_length=20)
-    group_invitation = service._text(group_invitation, field="group_invitation", max_length=200)
+    group_keyword = service.text_field(group_keyword, field="group_keyword", max_length=20)
+    group_invitation = service.text_field(group_invitation, field="group_invitation", max_length=200)
     if group_invitation:
         verdict = review(session, corp_id=corp_id, text=group_invitation)
         if verdict.verdict == "block":
@@ -120,12 +121,12 @@ def build_attachments(*, image_url: str = "", link_url: str = "", link_title: st
                       miniprogram_title: str = "") -> list[dict[str, Any]]:
     """Attachments as WeCom's send_welcome_msg takes them, from the editor's fields."""
     out: list[dict[str, Any]] = []
-    image_url = service._url(image_url, field="image_url")
+    image_url = service.url_field(image_url, field="image_url")
     if image_url:
         out.append({"msgtype": "image", "image": {"pic_url": image_url}})
-    link_url = service._url(link_url, field="link_url")
-    link_title = service._text(link_title, field="link_title", max_length=64)
-    link_desc = service._text(link_desc, field="link_desc", max_length=128)
+    link_url = service.url_field(link_url, field="link_url")
+    link_title = service.text_field(link_title, field="link_title", max_length=64)
+    link_desc = service.text_field(link_desc, field="link_desc", max_length=128)
     if link_url or link_title:
         if not link_url:
             raise InvalidInput("a link needs its web address", field="link_url")
@@ -137,7 +138,7 @@ def build_attachments(*, image_url: str = "", link_url: str = "", link_title: st
         out.append({"msgtype": "link", "link": link})
     appid = (miniprogram_appid or "").strip()
     page = (miniprogram_page or "").strip()
-    mp_title = service._text(miniprogram_title, field="miniprogram_title", max_length=64)
+    mp_title = service.text_field(miniprogram_title, field="miniprogram_title", max_length=64)
     if appid or page or mp_title:
         if not APPID_RE.fullmatch(appid):
             raise InvalidInput("a mini-program appid looks like wx followed by 16 hex digits",
@@ -150,13 +151,18 @@ def build_attachments(*, image_url: str = "", link_url: str = "", link_title: st
     return out
 
 
-def reviewed_text(text: str, attachments: list[dict[str, Any]]) -> str:
-    """What compliance reads: the text and every title the customer will see."""
+def attachment_titles(attachments: list[dict[str, Any]] | tuple | None) -> list[str]:
+    """Every title and description of the attachments: the customer sees them with the text."""
     titles = []
     for a in attachments or []:
         body = a.get(a.get("msgtype", ""), {}) if isinstance(a, dict) else {}
         titles += [str(body.get(k, "")) for k in ("title", "desc") if body.get(k)]
-    return "\n".join([text, *titles])
+    return titles
+
+
+def reviewed_text(text: str, attachments: list[dict[str, Any]]) -> str:
+    """What compliance reads: the text and every title the customer will see."""
+    return "\n".join([text, *attachment_titles(attachments)])
 
 
 def add_variant(session: Session, *, corp_id: int, actor: Principal | str, code_id: int, text: str,
@@ -267,14 +273,17 @@ def render(text: str, *, customer: str, advisor_name: str, advisor_title: str) -
 
 @dataclass(frozen=True)
 class WelcomePlan:
-    """What to send for one add; `text` has the customer's name filled in when it was known."""
+    """What to send for one add; `text` has the customer's name filled in when it was known.
+    `template` is the same text with {客户称呼} left in: what the send-time guard reviews (a
+    customer's WeChat name is theirs, not the firm's wording), filled in after (`prepare_send`)."""
 
     text: str
     attachments: list[dict[str, Any]] = field(default_factory=list)
     code_id: int | None = None
     variant_id: int | None = None
     needs_customer_name: bool = False
-    review_text: str = ""  # the text with a neutral stand-in for the customer's name
+    template: str = ""
+    customer: str = ""
 
 
 def plan_welcome(session: Session, *, corp_id: int, state: str | None, userid: str, external_userid: str,
@@ -289,17 +298,32 @@ def plan_welcome(session: Session, *, corp_id: int, state: str | None, userid: s
         if variant is not None:
             name, title = _speaker(session, corp_id=corp_id, code=code, userid=userid)
             text = render(variant.text, customer=customer_name or "", advisor_name=name, advisor_title=title)
-            probe = render(variant.text, customer="客户", advisor_name=name, advisor_title=title)
+            template = variant.text.replace(VAR_NAME, name).replace(VAR_TITLE, title)
             return WelcomePlan(text=text, attachments=list(variant.attachments or []), code_id=code.id,
                                variant_id=variant.id, needs_customer_name=VAR_CUSTOMER in variant.text,
-                               review_text=reviewed_text(probe, variant.attachments))
+                               template=template, customer=customer_name or "")
     from siyu.wecom.service import get_config
 
     cfg = get_config(session, corp_id=corp_id)
     if cfg is None or not cfg.welcome_enabled or not cfg.welcome_text:
         return None
     return WelcomePlan(text=cfg.welcome_text, code_id=code.id if code is not None else None,
-                       review_text=cfg.welcome_text)
+                       template=cfg.welcome_text)
+
+
+def prepare_send(session: Session, *, corp_id: int, plan: WelcomePlan, external_userid: str):
+    """The send-time guard of a welcome (`siyu.compliance.service.prepare_outbound`, kind "welcome"):
+    (the guard's answer, the text to send). The text is the guard's final text — the risk disclosure
+    appended when it talks about a product — with the customer's name filled in; a variant's
+    {客户称呼} only (the corp default welcome has no variables and is sent as written)."""
+    from siyu.compliance.service import prepare_outbound
+
+    out = prepare_outbound(session, corp_id=corp_id, kind="welcome", text=plan.template,
+                           recipients=[external_userid], shown=attachment_titles(plan.attachments))
+    text = out.text
+    if plan.variant_id is not None:
+        text = text.replace(VAR_CUSTOMER, plan.customer or CUSTOMER_FALLBACK)
+    return out, text
 
 
 def _speaker(session: Session, *, corp_id: int, code: ChannelCode, userid: str) -> tuple[str, str]:

@@ -218,7 +218,13 @@ def needed_disclosures(session: Session, *, corp_id: int, text: str,
 def attach_disclosure(session: Session, *, corp_id: int, text: str,
                       product_types: Iterable[str] | None = None) -> str:
     """`text` with the risk disclosures it needs appended (unchanged when it needs none or holds them)."""
-    needed = needed_disclosures(session, corp_id=corp_id, text=text, product_types=product_types)
+    return append_disclosures(text, needed_disclosures(session, corp_id=corp_id, text=text,
+                                                       product_types=product_types))
+
+
+def append_disclosures(text: str, needed: Iterable[tuple[str, str]]) -> str:
+    """`text` followed by the disclosures of `needed_disclosures` (unchanged when there are none)."""
+    needed = list(needed)
     if not needed:
         return text
     return text.rstrip() + SEPARATOR + "\n".join(d for _kind, d in needed)

@@ -60,6 +60,8 @@ class Finding:
 class Verdict:
     verdict: str  # "block" | "review" | "pass"
     findings: tuple[Finding, ...] = ()
+    # Recipients the message must not reach (marketing to a customer who withdrew consent).
+    refused: frozenset[str] = frozenset()
 
     @property
     def blocked(self) -> bool:
