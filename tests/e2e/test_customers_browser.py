@@ -61,3 +61,25 @@ def test_an_advisor_sees_only_their_customers(page, log_in):
     expect(page.locator("main h1")).to_have_text("客户")
     names = page.get_by_test_id("customer-row").locator("a.strong").all_inner_texts()
     assert names and all(re.fullmatch(r"[郑冯蒋]\*+", n) for n in names), names
+
+
+def test_a_tag_added_on_the_360_page(page, log_in, screenshot):
+    log_in("demo.ops")
+    page.goto("/customers?stage=reinvested")
+    page.get_by_test_id("customer-row").first.locator("a.strong").click()
+    expect(page.locator("main h1")).to_have_text("客户 360 视图")
+    tags = page.get_by_test_id("tags")
+    options = tags.locator("#tag-add option")
+    assert options.count() > 1, "the tag library offers tags the customer does not carry"
+    label = options.nth(1).inner_text().replace("（仅私域）", "").replace("(仅私域)", "").strip()
+    tags.locator("#tag-add").select_option(index=1)
+    tags.get_by_test_id("tag-add").click()
+    expect(page.locator("main h1")).to_have_text("客户 360 视图")
+    expect(page.get_by_test_id("tags").get_by_test_id("tag").filter(has_text=label.split(" · ")[-1])).to_be_visible()
+    expect(page.get_by_test_id("timeline")).to_contain_text("标签变化")
+    screenshot("customers-360-tag-added")
+    page.goto("/customer-tags")
+    expect(page.locator("main h1")).to_have_text("标签库")
+    expect(page.get_by_test_id("tag-library")).to_be_visible()
+    assert page.get_by_test_id("library-tag").count() >= 2
+    screenshot("customers-tag-library")

@@ -297,13 +297,21 @@ def ensure_tag(session: Session, *, corp_id: int, wecom_tag_id: str, name: str, 
 def _sync_tags(session: Session, customer: Customer, wecom_tags: dict[str, tuple[str, str]], at: dt.datetime
                ) -> None:
     """The customer's WeCom corp tags become exactly `wecom_tags` (tag id -> (group, name)); tags
-    Siyu keeps without a WeCom id are left alone."""
+    Siyu keeps without a WeCom id are left alone, and so are tags marked in Siyu whose mark is not
+    sent yet (`siyu.customers.tags.pending_overrides`: WeCom's answer does not know them)."""
+    from siyu.customers.tags import pending_overrides
+
     wanted = {ensure_tag(session, corp_id=customer.corp_id, wecom_tag_id=tid, name=name, group_name=group).id: name
               for tid, (group, name) in wecom_tags.items()}
     current = dict(session.execute(
         select(CustomerTag.id, CustomerTag.name).join(CustomerTagLink, CustomerTagLink.tag_id == CustomerTag.id)
         .where(CustomerTagLink.customer_id == customer.id, CustomerTag.wecom_tag_id.is_not(None))
     ).all())
+    for tag_id, action in pending_overrides(session, customer_id=customer.id).items():
+        if action == "add" and tag_id in current:  # added in Siyu: WeCom not listing it yet removes nothing
+            wanted[tag_id] = current[tag_id]
+        elif action == "remove":  # removed in Siyu: WeCom still listing it adds nothing
+            wanted.pop(tag_id, None)
     added = [tid for tid in wanted if tid not in current]
     removed = [tid for tid in current if tid not in wanted]
     if added:

@@ -21,7 +21,7 @@ from siyu.customers.models import Customer, FollowStatus, LifecycleStage
 from siyu.db import session_scope, utcnow
 from siyu.errors import NotFound
 from siyu.jobs.events import publish, subscribe
-from siyu.jobs.registry import JobContext, PermanentFailure, job_handler
+from siyu.jobs.registry import JobContext, PermanentFailure, RetryLater, builtin_schedule, job_handler
 from siyu.jobs.service import enqueue
 
 log = logging.getLogger(__name__)
@@ -254,3 +254,81 @@ def link_verified(session: Session, payload: dict[str, Any], job: JobContext) ->
                                        external_userid=external_userid, firm_customer_id=firm_customer_id)
     except (NotFound, Conflict, InvalidInput) as exc:
         log.info("verified customer not linked (verification %s): %s", payload.get("verification_id"), exc.msgid)
+
+
+# --- corp tags both ways with WeCom (siyu.customers.tags) ------------------------------------------------------
+
+from siyu.customers import tags as corp_tags  # noqa: E402
+
+TAG_BUSY = (45009, 45033, -1)  # answers that left nothing at WeCom: try again later
+
+
+@job_handler(corp_tags.SYNC_JOB, max_attempts=8)
+def sync_corp_tags(session: Session, payload: dict[str, Any], job: JobContext) -> None:
+    """标签库: read every tag group from `get_corp_tag_list` (a read, holding no transaction) and
+    make Siyu's groups and tags match (`tags.sync_library`). Rate limits raise and are retried."""
+    corp_id = _corp_id(job)
+    client = wecom_client(corp_id)
+    if client is None:
+        log.info("corp %s has no WeCom connection: tag library not read", corp_id)
+        return
+    groups = client.get_corp_tag_list()
+    result = corp_tags.sync_library(session, corp_id=corp_id, groups=groups)
+    log.info("tag library of corp %s synced: %s", corp_id, result.as_dict())
+
+
+@job_handler("customers.daily_tag_sync")
+def daily_tag_sync(session: Session, payload: dict[str, Any], job: JobContext) -> None:
+    """Every night: the tag library sync for each corp connected to WeCom, once per day."""
+    from sqlalchemy import select
+
+    from siyu.customers.listing import CALENDAR_ZONE
+    from siyu.tenancy.models import Corp
+
+    day = utcnow().astimezone(CALENDAR_ZONE).date().isoformat()
+    for corp_id in session.scalars(select(Corp.id).where(Corp.wecom_corp_id.is_not(None), Corp.is_active.is_(True))):
+        enqueue(session, name=corp_tags.SYNC_JOB, payload={"daily": str(day)}, corp_id=corp_id, queue="wecom",
+                idempotency_key=f"{corp_tags.SYNC_JOB}:{corp_id}:{day}")
+
+
+builtin_schedule("customers.daily_tag_sync", cron="20 2 * * *", name="customers.daily_tag_sync")
+
+
+@job_handler(corp_tags.MARK_JOB, max_attempts=20)
+def mark_tag(session: Session, payload: dict[str, Any], job: JobContext) -> None:
+    """Send one tag change made in Siyu to WeCom (`mark_tag`) at most once: the claim under the
+    effect key `mark_tag:{mark id}` commits before the call, which holds no transaction."""
+    from siyu.wecom import service as wecom
+
+    corp_id = _corp_id(job)
+    mark_id = payload.get("mark_id")
+    if not isinstance(mark_id, int):
+        raise PermanentFailure("payload.mark_id must be an integer")
+    with session_scope() as s:
+        call = corp_tags.mark_call(s, corp_id=corp_id, mark_id=mark_id)
+        if call is None:
+            return
+        try:
+            client = wecom.client_for_corp(s, corp_id=corp_id)
+        except NotFound:
+            client = None
+        problem = ("the corp's WeCom connection is not set up" if client is None
+                   else "the tag is no longer in the tag library" if not call.wecom_tag_id
+                   else "no advisor follows this customer in WeCom" if not call.userid else "")
+        if not problem:
+            claim = wecom.claim_effect(s, corp_id=corp_id, effect_key=f"mark_tag:{mark_id}",
+                                       endpoint="externalcontact/mark_tag")
+    if problem:
+        corp_tags.finish_mark(session, corp_id=corp_id, mark_id=mark_id, state="failed", detail=problem)
+        return
+    add, remove = ([call.wecom_tag_id], []) if call.action == "add" else ([], [call.wecom_tag_id])
+    outcome = wecom.call_claimed(claim, lambda: client.mark_tag(
+        userid=call.userid, external_userid=call.external_userid, add_tag=add, remove_tag=remove),
+        repeat_safe=True, record_in=session)
+    if outcome.state == "failed" and outcome.errcode in TAG_BUSY:
+        raise RetryLater(2.0, f"WeCom busy ({outcome.errcode})")
+    # "unknown" (the answer was lost): mark_tag is harmless to repeat, but the effect key says it
+    # is not sent twice; the next profile read from WeCom shows what WeCom has.
+    state = "sent" if outcome.state in ("sent", "unknown") else "failed"
+    corp_tags.finish_mark(session, corp_id=corp_id, mark_id=mark_id, state=state, userid=call.userid,
+                          errcode=outcome.errcode, detail=outcome.detail)

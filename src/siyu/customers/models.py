@@ -172,3 +172,27 @@ class CustomerEvent(IdMixin, Base):
     actor_staff_id: Mapped[int | None] = mapped_column(BigId)
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
     source_key: Mapped[str | None] = mapped_column(String(120))
+
+
+class CustomerTagMark(IdMixin, TimestampMixin, Base):
+    """A corp tag added to or removed from a customer in Siyu, on its way to WeCom (`mark_tag`).
+
+    The link changes locally at once; while the mark is `pending`, a profile read from WeCom keeps
+    it (WeCom does not know it yet). `failed`: WeCom refused, and the local change was rolled back."""
+
+    __tablename__ = "customer_tag_mark"
+    __table_args__ = (Index("ix_customer_tag_mark_customer", "customer_id", "state", "id"),)
+
+    corp_id: Mapped[int] = mapped_column(ForeignKey("corp.id", ondelete="CASCADE"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id", ondelete="CASCADE"))
+    # None once the tag is gone from the library (deleted at WeCom); `tag_name` keeps what it was.
+    tag_id: Mapped[int | None] = mapped_column(ForeignKey("customer_tag.id", ondelete="SET NULL"))
+    tag_name: Mapped[str] = mapped_column(String(130))
+    action: Mapped[str] = mapped_column(String(8))  # add | remove
+    actor_staff_id: Mapped[int | None] = mapped_column(BigId)
+    # The advisor whose follow relation WeCom marks: the actor when they follow the customer.
+    wecom_userid: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(12), default="pending")  # pending | sent | failed
+    errcode: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[str] = mapped_column(String(500), default="")
+    finished_at: Mapped[dt.datetime | None] = mapped_column()

@@ -14,9 +14,10 @@ from siyu.console.forms import FieldErrors
 from siyu.console.i18n import N_, translations
 from siyu.console.templating import render, request_locale
 from siyu.customers import service
+from siyu.customers import tags as corp_tags
 from siyu.customers.models import LifecycleStage
 from siyu.db import get_session
-from siyu.errors import InvalidInput, SiyuError
+from siyu.errors import Conflict, InvalidInput, NotFound, SiyuError
 from siyu.tenancy.deps import client_ip, current_staff
 from siyu.tenancy.principal import Principal
 from siyu.tenancy.service import MAX_ID
@@ -112,6 +113,7 @@ EVENT_LABELS = {
     "transfer_failed": N_("Transfer to another advisor failed"),
     "stage_changed": N_("Lifecycle stage changed"),
     "tags_changed": N_("Tags changed"),
+    "tag_mark_failed": N_("WeCom refused a tag change"),
     "note_added": N_("Note added"),
     "firm_linked": N_("Linked to the firm's customer id"),
     "invested": N_("Invested"),
@@ -131,6 +133,11 @@ def _detail_context(session: Session, principal: Principal, customer_id: int, **
         "event_labels": EVENT_LABELS,
         "gender_labels": GENDER_LABELS,
         "can_note": principal.has_role(*service.NOTE_WRITERS),
+        "can_tag": principal.kind == "staff" and principal.has_role(*corp_tags.TAG_WRITERS),
+        "tag_options": corp_tags.tag_options(session, corp_id=principal.corp_id, exclude=[t.id for t in detail.tags]),
+        "failed_marks": corp_tags.failed_marks(session, customer_id=customer_id),
+        "pending_tag_ids": {m.tag_id for m in corp_tags.pending_marks(session, customer_id=customer_id)},
+        "tag_errors": None,
         "note_errors": None,
         "note_form": "",
         "unmasked": None,
@@ -172,6 +179,39 @@ def note_add(request: Request, customer_id: int = CUSTOMER_ID, text: str = Form(
         return render(request, template, _detail_context(session, principal, customer_id, oob=True,
                                                          note_notice=N_("Note added.")))
     return RedirectResponse(f"{PAGE}/{customer_id}#notes", status_code=303)
+
+
+@router.post(PAGE + "/{customer_id}/tags")
+def tag_change(request: Request, customer_id: int = CUSTOMER_ID, tag_id: str = Form("", max_length=40),
+               action: str = Form("", max_length=20), principal: Principal = Depends(current_staff),
+               session: Session = Depends(get_session)):
+    """Add or remove a corp tag: at once in Siyu, then at WeCom by a job (`siyu.customers.tags`)."""
+    try:
+        corp_tags.change_tag(session, principal=principal, customer_id=customer_id, tag_id=tag_id, action=action,
+                             ip=client_ip(request))
+    except (InvalidInput, Conflict, NotFound) as exc:
+        if isinstance(exc, NotFound) and exc.field != "tag_id":
+            raise  # the customer: not found
+        errors = FieldErrors.of(request, exc, "tag_id")
+        return render(request, "customers/detail.html", _detail_context(session, principal, customer_id,
+                                                                        tag_errors=errors),
+                      status_code=exc.status_code)
+    return RedirectResponse(f"{PAGE}/{customer_id}#tags", status_code=303)
+
+
+@router.get("/customer-tags")
+def tag_library_page(request: Request, synced: str = Query("", max_length=10),
+                     principal: Principal = Depends(current_staff), session: Session = Depends(get_session)):
+    """标签库: the corp's tag groups and tags as last read from WeCom, and a button to read them again."""
+    groups = corp_tags.library(session, principal=principal)
+    return render(request, "customers/tag_library.html", {"groups": groups, "requested": synced == "1"})
+
+
+@router.post("/customer-tags/sync")
+def tag_library_sync(request: Request, principal: Principal = Depends(current_staff),
+                     session: Session = Depends(get_session)):
+    corp_tags.request_sync(session, principal=principal, ip=client_ip(request))
+    return RedirectResponse("/customer-tags?synced=1", status_code=303)
 
 
 @router.get(PAGE + "/export/{fmt}")

@@ -2,7 +2,7 @@
 
 Revision ID: 0001_initial
 Revises:
-Create Date: 2026-11-30 01:38:54.209625
+Create Date: 2026-11-30 01:40:25.358821
 """
 
 import sqlalchemy as sa
@@ -1295,6 +1295,35 @@ def upgrade() -> None:
         batch_op.create_index("ix_customer_tag_link_tag", ["tag_id", "stage", "customer_id"], unique=False)
 
     op.create_table(
+        "customer_tag_mark",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("customer_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("tag_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("tag_name", sa.String(length=130), nullable=False),
+        sa.Column("action", sa.String(length=8), nullable=False),
+        sa.Column("actor_staff_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("wecom_userid", sa.String(length=64), nullable=True),
+        sa.Column("state", sa.String(length=12), nullable=False),
+        sa.Column("errcode", sa.Integer(), nullable=True),
+        sa.Column("detail", sa.String(length=500), nullable=False),
+        sa.Column("finished_at", siyu.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("created_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["corp_id"], ["corp.id"], name=op.f("fk_customer_tag_mark_corp_id_corp"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["customer_id"], ["customer.id"], name=op.f("fk_customer_tag_mark_customer_id_customer"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["tag_id"], ["customer_tag.id"], name=op.f("fk_customer_tag_mark_tag_id_customer_tag"), ondelete="SET NULL"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_customer_tag_mark")),
+    )
+    with op.batch_alter_table("customer_tag_mark", schema=None) as batch_op:
+        batch_op.create_index("ix_customer_tag_mark_customer", ["customer_id", "state", "id"], unique=False)
+
+    op.create_table(
         "customer_verification",
         sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("community_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -1703,6 +1732,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_customer_verification_community")
 
     op.drop_table("customer_verification")
+    with op.batch_alter_table("customer_tag_mark", schema=None) as batch_op:
+        batch_op.drop_index("ix_customer_tag_mark_customer")
+
+    op.drop_table("customer_tag_mark")
     with op.batch_alter_table("customer_tag_link", schema=None) as batch_op:
         batch_op.drop_index("ix_customer_tag_link_tag")
 
