@@ -276,6 +276,21 @@ def _seed_customer_extras(session: Session, *, corp_id: int, now: dt.datetime) -
         return
     suitability.record_assessment(session, corp_id=corp_id, actor="demo", customer_ref="wmdemo0001zhou", level="C4",
                                   source="firm_kyc_api", assessed_at=now - dt.timedelta(days=40))
+    # A small catalogue R1–R5, so that the advisor's chat sidebar (/sidebar?external_userid=…) has
+    # products to decide and recommend.
+    if not suitability.list_products(session, corp_id=corp_id):
+        for code, name, kind, level in DEMO_PRODUCTS:
+            suitability.create_product(session, corp_id=corp_id, actor="demo", code=code, name=name,
+                                       product_type=kind, risk_level=level)
+
+
+DEMO_PRODUCTS = (
+    ("DEP-7D", "七天通知存款", "deposit", "R1"),
+    ("WM-STEADY-2", "稳健添利理财 2 号", "wealth_management", "R2"),
+    ("FUND-BAL-3", "均衡配置混合基金", "fund", "R3"),
+    ("FUND-GROWTH-4", "成长精选股票基金", "fund", "R4"),
+    ("FUND-LEV-5", "杠杆增强指数基金", "fund", "R5"),
+)
 
 
 def _seed_quality(session: Session, *, corp_id: int) -> int:

@@ -348,6 +348,31 @@ def test_verification_sms_carries_its_disclosure_and_never_a_planted_promise(ses
     assert {"保本保息", "稳赚不赔"} <= set(entry.detail["findings"])
 
 
+def test_sidebar_recommendation_carries_its_disclosure_and_never_a_promise(session):
+    """The advisor's chat sidebar (customers.sidebar.recommend): Siyu sends nothing itself — the page
+    hands the final text to WeCom's JS-SDK sendChatMessage — so it is not in KNOWN_PATHS; the text
+    the advisor gets has passed the guard: a promise is refused with its phrases, nothing recorded."""
+    from customers.factories import make_customer
+    from siyu.compliance import suitability
+    from siyu.customers import sidebar
+    from siyu.customers.models import ProductRecommendation
+    from tenancy.factories import make_staff, principal_of
+
+    corp = make_corp(session)
+    advisor = make_staff(session, corp, wecom_userid="zhangsan")
+    customer = make_customer(session, corp.id, userid="zhangsan")
+    suitability.create_product(session, corp_id=corp.id, actor="test", code="FUND-1", name="货币基金 A",
+                               product_type="fund", risk_level="R1")
+    with pytest.raises(sidebar.Blocked) as blocked:
+        sidebar.recommend(session, principal=principal_of(advisor), external_userid=customer.external_userid,
+                          product_code="FUND-1", message="这款产品" + PROMISE)
+    assert blocked.value.field == "message" and {"保本保息", "稳赚不赔"} <= set(blocked.value.phrases)
+    assert session.scalar(select(ProductRecommendation.id).where(ProductRecommendation.corp_id == corp.id)) is None
+    row = sidebar.recommend(session, principal=principal_of(advisor), external_userid=customer.external_userid,
+                            product_code="FUND-1", message="货币基金，随存随取。")
+    assert row.final_text.endswith(SEPARATOR + FUND) and "保本" not in row.final_text
+
+
 # --- the list of paths ---------------------------------------------------------------------------------------
 
 # Every place in src/ that calls a WeCom method sending to customers, or the SMS provider, and the

@@ -233,7 +233,9 @@ class SubjectDomain:
 
 
 _domains: dict[str, SubjectDomain] = {}
-_purgers: dict[str, Purger] = {}
+# Per record class, the purge functions of the domains that keep such records (keyed by function,
+# so importing a module twice registers it once).
+_purgers: dict[str, dict[str, Purger]] = {}
 _lock = threading.Lock()
 _loaded = False
 
@@ -250,7 +252,19 @@ def register_purger(record_class: str, fn: Purger) -> None:
     if record_class in NEVER_PURGED:
         raise ValueError(f"{record_class} is never purged")
     with _lock:
-        _purgers[record_class] = fn
+        _purgers.setdefault(record_class, {})[f"{fn.__module__}.{fn.__qualname__}"] = fn
+
+
+def purge_older(session: Session, model, *, corp_id: int, at, before: dt.datetime, limit: int, where=()) -> int:
+    """Delete at most `limit` rows of `model` of the corp whose time column `at` is before `before`
+    (oldest ids first; `where`: further conditions): the body of most domains' purge functions."""
+    from sqlalchemy import delete
+
+    ids = list(session.scalars(select(model.id).where(model.corp_id == corp_id, at < before, *where)
+                               .order_by(model.id).limit(limit)))
+    if ids:
+        session.execute(delete(model).where(model.id.in_(ids)))
+    return len(ids)
 
 
 def _load_domains() -> None:
@@ -274,9 +288,10 @@ def subject_domains() -> list[SubjectDomain]:
     return [_domains[k] for k in sorted(_domains)]
 
 
-def purgers() -> dict[str, Purger]:
+def purgers() -> dict[str, list[Purger]]:
+    """Per record class, every domain's purge function for it."""
     _load_domains()
-    return dict(_purgers)
+    return {k: list(v.values()) for k, v in _purgers.items()}
 
 
 # --- data-subject requests -----------------------------------------------------------------------------------
@@ -478,12 +493,10 @@ def purge_chunk(session: Session, *, corp_id: int, run: PurgeRun | None = None, 
     for policy in policies(session, corp_id=corp_id):
         if policy.record_class in NEVER_PURGED or policy.keep_days is None:
             continue
-        fn = fns.get(policy.record_class)
-        if fn is None:
-            continue
-        n = fn(session, corp_id=corp_id, before=now - dt.timedelta(days=policy.keep_days), limit=chunk)
-        counts[policy.record_class] = counts.get(policy.record_class, 0) + n
-        more = more or n >= chunk
+        for fn in fns.get(policy.record_class, ()):
+            n = fn(session, corp_id=corp_id, before=now - dt.timedelta(days=policy.keep_days), limit=chunk)
+            counts[policy.record_class] = counts.get(policy.record_class, 0) + n
+            more = more or n >= chunk
     run.counts, run.chunks = counts, run.chunks + 1
     if not more:
         run.status, run.finished_at = "done", utcnow()

@@ -51,6 +51,8 @@ templates = Jinja2Templates(env=_env)
 NAV: list[tuple[str, str, frozenset[str]]] = [
     ("/", "Dashboard", frozenset()),
     ("/customers", "Customers", frozenset()),
+    ("/customers/recommendations", "Recommendations",
+     frozenset({"administrator", "operations", "compliance", "auditor", "advisor"})),
     ("/acquisition", "Acquisition", frozenset({"administrator", "operations"})),
     ("/acquisition/leads", "Leads", frozenset({"administrator", "operations", "advisor"})),
     ("/acquisition/gated", "Gated communities", frozenset({"administrator", "operations", "compliance", "auditor"})),

@@ -196,3 +196,36 @@ class CustomerTagMark(IdMixin, TimestampMixin, Base):
     errcode: Mapped[int | None] = mapped_column(Integer)
     detail: Mapped[str] = mapped_column(String(500), default="")
     finished_at: Mapped[dt.datetime | None] = mapped_column()
+class ProductRecommendation(IdMixin, TimestampMixin, Base):
+    """A 1-on-1 product recommendation from the advisor's chat sidebar (一对一产品推荐): the sales-process
+    evidence a regulator asks for — who recommended which product to whom, the product's risk level
+    and the customer's level at that moment, the suitability explanation and the final text (with its
+    risk disclosure) the advisor was given to send. Written once, never edited; retention class
+    "order" (orders and sales records). The final text is encrypted: the advisor's words may name
+    the customer."""
+
+    __tablename__ = "product_recommendation"
+    __table_args__ = (
+        Index("ix_product_recommendation_corp_at", "corp_id", "created_at", "id"),
+        Index("ix_product_recommendation_advisor", "corp_id", "advisor_staff_id", "created_at"),
+        Index("ix_product_recommendation_product", "corp_id", "product_code", "created_at"),
+        Index("ix_product_recommendation_customer", "customer_id", "created_at"),
+    )
+
+    corp_id: Mapped[int] = mapped_column(ForeignKey("corp.id", ondelete="CASCADE"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id", ondelete="CASCADE"))
+    external_userid: Mapped[str] = mapped_column(String(64))
+    advisor_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
+    advisor_label: Mapped[str] = mapped_column(String(160))
+    product_code: Mapped[str] = mapped_column(String(64))
+    product_name: Mapped[str] = mapped_column(String(200))
+    product_type: Mapped[str] = mapped_column(String(32))
+    product_risk_level: Mapped[str] = mapped_column(String(2))
+    customer_level: Mapped[str | None] = mapped_column(String(2))  # None: not assessed (R1 only)
+    assessment_expires_at: Mapped[dt.datetime | None] = mapped_column()
+    decision_code: Mapped[str] = mapped_column(String(32))
+    explanation: Mapped[str] = mapped_column(String(500))
+    explanation_en: Mapped[str] = mapped_column(String(500))
+    final_text: Mapped[str] = mapped_column(EncryptedString(context="product_recommendation.final_text", length=8192))
+    disclosed: Mapped[list] = mapped_column(JSON, default=list)  # product types whose disclosures were appended
+    verdict: Mapped[str] = mapped_column(String(10))  # the wording review: "pass" or "review"

@@ -1,9 +1,12 @@
 """The customers domain's part in data-subject requests (see `siyu.compliance.privacy`): what Siyu
-holds about a customer (profile, follow relations with remarks, notes, tags, timeline) and erasing it.
+holds about a customer (profile, follow relations with remarks, notes, tags, timeline, product
+recommendations) and erasing it.
 
 Erasing keeps the customer row as a tombstone (its external_userid, so that the next WeCom sync does
 not bring the person back as new and so that retained records elsewhere still have a key) with every
-personal field cleared; notes and timeline entries are deleted."""
+personal field cleared; notes and timeline entries are deleted. Product recommendations are sales
+records under a legal hold: kept (and named in the request) until their retention period ends, when
+the "order" class's purge deletes them."""
 
 from __future__ import annotations
 
@@ -12,7 +15,8 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from siyu.compliance.privacy import Erased, register_subject_domain
+from siyu.compliance.privacy import Erased, register_purger, register_subject_domain
+from siyu.customers import sidebar
 from siyu.customers.models import Customer, CustomerEvent, CustomerFollow, CustomerNote, CustomerTag, CustomerTagLink
 
 
@@ -24,7 +28,7 @@ def _customer(session: Session, corp_id: int, external_userid: str) -> Customer 
 def export(session: Session, *, corp_id: int, external_userid: str) -> dict[str, list[dict[str, Any]]]:
     c = _customer(session, corp_id, external_userid)
     if c is None:
-        return {"profile": [], "follows": [], "notes": [], "tags": [], "timeline": []}
+        return {"profile": [], "follows": [], "notes": [], "tags": [], "timeline": [], "recommendations": []}
     follows = session.scalars(select(CustomerFollow).where(CustomerFollow.customer_id == c.id))
     notes = session.scalars(select(CustomerNote).where(CustomerNote.customer_id == c.id).order_by(CustomerNote.id))
     tags = session.scalars(select(CustomerTag.name).join(CustomerTagLink, CustomerTagLink.tag_id == CustomerTag.id)
@@ -39,6 +43,10 @@ def export(session: Session, *, corp_id: int, external_userid: str) -> dict[str,
         "notes": [{"text": n.text, "at": n.created_at} for n in notes],
         "tags": [{"tag": t} for t in tags],
         "timeline": [{"kind": e.kind, "at": e.at, "detail": e.detail} for e in events],
+        "recommendations": [{"at": r.created_at, "advisor": r.advisor_label, "product_code": r.product_code,
+                             "product_name": r.product_name, "product_risk_level": r.product_risk_level,
+                             "customer_level": r.customer_level, "explanation": r.explanation, "text": r.final_text}
+                            for r in sidebar.recommendations_of(session, corp_id=corp_id, customer_id=c.id)],
     }
 
 
@@ -57,8 +65,16 @@ def erase(session: Session, *, corp_id: int, external_userid: str) -> Erased:
     out.erased["notes"] = session.execute(delete(CustomerNote).where(CustomerNote.customer_id == c.id)).rowcount
     out.erased["timeline"] = session.execute(delete(CustomerEvent).where(CustomerEvent.customer_id == c.id)).rowcount
     out.erased["tags"] = session.execute(delete(CustomerTagLink).where(CustomerTagLink.customer_id == c.id)).rowcount
+    kept = len(sidebar.recommendations_of(session, corp_id=corp_id, customer_id=c.id))
+    if kept:
+        out.kept.append({"record": "product_recommendations", "count": kept,
+                         "reason": "sales-process record (suitability evidence) under legal hold for its retention "
+                                   "period"})
     session.flush()
     return out
 
 
 register_subject_domain("customers", exporter=export, eraser=erase)
+# 1-on-1 product recommendations are sales records: the "order" class (orders and sales records),
+# which other domains' sales records (the firm's orders) share.
+register_purger("order", sidebar.purge_recommendations)

@@ -16,6 +16,7 @@ from siyu.console.templating import render, request_locale
 from siyu.customers import service
 from siyu.customers import tags as corp_tags
 from siyu.customers.models import LifecycleStage
+from siyu.customers.sidebar_views import router as sidebar_router
 from siyu.db import get_session
 from siyu.errors import Conflict, InvalidInput, NotFound, SiyuError
 from siyu.tenancy.deps import client_ip, current_staff
@@ -23,6 +24,9 @@ from siyu.tenancy.principal import Principal
 from siyu.tenancy.service import MAX_ID
 
 router = APIRouter(include_in_schema=False)
+# The advisor's chat sidebar and the recommendations list, first: /customers/recommendations before
+# /customers/{customer_id}.
+router.include_router(sidebar_router)
 
 PAGE = "/customers"
 CUSTOMER_ID = Path(ge=1, le=MAX_ID)
@@ -118,6 +122,7 @@ EVENT_LABELS = {
     "firm_linked": N_("Linked to the firm's customer id"),
     "invested": N_("Invested"),
     "redeemed": N_("Redeemed"),
+    "product_recommended": N_("Product recommended"),
 }
 GENDER_LABELS = {0: N_("Unknown"), 1: N_("Male"), 2: N_("Female")}
 

@@ -6,21 +6,17 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from siyu.compliance.privacy import register_purger
+from siyu.compliance.privacy import purge_older, register_purger
 from siyu.jobs.models import Job, JobState
 
 FINISHED = (JobState.DONE.value, JobState.DEAD.value)
 
 
 def purge(session: Session, *, corp_id: int, before: dt.datetime, limit: int) -> int:
-    ids = list(session.scalars(select(Job.id).where(Job.corp_id == corp_id, Job.state.in_(FINISHED),
-                                                    Job.finished_at < before).order_by(Job.id).limit(limit)))
-    if ids:
-        session.execute(delete(Job).where(Job.id.in_(ids)))
-    return len(ids)
+    return purge_older(session, Job, corp_id=corp_id, at=Job.finished_at, before=before, limit=limit,
+                       where=(Job.state.in_(FINISHED),))
 
 
 register_purger("job", purge)

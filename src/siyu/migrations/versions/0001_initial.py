@@ -2,7 +2,7 @@
 
 Revision ID: 0001_initial
 Revises:
-Create Date: 2026-11-30 01:40:25.358821
+Create Date: 2026-11-30 01:53:32.551531
 """
 
 import sqlalchemy as sa
@@ -1392,6 +1392,54 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_lead_list_corp_id"), ["corp_id"], unique=False)
 
     op.create_table(
+        "product_recommendation",
+        sa.Column("corp_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("customer_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("external_userid", sa.String(length=64), nullable=False),
+        sa.Column("advisor_staff_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("advisor_label", sa.String(length=160), nullable=False),
+        sa.Column("product_code", sa.String(length=64), nullable=False),
+        sa.Column("product_name", sa.String(length=200), nullable=False),
+        sa.Column("product_type", sa.String(length=32), nullable=False),
+        sa.Column("product_risk_level", sa.String(length=2), nullable=False),
+        sa.Column("customer_level", sa.String(length=2), nullable=True),
+        sa.Column("assessment_expires_at", siyu.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("decision_code", sa.String(length=32), nullable=False),
+        sa.Column("explanation", sa.String(length=500), nullable=False),
+        sa.Column("explanation_en", sa.String(length=500), nullable=False),
+        sa.Column("final_text", siyu.pii.EncryptedString(length=8192), nullable=False),
+        sa.Column("disclosed", sa.JSON(), nullable=False),
+        sa.Column("verdict", sa.String(length=10), nullable=False),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("created_at", siyu.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["advisor_staff_id"],
+            ["staff.id"],
+            name=op.f("fk_product_recommendation_advisor_staff_id_staff"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["corp_id"], ["corp.id"], name=op.f("fk_product_recommendation_corp_id_corp"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["customer_id"],
+            ["customer.id"],
+            name=op.f("fk_product_recommendation_customer_id_customer"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_product_recommendation")),
+    )
+    with op.batch_alter_table("product_recommendation", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_product_recommendation_advisor", ["corp_id", "advisor_staff_id", "created_at"], unique=False
+        )
+        batch_op.create_index("ix_product_recommendation_corp_at", ["corp_id", "created_at", "id"], unique=False)
+        batch_op.create_index("ix_product_recommendation_customer", ["customer_id", "created_at"], unique=False)
+        batch_op.create_index(
+            "ix_product_recommendation_product", ["corp_id", "product_code", "created_at"], unique=False
+        )
+
+    op.create_table(
         "staff_role",
         sa.Column("staff_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("role", sa.String(length=20), nullable=False),
@@ -1722,6 +1770,13 @@ def downgrade() -> None:
 
     op.drop_table("verification_code")
     op.drop_table("staff_role")
+    with op.batch_alter_table("product_recommendation", schema=None) as batch_op:
+        batch_op.drop_index("ix_product_recommendation_product")
+        batch_op.drop_index("ix_product_recommendation_customer")
+        batch_op.drop_index("ix_product_recommendation_corp_at")
+        batch_op.drop_index("ix_product_recommendation_advisor")
+
+    op.drop_table("product_recommendation")
     with op.batch_alter_table("lead_list", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_lead_list_corp_id"))
 
