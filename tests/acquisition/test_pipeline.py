@@ -6,7 +6,6 @@ advisor who reaches their daily cap is taken off the code at WeCom; a lost custo
 from __future__ import annotations
 
 import time
-import uuid
 
 import pytest
 from sqlalchemy import select
@@ -14,11 +13,10 @@ from sqlalchemy import select
 from siyu.acquisition import service, welcome
 from siyu.acquisition.models import ChannelAdd, WelcomeFollowUp
 from siyu.db import session_scope
-from siyu.tenancy import service as tenancy
+from siyu.tenancy.models import Corp
 from siyu.wecom import service as wecom
-from siyu.wecom.crypto import generate_aes_key
 from siyu.wecom.models import WecomOutbound
-from wecom.conftest import emulator  # noqa: F401  (the emulator server fixture)
+from wecom.conftest import emulator, wire_siyu_corp  # noqa: F401  (the emulator server fixture)
 from wecom.test_pipeline import siyu_server, wait_for, worker  # noqa: F401  (server and worker fixtures)
 
 pytestmark = pytest.mark.slow
@@ -29,23 +27,10 @@ FLOW = "{客户称呼}您好，我是{顾问头衔}{顾问名}，新客礼包已
 
 @pytest.fixture
 def wired(emulator, siyu_server, worker):  # noqa: F811
-    slug = "acq-" + uuid.uuid4().hex[:8]
-    wecom_id = "ww" + uuid.uuid4().hex[:16]
-    secret, token, aes_key = "secret-" + uuid.uuid4().hex, "tok" + uuid.uuid4().hex[:10], generate_aes_key()
-    emulator.post("/corps", {
-        "corp_id": wecom_id, "name": "获客管道银行", "secret": secret,
-        "staff": [{"userid": "zhangsan", "name": "张三"}, {"userid": "lisi", "name": "李四"}],
-        "callback": {"url": f"{siyu_server.base_url}/wecom/callback/{slug}", "token": token,
-                     "encoding_aes_key": aes_key},
-        "limits": {"callback_retry_delay": 0.2, "callback_timeout": 2.0},
-    }, expect=201)
+    wired_corp = wire_siyu_corp(emulator, callback_base_url=siyu_server.base_url, name="获客管道银行",
+                                slug_prefix="acq", siyu_staff=("zhangsan", "lisi"))
     with session_scope() as s:
-        corp = tenancy.create_corp(s, slug=slug, name="获客管道银行")
-        for userid, name in (("zhangsan", "张三"), ("lisi", "李四")):
-            tenancy.create_staff(s, corp_id=corp.id, login=f"{userid}.{slug}", name=name, roles=["advisor"],
-                                 password=None, wecom_userid=userid)
-        wecom.configure_connection(s, corp_id=corp.id, actor="test", wecom_corp_id=wecom_id, secret=secret,
-                                   token=token, aes_key=aes_key, base_url=emulator.api_url)
+        corp = s.get(Corp, wired_corp.corp_id)
         wecom.set_default_welcome(s, corp_id=corp.id, actor="test", text=DEFAULT, enabled=True)
         expert = next(p for p in service.list_personas(s, corp_id=corp.id) if p.kind == "knowledge_expert")
         code = service.create_channel_code(
@@ -57,7 +42,7 @@ def wired(emulator, siyu_server, worker):  # noqa: F811
                                                                   link_title="新客礼包"))
         welcome.save_flow(s, corp_id=corp.id, actor="test", code_id=code.id, enabled=True, group_keyword="1",
                           group_invitation="回复 1 加入理财学习群")
-        return corp.id, wecom_id, code.id
+        return corp.id, wired_corp.wecom_id, code.id
 
 
 def _code(corp_id, code_id):

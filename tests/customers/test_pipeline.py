@@ -5,7 +5,6 @@ profile back from the emulator's `externalcontact/get`. Duplicate deliveries cha
 from __future__ import annotations
 
 import time
-import uuid
 
 import pytest
 from sqlalchemy import func, select
@@ -14,11 +13,8 @@ from siyu.customers import contacts
 from siyu.customers.models import CustomerEvent, CustomerFollow
 from siyu.db import session_scope
 from siyu.jobs.models import Job
-from siyu.tenancy import service as tenancy
-from siyu.wecom import service as wecom
 from siyu.wecom.client import WeComClient
-from siyu.wecom.crypto import generate_aes_key
-from wecom.conftest import emulator  # noqa: F401 - the emulator fixture
+from wecom.conftest import emulator, wire_siyu_corp  # noqa: F401 - the emulator fixture
 from wecom.test_pipeline import siyu_server, worker  # noqa: F401 - a real server and worker
 
 pytestmark = pytest.mark.slow
@@ -26,24 +22,10 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def wired(emulator, siyu_server, worker):  # noqa: F811
-    slug = "cust-" + uuid.uuid4().hex[:8]
-    wecom_id = "ww" + uuid.uuid4().hex[:16]
-    secret, token, aes_key = "secret-" + uuid.uuid4().hex, "tok" + uuid.uuid4().hex[:10], generate_aes_key()
-    with session_scope() as s:
-        corp = tenancy.create_corp(s, slug=slug, name="客户管道银行")
-        tenancy.create_staff(s, corp_id=corp.id, login=f"zs.{slug}", name="张三", wecom_userid="zhangsan")
-        wecom.configure_connection(s, corp_id=corp.id, actor="test", wecom_corp_id=wecom_id, secret=secret,
-                                   token=token, aes_key=aes_key, base_url=emulator.api_url)
-        corp_id = corp.id
-    emulator.post("/corps", {
-        "corp_id": wecom_id, "name": "客户管道银行", "secret": secret,
-        "staff": [{"userid": "zhangsan", "name": "张三"}, {"userid": "lisi", "name": "李四"}],
-        "callback": {"url": f"{siyu_server.base_url}/wecom/callback/{slug}", "token": token,
-                     "encoding_aes_key": aes_key},
-        "limits": {"callback_retry_delay": 0.2, "callback_timeout": 2.0},
-    }, expect=201)
-    client = WeComClient(wecom_id, secret, base_url=emulator.api_url)
-    yield corp_id, wecom_id, client
+    corp = wire_siyu_corp(emulator, callback_base_url=siyu_server.base_url, name="客户管道银行", slug_prefix="cust",
+                          siyu_staff=("zhangsan",))
+    client = WeComClient(corp.wecom_id, corp.secret, base_url=emulator.api_url)
+    yield corp.corp_id, corp.wecom_id, client
     client.close()
 
 

@@ -222,3 +222,48 @@ def corp_with_callback(make_corp, receiver) -> SeededCorp:
     seeded = make_corp(callback_url=receiver.url, limits={"callback_retry_delay": 0.05, "callback_timeout": 2.0})
     receiver.crypto = seeded.crypto()
     return seeded
+
+
+@dataclass
+class WiredCorp:
+    """A Siyu corp connected to an emulated WeCom corp both ways (API and signed callbacks)."""
+
+    corp_id: int
+    slug: str
+    wecom_id: str
+    secret: str
+
+
+PIPELINE_STAFF = (("zhangsan", "张三"), ("lisi", "李四"))
+
+
+def wire_siyu_corp(emulator: Emulator, *, callback_base_url: str, name: str, slug_prefix: str,
+                   staff: tuple[tuple[str, str], ...] = PIPELINE_STAFF, siyu_staff: tuple[str, ...] = (),
+                   siyu_roles: tuple[str, ...] = ("advisor",)) -> WiredCorp:
+    """Create a Siyu corp (with `siyu_staff` of `staff` as Siyu staff members), connect it to a new
+    emulated corp holding `staff`, whose callbacks go to `callback_base_url`'s endpoint for the corp
+    and are retried quickly when not acknowledged."""
+    from siyu.db import session_scope
+    from siyu.tenancy import service as tenancy
+    from siyu.wecom import service as wecom
+
+    slug = f"{slug_prefix}-{uuid.uuid4().hex[:8]}"
+    wecom_id = "ww" + uuid.uuid4().hex[:16]
+    secret, token, aes_key = "secret-" + uuid.uuid4().hex, "tok" + uuid.uuid4().hex[:10], generate_aes_key()
+    names = dict(staff)
+    with session_scope() as s:
+        corp = tenancy.create_corp(s, slug=slug, name=name)
+        for userid in siyu_staff:
+            tenancy.create_staff(s, corp_id=corp.id, login=f"{userid}.{slug}", name=names[userid],
+                                 roles=list(siyu_roles), password=None, wecom_userid=userid)
+        wecom.configure_connection(s, corp_id=corp.id, actor="test", wecom_corp_id=wecom_id, secret=secret,
+                                   token=token, aes_key=aes_key, base_url=emulator.api_url)
+        corp_id = corp.id
+    emulator.post("/corps", {
+        "corp_id": wecom_id, "name": name, "secret": secret,
+        "staff": [{"userid": u, "name": n} for u, n in staff],
+        "callback": {"url": f"{callback_base_url}/wecom/callback/{slug}", "token": token,
+                     "encoding_aes_key": aes_key},
+        "limits": {"callback_retry_delay": 0.2, "callback_timeout": 2.0},
+    }, expect=201)
+    return WiredCorp(corp_id=corp_id, slug=slug, wecom_id=wecom_id, secret=secret)

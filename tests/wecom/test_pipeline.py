@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections import Counter
 
 import pytest
@@ -20,11 +19,10 @@ from siyu.config import get_settings
 from siyu.db import session_scope
 from siyu.jobs.models import Job, JobSchedule
 from siyu.jobs.worker import run_worker
-from siyu.tenancy import service as tenancy
 from siyu.wecom import service
-from siyu.wecom.crypto import generate_aes_key
 from siyu.wecom.emulator.server import ServerThread
 from siyu.wecom.models import WecomInboxEvent, WecomOutbound
+from wecom.conftest import wire_siyu_corp
 
 pytestmark = pytest.mark.slow
 
@@ -41,6 +39,11 @@ def siyu_server(database_url):
 
 @pytest.fixture(scope="module")
 def worker(database_url):
+    # Earlier tests leave jobs in the shared test database (for corps whose WeCom was never there:
+    # archive polls, webhook deliveries, profile reads). A real worker would spend the test's time
+    # retrying them, so the pipeline starts from an empty queue.
+    with session_scope() as s:
+        s.execute(delete(Job).where(Job.state.in_(("queued", "failed"))))
     stop = threading.Event()
     thread = threading.Thread(target=run_worker, kwargs={"concurrency": 4, "stop_event": stop,
                                                          "poll_seconds": 0.05, "shutdown_timeout": 5},
@@ -60,23 +63,10 @@ def worker(database_url):
 @pytest.fixture
 def wired(emulator, siyu_server, worker):
     """A Siyu corp and an emulated WeCom corp connected both ways, with a default welcome on."""
-    slug = "pipe-" + uuid.uuid4().hex[:8]
-    wecom_id = "ww" + uuid.uuid4().hex[:16]
-    secret, token, aes_key = "secret-" + uuid.uuid4().hex, "tok" + uuid.uuid4().hex[:10], generate_aes_key()
+    corp = wire_siyu_corp(emulator, callback_base_url=siyu_server.base_url, name="管道测试银行", slug_prefix="pipe")
     with session_scope() as s:
-        corp = tenancy.create_corp(s, slug=slug, name="管道测试银行")
-        service.configure_connection(s, corp_id=corp.id, actor="test", wecom_corp_id=wecom_id, secret=secret,
-                                     token=token, aes_key=aes_key, base_url=emulator.api_url)
-        service.set_default_welcome(s, corp_id=corp.id, actor="test", text=WELCOME, enabled=True)
-        corp_id = corp.id
-    emulator.post("/corps", {
-        "corp_id": wecom_id, "name": "管道测试银行", "secret": secret,
-        "staff": [{"userid": "zhangsan", "name": "张三"}, {"userid": "lisi", "name": "李四"}],
-        "callback": {"url": f"{siyu_server.base_url}/wecom/callback/{slug}", "token": token,
-                     "encoding_aes_key": aes_key},
-        "limits": {"callback_retry_delay": 0.2, "callback_timeout": 2.0},
-    }, expect=201)
-    return corp_id, wecom_id
+        service.set_default_welcome(s, corp_id=corp.corp_id, actor="test", text=WELCOME, enabled=True)
+    return corp.corp_id, corp.wecom_id
 
 
 def wait_for(predicate, timeout: float = 30.0):

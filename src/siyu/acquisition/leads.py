@@ -461,7 +461,9 @@ def commit_list(session: Session, *, corp_id: int, list_id: int) -> int:
         case((LeadStagingRow.do_not_call.is_(True), literal("do_not_call")), else_=literal("new")),
         literal(0), LeadStagingRow.state, literal("none"), stamp, stamp,
     ).where(*good).order_by(LeadStagingRow.row_number)
-    n = session.execute(insert(Lead).from_select(columns, source)).rowcount
+    # Counted, not taken from the INSERT's rowcount: PostgreSQL's driver reports -1 for INSERT … SELECT.
+    n = session.scalar(select(func.count()).select_from(LeadStagingRow).where(*good))
+    session.execute(insert(Lead.__table__).from_select(columns, source))
     session.execute(delete(LeadStagingRow).where(LeadStagingRow.list_id == list_id))
     lead_list.status, lead_list.imported_rows, lead_list.committed_at, lead_list.updated_at = "committed", n, now, now
     lead_list.detail = ""

@@ -75,9 +75,11 @@ def record_event(session: Session, *, corp_id: int, customer_id: int, kind: str,
         session.flush()
         return True
     table = CustomerEvent.__table__
-    result = session.execute(dialect_insert(session)(table).values(**values)
-                             .on_conflict_do_nothing(index_elements=["corp_id", "source_key"]))
-    return bool(result.rowcount)
+    # RETURNING says whether a row went in (an INSERT's rowcount is -1 on PostgreSQL's driver at times).
+    inserted = session.execute(dialect_insert(session)(table).values(**values)
+                               .on_conflict_do_nothing(index_elements=["corp_id", "source_key"])
+                               .returning(table.c.id)).scalar_one_or_none()
+    return inserted is not None
 
 
 def change_stage(session: Session, customer: Customer, stage: str, *, at: dt.datetime, actor: str,

@@ -563,11 +563,13 @@ def fan_out(session: Session, *, corp_id: int, event: str, payload: Mapping[str,
         result = session.execute(dialect_insert(session)(WebhookDelivery.__table__).values(
             corp_id=corp_id, endpoint_id=endpoint.id, event=event, delivery_uid=str(uuid.uuid4()),
             source_key=source_key[:120], payload=data, state="pending", attempts=0, created_at=utcnow(),
-        ).on_conflict_do_nothing(index_elements=["endpoint_id", "source_key"]))
-        if not result.rowcount:
+        ).on_conflict_do_nothing(index_elements=["endpoint_id", "source_key"]).returning(WebhookDelivery.id))
+        # The new row's id, or none when this source already made its delivery (rowcount is not
+        # reliable here: PostgreSQL reports -1 for an INSERT … RETURNING through psycopg).
+        delivery_id = result.scalar_one_or_none()
+        if delivery_id is None:
             continue
-        delivery = session.scalar(select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint.id,
-                                                                WebhookDelivery.source_key == source_key[:120]))
+        delivery = session.get(WebhookDelivery, delivery_id)
         _enqueue_delivery(session, delivery, key=f"webhook:{delivery.id}")
         created += 1
     return created
