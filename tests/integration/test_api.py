@@ -15,6 +15,7 @@ from customers.factories import job_context, make_customer
 from siyu.compliance import suitability
 from siyu.customers import service as customers
 from siyu.customers.models import CustomerEvent
+from siyu.integration import service as webhooks
 from siyu.integration.models import FirmOrder
 from siyu.integration.service import MAX_AMOUNT_FEN
 from siyu.jobs import registry
@@ -136,8 +137,11 @@ def test_a_batch_is_all_or_nothing_and_names_index_and_field(session, api, linke
          "detail": "this order id was pushed before with another amount_fen"}]
 
 
-def test_investments_move_the_lifecycle_stage_and_go_on_the_timeline(session, api, linked):
+def test_investments_move_the_lifecycle_stage_and_go_on_the_timeline(session, api, linked, corp):
     zhang, li = linked
+    # The firm listens for stage changes (without an endpoint, no webhook job is made for them).
+    webhooks.create_endpoint(session, principal=principal_of(make_staff(session, corp, roles=("administrator",))),
+                             url="https://firm.example/hook", events=["customer.stage_changed"])
     api.post(f"{BASE}/orders", json=order(order_id="O-1", product="A"))
     api.post(f"{BASE}/orders", json=order(order_id="O-2", product="A"))  # the same product again: still invested
     api.post(f"{BASE}/orders", json=order(order_id="O-3", firm="F-2", product="A"))
@@ -153,7 +157,7 @@ def test_investments_move_the_lifecycle_stage_and_go_on_the_timeline(session, ap
     kinds = session.scalars(select(CustomerEvent.kind).where(CustomerEvent.customer_id == zhang.id)
                             .order_by(CustomerEvent.id)).all()
     assert kinds.count("invested") == 3 and kinds.count("redeemed") == 1 and kinds.count("stage_changed") == 2
-    # The stage change is an event a webhook can carry.
+    # The stage change is an event a webhook carries.
     assert session.scalar(select(func.count()).select_from(Job)
                           .where(Job.name.like("event:customer.stage_changed:%"))) >= 4
 

@@ -11,7 +11,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from customers.factories import make_customer
 from siyu.config import get_settings
@@ -147,3 +147,22 @@ def test_a_receiver_that_never_answers_ends_dead_after_the_attempts_allowed(work
             assert job.state == "dead" and job.attempt == 3
     finally:
         receiver.close()
+
+
+def test_a_corp_without_endpoints_gets_no_webhook_jobs(session):
+    """Most corps have no webhook endpoint: their customer events make no fan-out job at all (the
+    WeCom callback enqueues one job fewer per event); once an endpoint exists, they do."""
+    from siyu.jobs.events import publish
+
+    corp = tenancy.create_corp(session, slug="nohook-" + uuid.uuid4().hex[:8], name="无回调银行")
+
+    def fan_out_jobs() -> int:
+        return session.scalar(select(func.count()).select_from(Job).where(
+            Job.corp_id == corp.id, Job.name == "event:customer.lost:integration.webhooks"))
+
+    publish(session, "customer.lost", {"external_userid": "wm1", "userid": "adv"}, corp_id=corp.id, key="a")
+    assert fan_out_jobs() == 0
+    service.create_endpoint(session, principal=principal_of(make_staff(session, corp, roles=("administrator",))),
+                            url="https://firm.example/hook", events=["customer.lost"])
+    publish(session, "customer.lost", {"external_userid": "wm2", "userid": "adv"}, corp_id=corp.id, key="b")
+    assert fan_out_jobs() == 1

@@ -35,7 +35,7 @@ def _fan_out(session: Session, payload: dict[str, Any], job: JobContext) -> None
 
 
 for _event in service.WEBHOOK_EVENTS:
-    subscribe(_event, name="integration.webhooks")(_fan_out)
+    subscribe(_event, name="integration.webhooks", interested=service.corp_has_endpoints)(_fan_out)
 
 
 @job_handler(service.DELIVER_JOB, max_attempts=service.MAX_ATTEMPTS)

@@ -469,6 +469,32 @@ def _admin(principal: Principal) -> None:
         raise Forbidden("your role does not allow this")
 
 
+# Corps with an enabled endpoint, as last read by this process: {corp_id: (read at, has one)}. The
+# event fan-out asks it on every customer event (in the WeCom callback's transaction), so it reads
+# the database at most once per ENDPOINTS_TTL_SECONDS and corp. An endpoint created in another
+# process therefore receives the events published from at most that long after its creation.
+ENDPOINTS_TTL_SECONDS = 5.0
+_has_endpoints: dict[int, tuple[float, bool]] = {}
+
+
+def corp_has_endpoints(session: Session, corp_id: int | None) -> bool:
+    """Whether the corp has an enabled webhook endpoint (cached per process for a few seconds)."""
+    if corp_id is None:
+        return False
+    now = time.monotonic()
+    seen = _has_endpoints.get(corp_id)
+    if seen is not None and now - seen[0] < ENDPOINTS_TTL_SECONDS:
+        return seen[1]
+    has = session.scalar(select(WebhookEndpoint.id).where(WebhookEndpoint.corp_id == corp_id,
+                                                          WebhookEndpoint.enabled.is_(True)).limit(1)) is not None
+    _has_endpoints[corp_id] = (now, has)
+    return has
+
+
+def _endpoints_changed(corp_id: int) -> None:
+    _has_endpoints.pop(corp_id, None)
+
+
 def create_endpoint(session: Session, *, principal: Principal, url: object, events: object,
                     ip: str | None = None) -> tuple[WebhookEndpoint, str]:
     """A new endpoint and its secret (returned once: the console shows it one time)."""
@@ -484,6 +510,7 @@ def create_endpoint(session: Session, *, principal: Principal, url: object, even
                                created_by_staff_id=principal.staff_id)
     session.add(endpoint)
     session.flush()
+    _endpoints_changed(principal.corp_id)
     audit.record(session, corp_id=principal.corp_id, actor=principal, action="webhook_endpoint.created",
                  target_type="webhook_endpoint", target_id=endpoint.id, detail={"url": url, "events": chosen}, ip=ip)
     return endpoint, secret
@@ -502,6 +529,7 @@ def set_enabled(session: Session, *, principal: Principal, endpoint_id: int, ena
     endpoint = get_endpoint(session, corp_id=principal.corp_id, endpoint_id=endpoint_id)
     if endpoint.enabled != enabled:
         endpoint.enabled = enabled
+        _endpoints_changed(principal.corp_id)
         audit.record(session, corp_id=principal.corp_id, actor=principal,
                      action="webhook_endpoint.enabled" if enabled else "webhook_endpoint.disabled",
                      target_type="webhook_endpoint", target_id=endpoint.id, ip=ip)

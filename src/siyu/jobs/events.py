@@ -38,6 +38,9 @@ class Subscriber:
     queue: str
     priority: int
     max_attempts: int | None
+    # Whether the corp wants this subscriber's job at all (None: always). Asked at publish time, in
+    # the publisher's transaction, so it must be cheap (cache what it reads).
+    interested: Callable[[Session, int | None], bool] | None = None
 
 
 _subscribers: dict[str, dict[str, Subscriber]] = {}
@@ -55,12 +58,14 @@ def subscribe(
     queue: str = "default",
     priority: int = 0,
     max_attempts: int | None = None,
+    interested: Callable[[Session, int | None], bool] | None = None,
 ) -> Callable[[Handler], Handler]:
     """Registers a handler `(session, payload, job) -> None` for `event`.
 
     Give a stable `name` (e.g. "customers.upsert_contact"): it is part of the job name that is
     stored with each queued job, so renaming a function must not orphan jobs already queued. It
-    defaults to the function's module and qualified name."""
+    defaults to the function's module and qualified name. `interested(session, corp_id)` lets a
+    subscriber that most corps do not use (outbound webhooks) skip the job for the others."""
 
     def decorator(fn: Handler) -> Handler:
         sub_name = name or f"{fn.__module__}.{fn.__qualname__}"
@@ -69,7 +74,7 @@ def subscribe(
         with _lock:
             _subscribers.setdefault(event, {})[sub_name] = Subscriber(
                 event=event, name=sub_name, job_name=job_name, queue=queue, priority=priority,
-                max_attempts=max_attempts,
+                max_attempts=max_attempts, interested=interested,
             )
         return fn
 
@@ -78,6 +83,11 @@ def subscribe(
 
 def subscribers(event: str) -> list[Subscriber]:
     return sorted(_subscribers.get(event, {}).values(), key=lambda s: s.name)
+
+
+def _receiving(session: Session, event: str, corp_id: int | None) -> list[Subscriber]:
+    """The subscribers of `event` that want this corp's event."""
+    return [sub for sub in subscribers(event) if sub.interested is None or sub.interested(session, corp_id)]
 
 
 def unsubscribe(event: str, name: str) -> None:
@@ -119,7 +129,7 @@ def publish(
             corp_id=corp_id,
             idempotency_key=_event_key(event, key, sub.name) if key is not None else None,
         )
-        for sub in subscribers(event)
+        for sub in _receiving(session, event, corp_id)
     ]
 
 
@@ -140,5 +150,5 @@ def publish_ids(
         {"name": sub.job_name, "payload": payload, "queue": sub.queue, "priority": sub.priority,
          "max_attempts": sub.max_attempts, "corp_id": corp_id,
          "idempotency_key": _event_key(event, key, sub.name) if key is not None else None}
-        for sub in subscribers(event)
+        for sub in _receiving(session, event, corp_id)
     ], returning=returning)
