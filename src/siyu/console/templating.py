@@ -111,16 +111,14 @@ def nav_for(request: Request, principal: Principal | None) -> list[dict]:
         return []
     available = _available_paths(request)
     current = request.url.path
-    return [
-        {
-            "path": path,
-            "label": label,
-            "enabled": path in available,
-            "active": current == path or (path != "/" and current.startswith(path + "/")) or current == path,
-        }
-        for path, label, roles in NAV
-        if not roles or principal.has_role(*roles)
-    ]
+    entries = [(path, label) for path, label, roles in NAV if not roles or principal.has_role(*roles)]
+    # The entry for this page is the one whose path is the longest prefix of it (/acquisition/gated is
+    # 门槛社群's page, not also 获客's): one entry is highlighted.
+    matching = [path for path, _ in entries
+                if current == path or (path != "/" and current.startswith(path + "/"))]
+    active = max(matching, key=len, default=None)
+    return [{"path": path, "label": label, "enabled": path in available, "active": path == active}
+            for path, label in entries]
 
 
 def render(
