@@ -64,18 +64,7 @@ def keywords_page(request: Request, principal: Principal = Depends(anyone_servin
     return _index(request, session, principal)
 
 
-def _input(name, keyword, match_mode, action, reply_text, image_url, link_url, link_title, link_desc, advisors,
-           cooldown_hours, priority, enabled) -> tuple[keywords.RuleInput, dict]:
-    values = {"name": name, "keyword": keyword, "match_mode": match_mode, "action": action, "reply_text": reply_text,
-              "image_url": image_url, "link_url": link_url, "link_title": link_title, "link_desc": link_desc,
-              "advisors": advisors, "cooldown_hours": cooldown_hours, "priority": priority,
-              "enabled": enabled in ("on", "1", "true")}
-    return keywords.RuleInput(**{**values, "advisors": tuple(advisors)}), values
-
-
-@router.post(PAGE)
-def rule_create(
-    request: Request,
+def rule_form(
     name: str = Form("", max_length=1000),
     keyword: str = Form("", max_length=1000),
     match_mode: str = Form("contains", max_length=20),
@@ -89,11 +78,23 @@ def rule_create(
     cooldown_hours: str = Form("24", max_length=30),
     priority: str = Form("0", max_length=30),
     enabled: str = Form(""),
+) -> tuple[keywords.RuleInput, dict]:
+    """The rule form of the create and edit pages: the service's input, and the values to show again."""
+    values = {"name": name, "keyword": keyword, "match_mode": match_mode, "action": action, "reply_text": reply_text,
+              "image_url": image_url, "link_url": link_url, "link_title": link_title, "link_desc": link_desc,
+              "advisors": advisors, "cooldown_hours": cooldown_hours, "priority": priority,
+              "enabled": enabled in ("on", "1", "true")}
+    return keywords.RuleInput(**{**values, "advisors": tuple(advisors)}), values
+
+
+@router.post(PAGE)
+def rule_create(
+    request: Request,
+    form: tuple[keywords.RuleInput, dict] = Depends(rule_form),
     principal: Principal = Depends(operators),
     session: Session = Depends(get_session),
 ):
-    data, values = _input(name, keyword, match_mode, action, reply_text, image_url, link_url, link_title, link_desc,
-                          advisors, cooldown_hours, priority, enabled)
+    data, values = form
     try:
         with session.begin_nested():  # a refusal leaves nothing half-written
             rule = keywords.save_rule(session, corp_id=principal.corp_id, actor=principal, data=data)
@@ -124,24 +125,11 @@ def rule_page(request: Request, rule_id: int = Path(ge=1, le=MAX_ID), principal:
 def rule_update(
     request: Request,
     rule_id: int = Path(ge=1, le=MAX_ID),
-    name: str = Form("", max_length=1000),
-    keyword: str = Form("", max_length=1000),
-    match_mode: str = Form("contains", max_length=20),
-    action: str = Form("reply", max_length=20),
-    reply_text: str = Form("", max_length=10000),
-    image_url: str = Form("", max_length=2000),
-    link_url: str = Form("", max_length=2000),
-    link_title: str = Form("", max_length=1000),
-    link_desc: str = Form("", max_length=1000),
-    advisors: list[str] = Form([]),
-    cooldown_hours: str = Form("24", max_length=30),
-    priority: str = Form("0", max_length=30),
-    enabled: str = Form(""),
+    form: tuple[keywords.RuleInput, dict] = Depends(rule_form),
     principal: Principal = Depends(operators),
     session: Session = Depends(get_session),
 ):
-    data, values = _input(name, keyword, match_mode, action, reply_text, image_url, link_url, link_title, link_desc,
-                          advisors, cooldown_hours, priority, enabled)
+    data, values = form
     try:
         with session.begin_nested():
             keywords.save_rule(session, corp_id=principal.corp_id, actor=principal, data=data, rule_id=rule_id)
