@@ -85,7 +85,7 @@ def subscribers(event: str) -> list[Subscriber]:
     return sorted(_subscribers.get(event, {}).values(), key=lambda s: s.name)
 
 
-def _receiving(session: Session, event: str, corp_id: int | None) -> list[Subscriber]:
+def receiving(session: Session, event: str, corp_id: int | None) -> list[Subscriber]:
     """The subscribers of `event` that want this corp's event."""
     return [sub for sub in subscribers(event) if sub.interested is None or sub.interested(session, corp_id)]
 
@@ -129,7 +129,7 @@ def publish(
             corp_id=corp_id,
             idempotency_key=_event_key(event, key, sub.name) if key is not None else None,
         )
-        for sub in _receiving(session, event, corp_id)
+        for sub in receiving(session, event, corp_id)
     ]
 
 
@@ -150,5 +150,5 @@ def publish_ids(
         {"name": sub.job_name, "payload": payload, "queue": sub.queue, "priority": sub.priority,
          "max_attempts": sub.max_attempts, "corp_id": corp_id,
          "idempotency_key": _event_key(event, key, sub.name) if key is not None else None}
-        for sub in _receiving(session, event, corp_id)
+        for sub in receiving(session, event, corp_id)
     ], returning=returning)
