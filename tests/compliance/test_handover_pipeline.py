@@ -7,6 +7,7 @@ reviewed message, and a customer who refuses is escalated."""
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -71,13 +72,20 @@ def _states(corp_id: int, handover_id: int) -> dict[str, tuple[str, bool]]:
 
 
 def _advance_until(emulator, corp_id, handover_id, done):  # noqa: F811
-    """Move WeCom's clock past each 24 h takeover while anything waits, until `done` holds."""
+    """Move WeCom's clock past each 24 h takeover while anything waits, until `done` holds.
+
+    At most once every 2 s: each move also expires WeCom's access tokens, and a call refused with
+    42001 is retried after a refresh; moving the clock again inside that window (on a slow machine)
+    would expire the fresh token too and push the job into the queue's backoff."""
+    last = [0.0]
+
     def step():
         states = _states(corp_id, handover_id)
         if done(states):
             return True
-        if any(state == "waiting" for state, _ in states.values()):
+        if any(state == "waiting" for state, _ in states.values()) and time.monotonic() - last[0] > 2.0:
             emulator.post("/clock/advance", {"seconds": DAY + 1})
+            last[0] = time.monotonic()
         return False
     wait_for(step, timeout=90)
 
@@ -106,7 +114,9 @@ def test_resigned_handover_of_120_customers_and_their_groups(emulator, siyu_serv
     calls = [c for c in emulator.get(f"/corps/{wecom_id}/calls")
              if c["endpoint"] == RESIGNED_CALL and c["errcode"] != 42001]
     assert len(calls) == 2 + 2, "120 customers in two calls, then two retries of the stuck one"
-    assert len(emulator.get(f"/corps/{wecom_id}/transfers")) == 120 + 2
+    # 120 first transfers, and one more record for each retry WeCom took as a new transfer (a retry that
+    # met the previous one still being settled is answered 40129 and makes no new record).
+    assert 120 + 1 <= len(emulator.get(f"/corps/{wecom_id}/transfers")) <= 120 + 2
     owners = {c["chat_id"]: c["owner"] for c in emulator.get(f"/corps/{wecom_id}/group_chats")}
     assert [owners[g] for g in groups] == ["lisi", "lisi"]
     follows = {(f["userid"], f["external_userid"]) for f in emulator.get(f"/corps/{wecom_id}/follows")}
