@@ -417,6 +417,14 @@ def http_fetcher(*, corp_id: int, timeout: float = 15.0) -> FeedFetch:
     return fetch
 
 
+def record_poll_failure(session: Session, *, corp_id: int, error: str) -> None:
+    """A poll that failed (feed or WeCom unreachable, no token): on the cursor, for the console and for
+    `poll_all`, which leaves the corp alone for a while."""
+    cursor = get_cursor(session, corp_id=corp_id)
+    cursor.last_error, cursor.polled_at = error[:300], utcnow()
+    session.flush()
+
+
 def get_cursor(session: Session, *, corp_id: int) -> ArchiveCursor:
     cursor = session.get(ArchiveCursor, corp_id)
     if cursor is None:
@@ -461,9 +469,7 @@ def poll_feed(session: Session, *, corp_id: int, fetch: FeedFetch, page: int = F
             if len(items) < page:
                 break
     except FeedError as exc:
-        cursor.last_error = str(exc)[:300]
-        cursor.polled_at = utcnow()
-        session.flush()
+        record_poll_failure(session, corp_id=corp_id, error=str(exc))
         raise
     cursor.last_error = ""
     cursor.polled_at = utcnow()

@@ -2,10 +2,12 @@
 
 `compliance.archive_poll_all` runs every minute (a built-in schedule) and enqueues one
 `compliance.archive_poll` per corp with a WeCom connection, with an idempotency key per corp and
-minute, so a slow poll is never doubled. Each poll reads the feed from the corp's cursor."""
+minute, so a slow poll is never doubled. Each poll reads the feed from the corp's cursor. A poll that
+fails is recorded on the cursor and the corp is left alone for `FAILED_POLL_PAUSE`."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Any
 
@@ -13,22 +15,29 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from siyu.compliance import archive
+from siyu.compliance.models import ArchiveCursor
 from siyu.db import utcnow
 from siyu.errors import NotFound
 from siyu.jobs.events import subscribe
-from siyu.jobs.registry import JobContext, RetryLater, builtin_schedule, job_handler
+from siyu.jobs.registry import JobContext, builtin_schedule, job_handler
 from siyu.jobs.service import enqueue
 from siyu.tenancy.models import Corp
 
 log = logging.getLogger(__name__)
 
-POLL_RETRY_SECONDS = 60.0
+FAILED_POLL_PAUSE = dt.timedelta(minutes=5)
 
 
 @job_handler("compliance.archive_poll_all")
 def poll_all(session: Session, payload: dict[str, Any], job: JobContext) -> None:
-    minute = utcnow().strftime("%Y%m%d%H%M")
-    corp_ids = session.scalars(select(Corp.id).where(Corp.is_active.is_(True), Corp.wecom_corp_id.is_not(None)))
+    now = utcnow()
+    minute = now.strftime("%Y%m%d%H%M")
+    # A corp whose last poll failed (no archive feed, WeCom unreachable, a wrong secret) is left
+    # alone for FAILED_POLL_PAUSE instead of being tried, and holding a worker, every minute.
+    failing = select(ArchiveCursor.corp_id).where(ArchiveCursor.last_error != "",
+                                                  ArchiveCursor.polled_at > now - FAILED_POLL_PAUSE)
+    corp_ids = session.scalars(select(Corp.id).where(Corp.is_active.is_(True), Corp.wecom_corp_id.is_not(None),
+                                                     Corp.id.not_in(failing)))
     for corp_id in corp_ids:
         enqueue(session, name="compliance.archive_poll", payload={}, corp_id=corp_id,
                 idempotency_key=f"compliance.archive_poll:{corp_id}:{minute}")
@@ -44,8 +53,10 @@ def poll(session: Session, payload: dict[str, Any], job: JobContext) -> None:
     except NotFound:
         return  # not connected (any more): nothing to poll
     except archive.FeedError as exc:
-        # Recorded on the cursor by poll_feed; the next minute's poll tries again anyway.
-        raise RetryLater(POLL_RETRY_SECONDS, str(exc)) from None
+        # On the cursor (shown on the alerts page); `poll_all` tries the corp again after a pause.
+        archive.record_poll_failure(session, corp_id=job.corp_id, error=str(exc))
+        log.warning("archive poll of corp %s failed: %s", job.corp_id, exc)
+        return
     if result.stored or result.rejected:
         log.info("archive poll of corp %s: %s", job.corp_id, result.as_dict())
 
