@@ -278,20 +278,26 @@ def personas_page(request: Request, principal: Principal = Depends(operators),
     return _personas(request, session, principal)
 
 
-@router.post(PAGE + "/personas")
-def persona_create(
-    request: Request,
+def persona_form(
     kind: str = Form("", max_length=100),
     display_name: str = Form("", max_length=1000),
     title: str = Form("", max_length=1000),
     years_experience: str = Form("0", max_length=30),
     avatar_url: str = Form("", max_length=2000),
     introduction: str = Form("", max_length=5000),
+) -> dict[str, str]:
+    """The persona form of the create and edit rows (also what is shown again after a refusal)."""
+    return {"kind": kind, "display_name": display_name, "title": title, "years_experience": years_experience,
+            "avatar_url": avatar_url, "introduction": introduction}
+
+
+@router.post(PAGE + "/personas")
+def persona_create(
+    request: Request,
+    values: dict[str, str] = Depends(persona_form),
     principal: Principal = Depends(operators),
     session: Session = Depends(get_session),
 ):
-    values = {"kind": kind, "display_name": display_name, "title": title, "years_experience": years_experience,
-              "avatar_url": avatar_url, "introduction": introduction}
     try:
         with session.begin_nested():
             service.create_persona(session, corp_id=principal.corp_id, actor=principal, **values)
@@ -305,18 +311,11 @@ def persona_create(
 def persona_update(
     request: Request,
     persona_id: int = Path(ge=1, le=MAX_ID),
-    kind: str = Form("", max_length=100),
-    display_name: str = Form("", max_length=1000),
-    title: str = Form("", max_length=1000),
-    years_experience: str = Form("0", max_length=30),
-    avatar_url: str = Form("", max_length=2000),
-    introduction: str = Form("", max_length=5000),
+    values: dict[str, str] = Depends(persona_form),
     is_active: str = Form(""),
     principal: Principal = Depends(operators),
     session: Session = Depends(get_session),
 ):
-    values = {"kind": kind, "display_name": display_name, "title": title, "years_experience": years_experience,
-              "avatar_url": avatar_url, "introduction": introduction}
     try:
         with session.begin_nested():
             service.update_persona(session, corp_id=principal.corp_id, actor=principal, persona_id=persona_id,
