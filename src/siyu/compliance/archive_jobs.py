@@ -21,7 +21,7 @@ from siyu.errors import NotFound
 from siyu.jobs.events import subscribe
 from siyu.jobs.registry import JobContext, builtin_schedule, job_handler
 from siyu.jobs.service import enqueue
-from siyu.tenancy.models import Corp
+from siyu.tenancy.service import connected_corp_ids
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +34,11 @@ def poll_all(session: Session, payload: dict[str, Any], job: JobContext) -> None
     minute = now.strftime("%Y%m%d%H%M")
     # A corp whose last poll failed (no archive feed, WeCom unreachable, a wrong secret) is left
     # alone for FAILED_POLL_PAUSE instead of being tried, and holding a worker, every minute.
-    failing = select(ArchiveCursor.corp_id).where(ArchiveCursor.last_error != "",
-                                                  ArchiveCursor.polled_at > now - FAILED_POLL_PAUSE)
-    corp_ids = session.scalars(select(Corp.id).where(Corp.is_active.is_(True), Corp.wecom_corp_id.is_not(None),
-                                                     Corp.id.not_in(failing)))
-    for corp_id in corp_ids:
+    failing = set(session.scalars(select(ArchiveCursor.corp_id).where(
+        ArchiveCursor.last_error != "", ArchiveCursor.polled_at > now - FAILED_POLL_PAUSE)))
+    for corp_id in connected_corp_ids(session):
+        if corp_id in failing:
+            continue
         enqueue(session, name="compliance.archive_poll", payload={}, corp_id=corp_id,
                 idempotency_key=f"compliance.archive_poll:{corp_id}:{minute}")
 

@@ -280,13 +280,11 @@ def sync_corp_tags(session: Session, payload: dict[str, Any], job: JobContext) -
 @job_handler("customers.daily_tag_sync")
 def daily_tag_sync(session: Session, payload: dict[str, Any], job: JobContext) -> None:
     """Every night: the tag library sync for each corp connected to WeCom, once per day."""
-    from sqlalchemy import select
-
     from siyu.customers.listing import CALENDAR_ZONE
-    from siyu.tenancy.models import Corp
+    from siyu.tenancy.service import connected_corp_ids
 
     day = utcnow().astimezone(CALENDAR_ZONE).date().isoformat()
-    for corp_id in session.scalars(select(Corp.id).where(Corp.wecom_corp_id.is_not(None), Corp.is_active.is_(True))):
+    for corp_id in connected_corp_ids(session):
         enqueue(session, name=corp_tags.SYNC_JOB, payload={"daily": str(day)}, corp_id=corp_id, queue="wecom",
                 idempotency_key=f"{corp_tags.SYNC_JOB}:{corp_id}:{day}")
 

@@ -98,6 +98,12 @@ def get_corp_by_wecom_id(session: Session, *, wecom_corp_id: str) -> Corp | None
     return session.scalar(select(Corp).where(Corp.wecom_corp_id == wecom_corp_id))
 
 
+def connected_corp_ids(session: Session) -> list[int]:
+    """The active corps connected to a WeCom corp (for the jobs that visit each one in turn)."""
+    return list(session.scalars(select(Corp.id).where(Corp.is_active.is_(True), Corp.wecom_corp_id.is_not(None))
+                                .order_by(Corp.id)))
+
+
 def root_department(session: Session, *, corp_id: int) -> Department:
     dept = session.scalar(
         select(Department).where(Department.corp_id == corp_id, Department.parent_id.is_(None)).order_by(
