@@ -1,7 +1,10 @@
 """Console languages: Simplified Chinese by default, English available.
 
-Templates and code are written with English message ids; `locale/zh_CN/LC_MESSAGES/messages.po`
-holds the Chinese. The .po file is read directly at start-up (no compile step to forget)."""
+Templates and code are written with English message ids; `locale/zh_CN/LC_MESSAGES/*.po` hold
+the Chinese: `messages.po` for the shell and the first domains, one file per later domain or
+capability (so that work on two domains never edits the same catalogue). The files are read
+directly at start-up (no compile step to forget) and merged; a message id defined in two files
+takes the translation of the file sorted last, and a test refuses such duplicates."""
 
 from __future__ import annotations
 
@@ -21,15 +24,30 @@ LANG_COOKIE = "siyu_lang"
 
 @lru_cache
 def translations(locale: str) -> NullTranslations:
-    po = LOCALE_DIR / locale / "LC_MESSAGES" / "messages.po"
-    if not po.exists():
+    files = catalogue_files(locale)
+    if not files:
         return NullTranslations()
-    with po.open("rb") as fh:
-        catalog = read_po(fh, locale=locale)
+    catalog = None
+    for po in files:
+        with po.open("rb") as fh:
+            part = read_po(fh, locale=locale)
+        if catalog is None:
+            catalog = part
+            continue
+        for message in part:
+            if message.id:
+                catalog[message.id] = message
     buf = io.BytesIO()
     write_mo(buf, catalog)
     buf.seek(0)
     return Translations(buf)
+
+
+def catalogue_files(locale: str) -> list[Path]:
+    """The .po files of a locale, `messages.po` first and the others by name."""
+    folder = LOCALE_DIR / locale / "LC_MESSAGES"
+    files = sorted(folder.glob("*.po"), key=lambda p: (p.name != "messages.po", p.name))
+    return files
 
 
 def N_(message: str) -> str:
