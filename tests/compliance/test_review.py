@@ -115,10 +115,15 @@ def test_punctuation_breaks_a_negation(text):
     assert review_text(text).verdict == "block"
 
 
-@pytest.mark.parametrize("text", ["这个产品保本吗？", "是不是保本", "会不会保本呢", "保本么"])
-def test_a_question_is_review_not_block(text):
+@pytest.mark.parametrize("text", ["这个产品保本吗？", "是不是保本", "会不会保本呢", "保本么", "您好，这款理财保本吗"])
+def test_a_question_is_not_a_promise(text):
     v = review_text(text)
-    assert v.verdict == "review", kinds(v)
+    assert v.verdict == "pass", kinds(v)
+
+
+@pytest.mark.parametrize("text", ["保本吗？当然！保本保息", "也能包本？能！到期最少拿回全部保费"])
+def test_a_question_answered_or_rhetorical_is_still_a_claim(text):
+    assert review_text(text).verdict == "block", kinds(review_text(text))
 
 
 def test_nested_hits_are_reported_once_and_longest():
@@ -207,7 +212,8 @@ def test_every_seed_phrase_is_found_alone_and_every_disclosure_passes():
     keys = [normalize(e.phrase) for e in seed.entries]
     assert len(keys) == len(set(keys)), "two seed entries normalise to the same phrase"
     for e in seed.entries:
-        v = review_text(e.phrase)
+        # Pressure words need something to buy in the message (假期最后一天 is no sales push).
+        v = review_text(e.phrase if e.category != "pressure" else f"理财产品{e.phrase}")
         if e.severity == "allow":
             assert v.verdict == "pass", (e.phrase, kinds(v))
         else:

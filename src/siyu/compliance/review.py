@@ -436,7 +436,7 @@ def _in_scope(message: str, found: list[Finding], rule_cands, previous: str | No
     kept: list[Finding] = []
     for f in found:
         cs, ce = _clause_span(cn, f.start, f.end)
-        if scope_reason(ctext, cs, ce, education=education) is None and exempt_reason(ctext, cs, ce, f.category) is None:
+        if scope_reason(ctext, cs, ce, education=education) is None and exempt_reason(ctext, cs, ce, f.category, f.severity) is None:
             kept.append(f)
     for rule in rule_cands:
         if rule.unless_regex is not None and rule.unless_regex.search(ctext):
@@ -446,7 +446,7 @@ def _in_scope(message: str, found: list[Finding], rule_cands, previous: str | No
             if ce <= cs:
                 continue
             if rule.scoped and (scope_reason(ctext, cs, ce, education=education) is not None
-                                or exempt_reason(ctext, cs, ce, rule.category) is not None):
+                                or exempt_reason(ctext, cs, ce, rule.category, rule.severity) is not None):
                 continue
             start, end = int(cn.index[cs]), int(cn.index[ce - 1]) + 1
             rank = _SEVERITY_RANK[rule.severity]
@@ -500,10 +500,14 @@ def review_many(
     context: Context = "outbound",
     allowed_domains: Iterable[str] = (),
     dictionary: Dictionary | None = None,
+    speakers: Sequence[str | None] | None = None,
+    previous: Sequence[str | None] | None = None,
+    lexicons: frozenset[str] | None = None,
 ) -> list[Verdict]:
     return [
         Verdict(verdict_of(f), f) if f else _PASS
-        for f in scan_many(texts, context=context, allowed_domains=allowed_domains, dictionary=dictionary)
+        for f in scan_many(texts, context=context, allowed_domains=allowed_domains, dictionary=dictionary,
+                           speakers=speakers, previous=previous, lexicons=lexicons)
     ]
 
 
@@ -513,6 +517,14 @@ def review_text(
     context: Context = "outbound",
     allowed_domains: Iterable[str] = (),
     dictionary: Dictionary | None = None,
+    speaker: str | None = None,
+    previous: str | None = None,
+    lexicons: frozenset[str] | None = None,
 ) -> Verdict:
-    """Review one text: verdict block/review/pass and findings with offsets into `text`."""
-    return review_many([text], context=context, allowed_domains=allowed_domains, dictionary=dictionary)[0]
+    """Review one text: verdict block/review/pass and findings with offsets into `text`.
+
+    `speaker` ("advisor", "firm", "customer"), `previous` (the message this one answers) and
+    `lexicons` (the corp's firm-type lexicons, None: all): see scan_many."""
+    return review_many([text], context=context, allowed_domains=allowed_domains, dictionary=dictionary,
+                       speakers=None if speaker is None else [speaker],
+                       previous=None if previous is None else [previous], lexicons=lexicons)[0]

@@ -1,3 +1,4 @@
+# ruff: noqa: E501 — the rule tables are long regular expressions over Chinese vocabulary (data, not logic)
 """Rule families beyond phrases (规则族): patterns over numbers, promise words and products, and
 clause-level scope (negation, question, quotation, education and anti-fraud context).
 
@@ -139,10 +140,10 @@ RULES: tuple[Rule, ...] = (
          (("亏", "损失", "赔", "跌", "出问题", "兜底", "兜着", "担着", "扛着", "担保", "补足", "回购", "托底", "背书",
            "刚性兑付", "不涨", "不赚"),)),
     Rule("no_loss", "principal_guarantee", "block", AD_LAW_25,
-         rf"(?:不会|不可能|绝不会|从来不|从没|从不|永远不会|根本不会|没有|不存在)(?:有)?(?:任何)?(?:亏损|亏钱|亏本|损失|赔钱|亏过|赔过|跌破|风险)"
-         rf"|(?:亏损|亏钱|风险)(?:的)?(?:可能|概率|几率)(?:为零|是零|是0|为0|几乎为零|几乎没有|极小)"
-         rf"|亏(?:是|也)?(?:不可能|不会)(?:亏|的)|(?:不可能|不会)亏(?:的|啊|呀)?(?:$|，|。)|稳[\u4e00-\u9fa5]不(?:亏|赔)"
-         rf"|(?:没有|从没|从来没)(?:有)?(?:一年|一次|一个月|一期)(?:低于|亏|跌|没达到)",
+         r"(?:不会|不可能|绝不会|从来不|从没|从不|永远不会|根本不会|没有|不存在)(?:有)?(?:任何)?(?:亏损|亏钱|亏本|损失|赔钱|亏过|赔过|跌破|风险)"
+         r"|(?:亏损|亏钱|风险)(?:的)?(?:可能|概率|几率)(?:为零|是零|是0|为0|几乎为零|几乎没有|极小)"
+         r"|亏(?:是|也)?(?:不可能|不会)(?:亏|的)|(?:不可能|不会)亏(?:的|啊|呀)?(?:$|，|。)|稳[\u4e00-\u9fa5]不(?:亏|赔)"
+         r"|(?:没有|从没|从来没)(?:有)?(?:一年|一次|一个月|一期)(?:低于|亏|跌|没达到)",
          (("亏", "损失", "赔", "跌破", "风险"),
           ("不会", "不可能", "从来不", "从没", "从不", "没有", "不存在", "为零", "是零", "是0", "为0", "几乎", "极小", "稳",
            "低于"))),
@@ -181,7 +182,7 @@ RULES: tuple[Rule, ...] = (
     # -- past performance without the disclaimer (co-occurrence) -------------------------------
     Rule("performance_no_disclaimer", "past_performance", "review", FUND_PROMO,
          rf"(?:{TIME}{_S}{{0,14}}(?:收益|回报|涨幅|涨了|涨|赚了|赚|年化|增长|业绩|排名|翻|利率|胜率|为正)(?:{_S}{{0,10}}){PCT}|"
-         rf"{TIME}(?:{_C}{{0,4}})(?:\+|上涨|涨了|涨|收益)?{PCT}|(?:任职|管理期间|历史|过往)(?:回报|收益|业绩)(?:{_C}{{0,4}})(?:全部|全都|都|均)(?:为正|正收益|赚钱)|"
+         rf"{TIME}(?:(?!跌|亏|撤|降|回落)[^，。？]){{0,3}}(?:\+|上涨|涨了|涨|收益|赚了)?{PCT}|(?:任职|管理期间|历史|过往)(?:回报|收益|业绩)(?:{_C}{{0,4}})(?:全部|全都|都|均)(?:为正|正收益|赚钱)|"
          rf"(?:最高|最好)(?:的)?(?:一只|一款|一期)(?:{_C}{{0,2}})(?:翻了|赚了|涨了)(?:{_C}{{0,2}}){PCT})",
          (("近", "过去", "最近", "今年", "去年", "前年", "成立以来", "历史", "往年", "上半年", "上一年", "年初至今", "上个月",
            "上月", "半年", "三年", "五年", "一年", "任职", "管理期间", "过往", "往期", "上一期", "上期", "前几期", "已到期", "年",
@@ -296,14 +297,14 @@ RULES: tuple[Rule, ...] = (
            "分您", "退给", "退你", "退您", "现金", "礼", "领", "打折", "打个折"))),
     # -- illegal fundraising -------------------------------------------------------------------
     Rule("illegal_fundraising", "illegal_fundraising", "block", FUNDRAISING_RULE,
-         rf"(?:(?:拉人|拉新|介绍|推荐|带|发展)(?:{_C}{{0,4}})(?:\d+|{_N})?(?:个)?(?:人|朋友|好友|亲戚|下线|客户|会员)?(?:{_C}{{0,6}})(?:返佣|提成|奖励\d|奖励{_N}|分红|返\d|返{_N}|拿\d|拿{_N}|抽成|回本|各得|得\d|送币|送)|"
+         rf"(?:(?:拉人|拉新|介绍|推荐|带|发展|拉(?=\d|[一二两三四五六七八九十几]))(?:{_C}{{0,4}})(?:\d+|{_N})?(?:个)?(?:人|朋友|好友|亲戚|下线|客户|会员)?(?:{_C}{{0,6}})(?:返佣|提成|奖励\d|奖励{_N}|分红|返\d|返{_N}|拿\d|拿{_N}|抽成|回本|各得|得\d|送币|送)|"
          rf"(?:每月|每天|每周|按月|按天|按周|月月|天天|每年)(?:{_C}{{0,6}})(?:固定|稳定)?(?:返利|返|领|拿|分红|分|付|发)(?:息|利息|收益|红利|\d|{_N}|钱)|"
          rf"(?:月息|月利|日息|周息|月收益|月回报|日收益|利息)(?:{_C}{{0,4}})(?:\d+(?:\.\d+)?%|[1-9]\d*分|\d+个点|{_N}分)|"
          rf"(?:高息|高额回报|高回报|高额利息|高利息|稳定高收益)(?:{_C}{{0,8}})(?:项目|投资|合作|借款|入股|认购|存)|团队越大|下线越多|拉的人越多|永久收益|躺着(?:拿|收)钱|"
          rf"(?:私下|私人|线下|老板)(?:的)?(?:理财|投资|借款|集资|项目|打款|认购|入股)|(?:入股|认购|投资)(?:{_C}{{0,8}})(?:原始股|股权(?:项目)?){_C}{{0,10}}(?:上市|翻|回报)|"
          rf"(?:成为会员|入会|认领|众筹|投资计划|共享[\u4e00-\u9fa5]{{1,4}}投资)(?:{_S}{{0,16}})(?:收益|回报|返|分红|回本)|新币|空投|拉新送|"
          rf"(?:养老|康养|区块链|数字资产|虚拟币|农业合作社|消费返利)(?:项目)?(?:{_C}{{0,8}})(?:回报|收益|返)(?:{_C}{{0,4}})(?:\d|{_N}))",
-         (("拉人", "拉新", "介绍", "推荐", "带", "发展", "每月", "每天", "每周", "按月", "按天", "按周", "月月", "天天", "每年", "月息",
+         (("拉人", "拉新", "介绍", "推荐", "带", "发展", "拉", "每月", "每天", "每周", "按月", "按天", "按周", "月月", "天天", "每年", "月息",
            "月利", "日息", "周息", "月收益", "月回报", "日收益", "利息", "高息", "高额", "高回报", "高利息", "高收益", "私下", "私人",
            "线下", "老板", "原始股", "股权", "养老", "康养", "区块链", "数字资产", "虚拟币", "合作社", "返利", "团队越大", "下线",
            "拉的人", "永久收益", "躺着", "会员", "入会", "认领", "众筹", "投资计划", "共享", "新币", "空投"),),
@@ -440,7 +441,7 @@ _REPORTED = re.compile(r"(?:凡是|凡|只要|所谓|声称|宣称|号称|承诺
 # the promise and pressure families.
 _DEPOSIT = re.compile(r"(?<!比)(?<!比银行)(?:存款(?!保险)|大额存单|定期存款|活期|整存整取|零存整取|国债|储蓄国债|结构性存款|存款保险|存单)")
 _OTHER_PRODUCT = re.compile(r"理财(?!经理|师)|基金|(?<!存款)保险(?!保障)|年金|(?<!存款保)险|信托|私募|股票|债基|投连|万能|分红|收益凭证|凭证(?!式)")
-DEPOSIT_EXEMPT = frozenset({"promise", "principal_guarantee", "pressure", "comparison"})
+DEPOSIT_EXEMPT = frozenset({"promise", "principal_guarantee", "pressure"})
 # Pressure words need something to buy in the message (国庆假期最后一天 is not a sales push).
 _PURCHASE = re.compile(r"限时|咨询|优惠|预约|买|购|抢|认购|申购|投保|下单|产品|理财|基金|保险|额度|收益|利率|存单|签|配置|入手|上车|名额|份额|开户|办理")
 # What a customer may say in a group that the firm must still catch (solicitations by third parties).
@@ -448,7 +449,7 @@ CUSTOMER_CATEGORIES = frozenset({"illegal_fundraising", "anti_fraud", "securitie
                                  "private_fund_promotion", "unlicensed", "off_platform"})
 
 
-def exempt_reason(ctext: str, start: int, end: int, category: str) -> str | None:
+def exempt_reason(ctext: str, start: int, end: int, category: str, severity: str = "review") -> str | None:
     """Why a finding of `category` is not a claim by its subject: "deposit" or "no_purchase"."""
     _cs, _ce, ss, se = _clause_bounds(ctext, start, end)
     if category in DEPOSIT_EXEMPT:
@@ -456,7 +457,7 @@ def exempt_reason(ctext: str, start: int, end: int, category: str) -> str | None
             part = ctext[a:b]
             if _DEPOSIT.search(part) and not _OTHER_PRODUCT.search(part):
                 return "deposit"
-    if category == "pressure" and not _PURCHASE.search(ctext):
+    if category == "pressure" and severity == "review" and not _PURCHASE.search(ctext):
         return "no_purchase"
     return None
 
@@ -482,6 +483,8 @@ def scope_reason(ctext: str, start: int, end: int, *, education: bool) -> str | 
     """Why a hit at [start, end) of the message's clause text is not a claim, or None if it is one:
     "negated", "question", "quoted", "education"."""
     cs, ce, ss, se = _clause_bounds(ctext, start, end)
+    if ctext.startswith("？", ce) and _RHETORICAL.search(ctext, cs, ce):
+        return None  # 难道还不保本吗？ — a rhetorical question asserts
     before = _NOT_NEGATIONS.sub("", ctext[cs:start])
     if _STRONG_NEG_BEFORE.search(before) or _WEAK_NEG_DIRECT.search(before):
         return "negated"
@@ -514,6 +517,7 @@ def scope_reason(ctext: str, start: int, end: int, *, education: bool) -> str | 
             sentence = ctext[ss:se]
             if _QUOTE_META.search(sentence) or education:
                 return "quoted"
-    if education and _REPORTED.search(ctext[ss:se]):
+    if education and EDUCATION.search(ctext[:start] + "|" + ctext[end:]) and _REPORTED.search(
+            ctext[ss:start] + "|" + ctext[end:se]):
         return "education"
     return None
