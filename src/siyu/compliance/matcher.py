@@ -128,6 +128,7 @@ class CompiledDictionary:
         for w in cue_words:
             strings.setdefault(w, CUE_ONLY)
         slot = {s: j for j, s in enumerate(strings)}
+        self.strings: list[str] = list(strings)
         self.slot_groups = np.zeros(len(strings), dtype=np.int64)
         self.slot_cues = np.zeros(len(strings), dtype=np.int64)
         for j, target in enumerate(strings.values()):

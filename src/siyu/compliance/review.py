@@ -36,6 +36,7 @@ from siyu.compliance.normalize import BARRIER, Normalized, normalize, normalize_
 from siyu.compliance.phonetic import PROMISE_RULE, phonetic_index
 from siyu.compliance.rules import (
     CUSTOMER_CATEGORIES,
+    NUMERAL_BIT,
     EDUCATION,
     CueIndex,
     Rule,
@@ -354,13 +355,20 @@ def scan_many(
     if cue_idx.size:
         msg_bits = np.zeros(len(texts), dtype=np.int64)
         np.bitwise_or.at(msg_bits, msgs[cue_idx], cd.slot_cues[slots[cue_idx]])
-        cue_rules = _cue_index().rules
-        needs = _cue_index().need
-        for ri, rule in enumerate(cue_rules):
+        numbered = None
+        for ri, rule in enumerate(_cue_index().rules):
             if rule not in rule_set:
                 continue
-            nd = needs[ri]
-            for m in np.flatnonzero((msg_bits & nd) == nd).tolist():
+            nd = _cue_index().need[ri]
+            hit = (msg_bits & nd) == nd
+            if rule.numeric:
+                if numbered is None:
+                    # Messages holding a figure: a digit, or a numeral word (bit NUMERAL_BIT).
+                    digit_pos = np.flatnonzero((norm.codes - np.uint16(48)) <= 9)
+                    numbered = (msg_bits & NUMERAL_BIT) != 0
+                    numbered[np.searchsorted(barriers, digit_pos, side="right")] = True
+                hit &= numbered
+            for m in np.flatnonzero(hit).tolist():
                 rule_cands.setdefault(m, []).append(rule)
     if detectors:
         groups = cd.slot_groups[slots]
