@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import re
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from siyu.compliance.rules import (
     NUMERAL_BIT,
     EDUCATION,
     CueIndex,
+    clause_bounds,
     Rule,
     exempt_reason,
     rules_for,
@@ -251,6 +253,7 @@ def _detector_finding(text: str, hit: DetectorHit, severities: dict[str, str]) -
 _ELEVEN_DIGITS = b"\x01" * 11
 _BARRIER_CODE = np.uint16(ord(BARRIER))
 _DOTTED_RE = re.compile(r"\.[A-Za-z]")
+_PERCENT_RE = re.compile("[%％]")
 
 
 def _digit_runs(norm: Normalized) -> list[int]:
@@ -354,20 +357,30 @@ def scan_many(
     rule_cands: dict[int, list[Rule]] = {}
     if cue_idx.size:
         msg_bits = np.zeros(len(texts), dtype=np.int64)
-        np.bitwise_or.at(msg_bits, msgs[cue_idx], cd.slot_cues[slots[cue_idx]])
-        numbered = None
+        # OR the cue bits of each message's matches at once (sorted by message, one run each).
+        order = np.argsort(msgs[cue_idx], kind="stable")
+        cue_msgs = msgs[cue_idx][order]
+        runs = np.concatenate(([0], np.flatnonzero(np.diff(cue_msgs)) + 1))
+        msg_bits[cue_msgs[runs]] = np.bitwise_or.reduceat(cd.slot_cues[slots[cue_idx]][order], runs)
+        figures: dict[str, np.ndarray] = {}
         for ri, rule in enumerate(_cue_index().rules):
             if rule not in rule_set:
                 continue
             nd = _cue_index().need[ri]
             hit = (msg_bits & nd) == nd
             if rule.numeric:
-                if numbered is None:
-                    # Messages holding a figure: a digit, or a numeral word (bit NUMERAL_BIT).
-                    digit_pos = np.flatnonzero((norm.codes - np.uint16(48)) <= 9)
-                    numbered = (msg_bits & NUMERAL_BIT) != 0
-                    numbered[np.searchsorted(barriers, digit_pos, side="right")] = True
-                hit &= numbered
+                if rule.numeric not in figures:
+                    # Messages holding a figure: a digit (or a per cent sign), or a numeral word.
+                    has = (msg_bits & NUMERAL_BIT) != 0
+                    if rule.numeric == "digit":
+                        pos = np.flatnonzero((norm.codes - np.uint16(48)) <= 9)
+                        has[np.searchsorted(barriers, pos, side="right")] = True
+                    else:
+                        pos = [m.start() for m in _PERCENT_RE.finditer(joined)]
+                        if pos:
+                            has[np.searchsorted(msg_start, np.asarray(pos), side="right") - 1] = True
+                    figures[rule.numeric] = has
+                hit &= figures[rule.numeric]
             for m in np.flatnonzero(hit).tolist():
                 rule_cands.setdefault(m, []).append(rule)
     if detectors:
@@ -390,13 +403,26 @@ def scan_many(
     asks: set[int] = set()
     if previous is not None:
         asks = {i for i, p in enumerate(previous) if p}
+    clauses: list = []  # the batch's clause text, made once when a message needs it
+
+    def clause_text(i: int) -> tuple[str, np.ndarray]:
+        """Message i's clause text and the offset in the message of each of its characters."""
+        if not clauses:
+            cn = normalize_clauses(BARRIER.join(texts))
+            cbar = np.flatnonzero(cn.codes == _BARRIER_CODE)
+            clauses.extend((cn.text, cn.index, np.concatenate(([0], cbar + 1)),
+                            np.concatenate((cbar, [len(cn.codes)]))))
+        ctext_all, cindex, c0, c1 = clauses
+        a, b = int(c0[i]), int(c1[i])
+        return ctext_all[a:b], cindex[a:b] - msg_start[i]
+
     for i in sorted(phrase_hits.keys() | need.keys() | rule_cands.keys() | asks):
         customer = speakers is not None and speakers[i] == "customer"
         found: list[Finding] = []
         if i in phrase_hits:
             found = _resolve(norm, phrase_hits[i], int(msg_start[i]), originals[i])
         if found or i in rule_cands or (i in asks and not customer):
-            found = _in_scope(originals[i], found, rule_cands.get(i, ()),
+            found = _in_scope(originals[i], clause_text(i), found, rule_cands.get(i, ()),
                               previous[i] if previous is not None and not customer else None, dictionary, lexicons)
         if customer and found:
             # A customer's own words are not the firm's claims; what third parties solicit in a group still counts.
@@ -428,23 +454,20 @@ _AFFIRM_RE = re.compile(r"^(?:是的|是啊|是呀|是滴|对的|对啊|对呀|�
                         r"包的|嗯|恩|yes|是|一定|百分百|妥妥)(?!不|是不)")
 
 
-def _clause_span(cn: Normalized, start: int, end: int) -> tuple[int, int]:
-    """Original offsets [start, end) of a message → offsets in its clause text."""
-    cs = int(np.searchsorted(cn.index, start, side="left"))
-    ce = int(np.searchsorted(cn.index, end - 1, side="right"))
-    return cs, max(ce, cs)
-
-
-def _in_scope(message: str, found: list[Finding], rule_cands, previous: str | None, dictionary: Dictionary,
-              lexicons: frozenset[str] | None) -> list[Finding]:
-    """Clause-level scope for the message's phrase findings, and the rule families' findings."""
-    cn = normalize_clauses(message.replace(BARRIER, "\x00"))
-    ctext = cn.text
+def _in_scope(message: str, clause: tuple[str, np.ndarray], found: list[Finding], rule_cands, previous: str | None,
+              dictionary: Dictionary, lexicons: frozenset[str] | None) -> list[Finding]:
+    """Clause-level scope for the message's phrase findings, and the rule families' findings.
+    `clause`: the message's clause text and the offset in the message of each of its characters."""
+    ctext, cindex = clause
     education = bool(EDUCATION.search(ctext))
     kept: list[Finding] = []
+    index = cindex.tolist()
     for f in found:
-        cs, ce = _clause_span(cn, f.start, f.end)
-        if scope_reason(ctext, cs, ce, education=education) is None and exempt_reason(ctext, cs, ce, f.category, f.severity) is None:
+        cs = bisect_left(index, f.start)
+        ce = max(cs, bisect_right(index, f.end - 1))
+        bounds = clause_bounds(ctext, cs, ce)
+        if (scope_reason(ctext, cs, ce, education=education, bounds=bounds) is None
+                and exempt_reason(ctext, cs, ce, f.category, f.severity, bounds) is None):
             kept.append(f)
     for rule in rule_cands:
         if rule.unless_regex is not None and rule.unless_regex.search(ctext):
@@ -453,10 +476,12 @@ def _in_scope(message: str, found: list[Finding], rule_cands, previous: str | No
             cs, ce = m.span()
             if ce <= cs:
                 continue
-            if rule.scoped and (scope_reason(ctext, cs, ce, education=education) is not None
-                                or exempt_reason(ctext, cs, ce, rule.category, rule.severity) is not None):
-                continue
-            start, end = int(cn.index[cs]), int(cn.index[ce - 1]) + 1
+            if rule.scoped:
+                bounds = clause_bounds(ctext, cs, ce)
+                if (scope_reason(ctext, cs, ce, education=education, bounds=bounds) is not None
+                        or exempt_reason(ctext, cs, ce, rule.category, rule.severity, bounds) is not None):
+                    continue
+            start, end = index[cs], index[ce - 1] + 1
             rank = _SEVERITY_RANK[rule.severity]
             if any(k.start < end and start < k.end and _SEVERITY_RANK[k.severity] >= rank for k in kept):
                 continue
@@ -469,9 +494,9 @@ def _in_scope(message: str, found: list[Finding], rule_cands, previous: str | No
         asked = _asked_promise(previous, dictionary, lexicons)
         if asked is not None:
             m = _AFFIRM_RE.match(ctext)
-            end = int(cn.index[m.end() - 1]) + 1
-            kept.append(Finding(category=asked.category, rule=asked.rule, start=int(cn.index[0]), end=end,
-                                match=message[int(cn.index[0]):end], severity="block", source="context",
+            end = int(cindex[m.end() - 1]) + 1
+            kept.append(Finding(category=asked.category, rule=asked.rule, start=int(cindex[0]), end=end,
+                                match=message[int(cindex[0]):end], severity="block", source="context",
                                 phrase=asked.phrase, note=f"答复确认了对方所问：{asked.match}"))
     return kept
 
