@@ -95,16 +95,23 @@ def discard(session: Session, *, corp_id: int, actor: Principal | str) -> int:
 
 
 def apply_edits(entries: tuple[DictEntry, ...], draft: list[WordingDraftEdit]) -> list[DictEntry]:
-    """The entries with the draft's edits applied in order (later entries win by phrase)."""
+    """The entries with the draft's edits applied in order, as `publish` will apply them: an added
+    phrase replaces the corp's own entry for it (and overrides an installation one); taking out a
+    corp's own entry lets an installation entry for the phrase apply again; taking out an
+    installation entry gives the corp an "allow" entry for the phrase."""
     out = list(entries)
     for e in draft:
         key = normalize(e.phrase)
-        if e.action == "remove":
-            out = [x for x in out if normalize(x.phrase) != key]
-        else:
-            out = [x for x in out if normalize(x.phrase) != key]
+        own = [x for x in out if x.corp_id is not None and normalize(x.phrase) == key]
+        if e.action == "add":
+            out = [x for x in out if x not in own]
             out.append(DictEntry(phrase=e.phrase, category=e.category, severity=e.severity, rule=e.rule,
-                                 notes=e.notes or ""))
+                                 notes=e.notes or "", corp_id=e.corp_id))
+        elif own and own[-1].severity != "allow":
+            out = [x for x in out if x not in own]
+        elif not own:
+            out.append(DictEntry(phrase=e.phrase, category="disclosure", severity="allow", rule=RETIRE_RULE,
+                                 corp_id=e.corp_id))
     return out
 
 

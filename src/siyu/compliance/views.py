@@ -457,3 +457,10 @@ router.include_router(_quality_router)
 from siyu.compliance.handover_views import router as _handover_router  # noqa: E402
 
 router.include_router(_handover_router)
+
+
+# --- wording dictionary regression test (词库回归测试): the page lives in wording_views.py --------------------
+
+from siyu.compliance.wording_views import router as _wording_router  # noqa: E402
+
+router.include_router(_wording_router)
