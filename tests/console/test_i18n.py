@@ -82,8 +82,19 @@ def _catalogue():
         return read_po(fh, locale="zh_CN")
 
 
+def _merged() -> dict[str, object]:
+    """Every catalogue file of zh_CN (messages.po and one per later domain), as the console merges them."""
+    merged: dict[str, object] = {}
+    for po in i18n.catalogue_files("zh_CN"):
+        with po.open("rb") as fh:
+            for message in read_po(fh, locale="zh_CN"):
+                if message.id:
+                    merged[message.id] = message
+    return merged
+
+
 def _untranslated(msgids) -> list[str]:
-    catalogue = _catalogue()
+    catalogue = _merged()
     missing = []
     for msgid in msgids:
         message = catalogue.get(msgid)
