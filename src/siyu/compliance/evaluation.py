@@ -246,8 +246,8 @@ class Change:
     label: str
     before: str
     after: str
-    gained: tuple[str, ...]  # findings (category “match”) the draft adds
-    lost: tuple[str, ...]  # findings the draft no longer raises
+    gained: tuple[tuple[str, str, str], ...]  # findings (severity, category, match) the draft adds
+    lost: tuple[tuple[str, str, str], ...]  # findings the draft no longer raises
 
     @property
     def kind(self) -> str:
@@ -268,8 +268,8 @@ class Change:
         return True
 
 
-def _keys(findings: Sequence[Finding]) -> list[str]:
-    return [f"{f.severity} {f.category} “{f.match}”" for f in findings]
+def _keys(findings: Sequence[Finding]) -> list[tuple[str, str, str]]:
+    return [(f.severity, f.category, f.match) for f in findings]
 
 
 def compare(items: Sequence[Labelled], *, current: Dictionary, draft: Dictionary,

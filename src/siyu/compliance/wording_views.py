@@ -39,6 +39,7 @@ MAX_UPLOAD = 20 * 1024 * 1024
 
 LEXICON_LABELS = {"bank": N_("Bank lexicon"), "broker": N_("Securities broker lexicon"), "fund": N_("Fund seller lexicon"),
                   "insurance": N_("Insurer lexicon"), "consumer_finance": N_("Consumer-finance lexicon")}
+VERDICT_LABELS = {"block": N_("Block"), "review": N_("Review"), "pass": N_("Passes")}
 CHANGE_LABELS = {"new_hit": N_("New hit"), "lost_hit": N_("Lost hit"), "severity": N_("Severity or findings changed")}
 
 
@@ -57,6 +58,8 @@ def _page(request: Request, session: Session, principal: Principal, *, errors: F
         "categories": {k: v for k, v in CATEGORIES.items()},
         "category_labels": {**CATEGORIES, **DETECTOR_CATEGORIES, "none": "—"},
         "change_labels": CHANGE_LABELS,
+        "verdict_labels": VERDICT_LABELS,
+        "severity_labels": {"block": N_("Block"), "review": N_("Review"), "allow": N_("Allow (a disclosure)")},
         "can_work": principal.has_role(*WORKER_ROLES),
         "sees_text": principal.has_role(*TEXT_ROLES),
         "errors": errors or {},
