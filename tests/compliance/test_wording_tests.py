@@ -18,10 +18,12 @@ from tenancy.factories import console_user, fast_argon2, make_corp  # noqa: F401
 MS = 1_767_225_600_000
 
 LINES = [
-    {"id": "v1", "text": "这款理财保本保息，放心买", "label": "violation", "expected": "block", "category": "principal_guarantee"},
+    {"id": "v1", "text": "这款理财保本保息，放心买", "label": "violation", "expected": "block",
+     "category": "principal_guarantee"},
     {"id": "v2", "text": "鑫享专属福利：本周买满5万元送食用油一桶", "label": "violation", "expected": "block",
      "category": "purchase_incentive"},
-    {"id": "v3", "text": "这个产品是懒人神器，闭着眼睛买就行", "label": "violation", "expected": "review", "category": "superlative"},
+    {"id": "v3", "text": "这个产品是懒人神器，闭着眼睛买就行", "label": "violation", "expected": "review",
+     "category": "superlative"},
     {"id": "o1", "text": "理财非存款，产品有风险，投资须谨慎", "label": "ok", "expected": "pass"},
     {"id": "o2", "text": "您好，懒人神器这个说法我们不用，产品请看说明书", "label": "ok", "expected": "pass"},
 ]
@@ -57,7 +59,8 @@ def test_import_draft_comparison_and_publish(session, corp):
         "rule": "《广告法》第九条"}).status_code == 303
     # ... and one that takes a phrase out: 保本保息 is an installation entry, so the corp gets an "allow"
     # entry for it, which also masks the 保本 inside it: v1 drops from block to review (放心买 stays).
-    assert officer.post("/compliance/wording-tests/draft", {"action": "remove", "phrase": "保本保息"}).status_code == 303
+    removed = officer.post("/compliance/wording-tests/draft", {"action": "remove", "phrase": "保本保息"})
+    assert removed.status_code == 303
     reg = drafts.regression(session, corp_id=corp.id)
     kinds = {c.id: (c.kind, c.good) for c in reg.changes}
     assert kinds["v3"] == ("new_hit", True)

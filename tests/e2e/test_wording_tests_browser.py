@@ -20,7 +20,8 @@ LABELLED = [
     {"id": "e2e-v1", "text": "这款理财是懒人神器，闭着眼睛买就行", "label": "violation", "expected": "review",
      "category": "superlative"},
     {"id": "e2e-o1", "text": "理财非存款，产品有风险，投资须谨慎", "label": "ok", "expected": "pass"},
-    {"id": "e2e-o2", "text": "请问稳健理财和大额存单有什么区别？", "label": "ok", "expected": "pass", "speaker": "customer"},
+    {"id": "e2e-o2", "text": "请问稳健理财和大额存单有什么区别？", "label": "ok", "expected": "pass",
+     "speaker": "customer"},
     {"id": "e2e-o3", "text": "稳健理财也有风险，请先看风险等级", "label": "ok", "expected": "pass"},
 ]
 ADVISOR = "e2e_wording"

@@ -286,5 +286,5 @@ def compare(items: Sequence[Labelled], *, current: Dictionary, draft: Dictionary
             continue
         changes.append(Change(id=item.id, text=item.text, label=item.label, before=va, after=vb,
                               gained=tuple(k for k in kb if k not in ka), lost=tuple(k for k in ka if k not in kb)))
-    return (evaluate(items, dictionary=current, lexicons=lexicons), evaluate(items, dictionary=draft, lexicons=lexicons),
-            changes)
+    before = evaluate(items, dictionary=current, lexicons=lexicons)
+    return before, evaluate(items, dictionary=draft, lexicons=lexicons), changes

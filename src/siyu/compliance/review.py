@@ -37,11 +37,11 @@ from siyu.compliance.normalize import BARRIER, Normalized, normalize, normalize_
 from siyu.compliance.phonetic import PROMISE_RULE, phonetic_index
 from siyu.compliance.rules import (
     CUSTOMER_CATEGORIES,
-    NUMERAL_BIT,
     EDUCATION,
+    NUMERAL_BIT,
     CueIndex,
-    clause_bounds,
     Rule,
+    clause_bounds,
     exempt_reason,
     rules_for,
     scope_reason,
@@ -450,8 +450,8 @@ def _phonetic_pattern(lexeme: int, key: str) -> Pattern:
     return Pattern(key, entry, False, False, 0, source="phonetic")
 
 
-_AFFIRM_RE = re.compile(r"^(?:是的|是啊|是呀|是滴|对的|对啊|对呀|对|当然|肯定|那肯定|没错|放心|必须的|必须|那必须|可以的|没问题|绝对|保证|"
-                        r"包的|嗯|恩|yes|是|一定|百分百|妥妥)(?!不|是不)")
+_AFFIRM_RE = re.compile(r"^(?:是的|是啊|是呀|是滴|对的|对啊|对呀|对|当然|肯定|那肯定|没错|放心|必须的|必须|那必须|"
+                        r"可以的|没问题|绝对|保证|包的|嗯|恩|yes|是|一定|百分百|妥妥)(?!不|是不)")
 
 
 def _in_scope(message: str, clause: tuple[str, np.ndarray], found: list[Finding], rule_cands, previous: str | None,

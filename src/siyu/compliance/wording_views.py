@@ -14,8 +14,8 @@ from fastapi import APIRouter, Depends, File, Form, Path, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from siyu.compliance import drafts, labelled
 from siyu.compliance import dictionary as wording
+from siyu.compliance import drafts, labelled
 from siyu.compliance.rules import FIRM_TYPES
 from siyu.compliance.schemas import CATEGORIES, DETECTOR_CATEGORIES
 from siyu.console.forms import FieldErrors
@@ -37,8 +37,9 @@ PAGE = "/compliance/wording-tests"
 MAX_ID = 2**63 - 1
 MAX_UPLOAD = 20 * 1024 * 1024
 
-LEXICON_LABELS = {"bank": N_("Bank lexicon"), "broker": N_("Securities broker lexicon"), "fund": N_("Fund seller lexicon"),
-                  "insurance": N_("Insurer lexicon"), "consumer_finance": N_("Consumer-finance lexicon")}
+LEXICON_LABELS = {"bank": N_("Bank lexicon"), "broker": N_("Securities broker lexicon"),
+                  "fund": N_("Fund seller lexicon"), "insurance": N_("Insurer lexicon"),
+                  "consumer_finance": N_("Consumer-finance lexicon")}
 VERDICT_LABELS = {"block": N_("Block"), "review": N_("Review"), "pass": N_("Passes")}
 CHANGE_LABELS = {"new_hit": N_("New hit"), "lost_hit": N_("Lost hit"), "severity": N_("Severity or findings changed")}
 
