@@ -43,9 +43,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from siyu.compliance.models import ConsentRecord, DataSubjectRequest, PurgeRun, RetentionPolicy
 from siyu.db import utcnow
 from siyu.errors import Conflict, InvalidInput, NotFound
+from siyu.privacy.models import ConsentRecord, DataSubjectRequest, PurgeRun, RetentionPolicy
 from siyu.tenancy import audit
 from siyu.tenancy.principal import Principal
 
@@ -173,6 +173,35 @@ def consent_history(session: Session, *, corp_id: int, external_userid: str, lim
         .order_by(ConsentRecord.id.desc()).limit(limit)))
 
 
+def granted_count(session: Session, *, corp_id: int, purpose: str) -> int:
+    """Customers whose consent to `purpose` stands (their latest ledger record for it is a grant)."""
+    latest = (select(func.max(ConsentRecord.id)).where(ConsentRecord.corp_id == corp_id,
+                                                       ConsentRecord.purpose == purpose)
+              .group_by(ConsentRecord.external_userid))
+    return session.scalar(select(func.count()).select_from(ConsentRecord).where(
+        ConsentRecord.id.in_(latest), ConsentRecord.granted.is_(True))) or 0
+
+
+def export_consents(session: Session, *, corp_id: int, external_userid: str) -> list[dict[str, Any]]:
+    """The customer's consent ledger, oldest first, as a data-subject export shows it."""
+    records = session.scalars(select(ConsentRecord).where(
+        ConsentRecord.corp_id == corp_id, ConsentRecord.external_userid == external_userid).order_by(ConsentRecord.id))
+    return [{f: getattr(c, f) for f in ("purpose", "granted", "source", "note", "at")} for c in records]
+
+
+def erase_consent_notes(session: Session, *, corp_id: int, external_userid: str) -> tuple[int, int]:
+    """Clear the notes of the customer's consent records; the records stay as proof of consent and
+    withdrawal. Returns (notes cleared, records kept)."""
+    notes = 0
+    for c in session.scalars(select(ConsentRecord).where(
+            ConsentRecord.corp_id == corp_id, ConsentRecord.external_userid == external_userid)):
+        if c.note:
+            c.note, notes = "", notes + 1
+    count = session.scalar(select(func.count()).select_from(ConsentRecord).where(
+        ConsentRecord.corp_id == corp_id, ConsentRecord.external_userid == external_userid)) or 0
+    return notes, count
+
+
 def is_marketing(kind: str | None) -> bool:
     return kind not in SERVICE_KINDS
 
@@ -268,7 +297,9 @@ def purge_older(session: Session, model, *, corp_id: int, at, before: dt.datetim
 
 
 def _load_domains() -> None:
-    """Import every domain's `privacy` module (where it registers itself), once."""
+    """Import every domain's `privacy` module, once. A domain above this one registers itself when
+    imported; a domain below it (the job queue) cannot import it and exposes `PURGERS` instead, a
+    mapping of record class to purge function, registered here."""
     global _loaded
     if _loaded:
         return
@@ -276,10 +307,13 @@ def _load_domains() -> None:
 
     for domain in DOMAINS:
         try:
-            importlib.import_module(f"siyu.{domain}.privacy")
+            module = importlib.import_module(f"siyu.{domain}.privacy")
         except ModuleNotFoundError as exc:
             if exc.name != f"siyu.{domain}.privacy":
                 raise
+            continue
+        for record_class, fn in getattr(module, "PURGERS", {}).items():
+            register_purger(record_class, fn)
     _loaded = True
 
 
@@ -518,7 +552,7 @@ def registered_classes() -> set[str]:
     return set(purgers())
 
 
-# --- the compliance domain's own records ---------------------------------------------------------------------
+# --- the compliance domain's own records (moving to compliance/privacy.py) -----------------------------------------
 
 
 def _rows(objs, fields: Sequence[str]) -> list[dict[str, Any]]:
