@@ -23,10 +23,12 @@ def kinds(verdict):
         ("这是零风险投资", "promise", "block", "零风险"),
         ("刚性兑付，到期拿钱", "promise", "block", "刚性兑付"),
         ("预期收益4.5%", "promise", "review", "预期收益"),
-        ("我们是行业第一的理财", "superlative", "block", "行业第一"),
-        ("本行最强产品", "superlative", "block", "最强"),
+        ("我们是行业第一的理财", "superlative", "review", "行业第一"),
+        ("本行最强产品", "superlative", "review", "最强"),  # review: it claims nothing about return or safety
+        ("本行最强产品，收益领先", "superlative", "block", "最强"),  # ... unless it does
         ("这是唯一的选择", "superlative", "review", "唯一"),
-        ("欲购从速！", "pressure", "block", "欲购从速"),
+        ("欲购从速！", "pressure", "review", "欲购从速"),
+        ("高收益理财，欲购从速！", "pressure", "block", "欲购从速"),
         ("额度仅剩10万", "pressure", "review", "仅剩"),
         ("比存款收益高多了", "comparison", "block", "比存款收益高"),
         ("秒杀银行定期", "comparison", "block", "秒杀银行"),
@@ -61,7 +63,7 @@ def test_the_seed_covers_the_categories_with_rules_and_notes():
 @pytest.mark.parametrize(
     "text, match, start",
     [
-        ("ＮＯ．１的理财", "ＮＯ．１", 0),
+        ("ＮＯ．１的理财，收益高", "ＮＯ．１", 0),
         ("收益保證收益", "保證收益", 2),
         ("穩賺！", "穩賺", 0),
         ("买了就是保 本", "保 本", 4),
@@ -70,7 +72,7 @@ def test_the_seed_covers_the_categories_with_rules_and_notes():
         ("买了就是保😊本", "保😊本", 4),
         ("稳\u3000赚\u3000不\u3000赔", "稳\u3000赚\u3000不\u3000赔", 0),
         ("加我 Ｖ Ｘ 吧", "加我 Ｖ Ｘ", 0),
-        ("不买後悔", "不买後悔", 0),
+        ("不买後悔，收益高", "不买後悔", 0),
     ],
 )
 def test_variants_are_flagged_with_original_offsets(text, match, start):
@@ -132,7 +134,7 @@ def test_nested_hits_are_reported_once_and_longest():
 
 
 def test_ascii_phrases_need_word_boundaries():
-    assert review_text("NO.1理财").verdict == "block"
+    assert review_text("NO.1理财").verdict == "review"
     assert review_text("型号no123").verdict == "pass"
 
 

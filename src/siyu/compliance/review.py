@@ -27,7 +27,7 @@ import re
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -38,7 +38,9 @@ from siyu.compliance.phonetic import PROMISE_RULE, phonetic_index
 from siyu.compliance.rules import (
     CUSTOMER_CATEGORIES,
     EDUCATION,
+    ESCALATED,
     NUMERAL_BIT,
+    RETURN_OR_SAFETY,
     CueIndex,
     Rule,
     clause_bounds,
@@ -489,6 +491,12 @@ def _in_scope(message: str, clause: tuple[str, np.ndarray], found: list[Finding]
                                 severity=rule.severity, source="rule", phrase=None,
                                 note=rule.note or rule.rule_id))
             break  # one finding per rule and message
+    if any(f.severity == "review" and f.category in ESCALATED for f in kept) and RETURN_OR_SAFETY.search(ctext):
+        kept = [
+            replace(f, severity="block", note=f"{f.note + '；' if f.note else ''}涉及收益或安全，升为拦截")
+            if f.severity == "review" and f.category in ESCALATED else f
+            for f in kept
+        ]
     if previous and not any(f.severity == "block" for f in kept) and _AFFIRM_RE.match(ctext):
         # An answer confirming what the previous message asked ("保本吗？" — "是的，放心").
         asked = _asked_promise(previous, dictionary, lexicons)
