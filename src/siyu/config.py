@@ -35,11 +35,29 @@ class Settings(BaseSettings):
     # code itself is shown (log and the console's SMS outbox) only when sms_show_codes is on: demo only.
     sms_provider: str = "console"
     sms_show_codes: bool = False
+    # WeCom callbacks the database could not take go to a local spool, drained when it is back.
+    # Default directory: <data_dir>/spool. Over max_bytes (all files in the directory together)
+    # the endpoint answers 503 instead of acknowledging, so WeCom retries.
+    callback_spool_dir: Path | None = None
+    callback_spool_max_bytes: int = Field(default=256 * 1024 * 1024, ge=4096)
+    # Prometheus /metrics: the values of every process of the installation are kept in
+    # metrics_dir (default <data_dir>/metrics). A scrape is allowed from metrics_allow (addresses
+    # or networks, comma-separated; default this machine only) or with `Authorization: Bearer
+    # <metrics_token>` when a token is set.
+    metrics_dir: Path | None = None
+    metrics_token: SecretStr = SecretStr("")
+    metrics_allow: str = "127.0.0.1/32,::1/128"
 
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'siyu.db').resolve()}"
+
+    def resolved_spool_dir(self) -> Path:
+        return (self.callback_spool_dir or self.data_dir / "spool").resolve()
+
+    def resolved_metrics_dir(self) -> Path:
+        return (self.metrics_dir or self.data_dir / "metrics").resolve()
 
     def resolved_secret_key(self) -> str:
         """The secret key; generated once into the data directory when not configured."""

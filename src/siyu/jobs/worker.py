@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
+from siyu import metrics
 from siyu.db import WriteTurn, make_engine, utcnow, write_turn
 from siyu.jobs import registry, service
 from siyu.jobs.registry import JobContext, PermanentFailure, RetryLater
@@ -220,6 +221,7 @@ class Worker:
     def _bump(self, counter: str, n: int = 1) -> None:
         with self._lock:
             setattr(self.stats, counter, getattr(self.stats, counter) + n)
+        metrics.count_jobs(counter, n)
 
     # --- the fetcher ---------------------------------------------------------------------------
 

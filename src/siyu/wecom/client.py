@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 import httpx
 
+from siyu import metrics
 from siyu.db import utcnow
 from siyu.wecom.errors import (
     SystemBusy,
@@ -291,6 +292,7 @@ class WeComClient:
             return data
         finally:
             duration_ms = (time.perf_counter() - started) * 1000
+            metrics.count_wecom_call(endpoint, errcode)
             level = logging.INFO if errcode in (0, "-") else logging.WARNING
             log.log(level, "wecom call corp=%s endpoint=%s errcode=%s (%s) duration_ms=%.1f attempt=%d",
                     self.corp_id, endpoint, errcode, errcode_name(errcode) if isinstance(errcode, int) else errcode,

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
-from siyu import pii
+from siyu import metrics, pii
 from siyu.db import dialect_insert, session_scope, utcnow
 from siyu.errors import Conflict, InvalidInput, NotFound
 from siyu.tenancy import audit
@@ -223,10 +223,11 @@ _CRYPTO_TTL = 10.0  # seconds: a changed token or key is in force everywhere wit
 MISS = object()  # not cached (None is a cached "no such corp")
 
 
-def cached_callback_target(corp_slug: str):
-    """The cached `callback_target` of a slug (None: no such corp), or `MISS` when not cached."""
+def cached_callback_target(corp_slug: str, *, stale: bool = False):
+    """The cached `callback_target` of a slug (None: no such corp), or `MISS` when not cached.
+    `stale`: also an expired entry (while the database is unreachable, the last known keys)."""
     hit = _crypto_cache.get(corp_slug)
-    if hit is not None and hit[0] > time.monotonic():
+    if hit is not None and (stale or hit[0] > time.monotonic()):
         return hit[1]
     return MISS
 
@@ -329,6 +330,8 @@ class Claim:
     outbound_id: int | None
     maybe_sent_before: bool = False
     outcome: SendOutcome | None = None
+    endpoint: str = ""
+    event_time: dt.datetime | None = None  # of the event that asked for the call (welcome latency)
 
 
 def claim_effect(session: Session, *, corp_id: int, effect_key: str, endpoint: str,
@@ -341,14 +344,15 @@ def claim_effect(session: Session, *, corp_id: int, effect_key: str, endpoint: s
         detail="", event_time=event_time, created_at=now,
     ).on_conflict_do_nothing(index_elements=["corp_id", "effect_key"]).returning(table.c.id)).scalar_one_or_none()
     if new_id is not None:
-        return Claim(outbound_id=new_id)
+        return Claim(outbound_id=new_id, endpoint=endpoint, event_time=event_time)
     row = session.scalar(select(WecomOutbound).where(WecomOutbound.corp_id == corp_id,
                                                      WecomOutbound.effect_key == effect_key).with_for_update())
     if row.state in _RETRYABLE and row.retryable:
         maybe_sent_before = row.detail.startswith(_MAYBE_APPLIED)
         row.state, row.retryable, row.attempts = "sending", False, row.attempts + 1
         session.flush()
-        return Claim(outbound_id=row.id, maybe_sent_before=maybe_sent_before)
+        return Claim(outbound_id=row.id, maybe_sent_before=maybe_sent_before, endpoint=endpoint,
+                     event_time=event_time)
     if row.state == "sending":
         row.state, row.finished_at = "unknown", now
         row.detail = "an earlier attempt stopped during the call; not repeated"
@@ -394,6 +398,8 @@ def call_claimed(claim: Claim, call: Callable[[], Any], *, repeat_safe: bool = F
         _finish(outbound_id, state="unknown", detail=f"{type(exc).__name__}")
         raise
     _finish(outbound_id, state="sent")
+    if claim.endpoint == "send_welcome_msg" and claim.event_time is not None:
+        metrics.observe_welcome((utcnow() - claim.event_time).total_seconds())
     return SendOutcome(state="sent", sent_now=True)
 
 
