@@ -24,7 +24,10 @@ from siyu.wecom import callbacks, service
 from siyu.wecom.models import WecomInboxEvent
 from siyu.wecom.spool import CallbackSpool, SpoolDrainer, spool_status
 
-from .test_endpoint import WELCOME_JOB, add_event, connected, post  # noqa: F401 - fixture
+from . import test_endpoint
+from .test_endpoint import WELCOME_JOB, add_event, post
+
+connected = test_endpoint.connected  # the fixture: a committed corp with its connection, and the app
 
 
 @pytest.fixture
