@@ -28,6 +28,16 @@ class Settings(BaseSettings):
     job_poll_seconds: float = 0.05
     job_batch_size: int = 50
     worker_concurrency: int = Field(default=4, ge=1, le=64)
+    # Each worker says it is alive this often; one silent for worker_dead_after_seconds is dead and
+    # its running jobs are handed on at once (not after their leases, which live workers extend).
+    worker_heartbeat_seconds: float = Field(default=2.0, gt=0)
+    worker_dead_after_seconds: float = Field(default=6.0, gt=0)
+    # Queues served newest first while their oldest due job has waited this many seconds (adaptive
+    # LIFO): JSON, e.g. SIYU_JOB_LIFO_QUEUES='{"welcome": 3}'; '{}' serves every queue oldest first.
+    job_lifo_queues: dict[str, float] = Field(default_factory=lambda: {"welcome": 3.0})
+    # After WeCom answers 45009 (call frequency), a corp's calls to that API wait this long, in every
+    # process; jobs are deferred to the window's end, and calls resume when it passes.
+    wecom_rate_limit_window_seconds: float = Field(default=1.0, gt=0)
     # Outbound webhooks: plain http is allowed only to this machine (localhost, 127.0.0.1, ::1), and
     # only when this is on (development, the emulator); otherwise an endpoint must be https.
     webhook_allow_local_http: bool = False

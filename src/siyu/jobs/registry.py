@@ -42,6 +42,8 @@ class JobContext:
     run_at: dt.datetime
     enqueued_at: dt.datetime
     worker_id: str
+    # The job must not start after this (None: no deadline); a retry past it expires the job.
+    deadline_at: dt.datetime | None = None
     # Extends this job's lease; set by the worker (a handler that runs long may call it, though
     # the worker's heartbeat already extends the leases of all jobs it holds).
     _extend: Callable[[float | None], bool] | None = field(default=None, repr=False, compare=False)
@@ -156,6 +158,28 @@ def ensure_loaded() -> None:
     """Loads every domain's handlers once per process (publishers need the subscriber list)."""
     if not _loaded:
         load_handlers()
+
+
+# --- queue policies ---------------------------------------------------------------------------------
+
+_lifo_override: dict[str, float] | None = None
+
+
+def lifo_policies() -> dict[str, float]:
+    """Queues served newest first under backlog -> the oldest due job's age (seconds) from which
+    they are (SIYU_JOB_LIFO_QUEUES; by default the welcome queue after 3 s)."""
+    if _lifo_override is not None:
+        return _lifo_override
+    from siyu.config import get_settings
+
+    return get_settings().job_lifo_queues
+
+
+def set_lifo_policies(policies: dict[str, float] | None) -> None:
+    """For tests and benchmarks: replace the configured policies in this process (None: back to
+    the configuration)."""
+    global _lifo_override
+    _lifo_override = dict(policies) if policies is not None else None
 
 
 # --- schedules declared in code ------------------------------------------------------------------

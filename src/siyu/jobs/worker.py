@@ -71,6 +71,7 @@ class WorkerStats:
     released: int = 0
     rescued: int = 0
     scheduled: int = 0
+    expired: int = 0  # jobs recorded expired (their deadline passed before they could start)
 
 
 def make_worker_id() -> str:
@@ -188,6 +189,8 @@ class Worker:
         shutdown_timeout: float | None = None,
         worker_id: str | None = None,
         sqlite_lock: WriteTurn | None = None,
+        heartbeat_seconds: float = 2.0,
+        dead_after_seconds: float = 6.0,
     ) -> None:
         self.engine = engine
         self._sqlite_lock = sqlite_lock
@@ -200,6 +203,10 @@ class Worker:
         self.shutdown_timeout = lease_seconds if shutdown_timeout is None else shutdown_timeout
         self.worker_id = worker_id or make_worker_id()
         self.stats = WorkerStats()
+        self.heartbeat_seconds = heartbeat_seconds
+        self.dead_after_seconds = dead_after_seconds
+        # Adaptive-LIFO queues in backlog now (re-read with the maintenance, about every second).
+        self._lifo: list[str] = []
 
         # Jobs leased and not yet finished: buffered (not started) + running.
         self._capacity = concurrency + min(self.batch_size, concurrency)
@@ -246,9 +253,13 @@ class Worker:
     def _loop(self) -> None:
         next_maintenance = 0.0
         next_heartbeat = time.monotonic() + self.lease_seconds / 3
+        next_alive = time.monotonic() + self.heartbeat_seconds
         while not self.stop_event.is_set():
             self._wake.clear()
             now = time.monotonic()
+            if now >= next_alive:
+                self._step(self._alive)
+                next_alive = now + self.heartbeat_seconds
             if now >= next_maintenance:
                 self._step(self._maintenance)
                 next_maintenance = now + MAINTENANCE_SECONDS
@@ -281,13 +292,30 @@ class Worker:
 
     def _startup(self) -> None:
         with Session(bind=self._conns.tx()) as session:
+            self._register(session)
             service.ensure_builtin_schedules(session)
+            session.commit()
+
+    def _register(self, session: Session) -> None:
+        service.register_worker(session, worker_id=self.worker_id, hostname=socket.gethostname(), pid=os.getpid(),
+                                queues=self.queues, concurrency=self.concurrency)
+
+    def _alive(self) -> None:
+        """The liveness heartbeat (job_worker.last_seen_at): other workers hand this one's jobs on
+        within seconds once it stops."""
+        with Session(bind=self._conns.single()) as session:
+            if not service.worker_heartbeat(session, worker_id=self.worker_id):
+                # Taken for dead (a pause longer than dead_after): its jobs were handed on, and
+                # their completions here will be refused by the fence. Alive again from now.
+                log.warning("worker %s was taken for dead by another worker; registering again", self.worker_id)
+                self._register(session)
             session.commit()
 
     def _fetch(self, want: int) -> int:
         with Session(bind=self._conns.single()) as session:
             jobs = service.fetch_due(
-                session, worker_id=self.worker_id, limit=want, lease_seconds=self.lease_seconds, queues=self.queues
+                session, worker_id=self.worker_id, limit=want, lease_seconds=self.lease_seconds, queues=self.queues,
+                lifo=self._lifo,
             )
             session.commit()
         if jobs:
@@ -303,9 +331,17 @@ class Worker:
     def _maintenance(self) -> None:
         with Session(bind=self._conns.tx()) as session:
             rescued = service.rescue_expired(session)
+            rescued += service.rescue_dead_workers(session, dead_after=self.dead_after_seconds)
+            expired = service.sweep_expired(session)
             made = service.materialise_schedules(session)
+            lifo = service.lifo_queues_now(session, queues=self.queues)
             session.commit()
+        if lifo != self._lifo:
+            log.info("worker %s: %s", self.worker_id,
+                     f"serving newest first (backlog): {','.join(lifo)}" if lifo else "serving oldest first again")
+            self._lifo = lifo
         self._bump("rescued", rescued)
+        self._bump("expired", expired)
         self._bump("scheduled", len(made))
 
     def _heartbeat(self) -> None:
@@ -352,13 +388,24 @@ class Worker:
         # Wait for the running jobs, heartbeating on: a job that is finishing must keep its lease.
         deadline = time.monotonic() + self.shutdown_timeout
         next_heartbeat = time.monotonic() + self.lease_seconds / 3
+        next_alive = time.monotonic() + self.heartbeat_seconds
         while any(t.is_alive() for t in self._threads) and time.monotonic() < deadline:
             for t in self._threads:
                 t.join(min(0.1, max(0.0, deadline - time.monotonic())))
+            if time.monotonic() >= next_alive:
+                self._step(self._alive)
+                next_alive = time.monotonic() + self.heartbeat_seconds
             if time.monotonic() >= next_heartbeat:
                 self._step(self._heartbeat)
                 next_heartbeat = time.monotonic() + self.lease_seconds / 3
         self._completer.stop()
+
+        def unregister() -> None:
+            with Session(bind=self._conns.tx()) as session:
+                service.unregister_worker(session, worker_id=self.worker_id)
+                session.commit()
+
+        self._step(unregister)
         still = [t.name for t in self._threads if t.is_alive()]
         if still:
             log.warning("worker %s: %d jobs still running at shutdown; they run again after their leases",
@@ -420,13 +467,20 @@ class Worker:
             # another worker may own it now, so do not start it here.
             self._bump("lost", 1)
             return
+        started = utcnow()
+        if job.past_deadline(started):
+            # Waited past its deadline (in the buffer, or leased just before it): not started.
+            with Session(bind=conns.single()) as s:
+                expired = service.expire_leased(s, job=job, worker_id=self.worker_id, now=started)
+                s.commit()
+            self._bump("expired" if expired else "lost", 1)
+            return
         spec = registry.get_handler(job.name)
         ctx = JobContext(
             id=job.id, name=job.name, attempt=job.attempts_used, max_attempts=job.max_attempts, queue=job.queue,
             corp_id=job.corp_id, run_at=job.run_at, enqueued_at=job.enqueued_at, worker_id=self.worker_id,
-            _extend=self._extend_one(job),
+            deadline_at=job.deadline_at, _extend=self._extend_one(job),
         )
-        started = utcnow()
         t0 = time.perf_counter()
         session = JobSession(bind=conns.tx(), expire_on_commit=False)
         try:
@@ -488,7 +542,11 @@ class Worker:
             conns.close()
             return
         first_line = message.splitlines()[0][:300]
-        if state == "dead":
+        if state == "expired":
+            self._bump("expired", 1)
+            log.warning("job %d (%s) attempt %d failed and its retry would pass its deadline, now expired: %s",
+                        job.id, job.name, job.attempts_used, first_line)
+        elif state == "dead":
             self._bump("dead", 1)
             log.error("job %d (%s) attempt %d/%d failed, now dead: %s", job.id, job.name, job.attempts_used,
                       job.max_attempts, first_line)
@@ -552,6 +610,8 @@ def run_worker(
         shutdown_timeout=shutdown_timeout,
         worker_id=worker_id,
         sqlite_lock=sqlite_lock,
+        heartbeat_seconds=settings.worker_heartbeat_seconds,
+        dead_after_seconds=settings.worker_dead_after_seconds,
     )
 
     previous: dict[int, object] = {}
