@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 WELCOME_BUCKETS = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0, 60.0)
 
 CALLBACK_OUTCOMES = ("stored", "duplicate", "spooled", "refused")
-JOB_OUTCOMES = ("done", "failed", "dead", "lost")
+JOB_OUTCOMES = ("done", "failed", "dead", "lost", "expired")
 
 _lock = threading.Lock()
 _metrics: dict[str, Any] | None = None
