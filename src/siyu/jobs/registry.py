@@ -80,6 +80,11 @@ class RetryLater(Exception):  # noqa: N818 - reads as an instruction to the work
         self.delay = max(0.0, float(delay))
 
 
+class DeadlinePassed(Exception):  # noqa: N818
+    """Raise from a handler when its work can no longer be done in time (its deadline, or a retry
+    it needs would start after it): the job is recorded `expired`, not failed."""
+
+
 class PermanentFailure(Exception):  # noqa: N818
     """Raise from a handler when retrying cannot help (bad payload): the job goes dead at once."""
 

@@ -479,6 +479,7 @@ def record_failure(
     started_at: dt.datetime | None = None,
     retry_in: float | None = None,
     permanent: bool = False,
+    expire: bool = False,
     now: dt.datetime | None = None,
     rng: random.Random | None = None,
 ) -> str | None:
@@ -489,8 +490,10 @@ def record_failure(
     Returns the new state, or None when the lease was lost (someone else owns the job now)."""
     now = now or utcnow()
     message = error if isinstance(error, str) else describe_error(error)
-    if permanent or job.attempts_used >= job.max_attempts:
-        values: dict[str, Any] = {"state": JobState.DEAD.value, "finished_at": now}
+    if expire:
+        values: dict[str, Any] = {"state": JobState.EXPIRED.value, "finished_at": now}
+    elif permanent or job.attempts_used >= job.max_attempts:
+        values = {"state": JobState.DEAD.value, "finished_at": now}
     else:
         delay = retry_in if retry_in is not None else backoff_seconds(job.attempts_used, rng=rng)
         run_at = now + dt.timedelta(seconds=delay)

@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 from siyu import metrics
 from siyu.db import WriteTurn, make_engine, utcnow, write_turn
 from siyu.jobs import registry, service
-from siyu.jobs.registry import JobContext, PermanentFailure, RetryLater
+from siyu.jobs.registry import DeadlinePassed, JobContext, PermanentFailure, RetryLater
 from siyu.jobs.service import LeasedJob
 
 log = logging.getLogger(__name__)
@@ -510,6 +510,8 @@ class Worker:
             self._failed(conns, session, job, exc, started, retry_in=exc.delay)
         except PermanentFailure as exc:
             self._failed(conns, session, job, exc, started, permanent=True)
+        except DeadlinePassed as exc:
+            self._failed(conns, session, job, exc, started, expire=True)
         except Exception as exc:
             self._failed(conns, session, job, exc, started)
         finally:
@@ -525,6 +527,7 @@ class Worker:
         *,
         retry_in: float | None = None,
         permanent: bool = False,
+        expire: bool = False,
     ) -> None:
         message = service.describe_error(exc)
         try:
@@ -532,7 +535,7 @@ class Worker:
             with Session(bind=conns.tx()) as s:
                 state = service.record_failure(
                     s, job=job, worker_id=self.worker_id, error=message, started_at=started,
-                    retry_in=retry_in, permanent=permanent,
+                    retry_in=retry_in, permanent=permanent, expire=expire,
                 )
                 s.commit()
         except Exception as db_exc:

@@ -18,6 +18,7 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from siyu import metrics, pii
+from siyu.config import get_settings
 from siyu.db import dialect_insert, session_scope, utcnow
 from siyu.errors import Conflict, InvalidInput, NotFound
 from siyu.tenancy import audit
@@ -25,9 +26,9 @@ from siyu.tenancy.models import Corp
 from siyu.tenancy.principal import Principal
 from siyu.wecom.client import DEFAULT_BASE_URL, WeComClient
 from siyu.wecom.crypto import InvalidAesKey, WXBizMsgCrypt, decode_aes_key
-from siyu.wecom.errors import RateLimited, SystemBusy, WeComError
+from siyu.wecom.errors import RateLimited, SystemBusy, WeComError, WelcomeNotNeeded
 from siyu.wecom.events import WecomEvent
-from siyu.wecom.models import WecomCorpConfig, WecomInboxEvent, WecomOutbound
+from siyu.wecom.models import WecomCorpConfig, WecomInboxEvent, WecomOutbound, WecomRateBucket
 from siyu.wecom.ratelimit import DatabaseRateLimiter
 from siyu.wecom.tokens import DatabaseTokenStore
 
@@ -260,6 +261,10 @@ def callback_target(session: Session, *, corp_slug: str) -> CallbackTarget | Non
 
 # --- API clients ----------------------------------------------------------------------------------------
 
+# A closed 45009 window longer than this is not slept through by a job's call (token-bucket pacing,
+# at most 1/40 s, is).
+MAX_WINDOW_WAIT = 0.25
+
 _clients: dict[tuple, WeComClient] = {}
 _clients_lock = threading.Lock()
 
@@ -268,8 +273,11 @@ def client_for_corp(session: Session, *, corp_id: int) -> WeComClient:
     """A client for the corp's customer-contact app, shared by this process's threads, with the
     token store and rate limits in the database so that every process shares them too.
 
-    45009 backs off briefly here (at most a few seconds per call): callers with deadlines, such as
-    a welcome's 20 s, retry through the job queue instead of sleeping in the client."""
+    45009 closes the corp's window for that API for SIYU_WECOM_RATE_LIMIT_WINDOW_SECONDS in every
+    process (`wecom_rate_bucket.blocked_until`); a call that meets a closed window or a 45009 is
+    not slept through but raises `RateLimited` with `until`, the window's end: a job is deferred to
+    exactly then (`defer_until`) and holds no worker meanwhile, and calls resume as soon as the
+    window passes."""
     corp = session.get(Corp, corp_id)
     cfg = get_config(session, corp_id=corp_id)
     if corp is None or cfg is None or not corp.wecom_corp_id:
@@ -280,10 +288,23 @@ def client_for_corp(session: Session, *, corp_id: int) -> WeComClient:
         client = _clients.get(key)
         if client is None:
             client = WeComClient(corp.wecom_corp_id, secret, base_url=cfg.base_url, token_store=DatabaseTokenStore(),
-                                 rate_limiter=DatabaseRateLimiter(), rate_limit_backoff=0.2, rate_limit_backoff_max=2.0,
-                                 max_rate_limit_retries=3)
+                                 rate_limiter=DatabaseRateLimiter(), max_rate_limit_retries=0,
+                                 rate_limit_window=get_settings().wecom_rate_limit_window_seconds,
+                                 max_window_wait=MAX_WINDOW_WAIT)
             _clients[key] = client
         return client
+
+
+def rate_window_until(session: Session, *, corp_id: int, endpoint: str) -> dt.datetime | None:
+    """When the corp's 45009 window for `endpoint` (e.g. "externalcontact/send_welcome_msg")
+    closes, if it is closed now (shared by every process through `wecom_rate_bucket`), else None.
+    A job that meets it defers to then rather than claiming its effect and calling."""
+    corp = session.get(Corp, corp_id)
+    if corp is None or not corp.wecom_corp_id:
+        return None
+    until = session.scalar(select(WecomRateBucket.blocked_until).where(
+        WecomRateBucket.corp_id == corp.wecom_corp_id, WecomRateBucket.endpoint == endpoint))
+    return until if until is not None and until > utcnow() else None
 
 
 # --- send once ------------------------------------------------------------------------------------------
@@ -294,6 +315,8 @@ class SendOutcome:
     sent_now: bool  # this call sent it (False: it was handled before, or not sent)
     errcode: int | None = None
     detail: str = ""
+    # 45009: when the corp's window for the API closes (retry then, not before).
+    retry_at: dt.datetime | None = None
 
 
 _RETRYABLE = ("failed",)
@@ -388,10 +411,18 @@ def call_claimed(claim: Claim, call: Callable[[], Any], *, repeat_safe: bool = F
             return SendOutcome(state="failed", sent_now=False, errcode=exc.errcode, detail=detail)
         state = "unknown" if maybe_applied else "failed"
         _finish(outbound_id, state=state, retryable=not maybe_applied, errcode=exc.errcode, detail=str(exc))
-        return SendOutcome(state=state, sent_now=False, errcode=exc.errcode, detail=str(exc))
+        return SendOutcome(state=state, sent_now=False, errcode=exc.errcode, detail=str(exc),
+                           retry_at=getattr(exc, "until", None))
     except WeComError as exc:
-        state = "unknown" if claim.maybe_sent_before else "failed"
-        _finish(outbound_id, state=state, errcode=exc.errcode, detail=str(exc))
+        if claim.maybe_sent_before:
+            state = "unknown"  # the refusal may be of our own earlier, unanswered attempt
+        elif isinstance(exc, WelcomeNotNeeded):
+            state = "superseded"  # 41051: the customer already started chatting; nothing to send
+        else:
+            state = "failed"
+        # A refusal that took no effect and may pass later (41096) can be claimed again.
+        retryable = state == "failed" and exc.retryable
+        _finish(outbound_id, state=state, retryable=retryable, errcode=exc.errcode, detail=str(exc))
         return SendOutcome(state=state, sent_now=False, errcode=exc.errcode, detail=str(exc))
     except BaseException as exc:
         # Unknown whether the request left: never repeat it.
