@@ -233,8 +233,8 @@ def test_metrics_show_the_named_series_to_allowed_scrapers_only(connected, spool
 
     local = TestClient(create_app(get_settings()), client=("127.0.0.1", 40000))
     body = local.get("/metrics").text
-    for series in ("siyu_database_up 1.0", 'siyu_queue_depth{queue="wecom"}',
-                   'siyu_queue_oldest_ready_age_seconds{queue="wecom"}', "siyu_welcome_latency_seconds_bucket",
+    for series in ("siyu_database_up 1.0", 'siyu_queue_depth{queue="welcome"}',
+                   'siyu_queue_oldest_ready_age_seconds{queue="welcome"}', "siyu_welcome_latency_seconds_bucket",
                    "siyu_wecom_calls_total", "siyu_job_outcomes_total"):
         assert series in body, series
 
