@@ -120,8 +120,10 @@ class Soak:
         self.emulator_url = f"http://127.0.0.1:{self.emulator_port}"
         self.wecom_id = "wwsoak" + uuid.uuid4().hex[:10]
         seed_file = self._seed()
+        # WeCom delivers callbacks over many connections at once; the emulator's default of 4 in
+        # flight would itself become the bottleneck at 50 adds/s plus duplicates and retries.
         inst.spawn("emulator", "emulator", "--port", str(self.emulator_port), "--seed-file", str(seed_file),
-                   "--seed", "17")
+                   "--seed", "17", "--callback-workers", "32")
         self.serve = inst.spawn("serve", "serve", "--port", str(self.serve_port), "--workers", "2")
         for i in range(2):
             self._workers[f"worker-{i}"] = inst.spawn(f"worker-{i}", "worker")
@@ -184,7 +186,7 @@ class Soak:
     def _drive(self, total_s: float, stop: threading.Event) -> None:
         n = int(total_s * self.args.rate)
         started = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="soak-add") as pool:
+        with ThreadPoolExecutor(max_workers=16, thread_name_prefix="soak-add") as pool:
             for i in range(n):
                 if stop.is_set():
                     break
@@ -317,8 +319,14 @@ class Soak:
         customers = {ext for ext, _t in self.adds}
         added_at: dict[str, float] = {}
         keys: dict[str, str] = {}
-        given_up = 0
+        given_up = pending = 0
+        lag: list[float] = []  # add event → first delivery attempt answered (the emulator's side)
+        acks: list[float] = []
         for rec in callbacks:
+            pending += rec["status"] == "pending"
+            if rec["attempts"]:
+                lag.append((rec["attempts"][0]["at"] - rec["created"]) * 1000)
+            acks += [a["duration_ms"] for a in rec["attempts"] if a.get("duration_ms") is not None]
             if rec["change_type"] != "add_external_contact" or rec.get("duplicate"):
                 continue
             event = parse_event(rec["plaintext"])
@@ -373,6 +381,10 @@ class Soak:
             "jobs_left": jobs_left,
             "drain_s": round(drain_s, 1),
             "callbacks_given_up_by_wecom": given_up,
+            "callbacks_pending_at_end": pending,
+            "callback_delivery_p50_ms": _r(percentile(lag, 0.50)),
+            "callback_delivery_p99_ms": _r(percentile(lag, 0.99)),
+            "callback_ack_p99_ms": _r(percentile(acks, 0.99)),
             "add_errors": self.add_errors,
             "p50_ms": _r(percentile(list(v * 1000 for v in latency.values()), 0.50)),
             "p99_ms": _r(percentile(list(v * 1000 for v in latency.values()), 0.99)),

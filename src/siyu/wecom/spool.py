@@ -140,8 +140,13 @@ class CallbackSpool:
         with contextlib.suppress(OSError):
             os.chmod(self.directory, 0o700)
         if self._lock_fd is None:
-            fd = os.open(self.directory / f"{self.owner}{LOCK_SUFFIX}", os.O_RDWR | os.O_CREAT, 0o600)
+            # Locked under a name no drainer looks at, then put in place: a drainer never finds
+            # this owner's lock file free while the owner is alive.
+            final = self.directory / f"{self.owner}{LOCK_SUFFIX}"
+            tmp = final.with_name(final.name + ".new")
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
             fcntl.flock(fd, fcntl.LOCK_EX)  # new and ours alone: never waits
+            os.rename(tmp, final)
             self._lock_fd = fd
         self._seq += 1
         path = self.directory / f"{self.owner}.{self._seq:06d}{SEGMENT_SUFFIX}"

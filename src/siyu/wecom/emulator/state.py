@@ -396,8 +396,10 @@ def locked(fn: Callable[Concatenate[EmulatorState, P], R]) -> Callable[Concatena
 
 
 class EmulatorState:
-    def __init__(self, *, seed: int | None = None, default_limits: Limits | None = None) -> None:
+    def __init__(self, *, seed: int | None = None, default_limits: Limits | None = None,
+                 callback_workers: int = 4) -> None:
         self.lock = threading.RLock()
+        self.callback_workers = callback_workers  # deliveries in flight at once (WeCom's are many)
         self.clock = Clock()
         self.rng = random.Random(seed)
         self.default_limits = default_limits or Limits()
@@ -442,7 +444,7 @@ class EmulatorState:
             if self._dispatcher is None:
                 from siyu.wecom.emulator.callbacks import CallbackDispatcher
 
-                self._dispatcher = CallbackDispatcher(self)
+                self._dispatcher = CallbackDispatcher(self, workers=self.callback_workers)
             return self._dispatcher
 
     def next_callback_id(self) -> int:
