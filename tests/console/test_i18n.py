@@ -83,11 +83,16 @@ def _catalogue():
 
 
 def _untranslated(msgids) -> list[str]:
-    catalogue = _catalogue()
+    # Every catalogue file of the locale (messages.po and one per later domain), as the console
+    # merges them.
+    catalogues = []
+    for path in i18n.catalogue_files("zh_CN"):
+        with path.open("rb") as fh:
+            catalogues.append(read_po(fh, locale="zh_CN"))
     missing = []
     for msgid in msgids:
-        message = catalogue.get(msgid)
-        if message is None or not message.string or message.fuzzy:
+        messages = [m for c in catalogues if (m := c.get(msgid)) is not None and m.string and not m.fuzzy]
+        if not messages:
             missing.append(msgid)
     return missing
 

@@ -279,7 +279,7 @@ def send_welcome(session: Session, payload: dict[str, Any], job: JobContext) -> 
             return
         _before_deadline(deadline)  # planning (a name lookup) took time: claim nothing for a dead code
         claim = wecom.claim_effect(s, corp_id=corp_id, effect_key=effect_key, endpoint="send_welcome_msg",
-                                   event_time=received_at)
+                                   event_time=received_at, repeat_safe=True)
     outcome = wecom.call_claimed(
         claim, lambda: client.send_welcome_msg(welcome_code=str(code), text=text or None,
                                                attachments=plan.attachments),

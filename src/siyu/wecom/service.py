@@ -358,8 +358,14 @@ class Claim:
 
 
 def claim_effect(session: Session, *, corp_id: int, effect_key: str, endpoint: str,
-                 event_time: dt.datetime | None = None) -> Claim:
-    """Step 1 of `send_once`, in the caller's transaction, which must commit before the call."""
+                 event_time: dt.datetime | None = None, repeat_safe: bool = False) -> Claim:
+    """Step 1 of `send_once`, in the caller's transaction, which must commit before the call.
+
+    `repeat_safe` (WeCom itself refuses a second effect, as send_welcome_msg refuses a used code):
+    a record left `sending` by a worker that died mid-call is claimed again, as "may have been sent
+    before", rather than given up as unknown: the repeat either delivers the welcome the dead
+    worker never got through, or is refused, and the record then says unknown. Never a second
+    welcome either way."""
     now = utcnow()
     table = WecomOutbound.__table__
     new_id = session.execute(dialect_insert(session)(table).values(
@@ -370,6 +376,10 @@ def claim_effect(session: Session, *, corp_id: int, effect_key: str, endpoint: s
         return Claim(outbound_id=new_id, endpoint=endpoint, event_time=event_time)
     row = session.scalar(select(WecomOutbound).where(WecomOutbound.corp_id == corp_id,
                                                      WecomOutbound.effect_key == effect_key).with_for_update())
+    if row.state == "sending" and repeat_safe:
+        row.attempts, row.detail = row.attempts + 1, f"{_MAYBE_APPLIED}an earlier attempt stopped during the call"
+        session.flush()
+        return Claim(outbound_id=row.id, maybe_sent_before=True)
     if row.state in _RETRYABLE and row.retryable:
         maybe_sent_before = row.detail.startswith(_MAYBE_APPLIED)
         row.state, row.retryable, row.attempts = "sending", False, row.attempts + 1
@@ -454,7 +464,8 @@ def send_once(*, corp_id: int, effect_key: str, endpoint: str, call: Callable[[]
     Call this from a job handler *without* using the handler's session before it (its transaction
     would hold SQLite's write lock while the claim waits for it)."""
     with session_scope() as s:
-        claim = claim_effect(s, corp_id=corp_id, effect_key=effect_key, endpoint=endpoint, event_time=event_time)
+        claim = claim_effect(s, corp_id=corp_id, effect_key=effect_key, endpoint=endpoint, event_time=event_time,
+                             repeat_safe=repeat_safe)
     return call_claimed(claim, call, repeat_safe=repeat_safe)
 
 
