@@ -99,6 +99,13 @@ class TempPostgres:
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
 
+    def pid(self) -> int | None:
+        """The postmaster's process id while it runs."""
+        try:
+            return int((self.data / "postmaster.pid").read_text().split()[0]) if self.running else None
+        except (OSError, ValueError, IndexError):
+            return None
+
     def log_tail(self, lines: int = 20) -> str:
         path = self.root / "postgres.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""

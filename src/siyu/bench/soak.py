@@ -98,6 +98,14 @@ def _children(pid: int) -> list[int]:
     return sorted(found)
 
 
+def _ppid(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return int(fh.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
 class Soak:
     def __init__(self, args: argparse.Namespace, root: Path) -> None:
         self.args = args
@@ -110,6 +118,8 @@ class Soak:
         self._adds_lock = threading.Lock()
         self._workers: dict[str, Any] = {}
         self.advisors = [f"advisor{i:02d}" for i in range(args.advisors)]
+        self.cpu: dict[tuple, tuple[str, float]] = {}
+        self.load: list[float] = []
 
     # --- set-up ------------------------------------------------------------------------------
 
@@ -231,6 +241,7 @@ class Soak:
                 self._sleep_until(self.t_faults + offset)
                 self._inject(fault)
             self._sleep_until(self.t_end)
+            self._cpu()
         finally:
             stop.set()
             driver.join(60)
@@ -241,7 +252,34 @@ class Soak:
         while (left := at - time.time()) > 0:
             time.sleep(min(left, 0.5))
 
+    def _cpu(self) -> None:
+        """CPU seconds each role used so far (the figures mean little without knowing what the
+        processes got on a shared machine), and the machine's load."""
+        assert self.inst is not None
+        tick = os.sysconf("SC_CLK_TCK")
+
+        def used(pid: int) -> float:
+            try:
+                with open(f"/proc/{pid}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+                # utime + stime, and cutime + cstime of children it reaped (postgres backends,
+                # a serve process that was killed and replaced)
+                return sum(int(f) for f in fields[11:15]) / tick
+            except (OSError, IndexError, ValueError):
+                return 0.0
+
+        for name, proc in self.inst.procs:
+            role = name.split("-")[0]
+            pids = [proc.pid] + (_children(proc.pid) if role == "serve" else [])
+            self.cpu[(name, tuple(pids))] = (role, sum(used(p) for p in pids))
+        postmaster = self.pg.pid()
+        if postmaster:
+            pids = [postmaster] + [int(e) for e in os.listdir("/proc") if e.isdigit() and _ppid(int(e)) == postmaster]
+            self.cpu[("postgres", tuple(pids))] = ("postgres", sum(used(p) for p in pids))
+        self.load.append(os.getloadavg()[0])
+
     def _inject(self, fault: str) -> None:
+        self._cpu()
         start = time.time()
         if fault == "noise":
             self._set_faults(duplicate_callback_rate=0.2, drop_ack_rate=0.1)
@@ -403,6 +441,10 @@ class Soak:
             "faults": [{"fault": f["fault"], "at_s": round(f["start"] - self.t_start, 1),
                         "lasted_s": round(f["end"] - f["start"], 1)} for f in self.faults],
             "baseline": phase(self.t_start, self.t_faults),
+            "cpu_s_by_role": self._cpu_by_role(),
+            "machine_load_avg_1m": {"min": round(min(self.load), 1), "max": round(max(self.load), 1)}
+            if self.load else None,
+            "machine_cpus": os.cpu_count(),
             "rate_per_s": self.args.rate,
             "achieved_rate_per_s": round(adds / max(1.0, self.t_end - self.t_start), 1),
             "minutes": self.args.minutes,
@@ -410,6 +452,12 @@ class Soak:
             "serve_processes": 2,
             "workers": 2,
         }
+
+    def _cpu_by_role(self) -> dict[str, float]:
+        by_role: dict[str, float] = {"bench": round(sum(os.times()[:2]), 1)}
+        for role, seconds in self.cpu.values():
+            by_role[role] = round(by_role.get(role, 0.0) + seconds, 1)
+        return by_role
 
     def _recovery(self, end: float, added_at: dict[str, float], latency: dict[str, float],
                   bound: float = GOOD_P99_S) -> float | None:
