@@ -362,8 +362,12 @@ class Soak:
         given_up = pending = 0
         lag: list[float] = []  # add event → first delivery attempt answered (the emulator's side)
         acks: list[float] = []
+        acked_keys: set[str] = set()  # events WeCom saw acknowledged at least once
         for rec in callbacks:
             pending += rec["status"] == "pending"
+            if rec["change_type"] == "add_external_contact" and any(a["acknowledged"] or a["status_code"] == 200
+                                                                    for a in rec["attempts"]):
+                acked_keys.add(parse_event(rec["plaintext"]).natural_key)
             if rec["attempts"]:
                 lag.append((rec["attempts"][0]["at"] - rec["created"]) * 1000)
             acks += [a["duration_ms"] for a in rec["attempts"] if a.get("duration_ms") is not None]
@@ -423,6 +427,10 @@ class Soak:
             "sent_twice": sum(1 for times in sent.values() if len(times) > 1),
             "late": late,
             "events_lost": sum(1 for ext in customers if ext not in keys or keys[ext] not in stored),
+            # Of those, the ones Siyu answered 200 at least once (the rest WeCom had not yet
+            # delivered, or delivered only to errors, when the run ended).
+            "events_lost_after_ack": sum(1 for ext in customers if ext in keys and keys[ext] in acked_keys
+                                         and keys[ext] not in stored),
             "events_stored_twice": duplicates_stored,
             "effects_unknown": unknown,
             "jobs_left": jobs_left,

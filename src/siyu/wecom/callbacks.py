@@ -116,8 +116,12 @@ def start_spool_drainer() -> None:
 
 
 def stop_spool_drainer() -> None:
+    """At shutdown: the drainer stops, and the spool's lock is released (its files, if any, are
+    then taken over by another serve process or by this one's successor)."""
     if _drainer is not None:
         _drainer.stop()
+    if _spool is not None:
+        _spool.close()
 
 
 @router.get("/{corp_slug}")

@@ -172,6 +172,9 @@ class CallbackSpool:
                 os.close(self._fd)
                 self._fd = self._segment = None
             if self._lock_fd is not None:
+                if not any(self.directory.glob(f"{self.owner}.*{SEGMENT_SUFFIX}")):
+                    with contextlib.suppress(FileNotFoundError):  # nothing left to hand on
+                        (self.directory / f"{self.owner}{LOCK_SUFFIX}").unlink()
                 os.close(self._lock_fd)  # releases the flock: another process may drain what is left
                 self._lock_fd = None
 
