@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     # Queues served newest first while their oldest due job has waited this many seconds (adaptive
     # LIFO): JSON, e.g. SIYU_JOB_LIFO_QUEUES='{"welcome": 3}'; '{}' serves every queue oldest first.
     job_lifo_queues: dict[str, float] = Field(default_factory=lambda: {"welcome": 3.0})
+    # Jobs of one name that have a batch handler run several at once, in one transaction (a worker
+    # then buffers up to 4 x concurrency leased jobs); off: one job per transaction.
+    job_batch_handlers: bool = True
     # After WeCom answers 45009 (call frequency), a corp's calls to that API wait this long, in every
     # process; jobs are deferred to the window's end, and calls resume when it passes.
     wecom_rate_limit_window_seconds: float = Field(default=1.0, gt=0)

@@ -126,7 +126,8 @@ def test_retry_of_another_corps_or_an_installation_job_is_not_found(session, cor
 
 def test_api_counts_and_lists_the_keys_corp_only(session, corp, jobs):
     client, _ = api_client(session, corp, scopes=["jobs:read"])
-    assert client.get("/api/v1/jobs/counts").json() == {"queued": 2, "running": 0, "failed": 0, "dead": 1}
+    assert client.get("/api/v1/jobs/counts").json() == {"queued": 2, "running": 0, "failed": 0, "dead": 1,
+                                                        "expired": 0}
     body = client.get("/api/v1/jobs", params={"limit": 2}).json()
     assert len(body["items"]) == 2 and body["next_before_id"] is not None
     rest = client.get("/api/v1/jobs", params={"limit": 2, "before_id": body["next_before_id"]}).json()

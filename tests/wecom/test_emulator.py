@@ -324,3 +324,11 @@ def test_admin_api_refuses_bad_input_with_4xx(emulator, corp):
     assert emulator.admin.get("/corps/nope").status_code == 404
     assert emulator.admin.post(corp.admin_path("/add_contact"), json={"config_id": "none"}).status_code == 404
     assert emulator.admin.post("/clock/advance", json={"seconds": -5}).status_code == 422
+
+
+def test_batch_get_by_user_clamps_a_limit_over_100_rather_than_refusing_it(corp, raw):
+    for _ in range(3):
+        corp.add_contact("zhangsan")
+    page = raw.post("externalcontact/batch/get_by_user", {"userid_list": ["zhangsan"], "limit": 500})
+    assert page["errcode"] == 0 and len(page["external_contact_list"]) == 3
+    assert raw.post("externalcontact/batch/get_by_user", {"userid_list": ["zhangsan"], "limit": 0})["errcode"] == 40058

@@ -20,12 +20,13 @@ from siyu.acquisition import lead_jobs, leads, service, welcome  # noqa: F401 - 
 from siyu.acquisition.models import ChannelCode
 from siyu.db import session_scope, utcnow
 from siyu.errors import NotFound
-from siyu.jobs.events import subscribe
+from siyu.jobs.events import job_name_for, subscribe
 from siyu.jobs.registry import (
     DeadlinePassed,
     JobContext,
     PermanentFailure,
     RetryLater,
+    batch_handler,
     builtin_schedule,
     job_handler,
 )
@@ -195,6 +196,13 @@ def attribute(session: Session, payload: dict[str, Any], job: JobContext) -> Non
     service.attribute_add(session, corp_id=corp_id, state=str(payload["state"]), userid=str(payload.get("userid")),
                           external_userid=str(payload.get("external_userid")), inbox_event_id=event_id,
                           at=_received_at(payload))
+
+
+@batch_handler(job_name_for("customer.added", "acquisition.attribute"))
+def attribute_many(session: Session, payloads: list[dict[str, Any]], jobs: list[JobContext]) -> None:
+    """One attribution pass for several adds, in one transaction."""
+    for payload, job in zip(payloads, jobs, strict=True):
+        attribute(session, payload, job)
 
 
 @subscribe("customer.lost", name="acquisition.lost")

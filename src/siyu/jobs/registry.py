@@ -65,11 +65,17 @@ class Handler(Protocol):
     def __call__(self, session: Session, payload: dict[str, Any], job: JobContext) -> None: ...
 
 
+class BatchHandler(Protocol):
+    def __call__(self, session: Session, payloads: list[dict[str, Any]], jobs: list[JobContext]) -> None: ...
+
+
 @dataclass(frozen=True)
 class HandlerSpec:
     name: str
     fn: Handler
     max_attempts: int | None = None
+    # Runs several leased jobs of this name in one call and one transaction (see `batch_handler`).
+    many: BatchHandler | None = None
 
 
 class RetryLater(Exception):  # noqa: N818 - reads as an instruction to the worker
@@ -112,7 +118,28 @@ def register(name: str, fn: Handler, *, max_attempts: int | None = None) -> None
         if existing is not None and _identity(existing.fn) != _identity(fn):
             raise ValueError(f"job name {name!r} is already handled by {_identity(existing.fn)}")
         # The same function registered again (a module imported twice under test) replaces itself.
-        _handlers[name] = HandlerSpec(name=name, fn=fn, max_attempts=max_attempts)
+        many = existing.many if existing is not None else None
+        _handlers[name] = HandlerSpec(name=name, fn=fn, max_attempts=max_attempts, many=many)
+
+
+def batch_handler(name: str) -> Callable[[BatchHandler], BatchHandler]:
+    """Registers `fn(session, payloads, jobs)` to run several due jobs called `name` at once: a
+    worker that holds more than one of them runs them in one call, in one transaction that also
+    marks them all done (one commit instead of one per job: per-event work such as recording adds
+    or attributing them to channels, under a burst). It must do exactly what the single handler
+    does for each payload. If it raises, or a lease was lost, the transaction rolls back and the
+    worker runs the jobs one by one through the single handler (so one bad payload fails alone).
+    Register the single handler first."""
+
+    def decorator(fn: BatchHandler) -> BatchHandler:
+        with _lock:
+            spec = _handlers.get(name)
+            if spec is None:
+                raise ValueError(f"register the handler of {name!r} before its batch handler")
+            _handlers[name] = HandlerSpec(name=name, fn=spec.fn, max_attempts=spec.max_attempts, many=fn)
+        return fn
+
+    return decorator
 
 
 def unregister(name: str) -> None:

@@ -43,6 +43,7 @@ from siyu.jobs.service import LeasedJob
 log = logging.getLogger(__name__)
 
 MAINTENANCE_SECONDS = 1.0
+MAX_BATCH = 100  # jobs of one name run together by a batch handler
 
 
 class UnknownJob(Exception):  # noqa: N818
@@ -191,6 +192,7 @@ class Worker:
         sqlite_lock: WriteTurn | None = None,
         heartbeat_seconds: float = 2.0,
         dead_after_seconds: float = 6.0,
+        batches: bool = True,
     ) -> None:
         self.engine = engine
         self._sqlite_lock = sqlite_lock
@@ -208,8 +210,10 @@ class Worker:
         # Adaptive-LIFO queues in backlog now (re-read with the maintenance, about every second).
         self._lifo: list[str] = []
 
-        # Jobs leased and not yet finished: buffered (not started) + running.
-        self._capacity = concurrency + min(self.batch_size, concurrency)
+        # Jobs leased and not yet finished: buffered (not started) + running. With batch handlers a
+        # deeper buffer lets jobs of one name gather into batches under a backlog.
+        self.batches = batches
+        self._capacity = concurrency + min(self.batch_size, concurrency * (4 if batches else 1))
         # Fetch only when this many slots are free, so batches stay worth a round trip.
         self._fetch_threshold = max(1, min(self.batch_size, self._capacity // 2))
         self._lock = threading.Lock()
@@ -424,16 +428,27 @@ class Worker:
                     if self._stopping:
                         return
                     job = self._buffer.popleft()
+                    batch = [job]
+                    spec = registry.get_handler(job.name)
+                    if self.batches and spec is not None and spec.many is not None:
+                        # The buffered jobs of the same name go with it, in one transaction.
+                        for other in [j for j in self._buffer if j.name == job.name][: MAX_BATCH - 1]:
+                            self._buffer.remove(other)
+                            batch.append(other)
                 try:
-                    self._run_one(conns, job)
+                    if len(batch) == 1:
+                        self._run_one(conns, job)
+                    else:
+                        self._run_batch(conns, batch, spec)
                 except Exception:
                     # A bug here, not in a handler: the job's lease runs out and it is rescued.
                     log.exception("worker %s: job %d (%s) could not be run", self.worker_id, job.id, job.name)
                     conns.close()
                 finally:
                     with self._lock:
-                        self._held.pop(job.id, None)
-                        self._lease_until.pop(job.id, None)
+                        for done in batch:
+                            self._held.pop(done.id, None)
+                            self._lease_until.pop(done.id, None)
                         room = self._capacity - len(self._held) >= self._fetch_threshold
                     if room:
                         self._wake.set()
@@ -458,6 +473,51 @@ class Worker:
             return job.id in kept
 
         return extend
+
+    def _run_batch(self, conns: _Connections, batch: list[LeasedJob], spec: registry.HandlerSpec) -> None:
+        """Jobs of one name through its batch handler in one transaction that marks them all done;
+        on any trouble (the handler raised, a lease was lost) rolled back and run one by one."""
+        started = utcnow()
+        now_m = time.monotonic()
+        live: list[LeasedJob] = []
+        for job in batch:
+            with self._lock:
+                lease_until = self._lease_until.get(job.id, 0.0)
+            if now_m >= lease_until or job.past_deadline(started):
+                self._run_one(conns, job)  # lost or expired: handled (and counted) as a single
+            else:
+                live.append(job)
+        if len(live) <= 1:
+            for job in live:
+                self._run_one(conns, job)
+            return
+        ctxs = [JobContext(
+            id=job.id, name=job.name, attempt=job.attempts_used, max_attempts=job.max_attempts, queue=job.queue,
+            corp_id=job.corp_id, run_at=job.run_at, enqueued_at=job.enqueued_at, worker_id=self.worker_id,
+            deadline_at=job.deadline_at, _extend=self._extend_one(job)) for job in live]
+        session = JobSession(bind=conns.tx(), expire_on_commit=False)
+        ok = False
+        try:
+            spec.many(session, [job.payload for job in live], ctxs)
+            ok = all(service.complete(session, job=job, worker_id=self.worker_id, started_at=started)
+                     for job in live)
+            if ok:
+                session._worker_commit = True
+                session.commit()
+        except Exception as exc:
+            log.info("worker %s: a batch of %d %s jobs failed (%s); running them one by one", self.worker_id,
+                     len(live), live[0].name, service.redact(f"{type(exc).__name__}: {exc}")[:200])
+            ok = False
+        finally:
+            if not ok:
+                with contextlib.suppress(Exception):
+                    session.rollback()
+            session.close()
+        if ok:
+            self._bump("done", len(live))
+            return
+        for job in live:
+            self._run_one(conns, job)
 
     def _run_one(self, conns: _Connections, job: LeasedJob) -> None:
         with self._lock:
@@ -615,6 +675,7 @@ def run_worker(
         sqlite_lock=sqlite_lock,
         heartbeat_seconds=settings.worker_heartbeat_seconds,
         dead_after_seconds=settings.worker_dead_after_seconds,
+        batches=settings.job_batch_handlers,
     )
 
     previous: dict[int, object] = {}

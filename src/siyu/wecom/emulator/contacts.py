@@ -333,8 +333,9 @@ def batch_get_by_user(state: EmulatorState, corp: Corp, body: dict[str, Any]) ->
     if not 1 <= len(userids) <= 100:
         raise ApiError(40058, "userid_list must hold 1 to 100 userids")
     limit = body.get("limit", 50)
-    if not isinstance(limit, int) or not 1 <= limit <= 100:
-        raise ApiError(40058, "limit must be 1..100")
+    if not isinstance(limit, int) or limit < 1:
+        raise ApiError(40058, "limit must be a positive integer")
+    limit = min(limit, 100)  # WeCom clamps a larger limit to 100 rather than refusing it
     for u in userids:
         require_staff(corp, u)
     follows = sorted((f for f in corp.follows.values() if f.userid in userids),
