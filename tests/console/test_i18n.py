@@ -126,14 +126,16 @@ def test_every_message_has_a_chinese_translation():
 
 
 def test_every_dashboard_label_has_a_chinese_translation(session):
-    from siyu.console.dashboard import dashboard_charts, dashboard_counts
+    from siyu.console.dashboard import dashboard_charts
+    from siyu.console.home import home_sections
     from tenancy.factories import principal_of
 
     corp = make_corp(session)
     staff = make_staff(session, corp, roles=["administrator", "operations", "advisor", "compliance", "auditor"],
                        password=None)
     principal = principal_of(staff)
-    labels = [f["label"] for f in dashboard_counts(session, principal=principal)]
+    labels = [t.label for s in home_sections(session, principal=principal) for t in s["tiles"]]
+    labels += [s["title"] for s in home_sections(session, principal=principal)]
     for chart in dashboard_charts(session, principal=principal):
         labels += [chart["title"], *(s["label"] for s in chart["series"])]
     assert labels, "the dashboard offers nothing"
