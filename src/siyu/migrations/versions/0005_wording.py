@@ -1,7 +1,7 @@
 """wording review: per-corp lexicons, dictionary drafts, the corp"s labelled messages
 
 Revision ID: 0005_wording
-Revises: 0001_initial
+Revises: 0002_rel_queue
 Create Date: 2026-12-07 16:33:22.331216
 """
 
@@ -12,7 +12,7 @@ import siyu.db
 import siyu.pii
 
 revision = "0005_wording"
-down_revision = "0001_initial"
+down_revision = "0002_rel_queue"
 branch_labels = None
 depends_on = None
 
