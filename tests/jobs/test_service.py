@@ -291,7 +291,8 @@ def test_counts_and_listing_are_per_corp(session, queue):
     service.enqueue(session, name="test.ok", queue=queue, corp_id=corp_b)
     service.enqueue(session, name="test.ok", queue=queue)  # installation-level
     (leased, *_rest) = lease(session, queue, limit=1)
-    assert service.counts_by_state(session, corp_id=corp_a) == {"queued": 2, "running": 1, "failed": 0, "dead": 0, "expired": 0}
+    assert service.counts_by_state(session, corp_id=corp_a) == {"queued": 2, "running": 1, "failed": 0, "dead": 0,
+                                                                "expired": 0}
     assert service.counts_by_state(session, corp_id=corp_b)["queued"] == 1
 
     page = service.list_jobs(session, corp_id=corp_a, limit=2)

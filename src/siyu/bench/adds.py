@@ -7,7 +7,8 @@ the WeCom emulator (a real HTTP server in this process) and `siyu worker` proces
   `customer.added`) and every job it causes, run to the end by a worker in this process: the jobs
   it made (`jobs_per_add`, by name) and the SQL statements of the callback and its jobs
   (`statements_per_add`, counted on every engine of the process);
-* load (twice: every job in its own transaction, then with batch handlers): adds made at the emulator at `--rate` a second for `--seconds` (its customers, profiles and
+* load (twice: every job in its own transaction, then with batch handlers): adds made at the
+  emulator at `--rate` a second for `--seconds` (its customers, profiles and
   welcome codes are real), each stored and published as the callback endpoint does (the adds of
   each 100 ms in one transaction, as its group committer does), while the workers run every
   queue. Sampled each second: the jobs due and waiting. Figures: `absorbed_adds_per_s` (adds /
