@@ -209,6 +209,10 @@ class Worker:
         self.dead_after_seconds = dead_after_seconds
         # Adaptive-LIFO queues in backlog now (re-read with the maintenance, about every second).
         self._lifo: list[str] = []
+        # Queues whose work has a deadline (the adaptive-LIFO ones, e.g. welcomes within WeCom's
+        # 20 s): fetched as soon as one slot is free, not only when a batch's worth is, so a
+        # backlog of other work never holds them back.
+        self._urgent = [q for q in registry.lifo_policies() if not self.queues or q in self.queues]
 
         # Jobs leased and not yet finished: buffered (not started) + running. With batch handlers a
         # deeper buffer lets jobs of one name gather into batches under a backlog.
@@ -225,6 +229,8 @@ class Worker:
         self._missing: set[int] = set()  # held jobs the last heartbeat did not find leased
         self._stopping = False
         self._wake = threading.Event()
+        self._alive_stop = threading.Event()
+        self._alive_thread: threading.Thread | None = None
         self._threads: list[threading.Thread] = []
         self._conns = _Connections(engine)  # the fetcher's
         self._completer = _Completer(self)
@@ -239,6 +245,8 @@ class Worker:
     def run(self) -> WorkerStats:
         try:
             self._step(self._startup)
+            self._alive_thread = threading.Thread(target=self._liveness, name="siyu-worker-alive", daemon=True)
+            self._alive_thread.start()
             self._completer.start()
             for i in range(self.concurrency):
                 t = threading.Thread(target=self._executor, name=f"siyu-job-{i}", daemon=True)
@@ -251,19 +259,16 @@ class Worker:
             self._loop()
             self._shutdown()
         finally:
+            self._alive_stop.set()
             self._conns.close()
         return self.stats
 
     def _loop(self) -> None:
         next_maintenance = 0.0
         next_heartbeat = time.monotonic() + self.lease_seconds / 3
-        next_alive = time.monotonic() + self.heartbeat_seconds
         while not self.stop_event.is_set():
             self._wake.clear()
             now = time.monotonic()
-            if now >= next_alive:
-                self._step(self._alive)
-                next_alive = now + self.heartbeat_seconds
             if now >= next_maintenance:
                 self._step(self._maintenance)
                 next_maintenance = now + MAINTENANCE_SECONDS
@@ -278,6 +283,11 @@ class Worker:
                 if got == want:
                     continue  # probably more due: fetch again as soon as there is room
                 self.stop_event.wait(self.poll_seconds)
+            elif free > 0 and self._urgent:
+                got = self._step(lambda free=free: self._fetch(free, queues=self._urgent)) or 0
+                if got == free:
+                    continue
+                self._wake.wait(self.poll_seconds)
             else:
                 # Full: an executor finishing a job wakes us (or the poll interval passes, to
                 # keep heartbeats and maintenance on time).
@@ -304,10 +314,25 @@ class Worker:
         service.register_worker(session, worker_id=self.worker_id, hostname=socket.gethostname(), pid=os.getpid(),
                                 queues=self.queues, concurrency=self.concurrency)
 
-    def _alive(self) -> None:
+    def _liveness(self) -> None:
+        """The liveness heartbeat on a thread and connection of its own, so that a fetch or a
+        maintenance step waiting on a busy database never makes a live worker look dead."""
+        conns = _Connections(self.engine)
+        try:
+            while not self._alive_stop.wait(self.heartbeat_seconds):
+                try:
+                    self._alive(conns)
+                except Exception as exc:
+                    log.warning("worker %s: liveness: %s", self.worker_id,
+                                service.redact(f"{type(exc).__name__}: {exc}")[:300])
+                    conns.close()
+        finally:
+            conns.close()
+
+    def _alive(self, conns: _Connections) -> None:
         """The liveness heartbeat (job_worker.last_seen_at): other workers hand this one's jobs on
         within seconds once it stops."""
-        with Session(bind=self._conns.single()) as session:
+        with Session(bind=conns.single()) as session:
             if not service.worker_heartbeat(session, worker_id=self.worker_id):
                 # Taken for dead (a pause longer than dead_after): its jobs were handed on, and
                 # their completions here will be refused by the fence. Alive again from now.
@@ -315,11 +340,11 @@ class Worker:
                 self._register(session)
             session.commit()
 
-    def _fetch(self, want: int) -> int:
+    def _fetch(self, want: int, *, queues: Sequence[str] | None = None) -> int:
         with Session(bind=self._conns.single()) as session:
             jobs = service.fetch_due(
-                session, worker_id=self.worker_id, limit=want, lease_seconds=self.lease_seconds, queues=self.queues,
-                lifo=self._lifo,
+                session, worker_id=self.worker_id, limit=want, lease_seconds=self.lease_seconds,
+                queues=queues or self.queues, lifo=self._lifo,
             )
             session.commit()
         if jobs:
@@ -392,13 +417,9 @@ class Worker:
         # Wait for the running jobs, heartbeating on: a job that is finishing must keep its lease.
         deadline = time.monotonic() + self.shutdown_timeout
         next_heartbeat = time.monotonic() + self.lease_seconds / 3
-        next_alive = time.monotonic() + self.heartbeat_seconds
         while any(t.is_alive() for t in self._threads) and time.monotonic() < deadline:
             for t in self._threads:
                 t.join(min(0.1, max(0.0, deadline - time.monotonic())))
-            if time.monotonic() >= next_alive:
-                self._step(self._alive)
-                next_alive = time.monotonic() + self.heartbeat_seconds
             if time.monotonic() >= next_heartbeat:
                 self._step(self._heartbeat)
                 next_heartbeat = time.monotonic() + self.lease_seconds / 3
@@ -409,6 +430,10 @@ class Worker:
                 service.unregister_worker(session, worker_id=self.worker_id)
                 session.commit()
 
+        # No heartbeat after the row is gone (it would register the worker again).
+        self._alive_stop.set()
+        if self._alive_thread is not None:
+            self._alive_thread.join(self.heartbeat_seconds + 5)
         self._step(unregister)
         still = [t.name for t in self._threads if t.is_alive()]
         if still:
@@ -427,7 +452,10 @@ class Worker:
                         self._work.wait()
                     if self._stopping:
                         return
-                    job = self._buffer.popleft()
+                    # The most urgent buffered job first (a welcome fetched after a batch of
+                    # profile reads goes before them): lowest priority value, then oldest.
+                    job = min(self._buffer, key=lambda j: (j.priority, j.run_at, j.id))
+                    self._buffer.remove(job)
                     batch = [job]
                     spec = registry.get_handler(job.name)
                     if self.batches and spec is not None and spec.many is not None:
