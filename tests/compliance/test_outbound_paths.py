@@ -496,7 +496,6 @@ def test_group_invitation_is_gated_content(session):
     the flow): no path sends it today (see test_group_invitation_is_not_sent_on_its_own); when one
     does it asks `content_for_send` like the others."""
     from siyu.compliance.service import content_for_send
-
     from tenancy.factories import make_staff
 
     corp = make_corp(session)

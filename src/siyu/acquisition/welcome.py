@@ -264,6 +264,16 @@ def set_variant_active(session: Session, *, corp_id: int, actor: Principal | str
     return variant
 
 
+def variant_approvals(session: Session, *, corp_id: int, flow_id: int) -> dict[int, Any]:
+    """variant id -> where its content stands with compliance (`ContentState`: in force, pending)."""
+    from siyu.compliance.service import content_states
+
+    variants = list_variants(session, corp_id=corp_id, flow_id=flow_id)
+    states = content_states(session, corp_id=corp_id, kind="welcome",
+                            owners=[(WELCOME_VARIANT, v.id) for v in variants])
+    return {ref.id: state for ref, state in states.items()}
+
+
 @dataclass(frozen=True)
 class VariantResult:
     variant: WelcomeVariant
