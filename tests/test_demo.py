@@ -131,7 +131,7 @@ def test_demo_welcomes_are_approved_with_one_edit_awaiting_approval(session, tmp
     pending = session.scalar(select(ContentItem).where(ContentItem.corp_id == info.corp_id,
                                                        ContentItem.status == "submitted"))
     assert pending.approved_version == 1  # the approved text keeps going out
-    for name, *_rest, variants in demo.DEMO_CHANNEL_CODES:
+    for name, *_rest in demo.DEMO_CHANNEL_CODES:
         code = next(c for c in acquisition.list_channel_codes(session, corp_id=info.corp_id) if c.name == name)
         plan = welcome.plan_welcome(session, corp_id=info.corp_id, state=code.state, userid="zhangwei",
                                     external_userid="wmdemo0001", customer_name="周先生")
