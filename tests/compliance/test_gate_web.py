@@ -26,7 +26,8 @@ def _audit(session, corp, prefix):
 def test_dictionary_add_filter_edit_deactivate_and_test_a_text(session, corp):
     officer = console_user(session, corp, roles=("compliance",))
     page = officer.get(PAGE)
-    assert page.status_code == 200 and 'data-testid="entry-form"' in page.text and "保本" in page.text
+    assert page.status_code == 200 and 'data-testid="entry-form"' in page.text
+    assert 'data-phrase="保本保息"' in officer.get(PAGE, params={"scope": "installation"}).text  # the seed in force
     bad = officer.post(PAGE, {"category": "nope", "phrase": "x", "severity": "block", "rule": "r"})
     assert bad.status_code == 422 and 'data-field="category"' in bad.text
     added = officer.post(PAGE, {"category": "firm", "phrase": "包赚", "severity": "block", "rule": "本行禁用：包赚"})

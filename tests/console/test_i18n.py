@@ -82,8 +82,23 @@ def _catalogue():
         return read_po(fh, locale="zh_CN")
 
 
+def _merged():
+    """Every .po file of zh_CN merged as the console merges them (messages.po first)."""
+    merged = None
+    for po in i18n.catalogue_files("zh_CN"):
+        with po.open("rb") as fh:
+            part = read_po(fh, locale="zh_CN")
+        if merged is None:
+            merged = part
+            continue
+        for message in part:
+            if message.id:
+                merged[message.id] = message
+    return merged
+
+
 def _untranslated(msgids) -> list[str]:
-    catalogue = _catalogue()
+    catalogue = _merged()
     missing = []
     for msgid in msgids:
         message = catalogue.get(msgid)

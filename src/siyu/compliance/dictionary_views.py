@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path as FilePath
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
@@ -22,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from siyu.compliance import approval, content, dictionary, dictionary_io
 from siyu.compliance.schemas import CATEGORIES, DETECTOR_CATEGORIES
+from siyu.compliance.seed import seed_dictionary
 from siyu.console.downloads import file_response
 from siyu.console.forms import FieldErrors
 from siyu.console.i18n import N_
@@ -45,6 +47,19 @@ SEVERITY_LABELS = {"block": N_("Blocked"), "review": N_("Needs review"), "allow"
 MAX_UPLOAD = 5 * 1024 * 1024
 
 
+@dataclass(frozen=True)
+class SeedEntry:
+    """An entry of the package seed, shown while the installation's dictionary was never changed."""
+
+    category: str
+    phrase: str
+    severity: str
+    rule: str
+    notes: str
+    id: None = None
+    is_active: bool = True
+
+
 def _filters(category: str, severity: str, q: str, scope: str) -> dict:
     return {"category": category if category in CATEGORIES else "",
             "severity": severity if severity in SEVERITIES else "", "q": q.strip()[:100],
@@ -54,17 +69,23 @@ def _filters(category: str, severity: str, q: str, scope: str) -> dict:
 def _page(request: Request, session: Session, principal: Principal, *, filters: dict | None = None,
           status_code: int = 200, **extra) -> Response:
     filters = filters or _filters("", "", "", "")
+    installation_version, corp_version = dictionary.dictionary_versions(session, corp_id=principal.corp_id)
     entries = []
     for scope, corp_id in (("corp", principal.corp_id), ("installation", None)):
         if filters["scope"] and filters["scope"] != scope:
             continue
-        for e in dictionary.list_entries(session, corp_id=corp_id, category=filters["category"] or None):
+        if corp_id is None and not installation_version:  # the package seed is in force, as it is
+            listed = [SeedEntry(e.category, e.phrase, e.severity, e.rule, e.notes)
+                      for e in seed_dictionary().entries
+                      if not filters["category"] or e.category == filters["category"]]
+        else:
+            listed = dictionary.list_entries(session, corp_id=corp_id, category=filters["category"] or None)
+        for e in listed:
             if filters["severity"] and e.severity != filters["severity"]:
                 continue
             if filters["q"] and filters["q"] not in e.phrase and filters["q"] not in e.rule:
                 continue
             entries.append((scope, e))
-    corp_version, installation_version = dictionary.dictionary_versions(session, corp_id=principal.corp_id)
     context = {"entries": entries[:1000], "shown_all": len(entries) <= 1000, "filters": filters,
                "categories": CATEGORIES, "finding_labels": {**CATEGORIES, **DETECTOR_CATEGORIES},
                "severities": SEVERITIES, "severity_labels": SEVERITY_LABELS,
