@@ -107,3 +107,43 @@ def test_console_admin_cannot_approve_own(session, corp):
     assert 'data-testid="own-version"' in page.text and 'data-testid="decide-form"' not in page.text
     refused = admin.post(f"{item_url}/approve", {"version": "1"})
     assert refused.status_code == 403
+
+
+def test_api_names_owners_and_explains_what_the_review_finds(session, corp):
+    from siyu.compliance import content
+    from siyu.compliance.schemas import ContentKind
+
+    assert set(ContentKind.__args__) == set(content.KINDS)  # the API's kinds are the gate's
+    item = _approved_item(session, corp)
+    client, _ = api_client(session, corp, scopes=["content:read"])
+    [row] = client.get(BASE).json()["items"]
+    assert (row["owner_type"], row["owner_id"], row["owner_name"]) == ("corp", corp.id, corp.name)
+    assert client.get(f"{BASE}/{item.id}").json()["owner_name"] == corp.name
+    checked = client.post(f"{BASE}/check", json={"text": "本产品保本保息"})
+    assert checked.status_code == 200 and checked.json()["verdict"] == "block"
+    finding = next(f for f in checked.json()["findings"] if f["match"] == "保本保息")
+    assert finding["category"] == "promise" and finding["severity"] == "block" and finding["rule"]
+    assert "本产品保本保息"[finding["start"]:finding["end"]] == "保本保息"
+    assert client.post(f"{BASE}/check", json={"text": ""}).status_code == 422
+
+
+def test_a_refusal_over_http_carries_its_findings(session, corp):
+    """A ContentRefused answered as JSON names the field and lists each blocking finding."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from siyu.compliance.content import ContentRefused
+    from siyu.errors import install_error_handlers
+
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.post("/api/v1/refuse")
+    def refuse():
+        raise ContentRefused([{"match": "保本", "category": "promise", "severity": "block", "start": 2, "end": 4,
+                               "rule": "不得承诺保本"}], field="reply_text")
+
+    answer = TestClient(app).post("/api/v1/refuse").json()
+    assert answer["field"] == "reply_text" and "「保本」[promise, block, 3–4]: 不得承诺保本" in answer["detail"]
+    assert answer["findings"] == [{"match": "保本", "category": "promise", "severity": "block", "start": 2, "end": 4,
+                                   "rule": "不得承诺保本"}]
