@@ -246,8 +246,9 @@ def get_content(item_id: int = Path(ge=1, le=approval.MAX_ID), principal: Princi
     item = approval.get_item(session, corp_id=principal.corp_id, item_id=item_id)
     versions = approval.versions(session, corp_id=principal.corp_id, item_id=item.id)
     texts = approval.approved_texts(session, corp_id=principal.corp_id, items=[item])
-    base = ContentItemOut.model_validate(item).model_dump() | {
-        "approved_text": texts.get(item.id), "owner_name": _owner_names(session, principal.corp_id, [item]).get(item.id)}
+    owner_name = _owner_names(session, principal.corp_id, [item]).get(item.id)
+    base = ContentItemOut.model_validate(item).model_dump() | {"approved_text": texts.get(item.id),
+                                                               "owner_name": owner_name}
     return ContentItemDetail(**base, versions=[ContentVersionOut.model_validate(v) for v in versions])
 
 
