@@ -533,6 +533,8 @@ KNOWN_PATHS: dict[tuple[str, str], tuple[str, ...]] = {
     ("siyu/acquisition/verification.py", "send"): (
         "test_verification_sms_carries_its_disclosure_and_never_a_planted_promise",),
 }
+# Paths whose text is fixed in code, not saved content (no content item, so no approval to gate on).
+FIXED_TEXT_PATHS = {("siyu/acquisition/verification.py", "sms_provider"), ("siyu/acquisition/verification.py", "send")}
 # Not customer paths: the fixed benchmark text sent to the emulator only.
 NOT_CUSTOMER_PATHS = {("siyu/bench/welcome_burst.py", "send_welcome_msg")}
 
@@ -559,3 +561,7 @@ def test_every_outbound_call_site_is_a_known_path():
     assert set(KNOWN_PATHS) <= found, f"listed paths no longer found: {set(KNOWN_PATHS) - found}"
     for tests in KNOWN_PATHS.values():
         assert all(callable(globals().get(name)) for name in tests), tests
+    # Every path that sends saved content has a gate test too: an unapproved edit never reaches the customer.
+    for path, tests in KNOWN_PATHS.items():
+        if path not in FIXED_TEXT_PATHS:
+            assert any("approv" in name for name in tests), f"{path}: add a test that an unapproved edit is not sent"
