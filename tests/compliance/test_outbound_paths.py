@@ -26,6 +26,7 @@ from sqlalchemy import delete, select, update
 from compliance.gate import approve_all_committed
 from siyu.acquisition import jobs as acquisition_jobs
 from siyu.acquisition import keyword_jobs, keywords, welcome
+from siyu.acquisition import models as acquisition_models
 from siyu.acquisition import service as acquisition
 from siyu.acquisition import verification as v
 from siyu.acquisition.models import KeywordHit, KeywordTask, SmsOutbox, WelcomeSend
@@ -191,14 +192,6 @@ def test_channel_welcome_variant_carries_its_disclosure_and_never_a_planted_prom
         send = s.scalar(select(WelcomeSend).where(WelcomeSend.corp_id == wired.corp_id,
                                                   WelcomeSend.inbox_event_id == event_id))
         assert (send.code_id, send.state) == (code_id, "blocked")
-
-
-def test_group_invitation_is_not_sent_on_its_own():
-    """A flow's group invitation is stored with the flow (reviewed when saved), but no code that
-    sends reads it today: when one does, it goes on the guard and gets its test here."""
-    senders = {rel for rel, _ in KNOWN_PATHS} | {"siyu/acquisition/keywords.py"}
-    assert [rel for rel in sorted(senders) if "group_invitation" in (SRC / rel).read_text(encoding="utf-8")] == []
-    assert "group_invitation" not in welcome.WelcomePlan.__dataclass_fields__
 
 
 # --- 3: keyword replies, automatic and the advisor's one click ---------------------------------------------
@@ -491,21 +484,57 @@ def test_handover_message_requiring_approval_is_held_until_approved(emulator, wi
     assert transfer["success_msg"] == "您好，我的同事王五将继续为您服务。"
 
 
-def test_group_invitation_is_gated_content(session):
-    """The flow's group invitation is submitted to the gate when saved (kind group_invitation, owner
-    the flow): no path sends it today (see test_group_invitation_is_not_sent_on_its_own); when one
-    does it asks `content_for_send` like the others."""
-    from siyu.compliance.service import content_for_send
-    from tenancy.factories import make_staff
+def _code_customer(emulator, w: Wired, *, invitation: str) -> tuple[int, str]:  # noqa: F811
+    """A channel code whose flow invites to the group on "1", and a customer who came through it."""
+    with session_scope() as s:
+        code = acquisition.create_channel_code(s, corp_id=w.corp_id, actor="ops", name="入群活码", channel="ad",
+                                               advisors=[acquisition.AdvisorSpec("zhangsan")])
+        welcome.add_variant(s, corp_id=w.corp_id, actor="ops", code_id=code.id, text="您好，欢迎关注。")
+        flow = welcome.save_flow(s, corp_id=w.corp_id, actor="ops", code_id=code.id, enabled=True, group_keyword="1",
+                                 group_invitation=invitation)
+        acquisition.attribute_add(s, corp_id=w.corp_id, state=code.state, userid="zhangsan",
+                                  external_userid=w.customers[0], inbox_event_id=random.randrange(1, 2**62),
+                                  at=utcnow())
+        return flow.id, w.customers[0]
 
-    corp = make_corp(session)
-    make_staff(session, corp, wecom_userid="zhangsan")
-    code = acquisition.create_channel_code(session, corp_id=corp.id, actor="t", name="邀请", channel="ad",
-                                           advisors=[acquisition.AdvisorSpec("zhangsan")])
-    flow = welcome.save_flow(session, corp_id=corp.id, actor="ops", code_id=code.id, enabled=False,
-                             group_keyword="1", group_invitation="回复 1 加入理财学习群")
-    held = content_for_send(session, corp_id=corp.id, kind="group_invitation", owner=("welcome_flow", flow.id))
-    assert held.held and held.held_reason == "awaiting approval"
+
+def _answers(w: Wired, text: str, customer: str) -> str:
+    msgid = "m" + uuid.uuid4().hex
+    with session_scope() as s:
+        archive.ingest_records(s, corp_id=w.corp_id, source="feed", records=[archive.ArchiveRecord(
+            msgid=msgid, sender=customer, tolist=("zhangsan",), roomid="", msgtype="text", sent_at=utcnow(),
+            text=text)])
+    payload = {"msgid": msgid, "staff_userid": "zhangsan", "customer_userid": customer,
+               "sent_at": utcnow().isoformat()}
+    with session_scope() as s:
+        keyword_jobs.group_invitation(s, payload, _ctx(w.corp_id, "event:chat.customer_message:"
+                                                                  "acquisition.group_invitation"))
+    return msgid
+
+
+def test_group_invitation_goes_out_only_in_its_approved_version(emulator, wired):  # noqa: F811
+    flow_id, customer = _code_customer(emulator, wired, invitation="回复 1 已收到，学习群链接稍后发您。")
+    msgid = _answers(wired, "1", customer)  # nothing approved yet: held, with the reason
+    assert _mass_texts(emulator, wired) == []
+    _assert_held(_outbound(wired.corp_id, welcome.invitation_effect_key(wired.corp_id, msgid)))
+    approve_all_committed(wired.corp_id)
+    _answers(wired, "１", customer)  # full-width: the keyword is matched normalised
+    assert _mass_texts(emulator, wired) == ["回复 1 已收到，学习群链接稍后发您。"]
+    with session_scope() as s:  # edited: pending, the approved one still goes out
+        flow = s.get(acquisition_models.WelcomeFlow, flow_id)
+        welcome.save_flow(s, corp_id=wired.corp_id, actor="ops", code_id=flow.code_id, enabled=True,
+                          group_keyword="1", group_invitation="学习群二维码请看下一条消息。")
+    _answers(wired, "1", customer)
+    _answers(wired, "你好", customer)  # not the keyword: nothing
+    assert _mass_texts(emulator, wired)[1:] == ["回复 1 已收到，学习群链接稍后发您。"]
+    approve_all_committed(wired.corp_id)
+    _answers(wired, "1", customer)
+    assert _mass_texts(emulator, wired)[2:] == ["学习群二维码请看下一条消息。"]
+
+    _plant(wired.corp_id, "group_invitation", PROMISE)  # after the approval
+    msgid = _answers(wired, "1", customer)
+    assert len(_mass_texts(emulator, wired)) == 3 and "保本" not in _customer_side(emulator, wired.wecom_id)
+    _assert_blocked(_outbound(wired.corp_id, welcome.invitation_effect_key(wired.corp_id, msgid)))
 
 
 # --- the list of paths ---------------------------------------------------------------------------------------
@@ -524,7 +553,8 @@ KNOWN_PATHS: dict[tuple[str, str], tuple[str, ...]] = {
         "test_keyword_reply_carries_its_disclosure_and_never_a_planted_promise",
         "test_keyword_task_click_carries_its_disclosure_and_never_a_planted_promise",
         "test_keyword_reply_edit_goes_out_only_once_approved",
-        "test_keyword_task_click_sends_the_version_approved_at_the_click"),
+        "test_keyword_task_click_sends_the_version_approved_at_the_click",
+        "test_group_invitation_goes_out_only_in_its_approved_version"),
     ("siyu/compliance/handover_jobs.py", "transfer_customer"): (
         "test_handover_message_carries_its_disclosure_and_never_a_planted_promise",
         "test_handover_message_requiring_approval_is_held_until_approved"),

@@ -7,7 +7,8 @@ flow's group invitation submits a new version for approval (a text the wording r
 refused); a send takes the approved version in force, never the latest edit, and a flow whose variants
 have none approved holds its welcome (recorded as held with the reason). Before each send the
 approved text goes through compliance's outbound guard (`prepare_send`: the risk disclosure appended
-to product content; a block, or a "review" finding the checker did not see, holds it back)."""
+to product content; a block, or a "review" finding the checker did not see, holds it back). A customer
+who answers a flow's group keyword gets its group invitation the same way (`decide_invitation`)."""
 
 from __future__ import annotations
 
@@ -405,6 +406,71 @@ def record_send(session: Session, *, corp_id: int, inbox_event_id: int, plan: We
         corp_id=corp_id, inbox_event_id=inbox_event_id, code_id=plan.code_id, variant_id=plan.variant_id,
         external_userid=external_userid, state=state, at=utcnow(),
     ).on_conflict_do_nothing(index_elements=["corp_id", "inbox_event_id"]))
+
+
+# --- the group invitation: a customer answers the flow's group keyword ----------------------------------
+
+
+def invitation_effect_key(corp_id: int, msgid: str) -> str:
+    return f"group_invitation:{corp_id}:{msgid}"
+
+
+@dataclass(frozen=True)
+class Invitation:
+    """What to do about one customer message for the group invitation: `sending` (claimed), or not."""
+
+    outcome: str  # none | held | blocked | opted_out | sending
+    text: str = ""
+    claim: Any = None
+
+
+def decide_invitation(session: Session, *, corp_id: int, msgid: str, advisor_userid: str, customer_userid: str,
+                      sent_at, now=None) -> Invitation:
+    """A customer who came through a channel code writes its flow's group keyword (say "1") to the
+    advisor they added: the flow's group invitation, in its approved version in force
+    (`content_for_send`, kind group_invitation), through the outbound guard (kind keyword_reply: an
+    answer to the customer's own message), claimed under `group_invitation:{corp}:{msgid}` so one
+    message is answered once. A keyword rule that answers the same message wins (keyword replies)."""
+    from siyu.acquisition import keywords
+    from siyu.acquisition.models import ChannelAdd
+    from siyu.compliance.archive import customer_message_text
+    from siyu.compliance.normalize import normalize
+    from siyu.compliance.service import content_for_send, prepare_outbound
+    from siyu.wecom import service as wecom
+
+    now = now or utcnow()
+    if sent_at is not None and now - sent_at > keywords.MAX_AGE:
+        return Invitation("none")
+    text = customer_message_text(session, corp_id=corp_id, msgid=msgid)
+    if not text or not normalize(text):
+        return Invitation("none")
+    code_id = session.scalar(select(ChannelAdd.code_id).where(
+        ChannelAdd.corp_id == corp_id, ChannelAdd.external_userid == customer_userid,
+        ChannelAdd.advisor_userid == advisor_userid).order_by(ChannelAdd.at.desc()).limit(1))
+    flow = get_flow(session, corp_id=corp_id, code_id=code_id) if code_id is not None else None
+    if flow is None or not flow.enabled or not flow.group_keyword or not flow.group_invitation \
+            or normalize(flow.group_keyword) != normalize(text):
+        return Invitation("none")
+    if keywords.match_rule(keywords.list_rules(session, corp_id=corp_id, enabled_only=True), text=text,
+                           advisor_userid=advisor_userid) is not None:
+        return Invitation("none")
+    key = invitation_effect_key(corp_id, msgid)
+    content = content_for_send(session, corp_id=corp_id, kind="group_invitation", owner=(WELCOME_FLOW, flow.id))
+    if content.held:
+        wecom.record_outcome(session, corp_id=corp_id, effect_key=key, endpoint="add_msg_template", state="held",
+                             event_time=sent_at, detail=f"approval: {content.held_reason}")
+        return Invitation("held")
+    out = prepare_outbound(session, corp_id=corp_id, kind="keyword_reply", text=content.text,
+                           recipients=[customer_userid])
+    if out.refused:
+        return Invitation("opted_out")
+    if content.held_by(out):
+        wecom.record_outcome(session, corp_id=corp_id, effect_key=key, endpoint="add_msg_template",
+                             state="blocked", event_time=sent_at, detail=out.summary())
+        return Invitation("blocked")
+    claim = wecom.claim_effect(session, corp_id=corp_id, effect_key=key, endpoint="add_msg_template",
+                               event_time=sent_at)
+    return Invitation("sending", text=out.text, claim=claim)
 
 
 # --- follow-ups (no welcome code) -----------------------------------------------------------------------
