@@ -195,10 +195,11 @@ def dictionary_reactivate(entry_id: int = ENTRY_ID, principal: Principal = Depen
 # --- which kinds of content need approval ---------------------------------------------------------------------
 
 
-def _settings(request: Request, session: Session, principal: Principal, *, saved: bool = False) -> Response:
+def _settings(request: Request, session: Session, principal: Principal, *, saved: bool = False,
+              errors: FieldErrors | None = None, status_code: int = 200) -> Response:
     return render(request, "compliance/approval_settings.html", {
         "kinds": content.KINDS, "required": content.requirements(session, corp_id=principal.corp_id),
-        "can_edit": principal.has_role(*EDITORS), "saved": saved})
+        "can_edit": principal.has_role(*EDITORS), "saved": saved, "errors": errors}, status_code=status_code)
 
 
 @router.get(SETTINGS)
@@ -210,5 +211,9 @@ def approval_settings(request: Request, saved: str = Query("", max_length=3), pr
 @router.post(SETTINGS)
 def approval_settings_save(request: Request, required: list[str] = Form([]), principal: Principal = Depends(editors),
                            session: Session = Depends(get_session)):
-    content.set_requirements(session, corp_id=principal.corp_id, actor=principal, required=required)
+    try:
+        content.set_requirements(session, corp_id=principal.corp_id, actor=principal, required=required)
+    except SiyuError as exc:
+        return _settings(request, session, principal, errors=FieldErrors.of(request, exc, "required"),
+                         status_code=exc.status_code)
     return RedirectResponse(SETTINGS + "?saved=1", status_code=303)
