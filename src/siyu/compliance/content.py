@@ -250,7 +250,7 @@ class ContentRefused(InvalidInput):
 
     def __init__(self, findings: Sequence[dict], *, field: str = "text"):
         self.findings = [dict(f) for f in findings]
-        super().__init__("the text does not pass the wording review: %(found)s", field=field,
+        super().__init__("compliance review blocks this text: %(found)s", field=field,
                          params={"found": explain(self.findings, blocking_only=True)})
 
     @property
