@@ -30,13 +30,14 @@ from siyu.acquisition import models as acquisition_models
 from siyu.acquisition import service as acquisition
 from siyu.acquisition import verification as v
 from siyu.acquisition.models import KeywordHit, KeywordTask, SmsOutbox, WelcomeSend
-from siyu.compliance import archive, handover_jobs
-from siyu.compliance import handover as handovers
+from siyu.compliance import archive
 from siyu.compliance.disclosure import DEFAULT_DISCLOSURES, SEPARATOR
 from siyu.compliance.models import ContentItem, ContentVersion
 from siyu.customers import contacts
 from siyu.db import session_scope, utcnow
 from siyu.errors import Unavailable
+from siyu.handover import jobs as handover_jobs
+from siyu.handover import service as handovers
 from siyu.jobs.models import Job
 from siyu.jobs.registry import JobContext
 from siyu.tenancy import service as tenancy
@@ -555,7 +556,7 @@ KNOWN_PATHS: dict[tuple[str, str], tuple[str, ...]] = {
         "test_keyword_reply_edit_goes_out_only_once_approved",
         "test_keyword_task_click_sends_the_version_approved_at_the_click",
         "test_group_invitation_goes_out_only_in_its_approved_version"),
-    ("siyu/compliance/handover_jobs.py", "transfer_customer"): (
+    ("siyu/handover/jobs.py", "transfer_customer"): (
         "test_handover_message_carries_its_disclosure_and_never_a_planted_promise",
         "test_handover_message_requiring_approval_is_held_until_approved"),
     ("siyu/acquisition/verification.py", "sms_provider"): (
@@ -566,7 +567,7 @@ KNOWN_PATHS: dict[tuple[str, str], tuple[str, ...]] = {
 # Paths whose text is fixed in code, not saved content (no content item, so no approval to gate on).
 FIXED_TEXT_PATHS = {("siyu/acquisition/verification.py", "sms_provider"), ("siyu/acquisition/verification.py", "send")}
 # Not customer paths: the fixed benchmark text sent to the emulator only.
-NOT_CUSTOMER_PATHS = {("siyu/bench/welcome_burst.py", "send_welcome_msg")}
+NOT_CUSTOMER_PATHS = {("siyu/bench/welcome_burst.py", "send_welcome_msg"), ("siyu/bench/adds.py", "send_welcome_msg")}
 
 
 def _call_sites() -> set[tuple[str, str]]:

@@ -19,7 +19,9 @@ kept is what a person saw: the content of a text, a link's title, description an
 Scanning: messages sent by staff (the sender is a WeCom userid of the corp's staff, or any id that is
 not an external contact's — those start with wm/wo/wb) go through `review_many(context="archive")`
 with the corp's dictionary and the detectors. Customers' own messages are stored but raise no alert,
-except red packets and transfers, which raise one in either direction. Each message with findings
+except red packets and transfers, which raise one in either direction, and, in group chats, what a
+member solicits that the firm must stop (fundraising, stock tips, asking for codes, lending or
+private-fund promotion: review.scan_many keeps only those kinds for a customer's words). Each message with findings
 gets one alert: severity the worst finding's, evidence the finding spans (never the matched text in
 clear outside the encrypted excerpt), the advisor, the customer and the time.
 
@@ -31,7 +33,7 @@ every corp, so not the corp's to deactivate) is overridden for this corp only by
 of the corp (`dictionary.add_entry`). Both are versioned and audited by the dictionary.
 
 Consent: `customer.archive_consented` (WeCom's msg_audit_approved) is recorded in the consent ledger
-(`compliance.privacy`, purpose chat_archiving) and shown with each alert.
+(`siyu.privacy`, purpose chat_archiving) and shown with each alert.
 """
 
 from __future__ import annotations
@@ -54,13 +56,13 @@ from siyu.compliance.models import (
     ArchiveCursor,
     ArchiveFalsePositive,
     ArchiveMessage,
-    ConsentRecord,
     WordingEntry,
 )
 from siyu.compliance.normalize import normalize
 from siyu.compliance.review import review_many
 from siyu.db import utcnow
 from siyu.errors import Conflict, InvalidInput, NotFound
+from siyu.privacy.models import ConsentRecord
 from siyu.tenancy import audit
 from siyu.tenancy.models import Staff, StaffRole
 from siyu.tenancy.principal import Principal
@@ -264,11 +266,22 @@ def ingest_records(session: Session, *, corp_id: int, records: Sequence[ArchiveR
     result.alerts = len(scan_messages(session, corp_id=corp_id, messages=rows))
     if source == "feed":
         publish_customer_messages(session, corp_id=corp_id, messages=rows)
-    if rows:  # service quality: the reply waits of the chats these messages belong to (compliance.quality)
-        from siyu.compliance.quality_jobs import enqueue_waits
-
-        enqueue_waits(session, corp_id=corp_id, first_id=min(r.id for r in rows), last_id=max(r.id for r in rows))
+    if rows:
+        _enqueue_quality_waits(session, corp_id=corp_id, first_id=min(r.id for r in rows),
+                               last_id=max(r.id for r in rows))
     return result
+
+
+# Service quality (`siyu.quality`, a domain above this one) recomputes the reply waits of the chats
+# that got messages; each ingest enqueues its job by name, in the ingest's transaction.
+QUALITY_WAITS_JOB = "compliance.quality_waits"
+
+
+def _enqueue_quality_waits(session: Session, *, corp_id: int, first_id: int, last_id: int) -> None:
+    from siyu.jobs.service import enqueue
+
+    enqueue(session, name=QUALITY_WAITS_JOB, payload={"first_id": first_id, "last_id": last_id}, corp_id=corp_id,
+            idempotency_key=f"{QUALITY_WAITS_JOB}:{corp_id}:{first_id}:{last_id}")
 
 
 CUSTOMER_MESSAGE_EVENT = "chat.customer_message"
@@ -316,12 +329,21 @@ def scan_messages(session: Session, *, corp_id: int, messages: Sequence[ArchiveM
     entry_ids: dict[tuple[str, str], int | None] = {}
     for e in dictionary.entries:  # later entries (the corp's own) override, as in the automaton
         entry_ids[(e.phrase, e.category)] = e.entry_id
-    verdicts = review_many([m.text for m in messages], context="archive", dictionary=dictionary)
+    verdicts = review_many([m.text for m in messages], context="archive", dictionary=dictionary,
+                           speakers=["advisor" if m.sender_is_staff else "customer" for m in messages],
+                           lexicons=wording.corp_lexicons(session, corp_id=corp_id))
     alerts = []
     for m, verdict in zip(messages, verdicts, strict=True):
         findings = list(verdict.findings)
         if not m.sender_is_staff:
-            findings = [f for f in findings if f.category == "red_packet"] if m.msgtype in PAY_TYPES else []
+            if m.msgtype in PAY_TYPES:
+                findings = [f for f in findings if f.category == "red_packet"]
+            elif m.roomid:
+                # In a group, what a member solicits (fundraising, stock tips, asking for codes) is the
+                # firm's risk too; review only kept those kinds for a customer's words.
+                findings = [f for f in findings if f.source != "detector"]
+            else:
+                findings = []
         if not findings:
             continue
         first = min(findings, key=lambda f: f.start)
@@ -485,7 +507,7 @@ def record_consent(session: Session, *, corp_id: int, external_userid: str, staf
                    at: dt.datetime | None = None) -> ConsentRecord:
     """Record a customer's consent to archiving in the consent ledger (purpose chat_archiving), unless
     it is already granted: a redelivered event records nothing new."""
-    from siyu.compliance import privacy
+    from siyu.privacy import service as privacy
 
     corp_id = _corp_id(corp_id)
     if not isinstance(external_userid, str) or not 0 < len(external_userid) <= USERID_MAX:
@@ -500,7 +522,7 @@ def record_consent(session: Session, *, corp_id: int, external_userid: str, staf
 
 def consents(session: Session, *, corp_id: int, external_userids: Iterable[str]) -> dict[str, ConsentRecord]:
     """The ledger's chat-archiving record in force of each of the customers whose consent stands."""
-    from siyu.compliance import privacy
+    from siyu.privacy import service as privacy
 
     got = privacy.current_records(session, corp_id=corp_id, external_userids=external_userids,
                                   purposes=("chat_archiving",))
@@ -509,11 +531,9 @@ def consents(session: Session, *, corp_id: int, external_userids: Iterable[str])
 
 def consent_count(session: Session, *, corp_id: int) -> int:
     """Customers whose chat-archiving consent stands (latest ledger record is a grant)."""
-    latest = (select(func.max(ConsentRecord.id)).where(ConsentRecord.corp_id == corp_id,
-                                                       ConsentRecord.purpose == "chat_archiving")
-              .group_by(ConsentRecord.external_userid))
-    return session.scalar(select(func.count()).select_from(ConsentRecord).where(
-        ConsentRecord.id.in_(latest), ConsentRecord.granted.is_(True))) or 0
+    from siyu.privacy import service as privacy
+
+    return privacy.granted_count(session, corp_id=corp_id, purpose="chat_archiving")
 
 
 # --- alerts ------------------------------------------------------------------------------------------

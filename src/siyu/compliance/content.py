@@ -456,25 +456,3 @@ def _corp_lookup(session: Session, corp_id: int, ids: Sequence[int]) -> dict[int
 register_owner(OwnerType(name="corp", label=N_("Corp default welcome"), kinds=("welcome",), lookup=_corp_lookup,
                          choices=lambda s, corp_id: [(i, n) for i, (n, _u)
                                                      in _corp_lookup(s, corp_id, [corp_id]).items()]))
-
-
-# Customer handover (客户继承): an in-service transfer's message to the customers.
-def _handover_lookup(session: Session, corp_id: int, ids: Sequence[int]) -> dict[int, tuple[str, str | None]]:
-    from siyu.compliance.models import Handover
-
-    rows = session.execute(select(Handover.id, Handover.handover_userid, Handover.created_at)
-                           .where(Handover.corp_id == corp_id, Handover.id.in_([i for i in ids if 0 < i < 2**63])))
-    return {hid: (f"{userid} · {at:%Y-%m-%d}", f"/compliance/handovers/{hid}") for hid, userid, at in rows}
-
-
-def _handover_choices(session: Session, corp_id: int) -> list[tuple[int, str]]:
-    from siyu.compliance.models import Handover
-
-    ids = list(session.scalars(select(Handover.id).where(Handover.corp_id == corp_id, Handover.kind == "in_service")
-                               .order_by(Handover.id.desc()).limit(200)))
-    found = _handover_lookup(session, corp_id, ids)
-    return [(i, found[i][0]) for i in ids if i in found]
-
-
-register_owner(OwnerType(name="handover", label=N_("Handover"), kinds=("handover",), lookup=_handover_lookup,
-                         choices=_handover_choices))

@@ -1,4 +1,6 @@
-"""Tables of the compliance domain: the wording dictionary (措辞词库) with its version history."""
+"""Tables of the compliance domain: the wording dictionary (措辞词库) with its version history, products and
+suitability, content approval and the chat archive. Personal information, handover and service quality
+keep theirs in `siyu.privacy.models`, `siyu.handover.models` and `siyu.quality.models`."""
 
 from __future__ import annotations
 
@@ -72,6 +74,39 @@ class WordingDictionaryVersion(Base):
 
 
 TABLES = (WordingEntry.__table__, WordingEntryRevision.__table__, WordingDictionaryVersion.__table__)
+
+
+class WordingSettings(TimestampMixin, Base):
+    """A corp's wording-review settings: the firm-type lexicons it has switched on (rules.FIRM_TYPES).
+
+    No row: every lexicon is on (a bank sells funds and insurance too)."""
+
+    __tablename__ = "wording_settings"
+
+    corp_id: Mapped[int] = mapped_column(ForeignKey("corp.id", ondelete="CASCADE"), primary_key=True,
+                                         autoincrement=False)
+    lexicons: Mapped[list] = mapped_column(JSON, default=list)
+    updated_by: Mapped[str] = mapped_column(String(120), default="")
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class WordingDraftEdit(IdMixin, TimestampMixin, Base):
+    """An unpublished edit of a corp's dictionary (词库草稿): add a phrase, change an entry, or take
+    one out. The draft is the dictionary in force with these edits applied; publishing makes each a
+    real, versioned and audited change (dictionary.add_entry / edit_entry / deactivate_entry)."""
+
+    __tablename__ = "wording_draft_edit"
+    __table_args__ = (Index("ix_wording_draft_edit_corp", "corp_id", "id"),)
+
+    corp_id: Mapped[int] = mapped_column(ForeignKey("corp.id", ondelete="CASCADE"))
+    action: Mapped[str] = mapped_column(String(16))  # add | edit | deactivate
+    entry_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("wording_entry.id", ondelete="CASCADE"))
+    category: Mapped[str] = mapped_column(String(32), default="")
+    phrase: Mapped[str] = mapped_column(String(100))
+    severity: Mapped[str] = mapped_column(String(16), default="")
+    rule: Mapped[str] = mapped_column(String(500), default="")
+    notes: Mapped[str] = mapped_column(Text, default="")
+    actor: Mapped[str] = mapped_column(String(120))
 
 
 # --- suitability (适当性) and risk disclosures (风险揭示) ----------------------------------------------
@@ -300,6 +335,26 @@ class ArchiveAlert(IdMixin, TimestampMixin, Base):
     closed_at: Mapped[dt.datetime | None] = mapped_column()
 
 
+class LabelledMessage(IdMixin, TimestampMixin, Base):
+    """A message of a corp's labelled set (标注语料): a violation or an acceptable message, used to test
+    the wording review and dictionary drafts before they are published. Its text is encrypted."""
+
+    __tablename__ = "wording_labelled_message"
+    __table_args__ = (UniqueConstraint("corp_id", "ref"),)
+
+    corp_id: Mapped[int] = mapped_column(ForeignKey("corp.id", ondelete="CASCADE"), index=True)
+    ref: Mapped[str] = mapped_column(String(80))  # the imported file's id, or alert:<id>
+    text: Mapped[str] = mapped_column(EncryptedString(context="wording_labelled_message.text", length=16400),
+                                      default="")
+    label: Mapped[str] = mapped_column(String(16))  # violation | ok
+    expected: Mapped[str | None] = mapped_column(String(16))  # block | review | pass
+    category: Mapped[str] = mapped_column(String(40), default="")
+    speaker: Mapped[str | None] = mapped_column(String(16))  # advisor | firm | customer
+    source: Mapped[str] = mapped_column(String(16))  # import | alert
+    alert_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("archive_alert.id", ondelete="SET NULL"))
+    added_by: Mapped[str] = mapped_column(String(120), default="")
+
+
 class ArchiveFalsePositive(IdMixin, TimestampMixin, Base):
     """A dictionary finding of an alert marked false positive: what counts against the entry."""
 
@@ -314,201 +369,8 @@ class ArchiveFalsePositive(IdMixin, TimestampMixin, Base):
     actor: Mapped[str] = mapped_column(String(120))
 
 
-# Chat-archive consent lives in the consent ledger (`ConsentRecord`, purpose chat_archiving) below.
+# Chat-archive consent lives in the consent ledger (`siyu.privacy.models.ConsentRecord`, purpose chat_archiving).
 
 
-# --- personal information (个人信息保护): consent ledger, data-subject requests, retention ----------------------
-
-from siyu.pii import EncryptedText  # noqa: E402
-
-
-class ConsentRecord(IdMixin, Base):
-    """One entry of the consent ledger (同意记录): a customer granted or withdrew consent to one purpose.
-
-    Append-only: a change of mind is a new row; the state in force for (customer, purpose) is the
-    latest row by id. See `compliance.privacy`."""
-
-    __tablename__ = "consent_record"
-    __table_args__ = (Index("ix_consent_record_lookup", "corp_id", "external_userid", "purpose", "id"),)
-
-    corp_id: Mapped[int] = mapped_column(ForeignKey("corp.id", ondelete="CASCADE"))
-    external_userid: Mapped[str] = mapped_column(String(64))
-    purpose: Mapped[str] = mapped_column(String(24))  # marketing | chat_archiving | data_sharing | profiling
-    granted: Mapped[bool] = mapped_column(Boolean)
-    source: Mapped[str] = mapped_column(String(16))  # h5 | advisor | import | api | chat | wecom
-    note: Mapped[str] = mapped_column(EncryptedString(context="consent_record.note", length=1400), default="")
-    staff_userid: Mapped[str] = mapped_column(String(64), default="")  # the advisor concerned, if any
-    actor: Mapped[str] = mapped_column(String(120))
-    actor_staff_id: Mapped[int | None] = mapped_column(BigId)
-    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-
-
-class DataSubjectRequest(IdMixin, TimestampMixin, Base):
-    """A customer's request to get a copy of their data or to have it deleted (个人信息主体请求).
-
-    requested → in_progress → done | refused. An export's bundle is kept encrypted until it is
-    downloaded once or expires; then it is cleared."""
-
-    __tablename__ = "data_subject_request"
-    __table_args__ = (Index("ix_data_subject_request_corp", "corp_id", "id"),)
-
-    corp_id: Mapped[int] = mapped_column(ForeignKey("corp.id", ondelete="CASCADE"))
-    external_userid: Mapped[str] = mapped_column(String(64))
-    kind: Mapped[str] = mapped_column(String(8))  # export | delete
-    status: Mapped[str] = mapped_column(String(16), default="requested")
-    verification_note: Mapped[str] = mapped_column(EncryptedString(context="dsr.verification", length=1400))
-    refusal_reason: Mapped[str] = mapped_column(Text, default="")
-    requested_by: Mapped[str] = mapped_column(String(120))
-    requested_by_staff_id: Mapped[int | None] = mapped_column(BigId)
-    handled_by: Mapped[str] = mapped_column(String(120), default="")
-    started_at: Mapped[dt.datetime | None] = mapped_column()
-    finished_at: Mapped[dt.datetime | None] = mapped_column()
-    # Per domain: records exported / erased, and the records kept under a legal hold with the reason.
-    result: Mapped[dict] = mapped_column(JSON, default=dict)
-    bundle: Mapped[str | None] = mapped_column(EncryptedText(context="dsr.bundle"))
-    bundle_expires_at: Mapped[dt.datetime | None] = mapped_column()
-    downloaded_at: Mapped[dt.datetime | None] = mapped_column()
-    downloaded_by: Mapped[str] = mapped_column(String(120), default="")
-
-
-class RetentionPolicy(IdMixin, Base):
-    """How long one class of records is kept in a corp (保存期限), and on what legal basis.
-    `keep_days` None: kept for ever (the audit log). Set by the firm's compliance officer."""
-
-    __tablename__ = "retention_policy"
-    __table_args__ = (UniqueConstraint("corp_id", "record_class"),)
-
-    corp_id: Mapped[int] = mapped_column(ForeignKey("corp.id", ondelete="CASCADE"))
-    record_class: Mapped[str] = mapped_column(String(40))
-    keep_days: Mapped[int | None] = mapped_column(Integer)
-    legal_basis: Mapped[str] = mapped_column(String(500), default="")
-    updated_by: Mapped[str] = mapped_column(String(120), default="")
-    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-
-
-class PurgeRun(IdMixin, Base):
-    """One run of the retention purge for a corp: rows deleted per record class."""
-
-    __tablename__ = "purge_run"
-    __table_args__ = (Index("ix_purge_run_corp", "corp_id", "id"),)
-
-    corp_id: Mapped[int] = mapped_column(ForeignKey("corp.id", ondelete="CASCADE"))
-    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    finished_at: Mapped[dt.datetime | None] = mapped_column()
-    status: Mapped[str] = mapped_column(String(16), default="running")  # running | done
-    counts: Mapped[dict] = mapped_column(JSON, default=dict)
-    chunks: Mapped[int] = mapped_column(Integer, default=0)
-
-
-# --- service quality (服务质量): working hours, first-reply waits, daily reports ---------------------------
-
-from sqlalchemy import Date, SmallInteger  # noqa: E402
-
-
-class QualitySettings(TimestampMixin, Base):
-    """A corp's working hours for service quality (Asia/Shanghai), its reply timeout and whether
-    messages on non-working days count. Defaults: Mon–Fri 09:00–18:00, public holidays, 30 minutes."""
-
-    __tablename__ = "quality_settings"
-
-    corp_id: Mapped[int] = mapped_column(ForeignKey("corp.id", ondelete="CASCADE"), primary_key=True,
-                                         autoincrement=False)
-    weekdays: Mapped[list] = mapped_column(JSON, default=lambda: [0, 1, 2, 3, 4])  # Monday = 0
-    day_start: Mapped[int] = mapped_column(SmallInteger, default=540)  # minutes after midnight
-    day_end: Mapped[int] = mapped_column(SmallInteger, default=1080)
-    public_holidays: Mapped[bool] = mapped_column(Boolean, default=True)  # China's holidays and make-up days
-    timeout_minutes: Mapped[int] = mapped_column(Integer, default=30)  # working minutes
-    count_off_days: Mapped[bool] = mapped_column(Boolean, default=True)  # messages on non-working days count
-    updated_by: Mapped[str] = mapped_column(String(120), default="")
-    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-
-
-class ReplyWait(IdMixin, TimestampMixin, Base):
-    """A customer waiting for an advisor's reply in a 1-on-1 chat: opened by the first unanswered
-    customer message, closed by the advisor's next message; its length counts working time only.
-    `timeout_at` is when the reply-timeout alert was raised (open while the wait is)."""
-
-    __tablename__ = "reply_wait"
-    __table_args__ = (
-        UniqueConstraint("corp_id", "opened_msgid"),
-        Index("ix_reply_wait_conversation", "corp_id", "staff_userid", "customer_userid", "opened_at"),
-        Index("ix_reply_wait_corp_opened", "corp_id", "opened_at"),
-        Index("ix_reply_wait_open", "closed_at", "timeout_at", "opened_at"),
-    )
-
-    corp_id: Mapped[int] = mapped_column(ForeignKey("corp.id", ondelete="CASCADE"))
-    staff_userid: Mapped[str] = mapped_column(String(64))
-    customer_userid: Mapped[str] = mapped_column(String(64))
-    opened_msgid: Mapped[str] = mapped_column(String(128))
-    opened_at: Mapped[dt.datetime] = mapped_column()
-    customer_messages: Mapped[int] = mapped_column(Integer, default=1)  # before the reply
-    counted: Mapped[bool] = mapped_column(Boolean, default=True)  # False: opened on a day that does not count
-    closed_at: Mapped[dt.datetime | None] = mapped_column()
-    reply_msgid: Mapped[str] = mapped_column(String(128), default="")
-    working_seconds: Mapped[int | None] = mapped_column(Integer)  # set when closed
-    timeout_at: Mapped[dt.datetime | None] = mapped_column()
-
-
-# Conversations are read by customer (the waits of one chat are recomputed from its messages).
+# Conversations are read by customer (service quality recomputes the waits of one chat from its messages).
 Index("ix_archive_message_customer", ArchiveMessage.corp_id, ArchiveMessage.customer_userid, ArchiveMessage.sent_at)
-
-
-class QualityReport(IdMixin, TimestampMixin, Base):
-    """The daily service-quality report of a corp (a China calendar day), stored at 08:00 the next day."""
-
-    __tablename__ = "quality_report"
-    __table_args__ = (UniqueConstraint("corp_id", "day"),)
-
-    corp_id: Mapped[int] = mapped_column(ForeignKey("corp.id", ondelete="CASCADE"))
-    day: Mapped[dt.date] = mapped_column(Date)
-    data: Mapped[dict] = mapped_column(JSON, default=dict)
-    computed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-
-
-class Handover(IdMixin, TimestampMixin, Base):
-    """A handover of an advisor's customers and groups (客户继承): resigned (离职继承) or in-service
-    (在职继承), to one take-over advisor or spread over several. Its items carry the states."""
-
-    __tablename__ = "handover"
-    __table_args__ = (Index("ix_handover_corp_created", "corp_id", "created_at"),)
-
-    corp_id: Mapped[int] = mapped_column(ForeignKey("corp.id", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(String(16))  # resigned | in_service
-    handover_userid: Mapped[str] = mapped_column(String(64))
-    takeover_userids: Mapped[list] = mapped_column(JSON, default=list)
-    message: Mapped[str | None] = mapped_column(String(200))  # transfer_success_msg, in-service only, reviewed
-    all_groups: Mapped[bool] = mapped_column(Boolean, default=False)  # resolve the owner's groups at WeCom
-    groups_resolved: Mapped[bool] = mapped_column(Boolean, default=False)
-    status: Mapped[str] = mapped_column(String(16), default="running")  # running | done | attention
-    created_by: Mapped[str] = mapped_column(String(120))
-    next_poll_at: Mapped[dt.datetime | None] = mapped_column()  # a result query is queued for then
-    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
-    finished_at: Mapped[dt.datetime | None] = mapped_column()
-
-
-class HandoverItem(IdMixin, TimestampMixin, Base):
-    """One customer or group of a handover: pending → waiting (24 h) → done | refused | failed | limit
-    (groups: pending → done | failed). A failure is retried (to the next take-over advisor) up to
-    `handover.MAX_ATTEMPTS` times, then escalated."""
-
-    __tablename__ = "handover_item"
-    __table_args__ = (
-        UniqueConstraint("handover_id", "kind", "target_id"),
-        Index("ix_handover_item_corp_target", "corp_id", "kind", "target_id", "requested_at"),
-        Index("ix_handover_item_handover_state", "handover_id", "state"),
-    )
-
-    corp_id: Mapped[int] = mapped_column(ForeignKey("corp.id", ondelete="CASCADE"))
-    handover_id: Mapped[int] = mapped_column(BigId, ForeignKey("handover.id", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(String(16))  # customer | group
-    target_id: Mapped[str] = mapped_column(String(64))  # external_userid or chat_id
-    takeover_userid: Mapped[str] = mapped_column(String(64))
-    state: Mapped[str] = mapped_column(String(16), default="pending")
-    reason: Mapped[str] = mapped_column(String(200), default="")
-    attempts: Mapped[int] = mapped_column(Integer, default=0)  # calls made for it
-    accepted: Mapped[int] = mapped_column(Integer, default=0)  # transfers WeCom started (count to 2 per 90 days)
-    batch_key: Mapped[str | None] = mapped_column(String(120))  # the send-once key of its current call
-    escalated: Mapped[bool] = mapped_column(Boolean, default=False)
-    requested_at: Mapped[dt.datetime | None] = mapped_column()
-    takeover_at: Mapped[dt.datetime | None] = mapped_column()
-    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
