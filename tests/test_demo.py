@@ -106,3 +106,33 @@ def test_demo_runs_and_stops_on_sigterm(tmp_path):
     # No child outlived the demo: nothing answers on the console port any more.
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/login", timeout=2)
+
+
+def test_demo_welcomes_are_approved_with_one_edit_awaiting_approval(session, tmp_path):
+    """The demo still welcomes its customers (its welcomes approved by its compliance officer) and has
+    one pending edit to look at, whose old text is what goes out meanwhile."""
+    from siyu.acquisition import service as acquisition
+    from siyu.acquisition import welcome
+    from siyu.compliance.models import ContentItem
+    from siyu.compliance.service import content_for_send
+    from siyu.wecom import service as wecom
+    from siyu.wecom.crypto import generate_aes_key
+
+    info = demo.seed_demo(session, data_dir=tmp_path)
+    wecom.configure_connection(session, corp_id=info.corp_id, actor="demo", wecom_corp_id=demo.DEMO_WECOM_CORP_ID,
+                               secret=demo.DEMO_WECOM_SECRET, token="tok12345", aes_key=generate_aes_key())
+    wecom.set_default_welcome(session, corp_id=info.corp_id, actor="demo", text=demo.DEMO_WELCOME, enabled=True)
+    demo._seed_channel_codes(session, corp_id=info.corp_id)
+    demo._approve_seeded_content(session, corp_id=info.corp_id)
+    assert content_for_send(session, corp_id=info.corp_id, kind="welcome",
+                            owner=("corp", info.corp_id)).text == demo.DEMO_WELCOME
+    states = {i.status for i in session.scalars(select(ContentItem).where(ContentItem.corp_id == info.corp_id))}
+    assert states == {"approved", "submitted"}
+    pending = session.scalar(select(ContentItem).where(ContentItem.corp_id == info.corp_id,
+                                                       ContentItem.status == "submitted"))
+    assert pending.approved_version == 1  # the approved text keeps going out
+    for name, *_rest in demo.DEMO_CHANNEL_CODES:
+        code = next(c for c in acquisition.list_channel_codes(session, corp_id=info.corp_id) if c.name == name)
+        plan = welcome.plan_welcome(session, corp_id=info.corp_id, state=code.state, userid="zhangwei",
+                                    external_userid="wmdemo0001", customer_name="周先生")
+        assert plan.held_reason is None and plan.text and demo.DEMO_PENDING_EDIT[:8] not in plan.text

@@ -456,6 +456,7 @@ def connect_demo_wecom(*, database_url: str, api_url: str) -> dict[str, str]:
             if cfg is None:
                 service.set_default_welcome(session, corp_id=corp.id, actor="demo", text=DEMO_WELCOME, enabled=True)
                 _seed_channel_codes(session, corp_id=corp.id)
+                _approve_seeded_content(session, corp_id=corp.id)
     finally:
         engine.dispose()
     return {"token": token, "encoding_aes_key": aes_key}
@@ -490,6 +491,36 @@ def _seed_channel_codes(session: Session, *, corp_id: int) -> None:
         for text in variants:
             welcome.add_variant(session, corp_id=corp_id, actor="demo", code_id=code.id, text=text)
         welcome.save_flow(session, corp_id=corp_id, actor="demo", code_id=code.id, enabled=True)
+
+
+DEMO_PENDING_EDIT = "您好，我是{顾问名}。双十二新客礼已上线，添加后回复“礼包”即可领取；市场有风险，投资需谨慎。"
+
+
+def _approve_seeded_content(session: Session, *, corp_id: int) -> None:
+    """The demo's welcomes, approved by the demo's compliance officer (赵磊) so the demo welcomes its
+    customers, and one edit by the operations manager (李娜) left awaiting approval to look at."""
+    from siyu.acquisition import welcome
+    from siyu.acquisition.models import ChannelCode
+    from siyu.compliance import approval
+    from siyu.compliance.models import ContentItem
+    from siyu.tenancy.models import Staff
+    from siyu.tenancy.principal import Principal
+
+    def principal(login: str) -> Principal:
+        staff = session.scalar(select(Staff).where(Staff.corp_id == corp_id, Staff.login == login))
+        return Principal(corp_id=corp_id, kind="staff", label=staff.login, staff_id=staff.id,
+                         roles=frozenset(staff.role_names))
+
+    officer = principal("demo.compliance")
+    for item in session.scalars(select(ContentItem).where(ContentItem.corp_id == corp_id,
+                                                          ContentItem.status == "submitted")).all():
+        approval.approve(session, corp_id=corp_id, actor=officer, item_id=item.id, comment="演示数据：已审核")
+    code = session.scalar(select(ChannelCode).where(ChannelCode.corp_id == corp_id,
+                                                    ChannelCode.name == DEMO_CHANNEL_CODES[-1][0]))
+    flow = welcome.get_flow(session, corp_id=corp_id, code_id=code.id)
+    variant = welcome.list_variants(session, corp_id=corp_id, flow_id=flow.id)[0]
+    welcome.edit_variant(session, corp_id=corp_id, actor=principal("demo.ops"), variant_id=variant.id,
+                         text=DEMO_PENDING_EDIT)
 
 
 def _emulator_command(host: str, port: int, *, data_dir: Path, callback: dict[str, str] | None = None

@@ -133,6 +133,7 @@ def install_error_handlers(app: FastAPI) -> None:
         body = {"detail": exc.message}
         if exc.field:
             body["field"] = exc.field
+        body.update(getattr(exc, "extra", None) or {})  # e.g. the findings of a wording refusal
         return JSONResponse(body, status_code=exc.status_code)
 
     @app.exception_handler(RequestValidationError)

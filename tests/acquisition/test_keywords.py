@@ -10,6 +10,7 @@ import uuid
 import pytest
 from sqlalchemy import select
 
+from compliance.gate import approve_all
 from siyu.acquisition import keywords
 from siyu.acquisition.models import KeywordHit, KeywordTask
 from siyu.compliance import archive
@@ -35,7 +36,9 @@ def corp(session):
 def rule(session, corp, **kw):
     data = {"name": "加群" + uuid.uuid4().hex[:4], "keyword": "加群", "reply_text": "欢迎加入理财学习群",
             "enabled": True, **kw}
-    return keywords.save_rule(session, corp_id=corp.id, actor="test", data=keywords.RuleInput(**data))
+    saved = keywords.save_rule(session, corp_id=corp.id, actor="test", data=keywords.RuleInput(**data))
+    approve_all(session, corp.id)  # compliance approves the reply (the gate: only approved text is sent)
+    return saved
 
 
 def say(session, corp, text, *, customer="wmCustomer0001", advisor="zhangsan", roomid="", sender=None,
@@ -221,7 +224,10 @@ def test_console_rule_form_and_task_one_click(session, corp):
     assert (r.advisors, r.priority) == (["lisi"], 4)
 
     msgid = say(session, corp, "加群", advisor="lisi")
-    assert decide(session, corp, msgid, advisor="lisi").outcome == "task"
+    assert decide(session, corp, msgid, advisor="lisi").outcome == "held"  # not approved yet: nothing goes out
+    approve_all(session, corp.id)
+    msgid = say(session, corp, "加群", advisor="lisi", customer="wmCustomer0002")
+    assert decide(session, corp, msgid, advisor="lisi", customer="wmCustomer0002").outcome == "task"
     advisor = console_user(session, corp, roles=(Role.ADVISOR,), wecom_userid="lisi2")
     assert 'data-testid="keyword-task-row"' not in advisor.get("/acquisition/keywords").text  # not theirs
     (task,) = session.scalars(select(KeywordTask).where(KeywordTask.corp_id == corp.id)).all()

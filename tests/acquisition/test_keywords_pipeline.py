@@ -11,6 +11,7 @@ import uuid
 import pytest
 from sqlalchemy import select
 
+from compliance.gate import approve_all
 from siyu.acquisition import keyword_jobs, keywords
 from siyu.acquisition.models import KeywordHit, KeywordTask
 from siyu.compliance import archive
@@ -50,6 +51,7 @@ def wired(emulator, worker):  # noqa: F811
             link_title="理财学习群", enabled=True))
         keywords.save_rule(s, corp_id=corp.id, actor="test", data=keywords.RuleInput(
             name="开户", keyword="开户", action="task", reply_text=TASK_REPLY, enabled=True))
+        approve_all(s, corp.id)  # compliance approves both replies
         corp_id = corp.id
     return corp_id, wecom_id, customer["external_userid"]
 

@@ -10,6 +10,7 @@ import time
 import pytest
 from sqlalchemy import select
 
+from compliance.gate import approve_all
 from siyu.acquisition import service, welcome
 from siyu.acquisition.models import ChannelAdd, WelcomeFollowUp
 from siyu.db import session_scope
@@ -42,6 +43,7 @@ def wired(emulator, siyu_server, worker):  # noqa: F811
                                                                   link_title="新客礼包"))
         welcome.save_flow(s, corp_id=corp.id, actor="test", code_id=code.id, enabled=True, group_keyword="1",
                           group_invitation="回复 1 加入理财学习群")
+        approve_all(s, corp.id)  # compliance approves the welcomes
         return corp.id, wired_corp.wecom_id, code.id
 
 

@@ -10,6 +10,7 @@ from collections import Counter
 import pytest
 from sqlalchemy import select
 
+from compliance.gate import approve_all
 from siyu.acquisition import service, welcome
 from siyu.acquisition.models import ChannelCode, ChannelCodeAdvisor
 from siyu.db import utcnow
@@ -195,16 +196,20 @@ def test_variant_text_is_reviewed_when_saved(session, corp):
     assert (a.label, flow.enabled, flow.group_invitation) == ("A", True, "回复 1 加入理财学习群")
 
 
-def test_a_text_needing_approval_cannot_be_switched_on(session, corp):
+def test_a_text_needing_review_waits_for_a_checker_and_is_then_sent_as_approved(session, corp):
     code = _code(session, corp)
     text = "这款产品收益稳定，欢迎咨询"
     verdict = welcome.review(session, corp_id=corp.id, text=text)
     if verdict.verdict != "review":
         pytest.skip("the seed dictionary has no review-level phrase in this text")
     welcome.add_variant(session, corp_id=corp.id, actor="t", code_id=code.id, text=text)
-    with pytest.raises(InvalidInput) as exc:
-        welcome.save_flow(session, corp_id=corp.id, actor="t", code_id=code.id, enabled=True)
-    assert exc.value.field == "enabled"
+    welcome.save_flow(session, corp_id=corp.id, actor="t", code_id=code.id, enabled=True)
+    plan = welcome.plan_welcome(session, corp_id=corp.id, state=code.state, userid="zhangsan", external_userid="wm1")
+    assert plan.held_reason and plan.text == ""  # pending: nothing goes out
+    approve_all(session, corp.id)  # the checker saw the findings and approved
+    plan = welcome.plan_welcome(session, corp_id=corp.id, state=code.state, userid="zhangsan", external_userid="wm1")
+    out, sent = welcome.prepare_send(session, corp_id=corp.id, plan=plan, external_userid="wm1")
+    assert out.verdict == "review" and not plan.stops(out) and sent.startswith(text)
 
 
 def test_attachments_are_checked_and_their_titles_reviewed(session, corp):
@@ -229,6 +234,7 @@ def test_plan_uses_the_persona_and_a_stable_variant(session, corp):
     welcome.add_variant(session, corp_id=corp.id, actor="t", code_id=code.id, text=WELCOME, weight=3)
     welcome.add_variant(session, corp_id=corp.id, actor="t", code_id=code.id, text="B：{顾问名}向您问好", weight=1)
     welcome.save_flow(session, corp_id=corp.id, actor="t", code_id=code.id, enabled=True)
+    approve_all(session, corp.id)
     plan = welcome.plan_welcome(session, corp_id=corp.id, state=code.state, userid="zhangsan",
                                 external_userid="wmcustomer0001", customer_name="陈女士")
     again = welcome.plan_welcome(session, corp_id=corp.id, state=code.state, userid="zhangsan",
@@ -254,6 +260,7 @@ def test_plan_falls_back_to_the_corp_default(session, corp):
     wecom.configure_connection(session, corp_id=corp.id, actor="t", wecom_corp_id="ww" + "a" * 16, secret="s",
                                token="tok", aes_key=generate_aes_key())
     wecom.set_default_welcome(session, corp_id=corp.id, actor="t", text="您好，欢迎关注", enabled=True)
+    approve_all(session, corp.id)
     plan = welcome.plan_welcome(session, corp_id=corp.id, state=code.state, userid="zhangsan",
                                 external_userid="wm1234567890")
     assert (plan.text, plan.code_id, plan.variant_id) == ("您好，欢迎关注", code.id, None)

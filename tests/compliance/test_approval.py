@@ -13,8 +13,18 @@ from siyu.errors import Conflict, Forbidden, InvalidInput, NotFound
 from siyu.tenancy.models import AuditEntry
 from tenancy.factories import make_corp, make_staff, principal_of
 
-REF = "channel_code:42"
 PLAIN = "您好，欢迎添加您的专属顾问，有任何问题随时联系我。"
+
+
+def ref(corp) -> str:
+    """The owner of the content of these tests: the corp (its default welcome), as a reference string."""
+    return f"corp:{corp.id}"
+
+
+def persona(db, corp, n: int = 0) -> tuple[str, int]:
+    from siyu.acquisition import service as acquisition
+
+    return ("persona", acquisition.list_personas(db, corp_id=corp.id)[n].id)
 
 
 @pytest.fixture
@@ -28,19 +38,19 @@ def checker(db, corp):
 
 
 def _create(db, corp, maker, text=PLAIN, **kwargs):
-    return approval.create_item(db, corp_id=corp.id, actor=maker, kind="welcome", ref=REF, title="渠道欢迎语",
-                                text=text, **kwargs)
+    return approval.create_item(db, corp_id=corp.id, actor=maker, kind="welcome", owner=("corp", corp.id),
+                                title="渠道欢迎语", text=text, **kwargs)
 
 
 def test_draft_submit_approve_then_in_force(db, corp, maker, checker):
     item = _create(db, corp, maker)
-    assert item.status == "draft" and approval.approved_text(db, corp.id, "welcome", REF) is None
+    assert item.status == "draft" and approval.approved_text(db, corp.id, "welcome", ref(corp)) is None
     version = approval.submit(db, corp_id=corp.id, actor=maker, item_id=item.id)
     assert version.status == "submitted" and version.verdict == "pass" and item.status == "submitted"
     approval.approve(db, corp_id=corp.id, actor=checker, item_id=item.id, comment="可以")
     assert item.status == "approved" and item.approved_version == 1
-    assert approval.approved_text(db, corp.id, "welcome", REF) == PLAIN
-    assert approved_content(db, corp_id=corp.id, kind="welcome", ref=REF).final_text == PLAIN
+    assert approval.approved_text(db, corp.id, "welcome", ref(corp)) == PLAIN
+    assert approved_content(db, corp_id=corp.id, kind="welcome", ref=ref(corp)).final_text == PLAIN
     events = approval.history(db, corp_id=corp.id, item_id=item.id)
     assert [(e.action, e.actor) for e in events] == [("created", maker.label), ("submitted", maker.label),
                                                      ("approved", checker.label)]
@@ -52,8 +62,8 @@ def test_draft_submit_approve_then_in_force(db, corp, maker, checker):
 
 def test_the_maker_cannot_approve_their_own_content(db, corp):
     admin = principal_of(make_staff(db, corp, roles=("administrator",)))
-    item = approval.create_item(db, corp_id=corp.id, actor=admin, kind="broadcast", ref="broadcast:1", title="t",
-                                text=PLAIN)
+    item = approval.create_item(db, corp_id=corp.id, actor=admin, kind="persona_intro", owner=persona(db, corp),
+                                title="t", text=PLAIN)
     approval.submit(db, corp_id=corp.id, actor=admin, item_id=item.id)
     with pytest.raises(Forbidden):
         approval.approve(db, corp_id=corp.id, actor=admin, item_id=item.id)
@@ -102,13 +112,13 @@ def test_approved_version_is_immutable_and_a_new_version_needs_approval(db, corp
     v2 = approval.edit(db, corp_id=corp.id, actor=maker, item_id=item.id, text="您好，新年快乐！欢迎添加顾问。")
     assert v2.number == 2 and v2.status == "draft" and v1.text == PLAIN and v1.status == "approved"
     assert item.status == "draft" and item.approved_version == 1
-    assert approval.approved_text(db, corp.id, "welcome", REF) == PLAIN  # the old one stays in force
+    assert approval.approved_text(db, corp.id, "welcome", ref(corp)) == PLAIN  # the old one stays in force
     approval.submit(db, corp_id=corp.id, actor=maker, item_id=item.id)
     with pytest.raises(Conflict):  # awaiting approval: not editable
         approval.edit(db, corp_id=corp.id, actor=maker, item_id=item.id, text="再改一次")
-    assert approval.approved_text(db, corp.id, "welcome", REF) == PLAIN
+    assert approval.approved_text(db, corp.id, "welcome", ref(corp)) == PLAIN
     approval.reject(db, corp_id=corp.id, actor=checker, item_id=item.id, comment="节日用语请换")
-    assert item.status == "rejected" and approval.approved_text(db, corp.id, "welcome", REF) == PLAIN
+    assert item.status == "rejected" and approval.approved_text(db, corp.id, "welcome", ref(corp)) == PLAIN
     with pytest.raises(Conflict):
         approval.approve(db, corp_id=corp.id, actor=checker, item_id=item.id)
 
@@ -116,7 +126,7 @@ def test_approved_version_is_immutable_and_a_new_version_needs_approval(db, corp
     assert v3.number == 3 and approval.get_version(db, corp_id=corp.id, item_id=item.id, number=2).status == "rejected"
     approval.submit(db, corp_id=corp.id, actor=maker, item_id=item.id, version=3)
     approval.approve(db, corp_id=corp.id, actor=checker, item_id=item.id, version=3)
-    assert approval.approved_text(db, corp.id, "welcome", REF) == "您好！欢迎添加顾问。"
+    assert approval.approved_text(db, corp.id, "welcome", ref(corp)) == "您好！欢迎添加顾问。"
     assert [v.status for v in approval.versions(db, corp_id=corp.id, item_id=item.id)] == \
         ["superseded", "rejected", "approved"]
     assert [e.action for e in approval.history(db, corp_id=corp.id, item_id=item.id)] == [
@@ -155,11 +165,12 @@ def test_disclosure_appended_when_a_product_is_attached(db, corp, maker, checker
         DEFAULT_DISCLOSURES["wealth_management"])
     approval.submit(db, corp_id=corp.id, actor=maker, item_id=item.id)
     approval.approve(db, corp_id=corp.id, actor=checker, item_id=item.id)
-    assert approval.approved_text(db, corp.id, "welcome", REF) == version.final_text
+    assert approval.approved_text(db, corp.id, "welcome", ref(corp)) == version.final_text
 
 
 def test_disclosure_appended_for_product_content_and_product_types(db, corp, maker):
-    item = approval.create_item(db, corp_id=corp.id, actor=maker, kind="moments", ref="moments:7", title="基金",
+    item = approval.create_item(db, corp_id=corp.id, actor=maker, kind="persona_intro", owner=persona(db, corp),
+                                title="基金",
                                 text="本周基金定投课开讲，欢迎报名。", product_types=["insurance"])
     version = approval.get_version(db, corp_id=corp.id, item_id=item.id)
     assert version.disclosure_types == ["fund", "insurance"]
@@ -170,8 +181,11 @@ def test_disclosure_appended_for_product_content_and_product_types(db, corp, mak
 
 @pytest.mark.parametrize(("kwargs", "field"), [
     ({"kind": "poster"}, "kind"),
-    ({"ref": "has space"}, "ref"),
-    ({"ref": ""}, "ref"),
+    ({"owner": "has space"}, "owner"),
+    ({"owner": ""}, "owner"),
+    ({"owner": "channel_code:42"}, "owner"),  # no such owner type: free text is not an owner
+    ({"owner": "corp:999999999"}, "owner"),  # another corp, or none
+    ({"owner": "persona:1", "kind": "welcome"}, "kind"),  # a persona has no welcome
     ({"title": ""}, "title"),
     ({"text": "  "}, "text"),
     ({"text": "x" * 5000}, "text"),
@@ -183,7 +197,9 @@ def test_disclosure_appended_for_product_content_and_product_types(db, corp, mak
     ({"attachments": [{"type": "image"}]}, "attachments"),
 ])
 def test_bad_input_names_the_field(db, corp, maker, kwargs, field):
-    values = {"kind": "welcome", "ref": REF, "title": "t", "text": PLAIN} | kwargs
+    values = {"kind": "welcome", "owner": ref(corp), "title": "t", "text": PLAIN} | kwargs
+    if values["owner"] == "persona:1":
+        values["owner"] = f"persona:{persona(db, corp)[1]}"
     with pytest.raises((InvalidInput, NotFound)) as refused:
         approval.create_item(db, corp_id=corp.id, actor=maker, **values)
     assert refused.value.field == field
@@ -200,11 +216,11 @@ def test_one_item_per_owner_and_save_draft(db, corp, maker):
     _create(db, corp, maker)
     with pytest.raises(Conflict):
         _create(db, corp, maker)
-    version = approval.save_draft(db, corp_id=corp.id, actor=maker, kind="welcome", ref=REF, title="t",
-                                  text="改过")
+    version = approval.save_draft(db, corp_id=corp.id, actor=maker, kind="welcome", owner=("corp", corp.id),
+                                  title="t", text="改过")
     assert version.number == 1 and version.text == "改过"
-    fresh = approval.save_draft(db, corp_id=corp.id, actor=maker, kind="keyword_reply", ref="keyword:3",
-                                title="t", text="关键词回复")
+    fresh = approval.save_draft(db, corp_id=corp.id, actor=maker, kind="persona_intro", owner=persona(db, corp),
+                                title="t", text="人设介绍")
     assert fresh.status == "draft"
 
 
@@ -214,7 +230,11 @@ def test_corps_do_not_see_each_others_content(db, corp, maker, checker):
     approval.approve(db, corp_id=corp.id, actor=checker, item_id=item.id)
     other = make_corp(db)
     other_checker = principal_of(make_staff(db, other, roles=("compliance",)))
-    assert approval.approved_text(db, other.id, "welcome", REF) is None
+    assert approval.approved_text(db, other.id, "welcome", ref(corp)) is None
+    with pytest.raises(InvalidInput) as foreign:  # another corp's object is no owner of this corp's content
+        approval.create_item(db, corp_id=other.id, actor=other_checker, kind="welcome", owner=("corp", corp.id),
+                             title="t", text=PLAIN)
+    assert foreign.value.field == "owner"
     assert approval.list_items(db, corp_id=other.id) == []
     with pytest.raises(NotFound):
         approval.get_item(db, corp_id=other.id, item_id=item.id)
@@ -227,3 +247,43 @@ def test_corps_do_not_see_each_others_content(db, corp, maker, checker):
 def test_diff_between_versions():
     ops = approval.diff("欢迎添加顾问", "欢迎添加专属顾问")
     assert ("insert", "专属") in ops and "".join(p for op, p in ops if op != "delete") == "欢迎添加专属顾问"
+
+
+# --- four eyes: whoever wrote ANY version, or submitted it, may not decide -----------------------------------
+
+
+def test_four_eyes_covers_every_version_not_only_the_latest(db, corp, maker, checker):
+    officer = principal_of(make_staff(db, corp, roles=("compliance", "operations")))
+    item = _create(db, corp, officer)  # v1 written by someone who is also a checker
+    approval.submit(db, corp_id=corp.id, actor=officer, item_id=item.id)
+    approval.approve(db, corp_id=corp.id, actor=checker, item_id=item.id)
+    approval.edit(db, corp_id=corp.id, actor=maker, item_id=item.id, text="您好！欢迎添加顾问。")  # v2 by another
+    approval.submit(db, corp_id=corp.id, actor=maker, item_id=item.id)
+    with pytest.raises(Forbidden) as refused:
+        approval.approve(db, corp_id=corp.id, actor=officer, item_id=item.id)
+    assert "four eyes" in refused.value.message
+    with pytest.raises(Forbidden):
+        approval.reject(db, corp_id=corp.id, actor=officer, item_id=item.id, comment="no")
+    assert not approval.may_decide(db, officer, item) and approval.may_decide(db, checker, item)
+    assert approval.approve(db, corp_id=corp.id, actor=checker, item_id=item.id).number == 2
+
+
+def test_four_eyes_remembers_an_earlier_writer_of_a_draft_edited_in_place(db, corp, maker, checker):
+    officer = principal_of(make_staff(db, corp, roles=("compliance", "operations")))
+    item = _create(db, corp, officer)
+    approval.edit(db, corp_id=corp.id, actor=maker, item_id=item.id, text="改过的欢迎语")  # same draft, new writer
+    approval.submit(db, corp_id=corp.id, actor=maker, item_id=item.id)
+    assert approval.get_version(db, corp_id=corp.id, item_id=item.id).created_by_staff_id == maker.staff_id
+    with pytest.raises(Forbidden):
+        approval.approve(db, corp_id=corp.id, actor=officer, item_id=item.id)
+    approval.approve(db, corp_id=corp.id, actor=checker, item_id=item.id)
+
+
+def test_an_api_key_or_job_never_approves(db, corp, maker):
+    from siyu.tenancy.principal import Principal
+
+    item = _create(db, corp, maker)
+    approval.submit(db, corp_id=corp.id, actor=maker, item_id=item.id)
+    key = Principal(corp_id=corp.id, kind="api_key", label="key", roles=frozenset({"compliance"}))
+    with pytest.raises(Forbidden):
+        approval.approve(db, corp_id=corp.id, actor=key, item_id=item.id)

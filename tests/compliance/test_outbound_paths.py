@@ -1,6 +1,9 @@
-"""Every outbound path to a customer goes through compliance's guard at send time
-(`siyu.compliance.service.prepare_outbound`): a principal-protection promise planted in the stored
-content after it was saved (a direct database update, as if the dictionary had changed since)
+"""Every outbound path to a customer sends only the approved version in force of its content
+(compliance's content gate): an edit that is not approved yet never reaches the customer — the
+version approved before goes out meanwhile, and with none approved nothing goes out and the send is
+recorded as held —; and every path goes through compliance's guard at send time
+(`siyu.compliance.service.prepare_outbound`): a principal-protection promise planted in the approved
+content after it was approved (a direct database update, as if the dictionary had changed since)
 never reaches the customer and the send is recorded as blocked with the findings; a product
 message reaches the customer with its risk disclosure appended. One test per path, over the real
 WeCom emulator where the path talks to WeCom, through the job handler or service function that
@@ -20,26 +23,28 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, select, update
 
+from compliance.gate import approve_all_committed
 from siyu.acquisition import jobs as acquisition_jobs
 from siyu.acquisition import keyword_jobs, keywords, welcome
+from siyu.acquisition import models as acquisition_models
 from siyu.acquisition import service as acquisition
 from siyu.acquisition import verification as v
-from siyu.acquisition.models import KeywordHit, KeywordRule, KeywordTask, SmsOutbox, WelcomeSend, WelcomeVariant
+from siyu.acquisition.models import KeywordHit, KeywordTask, SmsOutbox, WelcomeSend
 from siyu.compliance import archive
 from siyu.compliance.disclosure import DEFAULT_DISCLOSURES, SEPARATOR
+from siyu.compliance.models import ContentItem, ContentVersion
 from siyu.customers import contacts
 from siyu.db import session_scope, utcnow
 from siyu.errors import Unavailable
 from siyu.handover import jobs as handover_jobs
 from siyu.handover import service as handovers
-from siyu.handover.models import Handover
 from siyu.jobs.models import Job
 from siyu.jobs.registry import JobContext
 from siyu.tenancy import service as tenancy
 from siyu.tenancy.models import AuditEntry
 from siyu.wecom import service as wecom
 from siyu.wecom.crypto import generate_aes_key
-from siyu.wecom.models import WecomCorpConfig, WecomOutbound
+from siyu.wecom.models import WecomOutbound
 from tenancy.factories import make_corp
 from wecom.conftest import emulator  # noqa: F401  (the emulator server fixture)
 
@@ -113,6 +118,20 @@ def _outbound(corp_id: int, effect_key: str) -> WecomOutbound:
         return row
 
 
+def _plant(corp_id: int, kind: str, text: str, **values) -> None:
+    """Change the approved version in force of the corp's content of `kind` behind the gate's back."""
+    with session_scope() as s:
+        for item in s.scalars(select(ContentItem).where(ContentItem.corp_id == corp_id, ContentItem.kind == kind,
+                                                        ContentItem.approved_version.is_not(None))):
+            s.execute(update(ContentVersion).where(ContentVersion.item_id == item.id,
+                                                   ContentVersion.number == item.approved_version)
+                      .values(text=text, **values))
+
+
+def _assert_held(row: WecomOutbound) -> None:
+    assert row.state == "held" and row.detail.startswith("approval: ")
+
+
 def _assert_blocked(row: WecomOutbound) -> None:
     assert row.state == "blocked"
     assert "block" in row.detail and "保本保息" in row.detail and "稳赚不赔" in row.detail  # the findings
@@ -139,12 +158,11 @@ def test_default_welcome_carries_its_disclosure_and_never_a_planted_promise(emul
     text = "您好，欢迎关注！基金定投入门课每周开讲。"
     with session_scope() as s:
         wecom.set_default_welcome(s, corp_id=wired.corp_id, actor="test", text=text, enabled=True)
+    approve_all_committed(wired.corp_id)
     added, _ = _add_and_welcome(emulator, wired)
     assert _welcome_to(emulator, wired, added["external_userid"]) == [with_fund_disclosure(text)]
 
-    with session_scope() as s:  # planted after the save-time review
-        s.execute(update(WecomCorpConfig).where(WecomCorpConfig.corp_id == wired.corp_id)
-                  .values(welcome_text=f"您好，我们的产品{PROMISE}。"))
+    _plant(wired.corp_id, "welcome", f"您好，我们的产品{PROMISE}。")  # after the approval
     sends = _calls(emulator, wired.wecom_id, "send_welcome_msg")
     added, event_id = _add_and_welcome(emulator, wired)
     assert _welcome_to(emulator, wired, added["external_userid"]) == []
@@ -161,13 +179,12 @@ def test_channel_welcome_variant_carries_its_disclosure_and_never_a_planted_prom
                             text="{客户称呼}您好，我是{顾问名}，基金定投的资料已为您备好。")
         welcome.save_flow(s, corp_id=wired.corp_id, actor="test", code_id=code.id, enabled=True)
         state, code_id = code.state, code.id
+    approve_all_committed(wired.corp_id)
     added, _ = _add_and_welcome(emulator, wired, state=state)
     assert _welcome_to(emulator, wired, added["external_userid"]) == [
         with_fund_disclosure("陈女士您好，我是张三，基金定投的资料已为您备好。")]
 
-    with session_scope() as s:
-        s.execute(update(WelcomeVariant).where(WelcomeVariant.corp_id == wired.corp_id)
-                  .values(text="{客户称呼}您好，" + PROMISE))
+    _plant(wired.corp_id, "welcome", "{客户称呼}您好，" + PROMISE)
     added, event_id = _add_and_welcome(emulator, wired, state=state)
     assert _welcome_to(emulator, wired, added["external_userid"]) == []
     assert "保本" not in _customer_side(emulator, wired.wecom_id)
@@ -176,14 +193,6 @@ def test_channel_welcome_variant_carries_its_disclosure_and_never_a_planted_prom
         send = s.scalar(select(WelcomeSend).where(WelcomeSend.corp_id == wired.corp_id,
                                                   WelcomeSend.inbox_event_id == event_id))
         assert (send.code_id, send.state) == (code_id, "blocked")
-
-
-def test_group_invitation_is_not_sent_on_its_own():
-    """A flow's group invitation is stored with the flow (reviewed when saved), but no code that
-    sends reads it today: when one does, it goes on the guard and gets its test here."""
-    senders = {rel for rel, _ in KNOWN_PATHS} | {"siyu/acquisition/keywords.py"}
-    assert [rel for rel in sorted(senders) if "group_invitation" in (SRC / rel).read_text(encoding="utf-8")] == []
-    assert "group_invitation" not in welcome.WelcomePlan.__dataclass_fields__
 
 
 # --- 3: keyword replies, automatic and the advisor's one click ---------------------------------------------
@@ -216,12 +225,13 @@ def test_keyword_reply_carries_its_disclosure_and_never_a_planted_promise(emulat
         rule_id = keywords.save_rule(s, corp_id=wired.corp_id, actor="test", data=keywords.RuleInput(
             name="定投", keyword="定投", reply_text=reply, link_url="https://h5.example/fund",
             link_title="定投指南", cooldown_hours=0, enabled=True)).id
+    approve_all_committed(wired.corp_id)
     msgid = _customer_says(wired, "定投怎么开始？", wired.customers[0])
     assert _mass_texts(emulator, wired) == [with_fund_disclosure(reply)]
     assert _hit(wired.corp_id, msgid) == "sent"
 
-    with session_scope() as s:
-        s.execute(update(KeywordRule).where(KeywordRule.id == rule_id).values(reply_text=PROMISE))
+    assert rule_id
+    _plant(wired.corp_id, "keyword_reply", PROMISE)
     msgid = _customer_says(wired, "定投", wired.customers[1])
     assert len(_mass_texts(emulator, wired)) == 1 and _calls(emulator, wired.wecom_id, "add_msg_template") == 1
     assert "保本" not in _customer_side(emulator, wired.wecom_id)
@@ -251,6 +261,7 @@ def test_keyword_task_click_carries_its_disclosure_and_never_a_planted_promise(e
     with session_scope() as s:
         keywords.save_rule(s, corp_id=wired.corp_id, actor="test", data=keywords.RuleInput(
             name="开户", keyword="开户", action="task", reply_text=reply, cooldown_hours=0, enabled=True))
+    approve_all_committed(wired.corp_id)
     first = _task_for(wired, _customer_says(wired, "想开户", wired.customers[0]))
     second = _task_for(wired, _customer_says(wired, "开户", wired.customers[1]))
     assert _mass_texts(emulator, wired) == [], "nothing is sent before the click"
@@ -258,8 +269,7 @@ def test_keyword_task_click_carries_its_disclosure_and_never_a_planted_promise(e
     assert _click(wired, first).state == "sent"
     assert _mass_texts(emulator, wired) == [with_fund_disclosure(reply)]
 
-    with session_scope() as s:  # the prepared reply was changed after the task was made
-        s.execute(update(KeywordTask).where(KeywordTask.id == second).values(reply_text=PROMISE))
+    _plant(wired.corp_id, "keyword_reply", PROMISE)  # the approved reply was changed after the task was made
     task = _click(wired, second)
     assert task.state == "blocked" and "稳赚不赔" in task.detail
     assert len(_mass_texts(emulator, wired)) == 1 and _calls(emulator, wired.wecom_id, "add_msg_template") == 1
@@ -275,8 +285,7 @@ def _hand_over(w: Wired, customer: str, message: str, *, plant: str | None = Non
                                                 handover_userid="zhangsan", takeover_userids=["wangwu"],
                                                 external_userids=[customer], message=message).id
     if plant is not None:
-        with session_scope() as s:
-            s.execute(update(Handover).where(Handover.id == handover_id).values(message=plant))
+        _plant(w.corp_id, "handover", plant)
     with session_scope() as s:
         handover_jobs.run(s, {"handover_id": handover_id}, _ctx(w.corp_id, handover_jobs.RUN))
     return handover_id
@@ -374,6 +383,161 @@ def test_sidebar_recommendation_carries_its_disclosure_and_never_a_promise(sessi
     assert row.final_text.endswith(SEPARATOR + FUND) and "保本" not in row.final_text
 
 
+# --- the gate: an edit that is not approved yet never reaches the customer, on every path ---------------------
+
+OLD, NEW = "您好，欢迎关注，我是您的顾问。", "您好，新版欢迎语：本周有理财讲座。"
+
+
+def test_default_welcome_edit_goes_out_only_once_approved(emulator, wired):  # noqa: F811
+    with session_scope() as s:
+        wecom.set_default_welcome(s, corp_id=wired.corp_id, actor="ops", text=OLD, enabled=True)
+    added, event_id = _add_and_welcome(emulator, wired)  # nothing approved yet: held, with the reason
+    assert _welcome_to(emulator, wired, added["external_userid"]) == []
+    _assert_held(_outbound(wired.corp_id, f"welcome:{event_id}"))
+    approve_all_committed(wired.corp_id)
+    with session_scope() as s:
+        wecom.set_default_welcome(s, corp_id=wired.corp_id, actor="ops", text=NEW, enabled=True)  # pending
+    added, _ = _add_and_welcome(emulator, wired)
+    assert _welcome_to(emulator, wired, added["external_userid"]) == [OLD]
+    approve_all_committed(wired.corp_id)
+    added, _ = _add_and_welcome(emulator, wired)
+    assert _welcome_to(emulator, wired, added["external_userid"]) == [NEW]
+
+
+def test_channel_welcome_variants_send_their_approved_versions_only(emulator, wired):  # noqa: F811
+    with session_scope() as s:
+        code = acquisition.create_channel_code(s, corp_id=wired.corp_id, actor="test", name="AB 投放", channel="ad",
+                                               advisors=[acquisition.AdvisorSpec("zhangsan")])
+        a = welcome.add_variant(s, corp_id=wired.corp_id, actor="ops", code_id=code.id, text="A：" + OLD)
+        welcome.save_flow(s, corp_id=wired.corp_id, actor="ops", code_id=code.id, enabled=True)
+        state, a_id, code_id = code.state, a.id, code.id
+    added, event_id = _add_and_welcome(emulator, wired, state=state)
+    assert _welcome_to(emulator, wired, added["external_userid"]) == []
+    _assert_held(_outbound(wired.corp_id, f"welcome:{event_id}"))
+    approve_all_committed(wired.corp_id)
+    with session_scope() as s:  # a second variant, and an edit of the first: both pending
+        welcome.add_variant(s, corp_id=wired.corp_id, actor="ops", code_id=code_id, text="B：" + NEW)
+        welcome.edit_variant(s, corp_id=wired.corp_id, actor="ops", variant_id=a_id, text="A：" + NEW)
+    got = set()
+    for _ in range(6):
+        added, _ = _add_and_welcome(emulator, wired, state=state)
+        got |= set(_welcome_to(emulator, wired, added["external_userid"]))
+    assert got == {"A：" + OLD}, "the pending edit and the pending variant never went out"
+    approve_all_committed(wired.corp_id)
+    got = set()
+    for _ in range(12):
+        added, _ = _add_and_welcome(emulator, wired, state=state)
+        got |= set(_welcome_to(emulator, wired, added["external_userid"]))
+    assert got == {"A：" + NEW, "B：" + NEW}
+
+
+def test_keyword_reply_edit_goes_out_only_once_approved(emulator, wired):  # noqa: F811
+    data = {"name": "讲座", "keyword": "讲座", "cooldown_hours": 0, "enabled": True}
+    with session_scope() as s:
+        rule_id = keywords.save_rule(s, corp_id=wired.corp_id, actor="ops",
+                                     data=keywords.RuleInput(reply_text=OLD, **data)).id
+    msgid = _customer_says(wired, "讲座", wired.customers[0])
+    assert _mass_texts(emulator, wired) == [] and _hit(wired.corp_id, msgid) == "held"
+    _assert_held(_outbound(wired.corp_id, keywords.effect_key(wired.corp_id, msgid)))
+    approve_all_committed(wired.corp_id)
+    with session_scope() as s:
+        keywords.save_rule(s, corp_id=wired.corp_id, actor="ops", rule_id=rule_id,
+                           data=keywords.RuleInput(reply_text=NEW, **data))
+    _customer_says(wired, "讲座", wired.customers[1])
+    assert _mass_texts(emulator, wired) == [OLD]
+    approve_all_committed(wired.corp_id)
+    _customer_says(wired, "讲座", wired.customers[2])
+    assert _mass_texts(emulator, wired) == [OLD, NEW]
+
+
+def test_keyword_task_click_sends_the_version_approved_at_the_click(emulator, wired):  # noqa: F811
+    data = {"name": "开户", "keyword": "开户", "action": "task", "cooldown_hours": 0, "enabled": True}
+    with session_scope() as s:
+        rule_id = keywords.save_rule(s, corp_id=wired.corp_id, actor="ops",
+                                     data=keywords.RuleInput(reply_text=OLD, **data)).id
+    approve_all_committed(wired.corp_id)
+    first = _task_for(wired, _customer_says(wired, "开户", wired.customers[0]))
+    with session_scope() as s:  # edited after the task was made: pending
+        keywords.save_rule(s, corp_id=wired.corp_id, actor="ops", rule_id=rule_id,
+                           data=keywords.RuleInput(reply_text=NEW, **data))
+    assert _click(wired, first).state == "sent"
+    assert _mass_texts(emulator, wired) == [OLD]
+    second = _task_for(wired, _customer_says(wired, "开户", wired.customers[1]))
+    approve_all_committed(wired.corp_id)
+    assert _click(wired, second).state == "sent"
+    assert _mass_texts(emulator, wired) == [OLD, NEW]
+
+
+def test_handover_message_requiring_approval_is_held_until_approved(emulator, wired):  # noqa: F811
+    from siyu.compliance import content
+
+    with session_scope() as s:  # this corp requires approval for handover messages too
+        content.set_requirements(s, corp_id=wired.corp_id, actor="officer", required=content.KINDS)
+    first, second = wired.customers[:2]
+    handover_id = _hand_over(wired, first, "您好，我的同事王五将继续为您服务。")
+    (transfer,) = _transfers_of(emulator, wired, first)
+    assert transfer["success_msg"] is None  # transferred with WeCom's own notice; the message waits
+    _assert_held(_outbound(wired.corp_id, f"handover:{handover_id}:message"))
+    with session_scope() as s:
+        content.set_requirements(s, corp_id=wired.corp_id, actor="officer", required=[])
+    _hand_over(wired, second, "您好，我的同事王五将继续为您服务。")  # not required: in force at once
+    (transfer,) = _transfers_of(emulator, wired, second)
+    assert transfer["success_msg"] == "您好，我的同事王五将继续为您服务。"
+
+
+def _code_customer(emulator, w: Wired, *, invitation: str) -> tuple[int, str]:  # noqa: F811
+    """A channel code whose flow invites to the group on "1", and a customer who came through it."""
+    with session_scope() as s:
+        code = acquisition.create_channel_code(s, corp_id=w.corp_id, actor="ops", name="入群活码", channel="ad",
+                                               advisors=[acquisition.AdvisorSpec("zhangsan")])
+        welcome.add_variant(s, corp_id=w.corp_id, actor="ops", code_id=code.id, text="您好，欢迎关注。")
+        flow = welcome.save_flow(s, corp_id=w.corp_id, actor="ops", code_id=code.id, enabled=True, group_keyword="1",
+                                 group_invitation=invitation)
+        acquisition.attribute_add(s, corp_id=w.corp_id, state=code.state, userid="zhangsan",
+                                  external_userid=w.customers[0], inbox_event_id=random.randrange(1, 2**62),
+                                  at=utcnow())
+        return flow.id, w.customers[0]
+
+
+def _answers(w: Wired, text: str, customer: str) -> str:
+    msgid = "m" + uuid.uuid4().hex
+    with session_scope() as s:
+        archive.ingest_records(s, corp_id=w.corp_id, source="feed", records=[archive.ArchiveRecord(
+            msgid=msgid, sender=customer, tolist=("zhangsan",), roomid="", msgtype="text", sent_at=utcnow(),
+            text=text)])
+    payload = {"msgid": msgid, "staff_userid": "zhangsan", "customer_userid": customer,
+               "sent_at": utcnow().isoformat()}
+    with session_scope() as s:
+        keyword_jobs.group_invitation(s, payload, _ctx(w.corp_id, "event:chat.customer_message:"
+                                                                  "acquisition.group_invitation"))
+    return msgid
+
+
+def test_group_invitation_goes_out_only_in_its_approved_version(emulator, wired):  # noqa: F811
+    flow_id, customer = _code_customer(emulator, wired, invitation="回复 1 已收到，学习群链接稍后发您。")
+    msgid = _answers(wired, "1", customer)  # nothing approved yet: held, with the reason
+    assert _mass_texts(emulator, wired) == []
+    _assert_held(_outbound(wired.corp_id, welcome.invitation_effect_key(wired.corp_id, msgid)))
+    approve_all_committed(wired.corp_id)
+    _answers(wired, "１", customer)  # full-width: the keyword is matched normalised
+    assert _mass_texts(emulator, wired) == ["回复 1 已收到，学习群链接稍后发您。"]
+    with session_scope() as s:  # edited: pending, the approved one still goes out
+        flow = s.get(acquisition_models.WelcomeFlow, flow_id)
+        welcome.save_flow(s, corp_id=wired.corp_id, actor="ops", code_id=flow.code_id, enabled=True,
+                          group_keyword="1", group_invitation="学习群二维码请看下一条消息。")
+    _answers(wired, "1", customer)
+    _answers(wired, "你好", customer)  # not the keyword: nothing
+    assert _mass_texts(emulator, wired)[1:] == ["回复 1 已收到，学习群链接稍后发您。"]
+    approve_all_committed(wired.corp_id)
+    _answers(wired, "1", customer)
+    assert _mass_texts(emulator, wired)[2:] == ["学习群二维码请看下一条消息。"]
+
+    _plant(wired.corp_id, "group_invitation", PROMISE)  # after the approval
+    msgid = _answers(wired, "1", customer)
+    assert len(_mass_texts(emulator, wired)) == 3 and "保本" not in _customer_side(emulator, wired.wecom_id)
+    _assert_blocked(_outbound(wired.corp_id, welcome.invitation_effect_key(wired.corp_id, msgid)))
+
+
 # --- the list of paths ---------------------------------------------------------------------------------------
 
 # Every place in src/ that calls a WeCom method sending to customers, or the SMS provider, and the
@@ -383,17 +547,25 @@ SENDING = re.compile(r"\.(send_welcome_msg|add_msg_template|transfer_customer|ad
 KNOWN_PATHS: dict[tuple[str, str], tuple[str, ...]] = {
     ("siyu/acquisition/jobs.py", "send_welcome_msg"): (
         "test_default_welcome_carries_its_disclosure_and_never_a_planted_promise",
-        "test_channel_welcome_variant_carries_its_disclosure_and_never_a_planted_promise"),
+        "test_channel_welcome_variant_carries_its_disclosure_and_never_a_planted_promise",
+        "test_default_welcome_edit_goes_out_only_once_approved",
+        "test_channel_welcome_variants_send_their_approved_versions_only"),
     ("siyu/acquisition/keyword_jobs.py", "add_msg_template"): (
         "test_keyword_reply_carries_its_disclosure_and_never_a_planted_promise",
-        "test_keyword_task_click_carries_its_disclosure_and_never_a_planted_promise"),
+        "test_keyword_task_click_carries_its_disclosure_and_never_a_planted_promise",
+        "test_keyword_reply_edit_goes_out_only_once_approved",
+        "test_keyword_task_click_sends_the_version_approved_at_the_click",
+        "test_group_invitation_goes_out_only_in_its_approved_version"),
     ("siyu/handover/jobs.py", "transfer_customer"): (
-        "test_handover_message_carries_its_disclosure_and_never_a_planted_promise",),
+        "test_handover_message_carries_its_disclosure_and_never_a_planted_promise",
+        "test_handover_message_requiring_approval_is_held_until_approved"),
     ("siyu/acquisition/verification.py", "sms_provider"): (
         "test_verification_sms_carries_its_disclosure_and_never_a_planted_promise",),
     ("siyu/acquisition/verification.py", "send"): (
         "test_verification_sms_carries_its_disclosure_and_never_a_planted_promise",),
 }
+# Paths whose text is fixed in code, not saved content (no content item, so no approval to gate on).
+FIXED_TEXT_PATHS = {("siyu/acquisition/verification.py", "sms_provider"), ("siyu/acquisition/verification.py", "send")}
 # Not customer paths: the fixed benchmark text sent to the emulator only.
 NOT_CUSTOMER_PATHS = {("siyu/bench/welcome_burst.py", "send_welcome_msg"), ("siyu/bench/adds.py", "send_welcome_msg")}
 
@@ -420,3 +592,7 @@ def test_every_outbound_call_site_is_a_known_path():
     assert set(KNOWN_PATHS) <= found, f"listed paths no longer found: {set(KNOWN_PATHS) - found}"
     for tests in KNOWN_PATHS.values():
         assert all(callable(globals().get(name)) for name in tests), tests
+    # Every path that sends saved content has a gate test too: an unapproved edit never reaches the customer.
+    for path, tests in KNOWN_PATHS.items():
+        if path not in FIXED_TEXT_PATHS:
+            assert any("approv" in name for name in tests), f"{path}: add a test that an unapproved edit is not sent"

@@ -1,5 +1,6 @@
-"""内容审核 in a real browser: demo.ops (operations, the maker) writes a broadcast text that needs review and
-talks about a fund, submits it; demo.compliance (the checker) sees the findings highlighted and the fund
+"""内容审核 in a real browser: demo.ops (operations, the maker) writes the corp's default welcome — its owner
+picked from a list of the corp's objects by name, never typed — in a text that needs review and talks
+about a fund, submits it; demo.compliance (the checker) sees the findings highlighted and the fund
 disclosure appended, and approves it (screenshots in test-artifacts)."""
 
 from __future__ import annotations
@@ -13,15 +14,14 @@ pytestmark = pytest.mark.e2e
 
 
 def test_maker_submits_and_checker_approves(page, log_in, screenshot):
-    ref = f"broadcast:e2e-{uuid.uuid4().hex[:6]}"
-    title = f"周末基金定投沙龙 {ref[-6:]}"
+    title = f"周末基金定投沙龙 {uuid.uuid4().hex[:6]}"
     log_in("demo.ops")
     page.locator("nav.sidebar a[href='/compliance/approvals']").click()
     expect(page.locator("main h1")).to_have_text("内容审核")
 
     form = page.get_by_test_id("content-form")
-    form.locator("#kind").select_option("broadcast")
-    form.locator("#ref").fill(ref)
+    form.locator("#kind").select_option("welcome")
+    form.locator("#owner").select_option(label="Siyu 示范银行（演示）")  # the corp (its default welcome)
     form.locator("#title").fill(title)
     form.locator("#text").fill("本周六基金定投沙龙，带您了解高收益背后的风险，欢迎报名。")
     form.locator("button[type=submit]").click()

@@ -10,7 +10,6 @@ import pytest
 from sqlalchemy import select
 
 from siyu.db import session_scope
-from siyu.errors import InvalidInput
 from siyu.jobs.models import Job
 from siyu.jobs.registry import JobContext
 from siyu.tenancy import service as tenancy
@@ -108,14 +107,18 @@ def test_a_stored_event_is_dispatched_by_its_job_once(session):
     assert jobs and sorted(jobs) == sorted(s.job_name for s in receiving(session, "customer.lost", corp.id))
 
 
-def test_a_welcome_that_needs_review_cannot_be_turned_on(session):
+def test_a_welcome_that_needs_review_is_pending_until_a_checker_approves(session):
+    from siyu.compliance.service import content_for_send
+
     corp = tenancy.create_corp(session, slug="rev-" + uuid.uuid4().hex[:8], name="审查测试银行")
     service.configure_connection(session, corp_id=corp.id, actor="t", wecom_corp_id="ww" + uuid.uuid4().hex[:12],
                                  secret="s", token="tok123", aes_key=generate_aes_key())
     text = "您好，这是我们的独家产品"  # "独家" is for a compliance officer to judge
-    with pytest.raises(InvalidInput) as refused:
-        service.set_default_welcome(session, corp_id=corp.id, actor="t", enabled=True, text=text)
-    assert refused.value.field == "welcome_text" and "approval" in refused.value.message
-    # Kept as a draft (not sent) it may be saved.
-    draft = service.set_default_welcome(session, corp_id=corp.id, actor="t", enabled=False, text=text)
-    assert not draft.welcome_enabled
+    cfg = service.set_default_welcome(session, corp_id=corp.id, actor="t", enabled=True, text=text)
+    assert cfg.welcome_enabled
+    held = content_for_send(session, corp_id=corp.id, kind="welcome", owner=("corp", corp.id))
+    assert held.held and held.text is None and held.held_reason == "awaiting approval"
+    from compliance.gate import approve_all
+
+    approve_all(session, corp.id)
+    assert content_for_send(session, corp_id=corp.id, kind="welcome", owner=("corp", corp.id)).text == text

@@ -14,6 +14,7 @@ from collections import Counter
 import pytest
 from sqlalchemy import delete, func, select
 
+from compliance.gate import approve_all
 from siyu.app import create_app
 from siyu.config import get_settings
 from siyu.db import session_scope
@@ -66,6 +67,7 @@ def wired(emulator, siyu_server, worker):
     corp = wire_siyu_corp(emulator, callback_base_url=siyu_server.base_url, name="管道测试银行", slug_prefix="pipe")
     with session_scope() as s:
         service.set_default_welcome(s, corp_id=corp.corp_id, actor="test", text=WELCOME, enabled=True)
+        approve_all(s, corp.corp_id)  # compliance approves the welcome
     return corp.corp_id, corp.wecom_id
 
 

@@ -259,6 +259,11 @@ def send_welcome(session: Session, payload: dict[str, Any], job: JobContext) -> 
         plan = welcome.plan_welcome(s, corp_id=corp_id, state=state, userid=userid, external_userid=external_userid)
         if plan is None:
             return
+        if plan.held_reason is not None:
+            # Nothing approved to send (compliance's content gate): hold it, visibly, with the reason.
+            wecom.record_outcome(s, corp_id=corp_id, effect_key=effect_key, endpoint="send_welcome_msg",
+                                 state="held", event_time=received_at, detail=f"approval: {plan.held_reason}")
+            return
         try:
             client = wecom.client_for_corp(s, corp_id=corp_id)
         except NotFound:
@@ -272,12 +277,13 @@ def send_welcome(session: Session, payload: dict[str, Any], job: JobContext) -> 
     with session_scope() as s:
         plan = welcome.plan_welcome(s, corp_id=corp_id, state=state, userid=userid, external_userid=external_userid,
                                     customer_name=customer_name)
-        if plan is None:
+        if plan is None or plan.held_reason is not None:
             return
-        # Compliance's outbound guard: the text to send (a product welcome ends with its risk
-        # disclosure), reviewed as sent; block or review (the welcome goes out unattended) holds it.
+        # Compliance's outbound guard on the approved text: the text to send (a product welcome ends
+        # with its risk disclosure), reviewed as sent; a block, or a "review" finding the checker did
+        # not see when approving (the welcome goes out unattended), holds it.
         guarded, text = welcome.prepare_send(s, corp_id=corp_id, plan=plan, external_userid=external_userid)
-        if guarded.held():
+        if plan.stops(guarded):
             # The dictionary changed since the text was saved: hold it back, visibly.
             wecom.record_outcome(s, corp_id=corp_id, effect_key=effect_key, endpoint="send_welcome_msg",
                                  state="blocked", event_time=received_at, detail=guarded.summary())

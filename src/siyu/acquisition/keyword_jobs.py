@@ -1,5 +1,6 @@
 """Jobs of keyword replies: answer a customer's 1-on-1 message (`chat.customer_message`) and send a
-task's prepared reply when the advisor clicks it. Both send through add_msg_template (chat_type
+task's prepared reply when the advisor clicks it; and a channel code's group invitation to a customer
+who answers its group keyword. Both send through add_msg_template (chat_type
 single, the advisor as sender, that one customer) at most once per effect key; the call holds no
 database transaction."""
 
@@ -11,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from siyu.acquisition import keywords
+from siyu.acquisition import keywords, welcome
 from siyu.db import session_scope
 from siyu.errors import NotFound
 from siyu.jobs.events import subscribe
@@ -60,6 +61,29 @@ def keyword_reply(session: Session, payload: dict[str, Any], job: JobContext) ->
     if outcome.state == "failed" and outcome.errcode in BUSY:
         raise RetryLater(RETRY_SECONDS, f"WeCom busy ({outcome.errcode})")
     keywords.record_outcome(session, corp_id=corp_id, msgid=msgid, state=outcome.state)
+
+
+@subscribe("chat.customer_message", name="acquisition.group_invitation", queue="wecom", max_attempts=20)
+def group_invitation(session: Session, payload: dict[str, Any], job: JobContext) -> None:
+    """A customer answers their channel code's group keyword: the flow's approved group invitation
+    (`welcome.decide_invitation`), sent once per message like a keyword reply."""
+    corp_id, msgid = job.corp_id, payload.get("msgid")
+    advisor, customer = payload.get("staff_userid"), payload.get("customer_userid")
+    if corp_id is None or not all(isinstance(v, str) and v for v in (msgid, advisor, customer)):
+        return
+    with session_scope() as s:
+        try:
+            client = wecom.client_for_corp(s, corp_id=corp_id)
+        except NotFound:
+            return
+        decision = welcome.decide_invitation(s, corp_id=corp_id, msgid=msgid, advisor_userid=advisor,
+                                             customer_userid=customer, sent_at=_sent_at(payload))
+    if decision.outcome != "sending":
+        return
+    outcome = wecom.call_claimed(decision.claim, lambda: _send(
+        client, sender=advisor, customer=customer, text=decision.text, attachments=()), record_in=session)
+    if outcome.state == "failed" and outcome.errcode in BUSY:
+        raise RetryLater(RETRY_SECONDS, f"WeCom busy ({outcome.errcode})")
 
 
 @job_handler("acquisition.keyword_task_send", max_attempts=20)

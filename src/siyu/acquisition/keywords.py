@@ -15,9 +15,11 @@ and recorded in the transaction that claims the send (`siyu.wecom.service.claim_
 two messages racing in from one customer get one answer. A message older than MAX_AGE (a backlog
 after the feed was down) is not answered.
 
-Compliance: the reply is reviewed when the rule is saved (block refused with its findings; wording
-that needs a compliance officer's judgement cannot be switched on, since it would be sent
-unreviewed) and goes through compliance's outbound guard before each send (`guard`: the reply with
+Compliance: the reply is content for compliance's gate (`siyu.acquisition.content`, kind
+"keyword_reply"): saving it submits a new version for approval (a text the wording review blocks is
+refused with its findings), and a send takes the approved version in force — never the latest edit;
+a rule with none approved answers nothing and its hit is recorded as "held" with the reason. The
+approved reply goes through compliance's outbound guard before each send (`guard`: the reply with
 its risk disclosure when it talks about a product, held as "blocked" with the findings if the
 dictionary changed, "opted_out" when the consent ledger refuses the customer — compliance's rule
 per kind of message; a keyword reply answers the customer's own message and counts as service)."""
@@ -32,6 +34,7 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from siyu.acquisition import service, welcome
+from siyu.acquisition.content import KEYWORD_RULE, from_gate
 from siyu.acquisition.models import KeywordCooldown, KeywordHit, KeywordRule, KeywordTask
 from siyu.compliance.normalize import normalize
 from siyu.db import dialect_insert, utcnow
@@ -52,7 +55,7 @@ MAX_COOLDOWN_MINUTES = 90 * 24 * 60
 MAX_PRIORITY = 1000
 MAX_AGE = dt.timedelta(hours=2)
 ENDPOINT = "add_msg_template"
-OUTCOMES = ("sending", "sent", "failed", "unknown", "blocked", "task", "cooldown", "opted_out")
+OUTCOMES = ("sending", "sent", "failed", "unknown", "blocked", "held", "task", "cooldown", "opted_out")
 
 
 def effect_key(corp_id: int, msgid: str) -> str:
@@ -147,13 +150,8 @@ def save_rule(session: Session, *, corp_id: int, actor: Principal | str, data: R
                       message="the cooldown is a whole number of hours from %(low)s to %(high)s") * 60
     priority = _whole(data.priority, field="priority", low=0, high=MAX_PRIORITY,
                       message="the priority is a whole number from %(low)s to %(high)s")
-    verdict = review(session, corp_id=corp_id, text=welcome.reviewed_text(text, attachments))
-    if verdict.verdict == "block":
-        raise InvalidInput("compliance review blocks this text: %(found)s", field="reply_text",
-                           params={"found": _findings(verdict, blocking=True)})
-    if verdict.verdict == "review" and data.enabled:
-        raise InvalidInput("compliance review flags this text for approval: %(found)s", field="reply_text",
-                           params={"found": _findings(verdict, blocking=False)})
+    welcome._refuse_blocked(session, corp_id=corp_id, text=welcome.reviewed_text(text, attachments),
+                            field="reply_text")
     clash = session.scalar(select(KeywordRule.id).where(KeywordRule.corp_id == corp_id, KeywordRule.name == name))
     if clash is not None and (rule is None or clash != rule.id):
         raise InvalidInput("another rule has this name", field="name")
@@ -167,6 +165,8 @@ def save_rule(session: Session, *, corp_id: int, actor: Principal | str, data: R
     rule.cooldown_minutes, rule.priority, rule.enabled = cooldown, priority, bool(data.enabled)
     rule.updated_at = utcnow()
     session.flush()
+    welcome.submit(session, corp_id=corp_id, actor=actor, kind="keyword_reply", owner=(KEYWORD_RULE, rule.id),
+                   text=text, attachments=attachments, field="reply_text", title=f"关键词回复 {name}")
     audit.record(session, corp_id=corp_id, actor=actor,
                  action="acquisition.keyword_rule_created" if rule_id is None else "acquisition.keyword_rule_changed",
                  target_type="keyword_rule", target_id=rule.id,
@@ -211,6 +211,15 @@ def match_rule(rules: list[KeywordRule], *, text: str, advisor_userid: str) -> K
 
 
 # --- the send-time guard ------------------------------------------------------------------------------
+
+def approved_reply(session: Session, *, corp_id: int, rule_id: int | None):
+    """The rule's reply as approved and in force (compliance's `Sendable`; `held_reason` when none)."""
+    from siyu.compliance.service import OwnerRef, Sendable, content_for_send
+
+    if rule_id is None:
+        return Sendable(owner=OwnerRef(KEYWORD_RULE, 0), kind="keyword_reply", held_reason="the rule was deleted")
+    return content_for_send(session, corp_id=corp_id, kind="keyword_reply", owner=(KEYWORD_RULE, rule_id))
+
 
 def guard(session: Session, *, corp_id: int, text: str, attachments, customer: str):
     """THE compliance check point of keyword replies, automatic or a task's click: compliance's
@@ -279,17 +288,22 @@ def decide(session: Session, *, corp_id: int, msgid: str, advisor_userid: str, c
         if done.outcome != "sending":
             return Decision(outcome=done.outcome, rule_id=done.rule_id)
         # An earlier run claimed the send and stopped: the claim says what happened (never sent twice).
-        rule = session.get(KeywordRule, done.rule_id) if done.rule_id else None
-        guarded = guard(session, corp_id=corp_id, text=rule.reply_text if rule else "",
-                        attachments=rule.attachments if rule else (), customer=customer_userid)
-        if rule is None or guarded.refused or guarded.held():  # nothing is sent again, unreviewed or refused
+        content = approved_reply(session, corp_id=corp_id, rule_id=done.rule_id)
+        if content.held:
+            done.outcome = "held"
+            session.flush()
+            return Decision(outcome=done.outcome, rule_id=done.rule_id)
+        attachments = from_gate(content.attachments)
+        guarded = guard(session, corp_id=corp_id, text=content.text, attachments=attachments,
+                        customer=customer_userid)
+        if guarded.refused or content.held_by(guarded):  # nothing is sent again, unreviewed or refused
             done.outcome = "opted_out" if guarded.refused else "blocked"
             session.flush()
             return Decision(outcome=done.outcome, rule_id=done.rule_id)
         claim = wecom.claim_effect(session, corp_id=corp_id, effect_key=effect_key(corp_id, msgid), endpoint=ENDPOINT,
                                    event_time=sent_at)
         return Decision(outcome="sending", rule_id=done.rule_id, claim=claim, text=guarded.text,
-                        attachments=tuple(rule.attachments or []))
+                        attachments=tuple(attachments))
     if sent_at is not None and now - sent_at > MAX_AGE:
         return Decision(outcome="none")
     text = customer_message_text(session, corp_id=corp_id, msgid=msgid)
@@ -309,11 +323,18 @@ def decide(session: Session, *, corp_id: int, msgid: str, advisor_userid: str, c
         session.flush()
         return Decision(outcome=outcome, rule_id=rule.id, **kw)
 
-    guarded = guard(session, corp_id=corp_id, text=rule.reply_text, attachments=rule.attachments,
-                    customer=customer_userid)
+    content = approved_reply(session, corp_id=corp_id, rule_id=rule.id)
+    if content.held:
+        # Compliance's gate: no approved version of this reply (a pending edit never goes out).
+        if rule.action == "reply":
+            wecom.record_outcome(session, corp_id=corp_id, effect_key=effect_key(corp_id, msgid), endpoint=ENDPOINT,
+                                 state="held", event_time=sent_at, detail=f"approval: {content.held_reason}")
+        return finish("held")
+    attachments = from_gate(content.attachments)
+    guarded = guard(session, corp_id=corp_id, text=content.text, attachments=attachments, customer=customer_userid)
     if guarded.refused:
         return finish("opted_out")
-    if guarded.held():
+    if content.held_by(guarded):
         # The dictionary changed since the rule was saved: hold the reply back, visibly.
         if rule.action == "reply":
             wecom.record_outcome(session, corp_id=corp_id, effect_key=effect_key(corp_id, msgid), endpoint=ENDPOINT,
@@ -324,7 +345,7 @@ def decide(session: Session, *, corp_id: int, msgid: str, advisor_userid: str, c
     if rule.action == "task":
         session.execute(dialect_insert(session)(KeywordTask.__table__).values(
             corp_id=corp_id, rule_id=rule.id, msgid=msgid, advisor_userid=advisor_userid,
-            external_userid=customer_userid, reply_text=rule.reply_text, attachments=list(rule.attachments or []),
+            external_userid=customer_userid, reply_text=content.text, attachments=attachments,
             state="open", detail="", created_at=now,
         ).on_conflict_do_nothing(index_elements=["corp_id", "msgid"]))
         return finish("task")
@@ -332,8 +353,8 @@ def decide(session: Session, *, corp_id: int, msgid: str, advisor_userid: str, c
                                event_time=sent_at)
     hit.outcome = "sending"
     session.flush()
-    return Decision(outcome="sending", rule_id=rule.id, text=guarded.text,
-                    attachments=tuple(rule.attachments or []), claim=claim)
+    return Decision(outcome="sending", rule_id=rule.id, text=guarded.text, attachments=tuple(attachments),
+                    claim=claim)
 
 
 def record_outcome(session: Session, *, corp_id: int, msgid: str, state: str) -> None:
@@ -360,7 +381,7 @@ def rule_counts(session: Session, *, corp_id: int) -> dict[int, RuleCounts]:
         return func.coalesce(func.sum(case((KeywordHit.outcome.in_(outcomes), 1), else_=0)), 0)
 
     rows = session.execute(select(KeywordHit.rule_id, func.count(), n("sent"), n("task"), n("cooldown"),
-                                  n("blocked", "opted_out"), n("failed", "unknown"))
+                                  n("blocked", "held", "opted_out"), n("failed", "unknown"))
                            .where(KeywordHit.corp_id == corp_id, KeywordHit.rule_id.is_not(None))
                            .group_by(KeywordHit.rule_id)).all()
     return {r[0]: RuleCounts(*(int(x) for x in r[1:])) for r in rows}
@@ -423,19 +444,28 @@ def claim_task_send(session: Session, *, corp_id: int, task_id: int):
     if task.state != "sending":
         return None
     key = task_effect_key(corp_id, task.id)
-    guarded = guard(session, corp_id=corp_id, text=task.reply_text, attachments=task.attachments,
+    # The reply as approved NOW (the rule may have a newer approved version since the task was made;
+    # a pending edit never goes out), through the guard again.
+    content = approved_reply(session, corp_id=corp_id, rule_id=task.rule_id)
+    if content.held:
+        wecom.record_outcome(session, corp_id=corp_id, effect_key=key, endpoint=ENDPOINT, state="held",
+                             detail=f"approval: {content.held_reason}")
+        task.state, task.detail, task.done_at = "blocked", f"approval: {content.held_reason}", utcnow()
+        return None
+    attachments = from_gate(content.attachments)
+    guarded = guard(session, corp_id=corp_id, text=content.text, attachments=attachments,
                     customer=task.external_userid)
     if guarded.refused:
         task.state, task.detail, task.done_at = "blocked", "the customer opted out of marketing", utcnow()
         return None
-    if guarded.held():
+    if content.held_by(guarded):
         wecom.record_outcome(session, corp_id=corp_id, effect_key=key, endpoint=ENDPOINT, state="blocked",
                              detail=guarded.summary())
         task.state, task.detail, task.done_at = "blocked", guarded.summary()[:500], utcnow()
         return None
     claim = wecom.claim_effect(session, corp_id=corp_id, effect_key=key, endpoint=ENDPOINT)
     values = {"advisor_userid": task.advisor_userid, "external_userid": task.external_userid,
-              "text": guarded.text, "attachments": list(task.attachments or [])}
+              "text": guarded.text, "attachments": attachments}
     return values, claim
 
 

@@ -119,15 +119,33 @@ def _persona_values(session: Session, *, corp_id: int, kind: str, display_name: 
             "introduction": text_field(introduction, field="introduction", max_length=1000)}
 
 
+def _check_intro(session: Session, *, corp_id: int, intro: str) -> None:
+    from siyu.compliance.service import check_content
+
+    if intro:
+        check_content(session, corp_id=corp_id, body=intro, field="introduction")
+
+
+def _submit_intro(session: Session, *, corp_id: int, actor: Principal | str, persona: Persona) -> None:
+    """A persona's introduction is customer-facing content: a new version for compliance's approval."""
+    from siyu.compliance.service import submit_content
+
+    if persona.introduction:
+        submit_content(session, corp_id=corp_id, actor=actor, kind="persona_intro", owner=("persona", persona.id),
+                       body=persona.introduction, title=f"人设介绍 {persona.display_name}", field="introduction")
+
+
 def create_persona(session: Session, *, corp_id: int, actor: Principal | str, kind: str, display_name: str,
                    title: str = "", years_experience: int | str = 0, avatar_url: str = "",
                    introduction: str = "") -> Persona:
     ensure_seed_personas(session, corp_id=corp_id)
     values = _persona_values(session, corp_id=corp_id, kind=kind, display_name=display_name, title=title,
                              years_experience=years_experience, avatar_url=avatar_url, introduction=introduction)
+    _check_intro(session, corp_id=corp_id, intro=values["introduction"])
     persona = Persona(corp_id=corp_id, **values)
     session.add(persona)
     session.flush()
+    _submit_intro(session, corp_id=corp_id, actor=actor, persona=persona)
     audit.record(session, corp_id=corp_id, actor=actor, action="acquisition.persona_created", target_type="persona",
                  target_id=persona.id, detail={"display_name": persona.display_name, "kind": kind})
     return persona
@@ -140,10 +158,12 @@ def update_persona(session: Session, *, corp_id: int, actor: Principal | str, pe
     values = _persona_values(session, corp_id=corp_id, kind=kind, display_name=display_name, title=title,
                              years_experience=years_experience, avatar_url=avatar_url, introduction=introduction,
                              persona_id=persona.id)
+    _check_intro(session, corp_id=corp_id, intro=values["introduction"])
     for key, value in values.items():
         setattr(persona, key, value)
     persona.is_active, persona.updated_at = is_active, utcnow()
     session.flush()
+    _submit_intro(session, corp_id=corp_id, actor=actor, persona=persona)
     audit.record(session, corp_id=corp_id, actor=actor, action="acquisition.persona_changed", target_type="persona",
                  target_id=persona.id, detail={"display_name": persona.display_name, "active": is_active})
     return persona

@@ -143,6 +143,7 @@ def _code_page(request: Request, session: Session, principal: Principal, code_id
         "status_labels": STATUS_LABELS,
         "flow": flow,
         "results": welcome.variant_results(session, corp_id=corp_id, flow_id=flow.id) if flow else [],
+        "approvals": welcome.variant_approvals(session, corp_id=corp_id, flow_id=flow.id) if flow else {},
         "variables": welcome.VARIABLES,
         "adds": service.recent_adds(session, corp_id=corp_id, code_id=code.id),
         "chart": {"key": "code_adds", "kind": "bar", "x": chart["x"],
@@ -241,6 +242,24 @@ def variant_add(
         return _code_page(request, session, principal, code_id, variant_errors=FieldErrors.of(request, exc, "text"),
                           variant_form=values, status_code=exc.status_code)
     return RedirectResponse(f"{PAGE}/codes/{code_id}?saved=variant#welcome", status_code=303)
+
+
+@router.post(PAGE + "/variants/{variant_id}/edit")
+def variant_edit(request: Request, variant_id: int = Path(ge=1, le=MAX_ID), text: str = Form("", max_length=20000),
+                 principal: Principal = Depends(operators), session: Session = Depends(get_session)):
+    """A new version of the variant's text, for approval: what goes out stays the approved one until then."""
+    variant = welcome.get_variant(session, corp_id=principal.corp_id, variant_id=variant_id)
+    code_id = welcome.code_id_of_flow(session, corp_id=principal.corp_id, flow_id=variant.flow_id)
+    try:
+        with session.begin_nested():
+            welcome.edit_variant(session, corp_id=principal.corp_id, actor=principal, variant_id=variant_id,
+                                 text=text, attachments=list(variant.attachments or []))
+    except SiyuError as exc:
+        if isinstance(exc, NotFound):
+            raise
+        return _code_page(request, session, principal, code_id, edit_errors=FieldErrors.of(request, exc, "text"),
+                          edit_variant=variant_id, edit_text=text, status_code=exc.status_code)
+    return RedirectResponse(f"{PAGE}/codes/{code_id}?saved=variant#variant-{variant_id}", status_code=303)
 
 
 def _set_variant(session: Session, principal: Principal, variant_id: int, active: bool) -> Response:

@@ -2,10 +2,13 @@
 attachments, the keyword that leads to a group, A/B variants with their results; and the plan of
 what one add gets (the code's flow, else the corp's default welcome of `siyu.wecom`).
 
-Every text is reviewed by compliance when saved (block refused; a flow whose text needs a
-compliance officer's review cannot be switched on, as it would be sent unreviewed) and goes through
-compliance's outbound guard before each send (`prepare_send`: the risk disclosure appended to
-product content, block and review held back)."""
+Every text is content for compliance's gate (`siyu.acquisition.content`): saving a variant's text or a
+flow's group invitation submits a new version for approval (a text the wording review blocks is
+refused); a send takes the approved version in force, never the latest edit, and a flow whose variants
+have none approved holds its welcome (recorded as held with the reason). Before each send the
+approved text goes through compliance's outbound guard (`prepare_send`: the risk disclosure appended
+to product content; a block, or a "review" finding the checker did not see, holds it back). A customer
+who answers a flow's group keyword gets its group invitation the same way (`decide_invitation`)."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from siyu.acquisition import service
+from siyu.acquisition.content import WELCOME_FLOW, WELCOME_VARIANT, from_gate, to_gate
 from siyu.acquisition.models import (
     ChannelCode,
     Persona,
@@ -85,14 +89,27 @@ def list_variants(session: Session, *, corp_id: int, flow_id: int, active_only: 
 
 
 def _check_sendable(session: Session, *, corp_id: int, variants: list[WelcomeVariant]) -> None:
-    """Every active variant must pass review outright before the flow may be on."""
+    """A flow may be on once it has a variant (what goes out is each variant's approved version)."""
     if not variants:
         raise InvalidInput("add a variant before turning the welcome on", field="enabled")
-    for v in variants:
-        verdict = review(session, corp_id=corp_id, text=reviewed_text(v.text, v.attachments))
-        if verdict.verdict != "pass":
-            raise InvalidInput("variant %(label)s needs compliance approval: %(found)s", field="enabled",
-                               params={"label": v.label, "found": _findings(verdict, blocking=False)})
+
+
+def _refuse_blocked(session: Session, *, corp_id: int, text: str, field: str) -> None:
+    """Refuse, before anything is written, a text the wording review blocks: each finding's rule,
+    category, severity and span (compliance's `ContentRefused`)."""
+    from siyu.compliance.service import ContentRefused
+
+    verdict = review(session, corp_id=corp_id, text=text)
+    if verdict.verdict == "block":
+        raise ContentRefused([f.as_dict() for f in verdict.findings], field=field)
+
+
+def submit(session: Session, *, corp_id: int, actor: Principal | str, kind: str, owner: tuple[str, int], text: str,
+           attachments: list[dict[str, Any]] | None = None, field: str = "text", title: str = ""):
+    from siyu.compliance.service import submit_content
+
+    return submit_content(session, corp_id=corp_id, actor=actor, kind=kind, owner=owner, body=text,
+                          attachments=to_gate(attachments), field=field, title=title or None)
 
 
 def save_flow(session: Session, *, corp_id: int, actor: Principal | str, code_id: int, enabled: bool,
@@ -101,16 +118,17 @@ def save_flow(session: Session, *, corp_id: int, actor: Principal | str, code_id
     group_keyword = service.text_field(group_keyword, field="group_keyword", max_length=20)
     group_invitation = service.text_field(group_invitation, field="group_invitation", max_length=200)
     if group_invitation:
-        verdict = review(session, corp_id=corp_id, text=group_invitation)
-        if verdict.verdict == "block":
-            raise InvalidInput("compliance review blocks this text: %(found)s", field="group_invitation",
-                               params={"found": _findings(verdict, blocking=True)})
+        _refuse_blocked(session, corp_id=corp_id, text=group_invitation, field="group_invitation")
     if enabled:
         _check_sendable(session, corp_id=corp_id,
                         variants=list_variants(session, corp_id=corp_id, flow_id=flow.id, active_only=True))
+    changed_invitation = group_invitation != flow.group_invitation
     flow.enabled, flow.group_keyword, flow.group_invitation = enabled, group_keyword, group_invitation
     flow.updated_at = utcnow()
     session.flush()
+    if group_invitation and changed_invitation:
+        submit(session, corp_id=corp_id, actor=actor, kind="group_invitation", owner=(WELCOME_FLOW, flow.id),
+               text=group_invitation, field="group_invitation", title="入群邀请")
     audit.record(session, corp_id=corp_id, actor=actor, action="acquisition.welcome_flow_changed",
                  target_type="channel_code", target_id=code_id, detail={"enabled": enabled})
     return flow
@@ -184,21 +202,38 @@ def add_variant(session: Session, *, corp_id: int, actor: Principal | str, code_
     existing = list_variants(session, corp_id=corp_id, flow_id=flow.id)
     if sum(v.is_active for v in existing) >= MAX_VARIANTS:
         raise InvalidInput("at most %(n)s variants", field="text", params={"n": MAX_VARIANTS})
-    verdict = review(session, corp_id=corp_id, text=reviewed_text(text, attachments))
-    if verdict.verdict == "block":
-        raise InvalidInput("compliance review blocks this text: %(found)s", field="text",
-                           params={"found": _findings(verdict, blocking=True)})
-    if verdict.verdict == "review" and flow.enabled:
-        raise InvalidInput("compliance review flags this text for approval: %(found)s", field="text",
-                           params={"found": _findings(verdict, blocking=False)})
+    _refuse_blocked(session, corp_id=corp_id, text=reviewed_text(text, attachments), field="text")
     label = chr(ord("A") + len(existing)) if len(existing) < 26 else str(len(existing) + 1)
     variant = WelcomeVariant(corp_id=corp_id, flow_id=flow.id, label=label, weight=weight, text=text,
                              attachments=attachments, is_active=True)
     session.add(variant)
     session.flush()
+    submit(session, corp_id=corp_id, actor=actor, kind="welcome", owner=(WELCOME_VARIANT, variant.id), text=text,
+           attachments=attachments, title=f"欢迎语 {label}")
     audit.record(session, corp_id=corp_id, actor=actor, action="acquisition.welcome_variant_added",
                  target_type="welcome_variant", target_id=variant.id,
                  detail={"code_id": code_id, "label": label, "weight": weight, "chars": len(text)})
+    return variant
+
+
+def edit_variant(session: Session, *, corp_id: int, actor: Principal | str, variant_id: int, text: str,
+                 attachments: list[dict[str, Any]] | None = None) -> WelcomeVariant:
+    """Change a variant's text (and attachments): a new version for approval. What goes out stays the
+    version approved before until a compliance officer approves this one."""
+    variant = get_variant(session, corp_id=corp_id, variant_id=variant_id)
+    text = (text or "").strip()
+    if len(text) > TEXT_MAX_CHARS:
+        raise InvalidInput("the welcome text is at most %(n)s characters", field="text", params={"n": TEXT_MAX_CHARS})
+    attachments = attachments or []
+    if not text and not attachments:
+        raise InvalidInput("write the welcome text", field="text")
+    _refuse_blocked(session, corp_id=corp_id, text=reviewed_text(text, attachments), field="text")
+    variant.text, variant.attachments = text, attachments
+    session.flush()
+    submit(session, corp_id=corp_id, actor=actor, kind="welcome", owner=(WELCOME_VARIANT, variant.id), text=text,
+           attachments=attachments, title=f"欢迎语 {variant.label}")
+    audit.record(session, corp_id=corp_id, actor=actor, action="acquisition.welcome_variant_edited",
+                 target_type="welcome_variant", target_id=variant.id, detail={"chars": len(text)})
     return variant
 
 
@@ -228,6 +263,16 @@ def set_variant_active(session: Session, *, corp_id: int, actor: Principal | str
     audit.record(session, corp_id=corp_id, actor=actor, action="acquisition.welcome_variant_changed",
                  target_type="welcome_variant", target_id=variant.id, detail={"active": active})
     return variant
+
+
+def variant_approvals(session: Session, *, corp_id: int, flow_id: int) -> dict[int, Any]:
+    """variant id -> where its content stands with compliance (`ContentState`: in force, pending)."""
+    from siyu.compliance.service import content_states
+
+    variants = list_variants(session, corp_id=corp_id, flow_id=flow_id)
+    states = content_states(session, corp_id=corp_id, kind="welcome",
+                            owners=[(WELCOME_VARIANT, v.id) for v in variants])
+    return {ref.id: state for ref, state in states.items()}
 
 
 @dataclass(frozen=True)
@@ -284,31 +329,51 @@ class WelcomePlan:
     needs_customer_name: bool = False
     template: str = ""
     customer: str = ""
+    content: Any = None  # compliance's Sendable: the approved version the text comes from
+    held_reason: str | None = None  # nothing approved to send: the add is recorded as held
+
+    def stops(self, out) -> bool:
+        """Whether the send-time guard's answer holds this approved text back."""
+        return self.content.held_by(out) if self.content is not None else out.held()
 
 
 def plan_welcome(session: Session, *, corp_id: int, state: str | None, userid: str, external_userid: str,
                  customer_name: str | None = None) -> WelcomePlan | None:
-    """The channel code's flow (its variant for this customer, spoken as its persona), or the corp's
-    default welcome; None when neither is switched on."""
+    """The channel code's flow (its variant for this customer among those with an approved version,
+    spoken as its persona), or the corp's default welcome; None when neither is switched on. The text
+    is the approved version in force (`compliance.service.content_for_send`), never a pending edit; a
+    plan with `held_reason` says there is none."""
+    from siyu.compliance.service import OwnerRef, content_for_send, sendable_owners
+
     code = service.code_by_state(session, corp_id=corp_id, state=state)
     flow = get_flow(session, corp_id=corp_id, code_id=code.id) if code is not None else None
     if flow is not None and flow.enabled:
-        variant = choose_variant(list_variants(session, corp_id=corp_id, flow_id=flow.id, active_only=True),
+        active = list_variants(session, corp_id=corp_id, flow_id=flow.id, active_only=True)
+        live = sendable_owners(session, corp_id=corp_id, kind="welcome",
+                               owners=[OwnerRef(WELCOME_VARIANT, v.id) for v in active])
+        variant = choose_variant([v for v in active if OwnerRef(WELCOME_VARIANT, v.id) in live],
                                  external_userid=external_userid)
         if variant is not None:
+            content = content_for_send(session, corp_id=corp_id, kind="welcome", owner=(WELCOME_VARIANT, variant.id))
             name, title = _speaker(session, corp_id=corp_id, code=code, userid=userid)
-            text = render(variant.text, customer=customer_name or "", advisor_name=name, advisor_title=title)
-            template = variant.text.replace(VAR_NAME, name).replace(VAR_TITLE, title)
-            return WelcomePlan(text=text, attachments=list(variant.attachments or []), code_id=code.id,
-                               variant_id=variant.id, needs_customer_name=VAR_CUSTOMER in variant.text,
-                               template=template, customer=customer_name or "")
+            text = render(content.text, customer=customer_name or "", advisor_name=name, advisor_title=title)
+            template = content.text.replace(VAR_NAME, name).replace(VAR_TITLE, title)
+            return WelcomePlan(text=text, attachments=from_gate(content.attachments), code_id=code.id,
+                               variant_id=variant.id, needs_customer_name=VAR_CUSTOMER in content.text,
+                               template=template, customer=customer_name or "", content=content)
+        if active:
+            return WelcomePlan(text="", code_id=code.id, held_reason="no variant of this welcome is approved yet")
     from siyu.wecom.service import get_config
 
     cfg = get_config(session, corp_id=corp_id)
     if cfg is None or not cfg.welcome_enabled or not cfg.welcome_text:
         return None
-    return WelcomePlan(text=cfg.welcome_text, code_id=code.id if code is not None else None,
-                       template=cfg.welcome_text)
+    content = content_for_send(session, corp_id=corp_id, kind="welcome", owner=("corp", corp_id))
+    code_id = code.id if code is not None else None
+    if content.held:
+        return WelcomePlan(text="", code_id=code_id, held_reason=f"default welcome: {content.held_reason}")
+    return WelcomePlan(text=content.text, code_id=code_id, template=content.text, content=content,
+                       attachments=from_gate(content.attachments))
 
 
 def prepare_send(session: Session, *, corp_id: int, plan: WelcomePlan, external_userid: str):
@@ -341,6 +406,71 @@ def record_send(session: Session, *, corp_id: int, inbox_event_id: int, plan: We
         corp_id=corp_id, inbox_event_id=inbox_event_id, code_id=plan.code_id, variant_id=plan.variant_id,
         external_userid=external_userid, state=state, at=utcnow(),
     ).on_conflict_do_nothing(index_elements=["corp_id", "inbox_event_id"]))
+
+
+# --- the group invitation: a customer answers the flow's group keyword ----------------------------------
+
+
+def invitation_effect_key(corp_id: int, msgid: str) -> str:
+    return f"group_invitation:{corp_id}:{msgid}"
+
+
+@dataclass(frozen=True)
+class Invitation:
+    """What to do about one customer message for the group invitation: `sending` (claimed), or not."""
+
+    outcome: str  # none | held | blocked | opted_out | sending
+    text: str = ""
+    claim: Any = None
+
+
+def decide_invitation(session: Session, *, corp_id: int, msgid: str, advisor_userid: str, customer_userid: str,
+                      sent_at, now=None) -> Invitation:
+    """A customer who came through a channel code writes its flow's group keyword (say "1") to the
+    advisor they added: the flow's group invitation, in its approved version in force
+    (`content_for_send`, kind group_invitation), through the outbound guard (kind keyword_reply: an
+    answer to the customer's own message), claimed under `group_invitation:{corp}:{msgid}` so one
+    message is answered once. A keyword rule that answers the same message wins (keyword replies)."""
+    from siyu.acquisition import keywords
+    from siyu.acquisition.models import ChannelAdd
+    from siyu.compliance.archive import customer_message_text
+    from siyu.compliance.normalize import normalize
+    from siyu.compliance.service import content_for_send, prepare_outbound
+    from siyu.wecom import service as wecom
+
+    now = now or utcnow()
+    if sent_at is not None and now - sent_at > keywords.MAX_AGE:
+        return Invitation("none")
+    text = customer_message_text(session, corp_id=corp_id, msgid=msgid)
+    if not text or not normalize(text):
+        return Invitation("none")
+    code_id = session.scalar(select(ChannelAdd.code_id).where(
+        ChannelAdd.corp_id == corp_id, ChannelAdd.external_userid == customer_userid,
+        ChannelAdd.advisor_userid == advisor_userid).order_by(ChannelAdd.at.desc()).limit(1))
+    flow = get_flow(session, corp_id=corp_id, code_id=code_id) if code_id is not None else None
+    if flow is None or not flow.enabled or not flow.group_keyword or not flow.group_invitation \
+            or normalize(flow.group_keyword) != normalize(text):
+        return Invitation("none")
+    if keywords.match_rule(keywords.list_rules(session, corp_id=corp_id, enabled_only=True), text=text,
+                           advisor_userid=advisor_userid) is not None:
+        return Invitation("none")
+    key = invitation_effect_key(corp_id, msgid)
+    content = content_for_send(session, corp_id=corp_id, kind="group_invitation", owner=(WELCOME_FLOW, flow.id))
+    if content.held:
+        wecom.record_outcome(session, corp_id=corp_id, effect_key=key, endpoint="add_msg_template", state="held",
+                             event_time=sent_at, detail=f"approval: {content.held_reason}")
+        return Invitation("held")
+    out = prepare_outbound(session, corp_id=corp_id, kind="keyword_reply", text=content.text,
+                           recipients=[customer_userid])
+    if out.refused:
+        return Invitation("opted_out")
+    if content.held_by(out):
+        wecom.record_outcome(session, corp_id=corp_id, effect_key=key, endpoint="add_msg_template",
+                             state="blocked", event_time=sent_at, detail=out.summary())
+        return Invitation("blocked")
+    claim = wecom.claim_effect(session, corp_id=corp_id, effect_key=key, endpoint="add_msg_template",
+                               event_time=sent_at)
+    return Invitation("sending", text=out.text, claim=claim)
 
 
 # --- follow-ups (no welcome code) -----------------------------------------------------------------------

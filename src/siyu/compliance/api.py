@@ -17,6 +17,8 @@ from siyu.compliance.schemas import (
     PRODUCT_CODE_PATTERN,
     AttachDisclosureIn,
     AttachDisclosureOut,
+    ContentCheckIn,
+    ContentCheckOut,
     ContentItemDetail,
     ContentItemList,
     ContentItemOut,
@@ -27,6 +29,7 @@ from siyu.compliance.schemas import (
     DisclosureList,
     DisclosureOut,
     EligibilityOut,
+    FindingOut,
     ProductCreate,
     ProductList,
     ProductOut,
@@ -211,8 +214,29 @@ def list_content(
     and the approved text in force (scope `content:read`)."""
     items = approval.list_items(session, corp_id=principal.corp_id, kind=kind, ref=ref, status=status)
     texts = approval.approved_texts(session, corp_id=principal.corp_id, items=items)
-    return ContentItemList(items=[ContentItemOut.model_validate(i).model_copy(update={"approved_text": texts.get(i.id)})
-                                  for i in items])
+    names = _owner_names(session, principal.corp_id, items)
+    return ContentItemList(items=[ContentItemOut.model_validate(i).model_copy(update={
+        "approved_text": texts.get(i.id), "owner_name": names.get(i.id)}) for i in items])
+
+
+def _owner_names(session: Session, corp_id: int, items) -> dict[int, str]:
+    from siyu.compliance import content
+
+    refs = {i.id: content.OwnerRef(i.owner_type, i.owner_id) for i in items if i.owner_type is not None}
+    views = content.describe_owners(session, corp_id=corp_id, refs=refs.values())
+    return {item_id: views[ref].name for item_id, ref in refs.items() if views[ref].exists}
+
+
+@router.post("/content/check", response_model=ContentCheckOut, responses=ERRORS)
+def check_content(body: ContentCheckIn, principal: Principal = Depends(read_content),
+                  session: Session = Depends(get_session)) -> ContentCheckOut:
+    """Review a text with the corp's wording dictionary in force, as outbound content is reviewed when
+    saved: the verdict and every finding's rule, category, severity and span (scope `content:read`).
+    A save or send refused by the review answers 422 with the same `findings`."""
+    from siyu.compliance.dictionary_io import try_text
+
+    verdict = try_text(session, corp_id=principal.corp_id, text=body.text)
+    return ContentCheckOut(verdict=verdict.verdict, findings=[FindingOut.model_validate(f) for f in verdict.findings])
 
 
 @router.get("/content/{item_id}", response_model=ContentItemDetail, responses={**ERRORS, **CONTENT_NOT_FOUND})
@@ -222,7 +246,9 @@ def get_content(item_id: int = Path(ge=1, le=approval.MAX_ID), principal: Princi
     item = approval.get_item(session, corp_id=principal.corp_id, item_id=item_id)
     versions = approval.versions(session, corp_id=principal.corp_id, item_id=item.id)
     texts = approval.approved_texts(session, corp_id=principal.corp_id, items=[item])
-    base = ContentItemOut.model_validate(item).model_dump() | {"approved_text": texts.get(item.id)}
+    owner_name = _owner_names(session, principal.corp_id, [item]).get(item.id)
+    base = ContentItemOut.model_validate(item).model_dump() | {"approved_text": texts.get(item.id),
+                                                               "owner_name": owner_name}
     return ContentItemDetail(**base, versions=[ContentVersionOut.model_validate(v) for v in versions])
 
 

@@ -1,14 +1,17 @@
 """Content review and maker–checker approval (内容审核与双人复核).
 
 Every text staff send to customers through an automated path (welcome, keyword reply, broadcast,
-SOP slot, Moments, course, game) is a content item owned by an object of another domain
-(`kind` + `ref`, e.g. ("welcome", "channel_code:42")). Its versions hold the maker's text, attached
+SOP slot, Moments, course, game) is a content item owned by an object of another domain: `kind` and a
+typed owner (`compliance.content.OwnerRef`, e.g. ("welcome", welcome_variant:42)), checked to exist in
+the corp; `ref` is its string form. Domains call `compliance.content` (the gate), not this module.
+Its versions hold the maker's text, attached
 images/links/mini-programs and products, the text with the risk disclosures it needs appended
 (`final_text`: what is approved and what is sent) and the wording review of that text.
 
 States of a version: draft → submitted → approved | rejected. A "block" verdict cannot be submitted;
 a "review" verdict can, and the checker sees its findings. The checker holds the compliance (or
-administrator) role and is neither the version's author nor its submitter. An approved version is
+administrator) role and has neither written nor submitted any version of the item (four eyes,
+`_checker`). An approved version is
 never changed: editing approved content makes a new version that needs approval again, while the
 approved one stays in force (`approved_text`) until the new one is approved. A rejected version stays
 as history; editing makes the next version. Every step is an event of the item's history and an
@@ -26,6 +29,8 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from siyu.compliance import suitability
+from siyu.compliance.content import KINDS as CONTENT_KINDS
+from siyu.compliance.content import ContentRefused, OwnerRef, resolve_owner
 from siyu.compliance.disclosure import attach_disclosure, needed_disclosures
 from siyu.compliance.models import ContentEvent, ContentItem, ContentVersion
 from siyu.compliance.normalize import BARRIER
@@ -35,7 +40,7 @@ from siyu.errors import Conflict, Forbidden, InvalidInput, NotFound
 from siyu.tenancy import audit
 from siyu.tenancy.principal import Principal
 
-KINDS = ("welcome", "keyword_reply", "broadcast", "sop_slot", "moments", "course", "game", "other")
+KINDS = tuple(CONTENT_KINDS)
 STATUSES = ("draft", "submitted", "approved", "rejected")
 ATTACHMENT_TYPES = ("image", "link", "miniprogram")
 CHECKER_ROLES = ("compliance", "administrator")
@@ -91,8 +96,10 @@ def _title(value: object) -> str:
     return title
 
 
-def _text(value: object) -> str:
+def _text(value: object, *, required: bool = True) -> str:
     text = value.replace("\r\n", "\n").strip() if isinstance(value, str) else ""
+    if not text and not required:
+        return text
     if not text:
         raise InvalidInput("the text is required", field="text")
     if len(text) > MAX_TEXT:
@@ -177,6 +184,27 @@ def _actor(actor: object) -> Principal:
     if not isinstance(actor, Principal):
         raise Forbidden("only a member of staff may do this")
     return actor
+
+
+def as_actor(corp_id: int, actor: Principal | str) -> Principal:
+    """A maker for the gate: staff, or what another domain names (an API key, a job, a test)."""
+    if isinstance(actor, Principal):
+        return actor
+    return Principal.system(corp_id, label=str(actor)[:120] or "system")
+
+
+def clean_text(value: object) -> str:
+    """The text as a version stores it."""
+    return _text(value, required=False)
+
+
+def clean_attachments(value: object) -> list[dict]:
+    return _attachments(_listed(value))
+
+
+def attachment_titles(attachments: Iterable[dict]) -> list[str]:
+    """What the customer reads with the text besides it: link and mini-program titles and descriptions."""
+    return [a[k] for a in attachments for k in ("title", "desc") if isinstance(a.get(k), str) and a.get(k)]
 
 
 # --- reading ---------------------------------------------------------------------------------------------------
@@ -299,7 +327,7 @@ def _compose(session: Session, corp_id: int, version: ContentVersion, *, text: s
     """Fill the version's text, disclosures and review (the review is of the text that will be sent)."""
     needed = needed_disclosures(session, corp_id=corp_id, text=text, product_types=product_types)
     final = attach_disclosure(session, corp_id=corp_id, text=text, product_types=product_types)
-    verdict = review_outbound(session, corp_id=corp_id, text=final)
+    verdict = review_outbound(session, corp_id=corp_id, text="\n".join([final, *attachment_titles(attachments)]))
     version.text = text
     version.final_text = final
     version.attachments = attachments
@@ -313,24 +341,30 @@ def _compose(session: Session, corp_id: int, version: ContentVersion, *, text: s
 def _inputs(session: Session, corp_id: int, *, text: object, attachments: object, product_codes: object,
             product_types: object) -> dict:
     codes, types = _products(session, corp_id, _listed(product_codes))
-    return {"text": _text(text), "attachments": _attachments(_listed(attachments)), "product_codes": codes,
+    atts = _attachments(_listed(attachments))
+    # A message may be attachments only (a group QR image): then the text may be empty.
+    return {"text": _text(text, required=not atts), "attachments": atts, "product_codes": codes,
             "product_types": types | _product_types(_listed(product_types))}
 
 
-def create_item(session: Session, *, corp_id: int, actor: Principal, kind: str, ref: str, title: str, text: str,
-                attachments: Iterable[dict] | None = None, product_codes: Iterable[str] | None = None,
+def create_item(session: Session, *, corp_id: int, actor: Principal, kind: str, owner: object, title: str,
+                text: str, attachments: Iterable[dict] | None = None, product_codes: Iterable[str] | None = None,
                 product_types: Iterable[str] | None = None) -> ContentItem:
-    """A new content item with its first version, a draft (reviewed, with disclosures attached)."""
+    """A new content item of a real object of the corp (`owner`, checked) with its first version, a
+    draft (reviewed, with disclosures attached)."""
     corp_id = _corp(corp_id)
     actor = _actor(actor)
-    kind, ref, title = _kind(kind), _ref(ref), _title(title)
+    kind, title = _kind(kind), _title(title)
+    owner_ref: OwnerRef = resolve_owner(session, corp_id=corp_id, owner=owner, kind=kind)
+    ref = str(owner_ref)
     inputs = _inputs(session, corp_id, text=text, attachments=attachments, product_codes=product_codes,
                      product_types=product_types)
     if session.scalar(select(ContentItem.id).where(ContentItem.corp_id == corp_id, ContentItem.kind == kind,
                                                    ContentItem.ref == ref)) is not None:
         raise Conflict("this object already has content of this kind; edit it instead", field="ref")
-    item = ContentItem(corp_id=corp_id, kind=kind, ref=ref, title=title, status="draft", latest_version=1,
-                       created_by=actor.label, created_by_staff_id=actor.staff_id)
+    item = ContentItem(corp_id=corp_id, kind=kind, ref=ref, owner_type=owner_ref.type, owner_id=owner_ref.id,
+                       title=title, status="draft", latest_version=1, created_by=actor.label,
+                       created_by_staff_id=actor.staff_id)
     session.add(item)
     session.flush()
     version = ContentVersion(item_id=item.id, corp_id=corp_id, number=1, status="draft", created_by=actor.label,
@@ -385,15 +419,18 @@ def edit(session: Session, *, corp_id: int, actor: Principal, item_id: int, text
     return version
 
 
-def save_draft(session: Session, *, corp_id: int, actor: Principal, kind: str, ref: str, title: str, text: str,
+def save_draft(session: Session, *, corp_id: int, actor: Principal, kind: str, owner: object, title: str, text: str,
                attachments: Iterable[dict] | None = None, product_codes: Iterable[str] | None = None,
                product_types: Iterable[str] | None = None) -> ContentVersion:
-    """For other domains: the content of (kind, ref) as a draft, creating the item or editing it
-    (a new version when the latest is approved or rejected). Submit it with `submit`."""
-    item = find_item(session, corp_id=corp_id, kind=kind, ref=ref)
+    """The content of (kind, owner) as a draft, creating the item or editing it (a new version when
+    the latest is approved or rejected). Submit it with `submit`. Other domains call
+    `compliance.content.submit_content` instead, which saves and submits."""
+    owner = resolve_owner(session, corp_id=_corp(corp_id), owner=owner, kind=_kind(kind))
+    item = find_item(session, corp_id=corp_id, kind=kind, ref=str(owner))
     fields = {"attachments": attachments, "product_codes": product_codes, "product_types": product_types}
     if item is None:
-        item = create_item(session, corp_id=corp_id, actor=actor, kind=kind, ref=ref, title=title, text=text, **fields)
+        item = create_item(session, corp_id=corp_id, actor=actor, kind=kind, owner=owner, title=title, text=text,
+                           **fields)
         return get_version(session, corp_id=item.corp_id, item_id=item.id)
     return edit(session, corp_id=corp_id, actor=actor, item_id=item.id, text=text, title=title, **fields)
 
@@ -410,9 +447,7 @@ def _latest_in(session: Session, item: ContentItem, statuses: tuple[str, ...], e
 
 def _blocked(version: ContentVersion) -> None:
     if version.verdict == "block":
-        matches = "、".join(dict.fromkeys(f["match"] for f in version.findings if f.get("severity") == "block"))
-        raise InvalidInput("the text does not pass the wording review: %(matches)s", field="text",
-                           params={"matches": matches})
+        raise ContentRefused(version.findings)
 
 
 def submit(session: Session, *, corp_id: int, actor: Principal, item_id: int,
@@ -434,16 +469,42 @@ def submit(session: Session, *, corp_id: int, actor: Principal, item_id: int,
 
 
 def _recheck(session: Session, version: ContentVersion) -> None:
-    verdict = review_outbound(session, corp_id=version.corp_id, text=version.final_text)
+    verdict = review_outbound(session, corp_id=version.corp_id,
+                              text="\n".join([version.final_text, *attachment_titles(version.attachments or [])]))
     version.verdict = verdict.verdict
     version.findings = [f.as_dict() for f in verdict.findings]
 
 
-def _checker(actor: Principal, version: ContentVersion) -> None:
+MAKER_ACTIONS = ("created", "edited", "new_version", "submitted", "withdrawn")
+
+
+def makers(session: Session, item: ContentItem) -> set[int]:
+    """Staff who wrote or submitted any version of the item (from its history: an in-place edit of a
+    draft leaves its earlier writer there too)."""
+    ids = set(session.scalars(select(ContentEvent.actor_staff_id).where(
+        ContentEvent.item_id == item.id, ContentEvent.corp_id == item.corp_id,
+        ContentEvent.action.in_(MAKER_ACTIONS), ContentEvent.actor_staff_id.is_not(None))))
+    ids |= set(session.scalars(select(ContentVersion.created_by_staff_id).where(
+        ContentVersion.item_id == item.id, ContentVersion.created_by_staff_id.is_not(None))))
+    ids |= set(session.scalars(select(ContentVersion.submitted_by_staff_id).where(
+        ContentVersion.item_id == item.id, ContentVersion.submitted_by_staff_id.is_not(None))))
+    if item.created_by_staff_id is not None:
+        ids.add(item.created_by_staff_id)
+    return ids
+
+
+def may_decide(session: Session, actor: Principal, item: ContentItem) -> bool:
+    """Four eyes: a checker who has written or submitted no version of this item."""
+    return (actor.has_role(*CHECKER_ROLES) and actor.staff_id is not None
+            and actor.staff_id not in makers(session, item))
+
+
+def _checker(session: Session, actor: Principal, item: ContentItem) -> None:
     if not actor.has_role(*CHECKER_ROLES):
         raise Forbidden("only a compliance officer or an administrator may approve or reject content")
-    if actor.staff_id is None or actor.staff_id in (version.created_by_staff_id, version.submitted_by_staff_id):
-        raise Forbidden("the checker must be someone other than the maker of this version", field="version")
+    if actor.staff_id is None or actor.staff_id in makers(session, item):
+        raise Forbidden("four eyes: whoever wrote or submitted any version of this content may not approve or "
+                        "reject it", field="version")
 
 
 def approve(session: Session, *, corp_id: int, actor: Principal, item_id: int, version: int | None = None,
@@ -453,9 +514,16 @@ def approve(session: Session, *, corp_id: int, actor: Principal, item_id: int, v
     comment = _comment(comment, required=False)
     item = get_item(session, corp_id=corp_id, item_id=item_id, lock=True)
     current = _latest_in(session, item, ("submitted",), version, "only submitted content can be approved")
-    _checker(actor, current)
+    _checker(session, actor, item)
     _recheck(session, current)
     _blocked(current)
+    _put_in_force(session, item, current, actor=actor, comment=comment)
+    _event(session, item, current, actor=actor, action="approved", verdict=current.verdict, comment=comment)
+    return current
+
+
+def _put_in_force(session: Session, item: ContentItem, current: ContentVersion, *, actor: Principal,
+                  comment: str) -> None:
     if item.approved_version is not None:
         previous = get_version(session, corp_id=item.corp_id, item_id=item.id, number=item.approved_version)
         previous.status = "superseded"
@@ -467,7 +535,31 @@ def approve(session: Session, *, corp_id: int, actor: Principal, item_id: int, v
     item.approved_version = current.number
     item.updated_at = now
     session.flush()
-    _event(session, item, current, actor=actor, action="approved", verdict=current.verdict, comment=comment)
+
+
+def approve_unrequired(session: Session, *, corp_id: int, item_id: int, version: int) -> ContentVersion:
+    """The corp does not require approval for this kind and the review passes: the submitted version
+    goes in force at once, recorded as approved by the system (`auto_approved`)."""
+    item = get_item(session, corp_id=corp_id, item_id=item_id, lock=True)
+    current = _latest_in(session, item, ("submitted",), version, "only submitted content can be approved")
+    _recheck(session, current)
+    if current.verdict != "pass":
+        return current
+    system = Principal.system(item.corp_id, label="system: approval not required for this kind")
+    _put_in_force(session, item, current, actor=system, comment="")
+    _event(session, item, current, actor=system, action="auto_approved", verdict=current.verdict)
+    return current
+
+
+def withdraw(session: Session, *, corp_id: int, actor: Principal, item_id: int) -> ContentVersion:
+    """The maker takes the submitted version back to a draft (to change it before a decision)."""
+    item = get_item(session, corp_id=corp_id, item_id=item_id, lock=True)
+    current = _latest_in(session, item, ("submitted",), None, "only submitted content can be withdrawn")
+    current.status = "draft"
+    item.status = "draft"
+    item.updated_at = utcnow()
+    session.flush()
+    _event(session, item, current, actor=actor, action="withdrawn", verdict=current.verdict)
     return current
 
 
@@ -478,7 +570,7 @@ def reject(session: Session, *, corp_id: int, actor: Principal, item_id: int, co
     comment = _comment(comment, required=True)
     item = get_item(session, corp_id=corp_id, item_id=item_id, lock=True)
     current = _latest_in(session, item, ("submitted",), version, "only submitted content can be rejected")
-    _checker(actor, current)
+    _checker(session, actor, item)
     now = utcnow()
     current.status = "rejected"
     current.decided_by, current.decided_by_staff_id, current.decided_at = actor.label, actor.staff_id, now

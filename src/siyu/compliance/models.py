@@ -181,11 +181,16 @@ class ContentItem(IdMixin, TimestampMixin, Base):
     __table_args__ = (
         UniqueConstraint("corp_id", "kind", "ref"),
         Index("ix_content_item_corp_status", "corp_id", "status"),
+        Index("ix_content_item_owner", "corp_id", "owner_type", "owner_id"),
     )
 
     corp_id: Mapped[int] = mapped_column(ForeignKey("corp.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(32))  # welcome | keyword_reply | broadcast | sop_slot | moments | …
-    ref: Mapped[str] = mapped_column(String(128))
+    ref: Mapped[str] = mapped_column(String(128))  # "<owner_type>:<owner_id>" (free text on items made before 0004)
+    # The owning object, checked to exist in the corp when the item was made (compliance.content);
+    # NULL only on items made before owners were typed: nothing is ever sent from those.
+    owner_type: Mapped[str | None] = mapped_column(String(32))
+    owner_id: Mapped[int | None] = mapped_column(BigId)
     title: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16), default="draft")
     latest_version: Mapped[int] = mapped_column(Integer, default=1)
@@ -226,6 +231,19 @@ class ContentVersion(IdMixin, TimestampMixin, Base):
     decided_by_staff_id: Mapped[int | None] = mapped_column(BigId)
     decided_at: Mapped[dt.datetime | None] = mapped_column()
     decision_comment: Mapped[str] = mapped_column(Text, default="")
+
+
+class ApprovalRequirement(Base):
+    """A corp's choice, per kind of content, of whether a version needs a checker's approval before it
+    is sent (absent row: the kind's default, `compliance.content.KINDS`)."""
+
+    __tablename__ = "approval_requirement"
+
+    corp_id: Mapped[int] = mapped_column(ForeignKey("corp.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    required: Mapped[bool] = mapped_column(Boolean)
+    updated_by: Mapped[str] = mapped_column(String(120))
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class ContentEvent(IdMixin, Base):

@@ -250,7 +250,9 @@ class AttachDisclosureOut(BaseModel):
 
 # --- content approval ---------------------------------------------------------------------------------------
 
-ContentKind = Literal["welcome", "keyword_reply", "broadcast", "sop_slot", "moments", "course", "game", "other"]
+# The kinds of compliance.content.KINDS (a test keeps the two in step).
+ContentKind = Literal["welcome", "group_invitation", "persona_intro", "keyword_reply", "group_welcome", "handover",
+                      "sop_slot", "broadcast", "moments", "campaign", "script", "course", "game", "other"]
 ContentStatus = Literal["draft", "submitted", "approved", "rejected"]
 
 
@@ -287,6 +289,9 @@ class ContentItemOut(BaseModel):
     id: int
     kind: ContentKind
     ref: str
+    owner_type: str | None = None  # None: an item made before owners were typed (never sent)
+    owner_id: int | None = None
+    owner_name: str | None = None
     title: str
     status: ContentStatus
     latest_version: int
@@ -303,3 +308,15 @@ class ContentItemDetail(ContentItemOut):
 
 class ContentItemList(BaseModel):
     items: list[ContentItemOut]
+
+
+class ContentCheckIn(BaseModel):
+    text: str = Field(min_length=1, max_length=4000)
+
+
+class ContentCheckOut(BaseModel):
+    """The wording review of a text as outbound content is reviewed: each finding's rule, category,
+    severity and span (`start`/`end`, offsets into `text`)."""
+
+    verdict: VerdictValue
+    findings: list[FindingOut]

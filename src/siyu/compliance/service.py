@@ -96,10 +96,30 @@ def prepare_outbound(session: Session, *, corp_id: int, kind: str | None, text: 
                     disclosed=tuple(k for k, _d in needed))
 
 
+# --- the content gate (compliance.content): saved content is sent only in its approved version -------------
+
+from siyu.compliance.content import (  # noqa: E402  (re-exported: the surface other domains call)
+    ContentRefused,
+    ContentState,
+    OwnerRef,
+    OwnerType,
+    Sendable,
+    check_content,
+    content_for_send,
+    content_states,
+    register_owner,
+    sendable_owners,
+    submit_content,
+)
+
+__all__ = ["ContentRefused", "ContentState", "Outbound", "OwnerRef", "OwnerType", "Sendable", "approved_content",
+           "check_content", "content_for_send", "content_states", "prepare_outbound", "register_owner",
+           "review_outbound", "sendable_owners", "submit_content"]
+
+
 def approved_content(session: Session, *, corp_id: int, kind: str, ref: str) -> ContentVersion | None:
-    """What the corp may send for an object (kind "welcome", ref "channel_code:42" …): the approved
-    version in force (`final_text` with its risk disclosures, `attachments`, `product_codes`), or None
-    when nothing is approved yet. Maker–checker approval lives in `compliance.approval`."""
+    """The approved version in force for (kind, "owner_type:id"), or None. Senders call
+    `content_for_send`, which says why nothing may be sent."""
     from siyu.compliance.approval import approved_version
 
     return approved_version(session, corp_id=corp_id, kind=kind, ref=ref)

@@ -13,17 +13,23 @@ from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from siyu.compliance import approval, disclosure, suitability
+from siyu.compliance import approval, content, disclosure, suitability
 from siyu.compliance.schemas import CATEGORIES, DETECTOR_CATEGORIES
 from siyu.console.forms import FieldErrors
 from siyu.console.i18n import N_
 from siyu.console.templating import render
 from siyu.db import get_session
-from siyu.errors import InvalidInput, SiyuError
+from siyu.errors import Conflict, InvalidInput, SiyuError
 from siyu.tenancy.deps import require_roles
 from siyu.tenancy.principal import Principal
 
 router = APIRouter(include_in_schema=False)
+
+# The wording dictionary and the approval requirements (dictionary_views.py), mounted first: its
+# /compliance/approvals/settings must come before /compliance/approvals/{item_id}.
+from siyu.compliance.dictionary_views import router as _dictionary_router  # noqa: E402
+
+router.include_router(_dictionary_router)
 
 EDITORS = ("administrator", "compliance")
 READERS = (*EDITORS, "operations")
@@ -216,16 +222,7 @@ APPROVALS = "/compliance/approvals"
 ITEM_ID = Path(ge=1, le=approval.MAX_ID)
 TABS = ("queue", "mine", "all")
 
-KIND_LABELS = {
-    "welcome": N_("Welcome message"),
-    "keyword_reply": N_("Keyword reply"),
-    "broadcast": N_("Broadcast"),
-    "sop_slot": N_("SOP slot"),
-    "moments": N_("Moments"),
-    "course": N_("Course"),
-    "game": N_("Game"),
-    "other": N_("Other"),
-}
+KIND_LABELS = {k: spec.label for k, spec in content.KINDS.items()}
 STATUS_LABELS = {
     "draft": N_("Draft"),
     "submitted": N_("Awaiting approval"),
@@ -241,6 +238,8 @@ ACTION_LABELS = {
     "approved": N_("Approved"),
     "rejected": N_("Rejected"),
     "commented": N_("Commented"),
+    "withdrawn": N_("Withdrawn for a change"),
+    "auto_approved": N_("In force at once (approval not required)"),
 }
 VERDICT_LABELS = {"pass": N_("Passes"), "review": N_("Needs review"), "block": N_("Blocked")}
 FINDING_LABELS = {**CATEGORIES, **DETECTOR_CATEGORIES}
@@ -250,6 +249,13 @@ def _labels() -> dict:
     return {"kind_labels": KIND_LABELS, "status_labels": STATUS_LABELS, "action_labels": ACTION_LABELS,
             "verdict_labels": VERDICT_LABELS, "finding_labels": FINDING_LABELS, "type_labels": PRODUCT_TYPE_LABELS,
             "kinds": approval.KINDS, "product_types": list(suitability.PRODUCT_TYPES)}
+
+
+def _owners(session: Session, corp_id: int, items) -> dict:
+    """item id -> how its owner is shown (name and link; never the id)."""
+    refs = {i.id: content.OwnerRef(i.owner_type, i.owner_id) for i in items if i.owner_type is not None}
+    views = content.describe_owners(session, corp_id=corp_id, refs=refs.values())
+    return {item_id: views[ref] for item_id, ref in refs.items()}
 
 
 def _approvals_page(request: Request, session: Session, principal: Principal, *, tab: str, status_code: int = 200,
@@ -263,6 +269,8 @@ def _approvals_page(request: Request, session: Session, principal: Principal, *,
     context = {
         "tab": tab,
         "items": items,
+        "owners": _owners(session, principal.corp_id, items),
+        "owner_choices": content.owner_choices(session, corp_id=principal.corp_id),
         "can_make": principal.has_role(*MAKERS),
         "products": suitability.list_products(session, corp_id=principal.corp_id, active_only=True),
         **_labels(),
@@ -297,7 +305,7 @@ def _link(link_title: str, link_url: str) -> list[dict]:
 def approval_create(
     request: Request,
     kind: str = Form(""),
-    ref: str = Form(""),
+    owner: str = Form("", max_length=60),
     title: str = Form(""),
     text: str = Form(""),
     product_codes: list[str] = Form([]),
@@ -307,10 +315,10 @@ def approval_create(
     principal: Principal = Depends(makers),
     session: Session = Depends(get_session),
 ):
-    values = {"kind": kind, "ref": ref, "title": title, "text": text, "product_codes": product_codes,
+    values = {"kind": kind, "owner": owner, "title": title, "text": text, "product_codes": product_codes,
               "product_types": product_types, "link_title": link_title, "link_url": link_url}
     try:
-        item = approval.create_item(session, corp_id=principal.corp_id, actor=principal, kind=kind, ref=ref,
+        item = approval.create_item(session, corp_id=principal.corp_id, actor=principal, kind=kind, owner=owner,
                                     title=title, text=text, product_codes=product_codes, product_types=product_types,
                                     attachments=_link(link_title, link_url))
     except SiyuError as exc:
@@ -328,11 +336,15 @@ def _item_page(request: Request, session: Session, principal: Principal, item_id
     in_force = next((v for v in versions if v.number == item.approved_version), None)
     diffs = {v.number: approval.diff(prev.text, v.text) for prev, v in zip(versions, versions[1:], strict=False)
              if prev.text != v.text}
-    me = principal.staff_id
-    own = me is not None and me in (latest.created_by_staff_id, latest.submitted_by_staff_id)
+    own = principal.has_role(*CHECKERS) and not approval.may_decide(session, principal, item)
     link = next((a for a in latest.attachments if a.get("type") == "link"), {})
+    owner = _owners(session, principal.corp_id, [item]).get(item.id)
+    # Content of an object is edited on the object's own page (so the object and what is sent agree).
+    edited_elsewhere = owner is not None and owner.url is not None
     context = {
         "item": item,
+        "owner": owner,
+        "requires_approval": content.approval_required(session, corp_id=principal.corp_id, kind=item.kind),
         "versions": list(reversed(versions)),
         "latest": latest,
         "in_force": in_force,
@@ -340,8 +352,9 @@ def _item_page(request: Request, session: Session, principal: Principal, item_id
         "diffs": diffs,
         "events": approval.history(session, corp_id=principal.corp_id, item_id=item.id),
         "can_make": principal.has_role(*MAKERS),
-        "can_edit": principal.has_role(*MAKERS) and latest.status != "submitted",
-        "can_submit": principal.has_role(*MAKERS) and latest.status == "draft",
+        "can_edit": principal.has_role(*MAKERS) and latest.status != "submitted" and owner is not None
+        and not edited_elsewhere,
+        "can_submit": principal.has_role(*MAKERS) and latest.status == "draft" and owner is not None,
         "is_checker": principal.has_role(*CHECKERS),
         "can_decide": principal.has_role(*CHECKERS) and latest.status == "submitted" and not own,
         "own_version": own,
@@ -391,6 +404,10 @@ def approval_edit(
 ):
     """Save the maker's change: the draft itself, or a new version when the latest is approved or rejected."""
     def action():
+        item = approval.get_item(session, corp_id=principal.corp_id, item_id=item_id)
+        owner = _owners(session, principal.corp_id, [item]).get(item.id)
+        if owner is None or owner.url is not None:
+            raise Conflict("edit this content on its object's page", field="text")
         latest = approval.get_version(session, corp_id=principal.corp_id, item_id=item_id)
         kept = [a for a in latest.attachments if a.get("type") != "link"]  # the console edits the link only
         approval.edit(session, corp_id=principal.corp_id, actor=principal, item_id=item_id, title=title, text=text,

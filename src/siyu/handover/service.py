@@ -168,13 +168,20 @@ def message_to_send(session: Session, *, handover: Handover, recipients: Sequenc
     it goes out unattended; or too long with its disclosure) is not sent: the customers are still
     transferred, with WeCom's own notice, and the message is recorded as blocked with the findings
     (outbound record `handover:<id>:message`, shown with the corp's WeCom sends)."""
+    from siyu.compliance.content import content_for_send
     from siyu.wecom.service import record_outcome
 
     if handover.kind != "in_service" or not handover.message:
         return None
-    out = guard_message(session, corp_id=handover.corp_id, message=handover.message, recipients=recipients)
-    if out.held() or len(out.text) > MESSAGE_MAX_CHARS:
-        detail = out.summary() if out.held() else f"with its risk disclosure over {MESSAGE_MAX_CHARS} characters"
+    content = content_for_send(session, corp_id=handover.corp_id, kind="handover", owner=("handover", handover.id))
+    if content.held:  # the gate: the message is sent only in its approved version
+        record_outcome(session, corp_id=handover.corp_id, effect_key=f"handover:{handover.id}:message",
+                       endpoint="transfer_customer", state="held", detail=f"approval: {content.held_reason}")
+        return None
+    out = guard_message(session, corp_id=handover.corp_id, message=content.text, recipients=recipients)
+    if content.held_by(out) or len(out.text) > MESSAGE_MAX_CHARS:
+        detail = (out.summary() if content.held_by(out)
+                  else f"with its risk disclosure over {MESSAGE_MAX_CHARS} characters")
         record_outcome(session, corp_id=handover.corp_id, effect_key=f"handover:{handover.id}:message",
                        endpoint="transfer_customer", state="blocked", detail=detail)
         log.warning("handover %s: its transfer message was held back (%s)", handover.id, out.verdict)
@@ -305,6 +312,14 @@ def create_handover(
                                   takeover_userid=takeovers[n % len(takeovers)], state="pending"))
     session.add_all(items)
     session.flush()
+    if message:
+        # The message is content for compliance's gate (kind "handover"): by default a handover notice
+        # needs no checker and goes in force at once; a corp that requires approval for it sends it
+        # only once approved (until then the customers are transferred with WeCom's own notice).
+        from siyu.compliance.content import submit_content
+
+        submit_content(session, corp_id=corp_id, actor=actor, kind="handover", owner=("handover", handover.id),
+                       body=message, title="继承消息", field="message")
     refresh_status(session, handover=handover)
     counts = Counter(i.state for i in items)
     audit.record(session, corp_id=corp_id, actor=actor, action="compliance.handover_created", target_type="handover",

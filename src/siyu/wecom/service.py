@@ -150,10 +150,11 @@ def configure_connection(
 def set_default_welcome(
     session: Session, *, corp_id: int, actor: Principal | str, text: str, enabled: bool, ip: str | None = None,
 ) -> WecomCorpConfig:
-    """The corp-wide welcome sent on every add that carries a welcome code. Reviewed by compliance
-    when saved: a text that would be blocked is refused with the findings named, and one that
-    needs a compliance officer's review cannot be turned on."""
-    from siyu.compliance.service import review_outbound
+    """The corp-wide welcome sent on every add that carries a welcome code. The text is content of
+    the corp for compliance's gate (`compliance.service.submit_content`, kind "welcome", owner the
+    corp): a text the wording review blocks is refused with its findings; any other change waits for
+    a compliance officer's approval, and what goes out meanwhile is the version approved before."""
+    from siyu.compliance.service import submit_content
 
     cfg = get_config(session, corp_id=corp_id)
     if cfg is None:
@@ -165,17 +166,8 @@ def set_default_welcome(
     if enabled and not text:
         raise InvalidInput("write the welcome text before turning it on", field="welcome_text")
     if text:
-        verdict = review_outbound(session, corp_id=corp_id, text=text)
-        if verdict.verdict == "block":
-            found = "、".join(dict.fromkeys(f.match for f in verdict.findings if f.severity == "block"))
-            raise InvalidInput("compliance review blocks this text: %(found)s", field="welcome_text",
-                               params={"found": found})
-        if verdict.verdict == "review" and enabled:
-            # Sent automatically to every new customer, so it must pass outright: wording that
-            # needs a compliance officer's judgement is not sent unreviewed.
-            found = "、".join(dict.fromkeys(f.match for f in verdict.findings))
-            raise InvalidInput("compliance review flags this text for approval: %(found)s", field="welcome_text",
-                               params={"found": found})
+        submit_content(session, corp_id=corp_id, actor=actor, kind="welcome", owner=("corp", corp_id), body=text,
+                       title="默认欢迎语", field="welcome_text")
     cfg.welcome_text, cfg.welcome_enabled, cfg.updated_at = text, enabled, utcnow()
     session.flush()
     audit.record(session, corp_id=corp_id, actor=actor, action="wecom.welcome_changed", target_type="corp",
