@@ -33,7 +33,7 @@ import httpx
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from siyu import pii
+from siyu import netguard, pii
 from siyu.acquisition import service
 from siyu.acquisition.models import (
     CustomerVerification,
@@ -342,7 +342,11 @@ def get_hook(session: Session, *, corp_id: int) -> VerificationHook | None:
 
 def save_hook(session: Session, *, corp_id: int, actor: Principal | str, url: str, secret: str = "") -> None:
     """Sets the firm's hook (a new secret, or the one it had when left empty); an empty address removes it."""
-    url = service.url_field(url, field="url")
+    url = (url or "").strip()
+    if url:
+        # The firm's system is told customers' phone numbers: https to a public address only
+        # (plain http only to the installation's trusted local networks: the tests and the demo).
+        url = netguard.check_url(url, field="url")
     secret = service.text_field(secret, field="secret", max_length=200)
     hook = get_hook(session, corp_id=corp_id)
     if not url:
@@ -396,7 +400,7 @@ def ask_firm(hook: VerificationHook, *, corp_id: int, community_id: int, phone: 
         if client is not None:
             response = client.post(hook.url, content=body, headers=headers, timeout=HOOK_TIMEOUT)
         else:
-            response = httpx.post(hook.url, content=body, headers=headers, timeout=HOOK_TIMEOUT)
+            response = netguard.post(hook.url, content=body, headers=headers, timeout=HOOK_TIMEOUT)
     except httpx.TimeoutException:
         log.warning("verification hook of corp %s did not answer within %ss", corp_id, HOOK_TIMEOUT)
         raise Unavailable("the firm's system did not answer in time; no code was sent, please try again later",
