@@ -51,6 +51,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # matched first, without FastAPI's parameter and dependency machinery.
             hot += getattr(module, "hot_routes", []) if module is not None else []
     app.router.routes[0:0] = hot
+    from siyu.edge import BodyLimit
+    from siyu.tenancy.deps import ApiKeyFirst
+
+    # Outermost last: the body limit, then the API key, then the routes (which read the body).
+    app.add_middleware(ApiKeyFirst)
+    app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/healthz", include_in_schema=False)
