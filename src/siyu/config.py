@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     wecom_api_hosts: CommaList = ["qyapi.weixin.qq.com"]
     # Request bodies (bytes): every request, and the routes that take uploads (lead and archive imports).
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
-    max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    max_upload_bytes: int = Field(default=52 * 1024 * 1024, ge=1024)  # the lead upload takes 50 MB files
     # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (comma-separated
     # addresses or CIDRs). Default none: the peer's own address is the client's.
     trusted_proxies: CommaList = []
