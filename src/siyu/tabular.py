@@ -233,13 +233,32 @@ def map_header(header: Sequence[str], columns: Mapping[str, Sequence[str]], *, r
 
 # --- writing ------------------------------------------------------------------------------------------------
 
+# What a spreadsheet program takes as the start of a formula (or, TAB and CR, skips before one),
+# in ASCII and full width (an input method gives ＝ ＋ － ＠, and some programs accept them).
+FORMULA_STARTS = frozenset("=+-@\t\r＝＋－＠")
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+
 def safe_cell(value: Any) -> Any:
-    """A cell as exported: text a spreadsheet would take for a formula gets a leading apostrophe."""
+    """A cell as exported: text a spreadsheet would take for a formula gets a leading apostrophe;
+    numbers (and text that is a plain number, such as "-12.50") stay as they are. Every CSV and
+    Excel file Siyu writes goes through this (tests/security/test_csv_formulas.py finds any that
+    does not)."""
     if value is None:
         return ""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+    if isinstance(value, str) and value[:1] in FORMULA_STARTS and not _NUMBER.fullmatch(value):
         return "'" + value
     return value
+
+
+def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A small CSV as text (no byte-order mark), every cell through `safe_cell`."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([safe_cell(c) for c in header])
+    for row in rows:
+        writer.writerow([safe_cell(c) for c in row])
+    return out.getvalue()
 
 
 def write_csv(out: IO[bytes], header: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
