@@ -57,6 +57,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Outermost last: the body limit, then the API key, then the routes (which read the body).
     app.add_middleware(ApiKeyFirst)
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes)
+    if settings.trusted_proxies:
+        # X-Forwarded-For / -Proto are believed from these peers only (SIYU_TRUSTED_PROXIES); `siyu
+        # serve` turns the server's own handling of them off, so no other peer is ever believed.
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/healthz", include_in_schema=False)

@@ -33,10 +33,12 @@ SLUG_RE = re.compile(r"[a-z0-9][a-z0-9-]{1,39}")
 LOGIN_RE = re.compile(r"[a-z0-9._@-]{3,120}")
 ROLE_NAMES = frozenset(r.value for r in Role)
 # Scopes an API key can carry; "*" is every scope.
+# Personal data in clear through the API: a scope of its own, never implied by "*" (each read audited).
+UNMASK_SCOPE = "pii:unmask"
 API_SCOPES = frozenset(
     {"*", "customers:read", "customers:write", "orders:write", "kyc:write", "events:read", "jobs:read",
      "products:read", "products:write", "content:read", "consent:read", "consent:write",
-     "acquisition:read", "alerts:read", "alerts:write", "alerts:evidence"}
+     "acquisition:read", "alerts:read", "alerts:write", "alerts:evidence", UNMASK_SCOPE}
 )
 
 
