@@ -34,7 +34,6 @@ MAX_ID = 2**63 - 1
 
 VERIFY_LABELS = {
     "sms": N_("SMS code"),
-    "firm": N_("Firm's system"),
     "both": N_("Firm's system and SMS code"),
 }
 VISIT_LABELS = {

@@ -25,6 +25,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("key", name=op.f("pk_login_throttle")),
     )
     op.create_index(op.f("ix_login_throttle_first_failed_at"), "login_throttle", ["first_failed_at"], unique=False)
+    # Verification by the firm's system alone (a number without the one-time code) is withdrawn.
+    op.execute("UPDATE gated_community SET verify_by = 'both' WHERE verify_by = 'firm'")
     # The per-account lockout let anyone lock an administrator out: gone (see tenancy.service.authenticate).
     with op.batch_alter_table("staff") as batch:
         batch.drop_column("locked_until")
