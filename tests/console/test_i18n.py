@@ -83,11 +83,17 @@ def _catalogue():
 
 
 def _untranslated(msgids) -> list[str]:
-    catalogue = _catalogue()
+    """Message ids without a translation in any of the locale's .po files (they are merged)."""
+    from siyu.console.i18n import catalogue_files
+
+    catalogues = []
+    for po in catalogue_files("zh_CN"):
+        with po.open("rb") as fh:
+            catalogues.append(read_po(fh, locale="zh_CN"))
     missing = []
     for msgid in msgids:
-        message = catalogue.get(msgid)
-        if message is None or not message.string or message.fuzzy:
+        messages = [m for c in catalogues if (m := c.get(msgid)) is not None]
+        if not any(m.string and not m.fuzzy for m in messages):
             missing.append(msgid)
     return missing
 
