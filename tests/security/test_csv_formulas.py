@@ -39,7 +39,7 @@ def test_the_xlsx_writer_neutralises_too():
 
 
 def test_the_service_quality_csv_neutralises_formulas():
-    from siyu.compliance import quality
+    from siyu.quality import service as quality
 
     row = {c: 0 for c in quality.CSV_COLUMNS}
     row.update(staff_userid="a1", name="=HYPERLINK(\"http://x.example\",\"奖励\")")
@@ -51,7 +51,7 @@ def test_the_service_quality_csv_neutralises_formulas():
 
 @pytest.mark.parametrize("value", ["\t=1+1", "\r=1+1", "＝1+1", "=1+1"])
 def test_the_data_subject_export_neutralises_tab_cr_and_full_width(value):
-    from siyu.compliance import privacy
+    from siyu.privacy import service as privacy
 
     bundle = json.dumps({"data": {"customers": {"contact": [{"remark": value}]}}})
     cells = list(csv.reader(io.StringIO(privacy.bundle_csv(bundle))))

@@ -11,11 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from siyu.compliance import handover as service
-from siyu.compliance.models import HandoverItem
 from siyu.customers import contacts
 from siyu.db import utcnow
 from siyu.errors import InvalidInput
+from siyu.handover import service
+from siyu.handover.models import HandoverItem
 from siyu.jobs.models import Job
 from siyu.tenancy import service as tenancy
 

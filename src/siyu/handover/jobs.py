@@ -1,4 +1,4 @@
-"""Jobs of customer-asset handover (客户继承), see `compliance.handover`.
+"""Jobs of customer-asset handover (客户继承), see `siyu.handover`.
 
 `compliance.handover_run` makes a handover's calls: the groups the advisor owns (when "all groups"
 was chosen), then every pending customer and group in calls of at most 100, each through
@@ -17,10 +17,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from siyu.compliance import handover as service
-from siyu.compliance.models import Handover
 from siyu.db import session_scope, utcnow
 from siyu.errors import NotFound
+from siyu.handover import service
+from siyu.handover.models import Handover
 from siyu.jobs.events import subscribe
 from siyu.jobs.registry import JobContext, PermanentFailure, RetryLater, job_handler
 from siyu.jobs.service import enqueue

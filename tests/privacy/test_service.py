@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import func, select
 
 from siyu.acquisition.models import WelcomeFollowUp, WelcomeSend
-from siyu.compliance import archive, privacy, privacy_jobs, suitability
-from siyu.compliance.models import ArchiveMessage, ConsentRecord, CustomerRiskAssessment, PurgeRun
+from siyu.compliance import archive, archive_jobs, suitability
+from siyu.compliance.models import ArchiveMessage, CustomerRiskAssessment
 from siyu.compliance.service import review_outbound
 from siyu.customers import contacts
 from siyu.customers.models import Customer, CustomerNote
@@ -20,6 +20,9 @@ from siyu.db import utcnow
 from siyu.errors import Conflict, InvalidInput
 from siyu.jobs.models import Job
 from siyu.jobs.registry import JobContext
+from siyu.privacy import jobs as privacy_jobs
+from siyu.privacy import service as privacy
+from siyu.privacy.models import ConsentRecord, PurgeRun
 from siyu.tenancy.models import AuditEntry
 from tenancy.factories import make_corp
 
@@ -123,10 +126,10 @@ def test_td_reply_in_chat_withdraws_marketing(session, corp):
     assert len(events) == 1  # the subscriber's job was enqueued by the archive feed
     payload = {"msgid": message.msgid, "staff_userid": "zhangsan", "customer_userid": WM, "msgtype": "text",
                "sent_at": message.sent_at.isoformat()}
-    privacy_jobs.unsubscribe_reply(session, payload, _ctx(corp.id))
+    archive_jobs.unsubscribe_reply(session, payload, _ctx(corp.id))
     state = privacy.consent_state(session, corp_id=corp.id, external_userid=WM)["marketing"]
     assert state.granted is False and state.source == "chat" and state.staff_userid == "zhangsan"
-    privacy_jobs.unsubscribe_reply(session, payload, _ctx(corp.id))  # a redelivery records nothing new
+    archive_jobs.unsubscribe_reply(session, payload, _ctx(corp.id))  # a redelivery records nothing new
     assert len([r for r in privacy.consent_history(session, corp_id=corp.id, external_userid=WM)]) == 1
     assert review_outbound(session, corp_id=corp.id, text="新品上线", kind="broadcast", recipients=[WM]).blocked
 

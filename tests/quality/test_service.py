@@ -14,12 +14,13 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from siyu.compliance import archive, quality
-from siyu.compliance.models import QualityReport, ReplyWait
-from siyu.compliance.quality import WorkingHours
-from siyu.compliance.quality_jobs import WAITS_JOB
+from siyu.compliance import archive
 from siyu.jobs.events import job_name_for, subscribe, unsubscribe
 from siyu.jobs.models import Job
+from siyu.quality import service as quality
+from siyu.quality.jobs import WAITS_JOB
+from siyu.quality.models import QualityReport, ReplyWait
+from siyu.quality.service import WorkingHours
 
 ZONE = quality.ZONE
 MIN = dt.timedelta(minutes=1)

@@ -8,12 +8,12 @@ import datetime as dt
 
 from sqlalchemy import select
 
-from siyu.compliance import quality
-from siyu.compliance.models import QualitySettings
+from siyu.quality import service as quality
+from siyu.quality.models import QualitySettings
 from siyu.tenancy.models import AuditEntry
 from tenancy.factories import console_user, fast_argon2, make_corp  # noqa: F401
 
-from .test_quality import _day
+from .test_service import _day
 
 DAY = "2026-11-27"
 

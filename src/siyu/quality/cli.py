@@ -22,8 +22,8 @@ def report(
     from sqlalchemy import select
     from sqlalchemy.exc import SQLAlchemyError
 
-    from siyu.compliance import quality
     from siyu.db import session_scope
+    from siyu.quality import service as quality
     from siyu.tenancy.models import Corp
 
     try:

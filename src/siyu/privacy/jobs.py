@@ -1,12 +1,13 @@
-"""Jobs of personal-information protection (see `compliance.privacy`).
+"""Jobs of personal-information protection (see `privacy.service`).
 
 - `compliance.retention_purge_all`: daily at 03:30 China time, one `compliance.retention_purge` per
   active corp (idempotency key per corp and day).
 - `compliance.retention_purge`: one bounded chunk per record class in the job's transaction; while
   rows remain it enqueues its own continuation (with the run's id), so no transaction grows with
   the backlog. Also clears export bundles that expired.
-- `chat.customer_message` (a customer's own 1-on-1 message read from the archive feed):
-  "TD" / "退订" withdraws marketing consent through `privacy.record_chat_reply`.
+
+A customer's "TD" / "退订" in a chat is read by the chat archive, which records the withdrawal
+through `privacy.service.record_chat_reply` (`compliance.archive_jobs`).
 """
 
 from __future__ import annotations
@@ -17,12 +18,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from siyu.compliance import archive, privacy
-from siyu.compliance.models import PurgeRun
 from siyu.db import utcnow
-from siyu.jobs.events import subscribe
 from siyu.jobs.registry import JobContext, builtin_schedule, job_handler
 from siyu.jobs.service import enqueue
+from siyu.privacy import service as privacy
+from siyu.privacy.models import PurgeRun
 from siyu.tenancy.models import Corp
 
 log = logging.getLogger(__name__)
@@ -54,19 +54,6 @@ def purge(session: Session, payload: dict[str, Any], job: JobContext) -> None:
     else:
         privacy.finish_run_audit(session, run=run)
         log.info("retention purge of corp %s: %s", job.corp_id, run.counts)
-
-
-@subscribe(archive.CUSTOMER_MESSAGE_EVENT, name="compliance.unsubscribe_reply")
-def unsubscribe_reply(session: Session, payload: dict[str, Any], job: JobContext) -> None:
-    """The payload has ids only; the text is read from the archive (encrypted at rest)."""
-    external_userid = payload.get("customer_userid")
-    if job.corp_id is None or not isinstance(external_userid, str) or payload.get("msgtype") != "text":
-        return
-    text = archive.customer_message_text(session, corp_id=job.corp_id, msgid=payload.get("msgid"))
-    if text is None:
-        return
-    privacy.record_chat_reply(session, corp_id=job.corp_id, external_userid=external_userid, text=text,
-                              staff_userid=str(payload.get("staff_userid") or ""))
 
 
 builtin_schedule("compliance.retention_purge_all", cron="30 3 * * *", name="compliance.retention_purge_all")

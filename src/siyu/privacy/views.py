@@ -1,4 +1,4 @@
-"""Console pages of personal-information protection (see `compliance.privacy`):
+"""Console pages of personal-information protection (see `siyu.privacy`):
 
 - 个人信息请求 `/compliance/privacy`: data-subject requests (export | delete) registered by compliance
   with the requester's verification note, carried out or refused, the export downloaded once; and a
@@ -7,7 +7,7 @@
   the last purge runs.
 
 Compliance officers act; administrators and auditors read (never the export itself). Thin: parse,
-check the role, call the service. Mounted by `compliance.views.router`."""
+check the role, call the service. Mounted by the app with every domain's views."""
 
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from siyu.compliance import privacy
 from siyu.console.forms import FieldErrors
 from siyu.console.i18n import N_
 from siyu.console.templating import render
 from siyu.db import get_session
 from siyu.errors import InvalidInput, SiyuError, localized_message
+from siyu.privacy import service as privacy
 from siyu.tenancy.deps import require_roles
 from siyu.tenancy.principal import Principal
 
@@ -77,7 +77,7 @@ def _page(request: Request, session: Session, principal: Principal, *, customer:
         **_labels(),
     }
     context.update(extra)
-    return render(request, "compliance/privacy.html", context, status_code=status_code)
+    return render(request, "privacy/privacy.html", context, status_code=status_code)
 
 
 @router.get(PAGE)
@@ -107,7 +107,7 @@ def _detail(request: Request, session: Session, principal: Principal, request_id
                "downloadable": req.kind == "export" and req.status == "done" and req.bundle is not None
                and req.downloaded_at is None, **_labels()}
     context.update(extra)
-    return render(request, "compliance/privacy_request.html", context, status_code=status_code)
+    return render(request, "privacy/privacy_request.html", context, status_code=status_code)
 
 
 @router.get(PAGE + "/requests/{request_id}")
@@ -176,7 +176,7 @@ def _retention(request: Request, session: Session, principal: Principal, *, stat
         **_labels(),
     }
     context.update(extra)
-    return render(request, "compliance/retention.html", context, status_code=status_code)
+    return render(request, "privacy/retention.html", context, status_code=status_code)
 
 
 @router.get(RETENTION)

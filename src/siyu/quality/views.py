@@ -1,7 +1,7 @@
 """Console page 服务质量 (service quality): a day's report per advisor (sortable), the median
 first-reply time per advisor and a 14-day trend (ECharts), open reply-timeout alerts, CSV download
 (audited), and the working-hours settings. Advisors see only their own row (their department's when
-granted). Thin: parse, check the role, call `compliance.quality`. Mounted by `compliance.views.router`."""
+granted). Thin: parse, check the role, call `siyu.quality`. Mounted by the app with every domain's views."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from siyu.compliance import quality
 from siyu.console.forms import FieldErrors
 from siyu.console.i18n import N_, translations
 from siyu.console.templating import render, request_locale
 from siyu.db import get_session
 from siyu.errors import InvalidInput, SiyuError
+from siyu.quality import service as quality
 from siyu.tenancy.deps import require_roles
 from siyu.tenancy.principal import Principal
 
@@ -90,7 +90,7 @@ def quality_page(request: Request, date: str | None = Query(None, max_length=10)
         "date_errors": errors,
         "computed_at": dt.datetime.fromisoformat(report["computed_at"]),
     }
-    return render(request, "compliance/quality.html", context, status_code=422 if errors else 200)
+    return render(request, "quality/quality.html", context, status_code=422 if errors else 200)
 
 
 @router.get(PAGE + "/report.csv")
@@ -116,7 +116,7 @@ def _settings_page(request: Request, session: Session, principal: Principal, *, 
                     "timeout_minutes": str(s.timeout_minutes), "count_off_days": s.count_off_days}
     context = {"form": form, "errors": errors or FieldErrors(), "weekday_labels": WEEKDAY_LABELS, "settings": s,
                "saved": request.query_params.get("saved") == "1"}
-    return render(request, "compliance/quality_settings.html", context, status_code=status_code)
+    return render(request, "quality/quality_settings.html", context, status_code=status_code)
 
 
 @router.get(PAGE + "/settings")

@@ -6,10 +6,10 @@ import json
 
 from sqlalchemy import func, select
 
-from siyu.compliance import privacy
-from siyu.compliance.models import ConsentRecord, DataSubjectRequest
 from siyu.customers import contacts
 from siyu.db import utcnow
+from siyu.privacy import service as privacy
+from siyu.privacy.models import ConsentRecord, DataSubjectRequest
 from tenancy.factories import api_client, console_user, fast_argon2, make_corp  # noqa: F401
 
 WM = "wmCustomer0001"

@@ -1,67 +1,27 @@
-"""REST API of the consent ledger (see `compliance.privacy`): record a customer's grant or withdrawal
+"""REST API of the consent ledger (see `siyu.privacy`): record a customer's grant or withdrawal
 for one purpose (scope `consent:write`) and read a customer's consent state (scope `consent:read`).
-Mounted under `/api/v1/compliance` by `compliance.api`; limited to the API key's own corp."""
+Under `/api/v1/compliance`, where the API has always had it; limited to the API key's own corp."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Literal
-
 from fastapi import APIRouter, Depends, Path
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from siyu.compliance import privacy
 from siyu.db import get_session
+from siyu.privacy import service as privacy
+from siyu.privacy.schemas import USERID_PATTERN, ConsentIn, ConsentOut, ConsentState
 from siyu.tenancy.deps import require_scope
 from siyu.tenancy.principal import Principal
 
-router = APIRouter(tags=["compliance"])
+router = APIRouter(prefix="/api/v1/compliance", tags=["compliance"])
 
 read_consent = require_scope("consent:read")
 write_consent = require_scope("consent:write")
-USERID_PATTERN = r"^[A-Za-z0-9_.@-]{1,64}$"
 ERRORS = {
     401: {"description": "no valid API key"},
     403: {"description": "the key lacks the scope"},
     422: {"description": "a parameter is not valid (`field` or `errors[].field` names it)"},
 }
-
-Purpose = Literal["marketing", "chat_archiving", "data_sharing", "profiling"]
-
-
-class ConsentIn(BaseModel):
-    """A customer granted or withdrew consent to one purpose."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    external_userid: str = Field(pattern=USERID_PATTERN, description="the customer's WeCom external_userid")
-    purpose: Purpose
-    granted: bool
-    source: Literal["h5", "advisor", "import", "api"] = "api"
-    note: str = Field(default="", max_length=1000, pattern=r"^[^\x00-\x08\x0b-\x1f\x7f]*$",
-                      description="required when an advisor records on the customer's behalf")
-
-
-class ConsentOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    external_userid: str
-    purpose: Purpose
-    granted: bool
-    source: str
-    actor: str
-    at: datetime
-
-
-class ConsentState(BaseModel):
-    """Each purpose's record in force (null: never asked). A withdrawn `marketing` stops marketing."""
-
-    external_userid: str
-    purposes: dict[str, ConsentOut | None]
-    history: list[ConsentOut]
-
 
 @router.post("/consents", response_model=ConsentOut, status_code=201, responses=ERRORS)
 def post_consent(body: ConsentIn, principal: Principal = Depends(write_consent),

@@ -36,9 +36,10 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from siyu.compliance.models import ArchiveMessage, QualityReport, QualitySettings, ReplyWait
+from siyu.compliance.models import ArchiveMessage
 from siyu.db import utcnow
 from siyu.errors import InvalidInput
+from siyu.quality.models import QualityReport, QualitySettings, ReplyWait
 from siyu.tenancy import audit
 from siyu.tenancy.models import Staff
 from siyu.tenancy.principal import Principal

@@ -14,19 +14,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from siyu.compliance import quality
+from siyu.compliance import archive
 from siyu.db import utcnow
 from siyu.jobs.registry import JobContext, builtin_schedule, job_handler
 from siyu.jobs.service import enqueue
+from siyu.quality import service as quality
 from siyu.tenancy.models import Corp
 
-WAITS_JOB = "compliance.quality_waits"
-
-
-def enqueue_waits(session: Session, *, corp_id: int, first_id: int, last_id: int) -> None:
-    """Called by an ingest, in its transaction, with the ids of the messages it stored."""
-    enqueue(session, name=WAITS_JOB, payload={"first_id": first_id, "last_id": last_id}, corp_id=corp_id,
-            idempotency_key=f"{WAITS_JOB}:{corp_id}:{first_id}:{last_id}")
+WAITS_JOB = archive.QUALITY_WAITS_JOB  # enqueued by each archive ingest, in its transaction
 
 
 @job_handler(WAITS_JOB, max_attempts=5)

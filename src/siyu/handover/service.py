@@ -6,7 +6,7 @@ two in-service transfers per customer in 90 days (counted from Siyu's own record
 advisor who has the customer already, take-over advisors must be active staff. An in-service
 transfer's message to the customers is reviewed by compliance first.
 
-Execution is durable (`compliance.handover_jobs`): calls of at most 100 customers, each through
+Execution is durable (`handover.jobs`): calls of at most 100 customers, each through
 `siyu.wecom.service.send_once`; each customer then goes pending → waiting (24 h) → done | refused |
 failed | limit. A failure is retried, each time to the next take-over advisor, up to
 `MAX_ATTEMPTS` calls, then escalated (shown on the handover page and counted on the dashboard).
@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from siyu.compliance.models import Handover, HandoverItem
 from siyu.db import utcnow
 from siyu.errors import InvalidInput, NotFound
+from siyu.handover.models import Handover, HandoverItem
 from siyu.tenancy import audit
 from siyu.tenancy.principal import Principal
 
@@ -610,3 +610,11 @@ def escalate_item(session: Session, *, corp_id: int, actor: Principal | str, han
     audit.record(session, corp_id=corp_id, actor=actor, action="compliance.handover_escalated",
                  target_type="handover", target_id=handover.id, ip=ip, detail={"item_id": item.id})
     return item
+
+
+def dashboard_figures(session: Session, *, principal: Principal) -> list[dict]:
+    """Customers and groups escalated after retries, for those who see handovers (the dashboard)."""
+    if not principal.has_role(*READER_ROLES):
+        return []
+    return [{"key": "handover_escalated", "label": "Handover escalations",
+             "value": escalation_count(session, corp_id=principal.corp_id)}]

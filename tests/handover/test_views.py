@@ -8,8 +8,8 @@ import datetime as dt
 
 import pytest
 
-from siyu.compliance import handover as service
 from siyu.customers import contacts
+from siyu.handover import service
 from siyu.tenancy import service as tenancy
 from tenancy.factories import console_user, fast_argon2, make_corp  # noqa: F401
 

@@ -3,7 +3,7 @@ a handover's customers and groups with their state and reason, the create form, 
 escalation of failed items.
 
 Administrators and operations staff create and act; compliance officers and auditors read. Thin:
-parse the form, check the role, call `compliance.handover`. Mounted by `compliance.views.router`."""
+parse the form, check the role, call `siyu.handover`. Mounted by the app with every domain's views."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from fastapi import APIRouter, Depends, Form, Path, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from siyu.compliance import handover as service
 from siyu.console.forms import FieldErrors
 from siyu.console.i18n import N_
 from siyu.console.templating import render
 from siyu.db import get_session
 from siyu.errors import InvalidInput, SiyuError
+from siyu.handover import service
 from siyu.tenancy.deps import client_ip, require_roles
 from siyu.tenancy.principal import Principal
 
@@ -66,7 +66,7 @@ def _list(request: Request, session: Session, principal: Principal, *, status_co
         "message_max": service.MESSAGE_MAX_CHARS,
         **_labels(),
     }
-    return render(request, "compliance/handovers.html", context, status_code=status_code)
+    return render(request, "handover/handovers.html", context, status_code=status_code)
 
 
 @router.get(PAGE)
@@ -131,7 +131,7 @@ def _detail(request: Request, session: Session, principal: Principal, handover_i
         "max_attempts": service.MAX_ATTEMPTS,
         **_labels(),
     }
-    return render(request, "compliance/handover_detail.html", context, status_code=status_code)
+    return render(request, "handover/handover_detail.html", context, status_code=status_code)
 
 
 @router.get(PAGE + "/{handover_id}")

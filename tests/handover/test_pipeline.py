@@ -13,11 +13,11 @@ import uuid
 import pytest
 from sqlalchemy import select
 
-from siyu.compliance import handover as service
-from siyu.compliance import handover_jobs
 from siyu.customers import contacts
 from siyu.customers.models import CustomerFollow
 from siyu.db import session_scope, utcnow
+from siyu.handover import jobs as handover_jobs
+from siyu.handover import service
 from siyu.tenancy import service as tenancy
 from siyu.wecom import service as wecom
 from siyu.wecom.crypto import generate_aes_key
