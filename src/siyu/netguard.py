@@ -6,7 +6,8 @@ installation's own network (127.0.0.1, 10.0.0.0/8, the cloud metadata service at
 and turn Siyu into a proxy into it: a server-side request forgery.
 
 * `check_url` is the check made when an address is saved: https (plain http only to a network the
-  installation trusts, below), a host name, and every address the name resolves to public.
+  installation trusts, below), a host name, and every address the name resolves to public (a name
+  that does not resolve from here at the moment is saved: the transport checks it when called).
 * `GuardedTransport` makes the same check at each request, after DNS resolution, and connects to
   the address it checked (the Host header and TLS SNI keep the name, so certificates are verified
   against the name): a name that resolves to a public address when saved and to 127.0.0.1 later
@@ -152,11 +153,12 @@ def check_url(value: object, *, field: str = "url", allowed_hosts: Iterable[str]
             and host.lower() in {h.lower() for h in allowed_hosts}):
         return url  # a named service's own host: checked at connect time, saved even while DNS is down
     try:
-        addresses = checked_addresses(host, port, networks)
-    except OutboundRefused:
-        raise InvalidInput("this address is not on the public internet, or cannot be resolved: Siyu does not "
-                           "call it", field=field) from None
-    local = bool(networks) and _in_local(addresses, networks)
+        addresses = resolve(host, port)
+    except (OSError, UnicodeError):
+        addresses = []  # not resolvable from here now: saved, and checked when called (GuardedTransport)
+    if any(not address_allowed(a, networks) for a in addresses):
+        raise InvalidInput("this address is not on the public internet: Siyu does not call it", field=field)
+    local = bool(networks) and bool(addresses) and _in_local(addresses, networks)
     if parts.scheme != "https" and not local:
         raise InvalidInput("the URL must start with https://", field=field)
     if allowed_hosts is not None and not local and host.lower() not in {h.lower() for h in allowed_hosts}:

@@ -169,3 +169,15 @@ def test_a_refused_webhook_delivery_records_a_generic_error(monkeypatch):
     monkeypatch.setattr(get_settings(), "outbound_local_networks", [])
     text = jobs.describe_failure(httpx.ConnectError("[Errno 111] Connection refused to 10.0.0.5:6379"))
     assert "10.0.0.5" not in text and "Errno" not in text
+
+
+def test_a_name_that_does_not_resolve_now_is_saved_and_checked_when_called(no_local, monkeypatch):
+    def nowhere(host, port):
+        raise OSError("no such name")
+
+    monkeypatch.setattr(netguard, "resolve", nowhere)
+    assert netguard.check_url("https://hooks.firm.test/siyu") == "https://hooks.firm.test/siyu"
+    with pytest.raises(InvalidInput):
+        netguard.check_url("http://hooks.firm.test/siyu")
+    with pytest.raises(httpx.ConnectError):
+        netguard.get("https://hooks.firm.test/siyu")
