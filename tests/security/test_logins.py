@@ -10,7 +10,7 @@ import pytest
 from siyu.db import utcnow
 from siyu.errors import InvalidInput
 from siyu.tenancy import service
-from tenancy.factories import PASSWORD, make_client, make_corp, make_staff, principal_of
+from tenancy.factories import PASSWORD, fast_argon2, make_client, make_corp, make_staff, principal_of  # noqa: F401
 
 
 def _answers(session, login: str, *, ip: str, tries: int, now: dt.datetime) -> list[tuple[str, str]]:
