@@ -5,6 +5,7 @@ nothing; failed customers can be retried or escalated. Chinese by default, Engli
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 
@@ -108,14 +109,16 @@ def test_retry_and_escalate_a_failed_customer(session, corp, advisors):
     assert (item.state, item.escalated, item.takeover_userid) == ("pending", False, "wangwu")
 
 
-def test_the_dashboard_counts_escalations(session, corp, advisors):
+def test_the_home_page_counts_escalations(session, corp, advisors):
     plan = service.create_handover(session, corp_id=corp.id, actor="test", kind="resigned",
                                    handover_userid="zhangsan", takeover_userids=["lisi"])
     (batch,) = service.plan_batches(session, handover=plan)
     service.record_batch(session, handover=plan, batch=batch, outcome_state="failed", errcode=40097)
-    ops = console_user(session, corp, roles=("operations",))
-    page = ops.get("/")
-    assert page.status_code == 200 and "客户继承待处理" in page.text
+    officer = console_user(session, corp, roles=("compliance",))
+    page = officer.get("/")
+    assert page.status_code == 200 and "已升级的继承事项" in page.text
+    assert re.search(r'data-testid="tile-handovers_escalated">.*?data-testid="value">3<', page.text, re.S)
     assert service.escalation_count(session, corp_id=corp.id) == 3
+    ops = console_user(session, corp, roles=("operations",))
     detail = ops.get(f"/compliance/handovers/{plan.id}")
     assert "移交顾问在企业微信中尚未离职" in detail.text  # the reason, translated

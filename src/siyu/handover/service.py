@@ -611,10 +611,3 @@ def escalate_item(session: Session, *, corp_id: int, actor: Principal | str, han
                  target_type="handover", target_id=handover.id, ip=ip, detail={"item_id": item.id})
     return item
 
-
-def dashboard_figures(session: Session, *, principal: Principal) -> list[dict]:
-    """Customers and groups escalated after retries, for those who see handovers (the dashboard)."""
-    if not principal.has_role(*READER_ROLES):
-        return []
-    return [{"key": "handover_escalated", "label": "Handover escalations",
-             "value": escalation_count(session, corp_id=principal.corp_id)}]
