@@ -13,6 +13,10 @@ from sqlalchemy.orm import Session
 from siyu import db as siyu_db
 from siyu.config import get_settings
 
+# The tests talk to the WeCom emulator and to test hooks on this machine: the installation's
+# explicit setting for that (the default trusts no local network; tests of the refusal unset it).
+os.environ.setdefault("SIYU_OUTBOUND_LOCAL_NETWORKS", "127.0.0.0/8,::1/128")
+
 
 def _test_url(tmp_root: Path) -> str:
     url = os.environ.get("SIYU_TEST_DATABASE_URL")
@@ -69,3 +73,22 @@ def session(engine):
 
 def is_postgres_url(url: str) -> bool:
     return url.startswith("postgres")
+
+
+@pytest.fixture(autouse=True)
+def _example_names_resolve(monkeypatch):
+    """Names under `.example` (reserved, never in DNS) resolve to a public address in the tests, so
+    that addresses such as https://firm.example/hook pass the outbound check (siyu.netguard) as a
+    real firm's host would; every other name is resolved for real."""
+    import ipaddress
+
+    from siyu import netguard
+
+    real = netguard.resolve
+
+    def resolve(host: str, port: int):
+        if host.lower().rstrip(".").endswith(".example"):
+            return [ipaddress.ip_address("1.2.3.4")]
+        return real(host, port)
+
+    monkeypatch.setattr(netguard, "resolve", resolve)

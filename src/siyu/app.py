@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 
 from siyu import DOMAINS, __version__
@@ -58,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Siyu API",
         version=__version__,
         description="REST API of Siyu (私域). Authenticate with `Authorization: Bearer <API key>`.",
-        docs_url="/api/docs",
+        docs_url=None,  # served below from the bundled assets
         openapi_url="/api/openapi.json",
         redoc_url=None,
     )
@@ -76,10 +76,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # matched first, without FastAPI's parameter and dependency machinery.
             hot += getattr(module, "hot_routes", []) if module is not None else []
     app.router.routes[0:0] = hot
+    from siyu.edge import DOCS_HTML, BodyLimit, SecurityHeaders
+    from siyu.tenancy.deps import ApiKeyFirst
+
+    # Outermost last: the body limit, then the API key, then the routes (which read the body).
+    app.add_middleware(ApiKeyFirst)
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes)
+    if settings.trusted_proxies:
+        # X-Forwarded-For / -Proto are believed from these peers only (SIYU_TRUSTED_PROXIES); `siyu
+        # serve` turns the server's own handling of them off, so no other peer is ever believed.
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     from siyu.monitoring import metrics_route
 
     app.router.routes.insert(len(hot), metrics_route)
+
+    @app.get("/api/docs", include_in_schema=False)
+    def api_docs() -> HTMLResponse:
+        """The API explorer, from assets bundled in the package (no third-party script on this origin)."""
+        return HTMLResponse(DOCS_HTML)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> PlainTextResponse:

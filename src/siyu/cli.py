@@ -56,8 +56,10 @@ def serve(
     import uvicorn
 
     _logging()
+    # Forwarded headers are the app's business (SIYU_TRUSTED_PROXIES, see siyu.app): the server's
+    # own handling would believe any peer on 127.0.0.1.
     uvicorn.run("siyu.app:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level=get_settings().log_level.lower(), access_log=False)
+                log_level=get_settings().log_level.lower(), access_log=False, proxy_headers=False)
 
 
 @app.command()

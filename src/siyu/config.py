@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CommaList = Annotated[list[str], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -45,9 +48,22 @@ class Settings(BaseSettings):
     # After WeCom answers 45009 (call frequency), a corp's calls to that API wait this long, in every
     # process; jobs are deferred to the window's end, and calls resume when it passes.
     wecom_rate_limit_window_seconds: float = Field(default=1.0, gt=0)
-    # Outbound webhooks: plain http is allowed only to this machine (localhost, 127.0.0.1, ::1), and
-    # only when this is on (development, the emulator); otherwise an endpoint must be https.
-    webhook_allow_local_http: bool = False
+    # Outbound calls (siyu.netguard): networks Siyu may call although they are not public, over plain
+    # http too (comma-separated CIDRs, e.g. "127.0.0.1/32,::1/128" for the emulator in the demo and the
+    # tests). Default none: every outbound address must be public and https.
+    outbound_local_networks: CommaList = []
+    # Hosts the WeCom API base URL may name (https), besides the local networks above.
+    wecom_api_hosts: CommaList = ["qyapi.weixin.qq.com"]
+    # Request bodies (bytes): every request, and the routes that take uploads (lead and archive imports).
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_upload_bytes: int = Field(default=52 * 1024 * 1024, ge=1024)  # the lead upload takes 50 MB files
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (comma-separated
+    # addresses or CIDRs). Default none: the peer's own address is the client's.
+    trusted_proxies: CommaList = []
+    # Spreadsheets read (imports): each zip member inflates to at most this, at most this ratio.
+    xlsx_max_member_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    xlsx_max_ratio: int = Field(default=200, ge=10)
+    xlsx_max_members: int = Field(default=2000, ge=10)
     # SMS for one-time codes (verification gate): "console" writes to the log, phone masked. The
     # code itself is shown (log and the console's SMS outbox) only when sms_show_codes is on: demo only.
     sms_provider: str = "console"
@@ -64,6 +80,18 @@ class Settings(BaseSettings):
     metrics_dir: Path | None = None
     metrics_token: SecretStr = SecretStr("")
     metrics_allow: str = "127.0.0.1/32,::1/128"
+
+    @field_validator("outbound_local_networks", "wecom_api_hosts", "trusted_proxies", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -633,6 +633,10 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000, reset: bool = False) -> 
     os.environ.setdefault("SIYU_COOKIE_SECURE", "false")
     # The demo has no SMS gateway: the verification gate's codes are shown in the console's SMS outbox.
     os.environ.setdefault("SIYU_SMS_SHOW_CODES", "true")
+    # The demo's WeCom is the emulator on this machine: the explicit setting that lets Siyu call it
+    # (an installation trusts no local network by default; see siyu.netguard).
+    local = "127.0.0.1" if host in ("0.0.0.0", "::", "", "localhost") else host
+    os.environ.setdefault("SIYU_OUTBOUND_LOCAL_NETWORKS", ",".join(dict.fromkeys(["127.0.0.0/8", "::1/128", local])))
     get_settings.cache_clear()
     settings = get_settings()
     data_dir = settings.data_dir.resolve()
@@ -647,7 +651,6 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000, reset: bool = False) -> 
     has_worker = importlib.util.find_spec("siyu.jobs.worker") is not None
     if has_worker:
         procs.append(_spawn("siyu worker", ["-m", "siyu.cli", "worker"], env))
-    local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     console_url = f"http://{local}:{port}"
     emulator_url = f"http://{local}:{port + 1}"
     callback = connect_demo_wecom(database_url=url, api_url=emulator_url + "/cgi-bin/")

@@ -104,7 +104,7 @@ def open_table(path: Path | str, *, filename: str = "") -> Table:
     with path.open("rb") as f:
         head = f.read(8)
     fmt = detect_format(filename or path.name, head)
-    return _open_xlsx(path) if fmt == "xlsx" else _open_csv(path)
+    return _open_xlsx(path, filename=filename or path.name) if fmt == "xlsx" else _open_csv(path)
 
 
 def _open_csv(path: Path) -> Table:
@@ -133,12 +133,48 @@ def _open_csv(path: Path) -> Table:
     return Table("csv", header, max(0, lines - 1), rows(), f.close)
 
 
-def _open_xlsx(path: Path) -> Table:
+RATIO_CHECK_FROM = 1024 * 1024  # small members (styles, a short sheet) compress far better; harmless
+
+
+def check_zip_bomb(path: Path, *, filename: str) -> None:
+    """Refuses a workbook whose zip members would inflate past the installation's caps
+    (SIYU_XLSX_MAX_MEMBER_BYTES each, SIYU_XLSX_MAX_RATIO for members over 1 MiB,
+    SIYU_XLSX_MAX_MEMBERS in all), judged from the zip directory before anything is inflated.
+    Python's zipfile never inflates a member past the size its directory declares, so a member
+    cannot lie its way past the check."""
+    import zipfile
+
+    from siyu.config import get_settings
+
+    settings = get_settings()
+    try:
+        with zipfile.ZipFile(path) as z:
+            members = z.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise TableError("the file is not a valid .xlsx workbook", field="file") from exc
+    if len(members) > settings.xlsx_max_members:
+        raise TableError("%(name)s has %(n)s parts, more than a workbook has: refused", field="file",
+                         params={"name": filename, "n": len(members)})
+    mib = settings.xlsx_max_member_bytes // (1024 * 1024)
+    for m in members:
+        if m.file_size > settings.xlsx_max_member_bytes:
+            raise TableError("%(name)s would inflate to more than %(mib)s MB (its part %(part)s): refused; "
+                             "split the file", field="file",
+                             params={"name": filename, "mib": mib, "part": m.filename[:80]})
+        if m.file_size > RATIO_CHECK_FROM and m.file_size > settings.xlsx_max_ratio * max(m.compress_size, 1):
+            raise TableError("%(name)s is compressed %(ratio)s to 1 (its part %(part)s), far more than a real "
+                             "spreadsheet: refused", field="file",
+                             params={"name": filename, "ratio": m.file_size // max(m.compress_size, 1),
+                                     "part": m.filename[:80]})
+
+
+def _open_xlsx(path: Path, *, filename: str = "") -> Table:
     import zipfile
 
     from openpyxl import load_workbook
     from openpyxl.utils.exceptions import InvalidFileException
 
+    check_zip_bomb(path, filename=filename or path.name)
     f = path.open("rb")  # a file object: openpyxl judges a path by its extension
 
     def close() -> None:
@@ -197,13 +233,32 @@ def map_header(header: Sequence[str], columns: Mapping[str, Sequence[str]], *, r
 
 # --- writing ------------------------------------------------------------------------------------------------
 
+# What a spreadsheet program takes as the start of a formula (or, TAB and CR, skips before one),
+# in ASCII and full width (an input method gives ＝ ＋ － ＠, and some programs accept them).
+FORMULA_STARTS = frozenset("=+-@\t\r＝＋－＠")
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+
 def safe_cell(value: Any) -> Any:
-    """A cell as exported: text a spreadsheet would take for a formula gets a leading apostrophe."""
+    """A cell as exported: text a spreadsheet would take for a formula gets a leading apostrophe;
+    numbers (and text that is a plain number, such as "-12.50") stay as they are. Every CSV and
+    Excel file Siyu writes goes through this (tests/security/test_csv_formulas.py finds any that
+    does not)."""
     if value is None:
         return ""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+    if isinstance(value, str) and value[:1] in FORMULA_STARTS and not _NUMBER.fullmatch(value):
         return "'" + value
     return value
+
+
+def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A small CSV as text (no byte-order mark), every cell through `safe_cell`."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([safe_cell(c) for c in header])
+    for row in rows:
+        writer.writerow([safe_cell(c) for c in row])
+    return out.getvalue()
 
 
 def write_csv(out: IO[bytes], header: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:

@@ -54,7 +54,7 @@ def test_pages_follow_next_after(session, corp_with_customers):
 
 def test_unmask_is_audited(session, corp_with_customers):
     corp, _zhang, (zhou, _wu) = corp_with_customers
-    client, prefix = api_client(session, corp, scopes=["customers:read"])
+    client, prefix = api_client(session, corp, scopes=["customers:read", "pii:unmask"])
     items = client.get("/api/v1/customers", params={"unmask": "true"}).json()["items"]
     assert {c["name"] for c in items} == {"周杰", "吴敏"}
     one = client.get(f"/api/v1/customers/{zhou.external_userid}", params={"unmask": "true"}).json()

@@ -63,8 +63,8 @@ class Caller:
     def ensure(self) -> None:
         session, admin = self.session, self.session.get(Staff, self.admin.id)
         session.refresh(admin)
-        if not admin.is_active or admin.locked_until or admin.role_names != set(ALL_ROLES):
-            admin.is_active, admin.locked_until, admin.failed_logins = True, None, 0
+        if not admin.is_active or admin.role_names != set(ALL_ROLES):
+            admin.is_active = True
             admin.roles = [StaffRole(role=role) for role in ALL_ROLES]
             session.flush()
         token = self.client.cookies.get("siyu_session")

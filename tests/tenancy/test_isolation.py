@@ -105,7 +105,7 @@ def snapshot(session, tenant: Tenant) -> dict:
         "corp": session.execute(select(Corp.slug, Corp.name, Corp.is_active).where(Corp.id == corp_id)).all(),
         "staff": [
             (s.id, s.login, s.name, s.is_active, s.password_hash, s.department_id, sorted(s.role_names),
-             s.sees_department, s.failed_logins, s.locked_until, s.wecom_userid)
+             s.sees_department, s.wecom_userid)
             for s in session.scalars(select(Staff).where(Staff.corp_id == corp_id).order_by(Staff.id))
         ],
         "departments": session.execute(

@@ -84,15 +84,15 @@ def test_wrong_password_keeps_next_and_is_audited(session, corp):
     assert audit.list_entries(session, corp_id=corp.id, action="login.failed")
 
 
-def test_locked_account_is_told_so(session, corp, monkeypatch):
+def test_a_throttled_login_is_told_to_wait(session, corp, monkeypatch):
     staff = make_staff(session, corp)
     client = make_client(session)
     token = csrf_from(client.get("/login").text)
     statuses = [client.post("/login", data={"login": staff.login, "password": "wrong-password",
                                             "csrf_token": token}).status_code for _ in range(5)]
     assert statuses == [401] * 5
-    locked = client.post("/login", data={"login": staff.login, "password": PASSWORD, "csrf_token": token})
-    assert locked.status_code == 423 and "锁定" in locked.text
+    slowed = client.post("/login", data={"login": staff.login, "password": PASSWORD, "csrf_token": token})
+    assert slowed.status_code == 429 and int(slowed.headers["Retry-After"]) >= 1
 
 
 def test_login_form_needs_its_csrf_cookie(session, corp):
@@ -164,7 +164,7 @@ def test_create_staff(session, corp, admin):
     ({"name": ""}, "name", 422, "此项为必填项"),
     ({"roles": []}, "roles", 422, "请至少选择一个角色"),
     ({"roles": ["root"]}, "roles", 422, "未知角色：root"),
-    ({"password": "short"}, "password", 422, "密码至少需要 10 个字符"),
+    ({"password": "short"}, "password", 422, "密码至少需要 12 个字符"),
     ({"department_id": "abc"}, "department_id", 422, "请从选项中选择"),
     ({"department_id": "99999999"}, "department_id", 404, "找不到该部门"),
     ({"login": "taken.login"}, "login", 409, "该登录名已被占用"),
@@ -274,7 +274,7 @@ def test_reset_password_typed_or_generated(session, corp, admin):
 def test_reset_password_errors_next_to_the_field(session, corp, admin):
     staff = make_staff(session, corp)
     response = admin.post(f"/staff/{staff.id}/password", {"password": "short"}, htmx=True)
-    assert response.status_code == 422 and field_errors(response.text) == {"password": "密码至少需要 10 个字符"}
+    assert response.status_code == 422 and field_errors(response.text) == {"password": "密码至少需要 12 个字符"}
     assert service.authenticate(session, login=staff.login, password=PASSWORD) is staff
 
 

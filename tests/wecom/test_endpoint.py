@@ -175,9 +175,10 @@ def test_connection_settings_are_validated_and_secrets_encrypted(session):
                                  token=TOKEN, aes_key=generate_aes_key())
     row = session.get(WecomCorpConfig, corp.id)
     assert secret not in row.secret_encrypted and TOKEN not in row.token_encrypted
-    # Leaving the secrets empty keeps them.
-    service.configure_connection(session, corp_id=corp.id, actor="t", base_url="https://gw.example.cn/cgi-bin")
-    assert service.connection_view(session, corp_id=corp.id).base_url == "https://gw.example.cn/cgi-bin/"
+    # Leaving the secrets empty keeps them (a changed base URL needs the secret again: see tests/security).
+    service.configure_connection(session, corp_id=corp.id, actor="t", base_url="https://qyapi.weixin.qq.com/cgi-bin",
+                                 secret=secret)
+    assert service.connection_view(session, corp_id=corp.id).base_url == "https://qyapi.weixin.qq.com/cgi-bin/"
     other = make_corp(session)
     with pytest.raises(Conflict) as taken:
         service.configure_connection(session, corp_id=other.id, actor="t", wecom_corp_id=wecom_id, secret="s",

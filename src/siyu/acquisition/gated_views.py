@@ -6,6 +6,8 @@ outbox are the administrator's. Included in `siyu.acquisition.views.router`."""
 
 from __future__ import annotations
 
+import re
+
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
@@ -15,6 +17,7 @@ from siyu.console.forms import FieldErrors
 from siyu.console.i18n import N_
 from siyu.console.templating import render
 from siyu.db import get_session
+from siyu.edge import upload_route
 from siyu.errors import InvalidInput, NotFound, SiyuError
 from siyu.tenancy.deps import require_roles
 from siyu.tenancy.principal import Principal
@@ -26,11 +29,11 @@ editors = require_roles(*EDITORS)
 readers = require_roles(*EDITORS, "compliance", "auditor")
 administrators = require_roles("administrator")
 PAGE = "/acquisition/gated"
+upload_route(re.escape(PAGE) + r"(/[0-9]+)?")  # group QR images: the larger body limit
 MAX_ID = 2**63 - 1
 
 VERIFY_LABELS = {
     "sms": N_("SMS code"),
-    "firm": N_("Firm's system"),
     "both": N_("Firm's system and SMS code"),
 }
 VISIT_LABELS = {

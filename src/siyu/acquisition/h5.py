@@ -39,14 +39,22 @@ def _error(request: Request, token: str, exc: SiyuError) -> Response:
                            status_code=exc.status_code))
 
 
+def step_of(visit: GatedVisit) -> str:
+    """The page's next step. A number the firm does not know ("refused") shows the code step like a
+    customer's: the page never tells whether a number is the firm's customer's."""
+    if visit.status == "verified":
+        return "verified"
+    return "code" if visit.status in ("code_sent", "refused") else "phone"
+
+
 def _page(request: Request, *, token: str, community: GatedCommunity, visit: GatedVisit, key: str,
           errors: FieldErrors | None = None, phone: str = "", status_code: int = 200) -> Response:
-    verified = visit.status == "verified"
-    step = "verified" if verified else ("code" if visit.status == "code_sent" else "phone")
+    step = step_of(visit)
+    verified = step == "verified"
     context = {
         "token": token, "community": community, "key": key, "step": step, "errors": errors,
         "phone": phone, "masked_phone": pii.mask_phone(visit.phone) if visit.phone else "",
-        "sms": community.verify_by in ("sms", "both"),
+        "sms": True,  # the one-time code is always asked for
         "code_minutes": int(verification.CODE_TTL.total_seconds() // 60),
     }
     if verified:  # the only place the group code enters a page

@@ -7,6 +7,8 @@ their own. Thin: parse the form, call `siyu.acquisition.leads`, render."""
 
 from __future__ import annotations
 
+import re
+
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
@@ -18,6 +20,7 @@ from siyu.console.forms import FieldErrors
 from siyu.console.i18n import N_, translations
 from siyu.console.templating import render, request_locale
 from siyu.db import get_session
+from siyu.edge import upload_route
 from siyu.errors import InvalidInput, NotFound, SiyuError
 from siyu.tenancy.deps import client_ip, require_roles
 from siyu.tenancy.principal import Principal
@@ -26,6 +29,7 @@ from siyu.tenancy.service import list_staff
 router = APIRouter(include_in_schema=False)
 
 PAGE = "/acquisition/leads"
+upload_route(re.escape(PAGE) + "/upload")  # spreadsheets: the larger body limit
 MAX_ID = 2**63 - 1
 operators = require_roles(*leads.OPERATORS)
 callers = require_roles(*leads.OPERATORS, "advisor")

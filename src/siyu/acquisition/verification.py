@@ -33,7 +33,7 @@ import httpx
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from siyu import pii
+from siyu import netguard, pii
 from siyu.acquisition import service
 from siyu.acquisition.models import (
     CustomerVerification,
@@ -53,7 +53,10 @@ from siyu.tenancy.principal import Principal
 
 log = logging.getLogger(__name__)
 
-VERIFY_BY = ("sms", "firm", "both")
+# "sms": anyone who holds the number; "both": the firm's system says the number is a customer's,
+# and the one-time code proves the visitor holds it. ("firm" alone, a number without the code, was
+# withdrawn: knowing a customer's number proved nothing. It is accepted as "both".)
+VERIFY_BY = ("sms", "both")
 CODE_TTL = dt.timedelta(minutes=5)
 CODE_LENGTH = 6
 MAX_WRONG_PER_CODE = 5
@@ -76,10 +79,6 @@ class RateLimited(SiyuError):
     """Too many codes or wrong entries: the customer waits (the message says how long)."""
 
     status_code = 429
-
-
-class NotACustomer(SiyuError):
-    status_code = 403
 
 
 # --- phone numbers -----------------------------------------------------------------------------------
@@ -228,6 +227,7 @@ def save_community(session: Session, *, corp_id: int, actor: Principal | str, na
     QR image, an image address or a join link."""
     community = get_community(session, corp_id=corp_id, community_id=community_id) if community_id else None
     name = service.text_field(name, field="name", max_length=60, required=True)
+    verify_by = "both" if verify_by == "firm" else verify_by
     if verify_by not in VERIFY_BY:
         raise InvalidInput("choose how customers verify", field="verify_by")
     join_url = service.url_field(join_url, field="join_url")
@@ -342,7 +342,11 @@ def get_hook(session: Session, *, corp_id: int) -> VerificationHook | None:
 
 def save_hook(session: Session, *, corp_id: int, actor: Principal | str, url: str, secret: str = "") -> None:
     """Sets the firm's hook (a new secret, or the one it had when left empty); an empty address removes it."""
-    url = service.url_field(url, field="url")
+    url = (url or "").strip()
+    if url:
+        # The firm's system is told customers' phone numbers: https to a public address only
+        # (plain http only to the installation's trusted local networks: the tests and the demo).
+        url = netguard.check_url(url, field="url")
     secret = service.text_field(secret, field="secret", max_length=200)
     hook = get_hook(session, corp_id=corp_id)
     if not url:
@@ -396,7 +400,7 @@ def ask_firm(hook: VerificationHook, *, corp_id: int, community_id: int, phone: 
         if client is not None:
             response = client.post(hook.url, content=body, headers=headers, timeout=HOOK_TIMEOUT)
         else:
-            response = httpx.post(hook.url, content=body, headers=headers, timeout=HOOK_TIMEOUT)
+            response = netguard.post(hook.url, content=body, headers=headers, timeout=HOOK_TIMEOUT)
     except httpx.TimeoutException:
         log.warning("verification hook of corp %s did not answer within %ss", corp_id, HOOK_TIMEOUT)
         raise Unavailable("the firm's system did not answer in time; no code was sent, please try again later",
@@ -489,14 +493,13 @@ def request_code(session: Session, *, token: str, key: str, phone: str, ip: str 
         return visit
     phone = normalise_phone(phone)
     phone_h, ip_hash = phone_hash(phone), _ip_hash(ip)
-    wants_sms = community.verify_by in ("sms", "both")
     wants_firm = community.verify_by in ("firm", "both")
     # Every check that reads comes before the hook call, and nothing is written before it returns.
+    # Every number is checked against the limits, a customer's or not: each check costs the same.
     if visit.phone_tries >= MAX_PHONES_PER_VISIT:
         raise RateLimited("too many numbers were tried on this page; please open the link again later",
                           field="phone")
-    if wants_sms:
-        _check_send_limits(session, corp_id=community.corp_id, phone_h=phone_h, ip_hash=ip_hash, now=now)
+    _check_send_limits(session, corp_id=community.corp_id, phone_h=phone_h, ip_hash=ip_hash, now=now)
     answer = None
     if wants_firm:
         hook = get_hook(session, corp_id=community.corp_id)
@@ -506,23 +509,23 @@ def request_code(session: Session, *, token: str, key: str, phone: str, ip: str 
                           client=hook_client)
     visit.phone_tries += 1
     visit.phone, visit.phone_hash = phone, phone_h
-    if answer is not None and not answer.customer:
-        visit.status, visit.firm_customer_id = "refused", None
-        session.flush()
-        raise NotACustomer("this number is not registered with us as a customer; check it, or ask your advisor",
-                           field="phone")
     visit.firm_customer_id = answer.firm_customer_id if answer is not None else None
-    if not wants_sms:
-        _verified(session, community=community, visit=visit, method="firm", now=now)
-        return visit
-    _send_code(session, community=community, visit=visit, phone=phone, ip_hash=ip_hash, now=now, provider=provider)
-    visit.status = "code_sent"
+    # Knowing a number is never enough: the one-time code proves the visitor holds it. A number the
+    # firm does not know gets the same answer as a customer's (a code "on its way"), a code that is
+    # never sent and that no entry matches: the page does not tell who is the firm's customer.
+    not_customer = answer is not None and not answer.customer
+    _send_code(session, community=community, visit=visit, phone=phone, ip_hash=ip_hash, now=now, provider=provider,
+               decoy=not_customer)
+    visit.status = "refused" if not_customer else "code_sent"
     session.flush()
     return visit
 
 
 def _send_code(session: Session, *, community: GatedCommunity, visit: GatedVisit, phone: str, ip_hash: str,
-               now: dt.datetime, provider: SmsProvider | None) -> None:
+               now: dt.datetime, provider: SmsProvider | None, decoy: bool = False) -> None:
+    """Sends a new code (the visit's earlier ones die). `decoy`: the same work and the same records,
+    for a number the firm does not know, except that nothing is sent and the stored hash is of a
+    secret no six digits match."""
     from siyu.compliance.service import prepare_outbound
 
     code = f"{secrets.randbelow(10**CODE_LENGTH):0{CODE_LENGTH}d}"
@@ -541,9 +544,12 @@ def _send_code(session: Session, *, community: GatedCommunity, visit: GatedVisit
                                                    VerificationCode.used_at.is_(None),
                                                    VerificationCode.dead.is_(False)).values(dead=True))
     row = VerificationCode(corp_id=community.corp_id, visit_id=visit.id, phone_hash=phone_hash(phone),
-                           ip_hash=ip_hash, code_hash=_code_hash(visit.id, code), sent_at=now,
-                           expires_at=now + CODE_TTL)
+                           ip_hash=ip_hash, code_hash=_code_hash(visit.id, secrets.token_hex(16) if decoy else code),
+                           sent_at=now, expires_at=now + CODE_TTL)
     session.add(row)
+    if decoy:
+        session.flush()
+        return
     provider = provider or sms_provider()
     settings = get_settings()
     outbox = SmsOutbox(corp_id=community.corp_id, phone=phone, provider=provider.name, at=now,
@@ -592,14 +598,15 @@ def enter_code(session: Session, *, token: str, key: str, code: str, ip: str | N
         left = MAX_WRONG_PER_CODE - current.wrong_entries
         if left <= 0:
             current.dead = True
-            visit.status = "failed"
+            if visit.status != "refused":  # the log keeps "not a customer"; the visitor sees the same
+                visit.status = "failed"
             session.flush()
             raise InvalidInput("this code was entered wrongly too often and no longer works; ask for a new one",
                                field="code")
         session.flush()
         raise InvalidInput("the code is not right; %(n)s tries left", field="code", params={"n": left})
     current.used_at = now
-    _verified(session, community=community, visit=visit, method="both" if community.verify_by == "both" else "sms",
+    _verified(session, community=community, visit=visit, method="sms" if community.verify_by == "sms" else "both",
               now=now)
     return visit
 

@@ -53,6 +53,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# Benchmarks run the WeCom emulator on this machine: the explicit setting that lets Siyu call it.
+LOCAL_NETWORKS = "127.0.0.0/8,::1/128"
+
+
 @dataclass
 class Installation:
     """A fresh data directory with its own SQLite database and keys, and the processes started on it."""
@@ -66,7 +70,8 @@ class Installation:
 
     def env(self) -> dict[str, str]:
         return dict(os.environ, SIYU_DATA_DIR=str(self.root), SIYU_DATABASE_URL=self.database_url,
-                    SIYU_LOG_LEVEL=os.environ.get("SIYU_LOG_LEVEL", "WARNING"))
+                    SIYU_LOG_LEVEL=os.environ.get("SIYU_LOG_LEVEL", "WARNING"),
+                    SIYU_OUTBOUND_LOCAL_NETWORKS=LOCAL_NETWORKS)
 
     def activate(self) -> None:
         """Point this process's settings at the installation (keys included) and migrate it."""
@@ -75,7 +80,7 @@ class Installation:
 
         os.environ.update(SIYU_DATA_DIR=str(self.root), SIYU_DATABASE_URL=self.database_url,
                           SIYU_PII_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
-                          SIYU_SECRET_KEY=secrets.token_urlsafe(32))
+                          SIYU_SECRET_KEY=secrets.token_urlsafe(32), SIYU_OUTBOUND_LOCAL_NETWORKS=LOCAL_NETWORKS)
         get_settings.cache_clear()
         upgrade("head", self.database_url)
 

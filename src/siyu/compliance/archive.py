@@ -410,6 +410,7 @@ def http_fetcher(*, corp_id: int, timeout: float = 15.0) -> FeedFetch:
     its own, which on SQLite waits for any other). A token lives far longer than one poll."""
     import httpx
 
+    from siyu import netguard
     from siyu.db import session_scope
     from siyu.wecom.errors import WeComError
     from siyu.wecom.service import client_for_corp
@@ -426,7 +427,8 @@ def http_fetcher(*, corp_id: int, timeout: float = 15.0) -> FeedFetch:
 
     def fetch(seq: int, limit: int) -> dict[str, Any]:
         try:
-            response = httpx.get(url, params={"seq": seq, "limit": limit, "access_token": token}, timeout=timeout)
+            response = netguard.get(url, params={"seq": seq, "limit": limit, "access_token": token},
+                                    timeout=timeout)
         except httpx.HTTPError as exc:
             raise FeedError(f"archive feed unreachable: {exc.__class__.__name__}") from None
         if response.status_code != 200:

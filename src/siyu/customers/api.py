@@ -24,9 +24,10 @@ from siyu.customers.schemas import (
     Stage,
 )
 from siyu.db import get_session
+from siyu.errors import Forbidden
 from siyu.tenancy.deps import client_ip, require_scope
 from siyu.tenancy.principal import Principal
-from siyu.tenancy.service import MAX_ID
+from siyu.tenancy.service import MAX_ID, UNMASK_SCOPE
 
 router = APIRouter(prefix="/api/v1/customers", tags=["customers"])
 
@@ -39,7 +40,7 @@ NOT_FOUND = {404: {"description": "no such customer in the key's corp"}}
 read_customers = require_scope("customers:read")
 write_customers = require_scope("customers:write")
 EXTERNAL_USERID = Path(pattern=EXTERNAL_USERID_PATTERN, description="WeCom's external_userid of the customer")
-UNMASK = Query(False, description="names and remarks in clear (audited)")
+UNMASK = Query(False, description="names and remarks in clear (scope pii:unmask; audited)")
 
 
 def _follow_out(f: service.FollowInfo, remark: str | None = None) -> FollowOut:
@@ -72,6 +73,7 @@ def list_customers(
     session: Session = Depends(get_session),
 ) -> CustomerPageOut:
     """The corp's customers, newest first, keyset-paged (scope `customers:read`)."""
+    _may_unmask(principal, unmask)
     filters = service.make_filters(q=q, stage=stage, staff_id=staff_id, tag_id=tag_id, state=state,
                                    added_from=added_from, added_to=added_to)
     page = service.list_customers(session, principal=principal, filters=filters, after=after, limit=limit)
@@ -79,6 +81,12 @@ def list_customers(
                                  ip=client_ip(request)) if unmask else None
     return CustomerPageOut(items=[CustomerOut(**_customer_out(r, None if names is None else names.get(r.id) or ""))
                                   for r in page.rows], next_after=page.next_after)
+
+
+def _may_unmask(principal: Principal, unmask: bool) -> None:
+    """Names and remarks in clear need the scope pii:unmask itself ("*" does not include it)."""
+    if unmask and UNMASK_SCOPE not in principal.scopes:
+        raise Forbidden("this API key lacks the scope %(scope)s", field="unmask", params={"scope": UNMASK_SCOPE})
 
 
 def _detail_out(detail: service.CustomerDetail, unmasked: service.Unmasked | None = None) -> CustomerDetailOut:
@@ -101,6 +109,7 @@ def get_customer(
     session: Session = Depends(get_session),
 ) -> CustomerDetailOut:
     """One customer with follows, tags and the risk level in force (scope `customers:read`)."""
+    _may_unmask(principal, unmask)
     detail = service.customer_detail_by_external_id(session, principal=principal, external_userid=external_userid)
     unmasked = service.unmask_customer(session, principal=principal, customer_id=detail.row.id,
                                        ip=client_ip(request)) if unmask else None

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import ipaddress
 import json
 import re
 import secrets
@@ -19,7 +18,6 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
@@ -418,39 +416,11 @@ def verify_signature(secret: str, *, timestamp: str | int, body: bytes | str, si
     return any(hmac.compare_digest(expected, part.strip()) for part in str(signature).split(",") if part.strip())
 
 
-def _local_http_allowed() -> bool:
-    from siyu.config import get_settings
-
-    return bool(getattr(get_settings(), "webhook_allow_local_http", False))
-
-
 def valid_url(value: object, *, field: str = "url") -> str:
-    url = value.strip() if isinstance(value, str) else ""
-    if not url or len(url) > 500 or any(c.isspace() or ord(c) < 32 for c in url):
-        raise InvalidInput("a URL of at most 500 characters is required", field=field)
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        parts.port  # noqa: B018 - raises on a bad port
-    except ValueError:
-        raise InvalidInput("this is not a valid URL", field=field) from None
-    if not host or parts.username or parts.password:
-        raise InvalidInput("this is not a valid URL", field=field)
-    if parts.scheme == "https":
-        return url
-    if parts.scheme == "http" and _is_loopback(host) and _local_http_allowed():
-        return url
-    raise InvalidInput("the URL must start with https:// (plain http only to this machine in development)",
-                       field=field)
+    """A webhook endpoint: https to a public address (siyu.netguard), checked after DNS resolution."""
+    from siyu import netguard
 
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return netguard.check_url(value, field=field)
 
 
 def valid_events(value: object, *, field: str = "events") -> list[str]:

@@ -29,10 +29,8 @@ Retention
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import importlib
-import io
 import json
 import re
 import threading
@@ -422,19 +420,19 @@ def carry_out(session: Session, *, corp_id: int, actor: Principal | str, request
 
 def bundle_csv(bundle_json: str) -> str:
     """The bundle as CSV: one line per record field (domain, record kind, row number, field, value)."""
+    from siyu import tabular
+
     bundle = json.loads(bundle_json)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["domain", "record", "row", "field", "value"])
-    for dom, parts in bundle.get("data", {}).items():
-        for kind, rows in parts.items():
-            for n, row in enumerate(rows, start=1):
-                for key, value in row.items():
-                    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-                    if text[:1] in ("=", "+", "-", "@"):  # not a formula when opened in a spreadsheet
-                        text = "'" + text
-                    writer.writerow([dom, kind, n, key, text])
-    return out.getvalue()
+
+    def lines():
+        for dom, parts in bundle.get("data", {}).items():
+            for kind, rows in parts.items():
+                for n, row in enumerate(rows, start=1):
+                    for key, value in row.items():
+                        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+                        yield [dom, kind, n, key, text]
+
+    return tabular.csv_text(["domain", "record", "row", "field", "value"], lines())
 
 
 def download_bundle(session: Session, *, corp_id: int, actor: Principal | str, request_id: int, fmt: str = "json"

@@ -24,9 +24,7 @@ by a job at 08:00 for the day before (`store_report`)."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import math
 import re
 import statistics
@@ -450,14 +448,12 @@ CSV_COLUMNS = ("staff_userid", "name", "customer_messages", "waits", "replied", 
 
 
 def report_csv(report: dict[str, Any], *, headers: list[str]) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(headers)
-    for row in report["advisors"]:
-        writer.writerow(["" if row[c] is None else row[c] for c in CSV_COLUMNS])
+    from siyu import tabular
+
     totals = report["totals"]
-    writer.writerow(["", "Σ", *("" if totals[c] is None else totals[c] for c in CSV_COLUMNS[2:])])
-    return buf.getvalue()
+    rows = [["" if row[c] is None else row[c] for c in CSV_COLUMNS] for row in report["advisors"]]
+    rows.append(["", "Σ", *("" if totals[c] is None else totals[c] for c in CSV_COLUMNS[2:])])
+    return tabular.csv_text(headers, rows)
 
 
 def export_csv(session: Session, *, principal: Principal, day: dt.date, headers: list[str],

@@ -61,8 +61,6 @@ class Staff(IdMixin, TimestampMixin, Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     # An advisor sees only their own customers unless granted their department's.
     sees_department: Mapped[bool] = mapped_column(Boolean, default=False)
-    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[dt.datetime | None]
     last_login_at: Mapped[dt.datetime | None]
 
     roles: Mapped[list[StaffRole]] = relationship(
@@ -132,3 +130,16 @@ class AuditEntry(IdMixin, Base):
     ip: Mapped[str | None] = mapped_column(String(64))
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class LoginThrottle(Base):
+    """Failed console logins counted per key: the address, the login as typed, and the pair (see
+    `tenancy.service.authenticate`). The key is a keyed hash: no address or login is stored, and an
+    unknown login is counted exactly like a real one."""
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    first_failed_at: Mapped[dt.datetime] = mapped_column(index=True)
+    blocked_until: Mapped[dt.datetime | None]

@@ -14,7 +14,7 @@ _hasher = PasswordHasher()
 # Verifying against this keeps the time of a failed login the same whether or not the login exists.
 _DUMMY_HASH = _hasher.hash("siyu-timing-equaliser")
 
-MIN_PASSWORD_LENGTH = 10
+MIN_PASSWORD_LENGTH = 12
 
 
 def hash_password(password: str) -> str:

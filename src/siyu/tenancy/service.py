@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+import gzip
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from siyu.config import get_settings
 from siyu.db import utcnow
 from siyu.errors import Conflict, Forbidden, InvalidInput, NotFound, SiyuError
 from siyu.tenancy import audit
-from siyu.tenancy.models import ApiKey, ConsoleSession, Corp, Department, Role, Staff, StaffRole
+from siyu.tenancy.models import ApiKey, ConsoleSession, Corp, Department, LoginThrottle, Role, Staff, StaffRole
 from siyu.tenancy.principal import Principal
 from siyu.tenancy.security import (
     MIN_PASSWORD_LENGTH,
@@ -29,10 +33,12 @@ SLUG_RE = re.compile(r"[a-z0-9][a-z0-9-]{1,39}")
 LOGIN_RE = re.compile(r"[a-z0-9._@-]{3,120}")
 ROLE_NAMES = frozenset(r.value for r in Role)
 # Scopes an API key can carry; "*" is every scope.
+# Personal data in clear through the API: a scope of its own, never implied by "*" (each read audited).
+UNMASK_SCOPE = "pii:unmask"
 API_SCOPES = frozenset(
     {"*", "customers:read", "customers:write", "orders:write", "kyc:write", "events:read", "jobs:read",
      "products:read", "products:write", "content:read", "consent:read", "consent:write",
-     "acquisition:read", "alerts:read", "alerts:write", "alerts:evidence"}
+     "acquisition:read", "alerts:read", "alerts:write", "alerts:evidence", UNMASK_SCOPE}
 )
 
 
@@ -40,8 +46,15 @@ class LoginFailed(SiyuError):
     status_code = 401
 
 
-class AccountLocked(SiyuError):
-    status_code = 423
+class TooManyAttempts(LoginFailed):
+    """Failed logins from this address, for this login, or both, passed the free allowance: wait
+    `retry_after` seconds. Said the same whether or not the login exists."""
+
+    status_code = 429
+
+    def __init__(self, retry_after: int):
+        super().__init__("too many failed attempts; try again in %(n)s seconds", params={"n": retry_after})
+        self.retry_after = retry_after
 
 
 # Ids are 64-bit; anything else cannot name a row (and would overflow the database driver).
@@ -209,6 +222,27 @@ def _check_roles(roles: Iterable[str]) -> set[str]:
     return roles
 
 
+COMMON_PASSWORDS_FILE = Path(__file__).parent / "data" / "common_passwords.txt.gz"
+
+
+@lru_cache(maxsize=1)
+def _common_passwords() -> frozenset[str]:
+    with gzip.open(COMMON_PASSWORDS_FILE, "rt", encoding="utf-8") as f:
+        return frozenset(line.strip() for line in f if line.strip())
+
+
+_TRAILING = re.compile(r"[\d\W_]+$")
+
+
+def is_common_password(password: str) -> bool:
+    """On the bundled list of the ~10,000 most common passwords (data/common_passwords.txt.gz, see
+    its .LICENSE), case ignored, also when digits or symbols are merely added at its end."""
+    common = _common_passwords()
+    lower = password.strip().lower()
+    base = _TRAILING.sub("", lower)
+    return lower in common or (len(base) >= 4 and base in common) or len(set(lower)) <= 2
+
+
 def _check_password(password: str) -> None:
     if len(password) > MAX_PASSWORD_LENGTH:
         raise InvalidInput("password must have at most %(n)s characters", field="password",
@@ -216,6 +250,9 @@ def _check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidInput("password must have at least %(n)s characters", field="password",
                            params={"n": MIN_PASSWORD_LENGTH})
+    if is_common_password(password):
+        raise InvalidInput("this password is on the list of the most common passwords; choose another",
+                           field="password")
 
 
 def create_staff(
@@ -372,8 +409,6 @@ def set_password(session: Session, *, corp_id: int, staff_id: int, password: str
     staff = get_staff(session, corp_id=corp_id, staff_id=staff_id)
     _check_password(password)
     staff.password_hash = hash_password(password)
-    staff.failed_logins = 0
-    staff.locked_until = None
     _revoke_sessions(session, staff_id=staff.id)
     audit.record(session, corp_id=corp_id, actor=actor, action="staff.password_set", target_type="staff",
                  target_id=staff.id)
@@ -404,35 +439,85 @@ def visible_staff_ids(session: Session, *, principal: Principal) -> set[int] | N
 # --- login and console sessions ---------------------------------------------------------------
 
 
-def authenticate(session: Session, *, login: str, password: str, ip: str | None = None) -> Staff:
-    """Check a console login. Repeated failures lock the account for a while (audited)."""
+# The login throttle. Failures are counted per address, per login as typed (known or not: the same
+# counters, the same answers) and per (login, address). Past a key's free allowance each failure
+# makes the next attempt wait twice as long as the last (1 s, 2 s, 4 s ... at most
+# SIYU_LOGIN_LOCKOUT_MINUTES); a key's count starts again an hour after its first failure once no
+# wait is running. Nobody is locked out for good, and an attacker at one address slows down only
+# themselves: the pair (login, address) has the small allowance, the login alone a large one (a
+# spread-out attack), the address alone a middling one (one address trying many logins).
+THROTTLE_WINDOW = dt.timedelta(hours=1)
+THROTTLE_ADDRESS_FREE = 30
+THROTTLE_LOGIN_FREE = 100
+
+
+def _throttle_keys(login: str, ip: str | None) -> dict[str, int]:
+    from siyu import pii
+
     settings = get_settings()
-    now = utcnow()
-    login = (login or "").strip().lower()
+    address = ip or "-"
+    return {pii.lookup_hash(f"pair:{login}|{address}", kind="login-throttle"): settings.login_max_failures,
+            pii.lookup_hash(f"login:{login}", kind="login-throttle"): THROTTLE_LOGIN_FREE,
+            pii.lookup_hash(f"address:{address}", kind="login-throttle"): THROTTLE_ADDRESS_FREE}
+
+
+def _throttled(session: Session, keys: dict[str, int], now: dt.datetime) -> int:
+    """Seconds to wait before another attempt (0: none)."""
+    until = session.scalar(select(func.max(LoginThrottle.blocked_until)).where(
+        LoginThrottle.key.in_(list(keys)), LoginThrottle.blocked_until > now))
+    return 0 if until is None else max(1, math.ceil((until - now).total_seconds()))
+
+
+def _count_failure(session: Session, keys: dict[str, int], now: dt.datetime) -> int:
+    """Counts a failure on every key; returns the failures counted on the login's own key."""
+    cap = dt.timedelta(minutes=get_settings().login_lockout_minutes)
+    rows = {r.key: r for r in session.scalars(select(LoginThrottle).where(LoginThrottle.key.in_(list(keys))))}
+    login_failures = 0
+    for n, (key, free) in enumerate(keys.items()):
+        row = rows.get(key)
+        if row is None:
+            row = LoginThrottle(key=key, failures=0, first_failed_at=now)
+            session.add(row)
+        elif now - row.first_failed_at > THROTTLE_WINDOW and not (row.blocked_until and row.blocked_until > now):
+            row.failures, row.first_failed_at = 0, now
+        row.failures += 1
+        if row.failures >= free:
+            row.blocked_until = now + min(cap, dt.timedelta(seconds=2 ** min(row.failures - free, 20)))
+        if n == 1:
+            login_failures = row.failures
+    # Forget counters no wait depends on any more (an address spraying random logins adds rows).
+    session.execute(delete(LoginThrottle).where(LoginThrottle.first_failed_at < now - 24 * THROTTLE_WINDOW,
+                                                or_(LoginThrottle.blocked_until.is_(None),
+                                                    LoginThrottle.blocked_until < now)))
+    session.flush()
+    return login_failures
+
+
+def authenticate(session: Session, *, login: str, password: str, ip: str | None = None,
+                 now: dt.datetime | None = None) -> Staff:
+    """Check a console login, throttled (see THROTTLE_WINDOW above): the answers, and the work done
+    (a password hash is verified for an unknown login too), are the same whether or not the login
+    exists. Failures of known staff are audited."""
+    now = now or utcnow()
+    login = (login or "").strip().lower()[:200]
+    keys = _throttle_keys(login, ip)
+    wait = _throttled(session, keys, now)
+    if wait:
+        raise TooManyAttempts(wait)
     # A login that could not have been created is not looked up (PostgreSQL refuses NUL in text).
     plausible = bool(LOGIN_RE.fullmatch(login))
     staff = session.scalar(select(Staff).where(Staff.login == login)) if plausible else None
     ok = verify_password(staff.password_hash if staff else None, (password or "")[:MAX_PASSWORD_LENGTH * 4])
-    if staff is None:
+    corp = session.get(Corp, staff.corp_id) if staff is not None else None
+    if staff is None or not ok or not staff.is_active or not (corp and corp.is_active):
+        failures = _count_failure(session, keys, now)
+        if staff is not None:
+            reason = "password" if not ok else "staff_inactive" if not staff.is_active else "corp_inactive"
+            audit.record(session, corp_id=staff.corp_id, actor=staff.login, action="login.failed",
+                         target_type="staff", target_id=staff.id, detail={"failures": failures, "reason": reason},
+                         ip=ip)
         raise LoginFailed("wrong login or password")
-    corp = session.get(Corp, staff.corp_id)
-    if staff.locked_until and staff.locked_until > now:
-        audit.record(session, corp_id=staff.corp_id, actor=staff.login, action="login.refused_locked",
-                     target_type="staff", target_id=staff.id, ip=ip)
-        raise AccountLocked("too many failed attempts; try again later")
-    if not ok or not staff.is_active or not (corp and corp.is_active):
-        staff.failed_logins += 1
-        reason = "password" if not ok else "staff_inactive" if not staff.is_active else "corp_inactive"
-        detail: dict[str, object] = {"failures": staff.failed_logins, "reason": reason}
-        if staff.failed_logins >= settings.login_max_failures:
-            staff.locked_until = now + dt.timedelta(minutes=settings.login_lockout_minutes)
-            staff.failed_logins = 0
-            detail["locked_until"] = staff.locked_until.isoformat()
-        audit.record(session, corp_id=staff.corp_id, actor=staff.login, action="login.failed",
-                     target_type="staff", target_id=staff.id, detail=detail, ip=ip)
-        raise LoginFailed("wrong login or password")
-    staff.failed_logins = 0
-    staff.locked_until = None
+    session.execute(delete(LoginThrottle).where(LoginThrottle.key.in_(list(keys)[:2])))
     staff.last_login_at = now
     audit.record(session, corp_id=staff.corp_id, actor=staff.login, action="login.succeeded",
                  target_type="staff", target_id=staff.id, ip=ip)

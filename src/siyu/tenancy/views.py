@@ -81,9 +81,11 @@ def login_submit(
                            error_field="password" if login else "login", status_code=422)
     try:
         staff = service.authenticate(session, login=login, password=password, ip=client_ip(request))
-    except service.AccountLocked:
-        return _login_page(request, error=N_("Too many failed attempts. Try again later."), login=login, next_=next,
-                           status_code=423)
+    except service.TooManyAttempts as exc:
+        page = _login_page(request, error=N_("Too many failed attempts. Try again later."), login=login, next_=next,
+                           status_code=429)
+        page.headers["Retry-After"] = str(exc.retry_after)
+        return page
     except service.LoginFailed:
         return _login_page(request, error=N_("Wrong login or password."), login=login, next_=next, status_code=401)
     token = service.start_session(session, staff=staff)

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import httpx
 
-from siyu import metrics
+from siyu import metrics, netguard
 from siyu.db import utcnow
 from siyu.wecom.errors import (
     RateLimited,
@@ -158,7 +158,7 @@ class WeComClient:
         self._limiter = rate_limiter or InMemoryRateLimiter()
         self._concurrency = concurrency or AdaptiveConcurrency()
         self._owns_http = http is None
-        self._http = http or httpx.Client(timeout=timeout)
+        self._http = http or netguard.client(timeout=timeout)
         self._margin = dt.timedelta(seconds=token_refresh_margin)
         self._max_rate_retries = max_rate_limit_retries
         self._rate_backoff = rate_limit_backoff

@@ -80,6 +80,18 @@ def _clean(value: str | None) -> str | None:
     return value or None
 
 
+def check_base_url(value: str) -> str:
+    """The WeCom API base URL: https to one of WeCom's hosts (SIYU_WECOM_API_HOSTS), or an address
+    in the installation's trusted local networks (the emulator); checked after DNS resolution."""
+    from siyu import netguard
+    from siyu.config import get_settings
+
+    if not re.fullmatch(r"https?://[^\s]{1,240}", value):
+        raise InvalidInput("the API base URL must start with https://", field="base_url")
+    url = netguard.check_url(value, field="base_url", allowed_hosts=get_settings().wecom_api_hosts, max_length=240)
+    return url if url.endswith("/") else url + "/"
+
+
 def configure_connection(
     session: Session,
     *,
@@ -117,10 +129,11 @@ def configure_connection(
     if secret is not None and len(secret) > 256:
         raise InvalidInput("the secret is too long", field="secret")
     if base_url is not None:
-        if not re.fullmatch(r"https?://[^\s]{1,240}", base_url):
-            raise InvalidInput("the API base URL must start with http:// or https://", field="base_url")
-        if not base_url.endswith("/"):
-            base_url += "/"
+        base_url = check_base_url(base_url)
+        if cfg is not None and base_url != cfg.base_url and secret is None:
+            # The secret (and the access token it gets) goes to whatever the URL names: whoever
+            # changes where it goes must know it.
+            raise InvalidInput("enter the secret again when you change the API base URL", field="secret")
     if cfg is None:
         for name, value in (("secret", secret), ("token", token), ("aes_key", aes_key)):
             if value is None:
