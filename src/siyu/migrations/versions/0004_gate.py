@@ -1,7 +1,7 @@
 """content items owned by a typed reference; per-kind approval requirement
 
 Revision ID: 0004_gate
-Revises: 0005_wording
+Revises: 0003_wording
 """
 
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ from alembic import op
 import siyu.db
 
 revision = "0004_gate"
-down_revision = "0005_wording"
+down_revision = "0003_wording"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """security hardening: the login throttle replaces the per-account lockout
 
 Revision ID: 0006_security
-Revises: 0002_rel_queue
+Revises: 0004_gate
 """
 
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ from alembic import op
 import siyu.db
 
 revision = "0006_security"
-down_revision = "0002_rel_queue"  # chained after main's 0002 (merged in)
+down_revision = "0004_gate"
 branch_labels = None
 depends_on = None
 

@@ -1,6 +1,6 @@
 """wording review: per-corp lexicons, dictionary drafts, the corp"s labelled messages
 
-Revision ID: 0005_wording
+Revision ID: 0003_wording
 Revises: 0002_rel_queue
 Create Date: 2026-12-07 16:33:22.331216
 """
@@ -11,7 +11,7 @@ from alembic import op
 import siyu.db
 import siyu.pii
 
-revision = "0005_wording"
+revision = "0003_wording"
 down_revision = "0002_rel_queue"
 branch_labels = None
 depends_on = None
