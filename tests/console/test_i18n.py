@@ -82,11 +82,22 @@ def _catalogue():
         return read_po(fh, locale="zh_CN")
 
 
+def _all_catalogues():
+    """Every .po file of zh_CN (messages.po and one per domain), as the console merges them."""
+    from siyu.console.i18n import catalogue_files
+
+    out = []
+    for path in catalogue_files("zh_CN"):
+        with path.open("rb") as fh:
+            out.append(read_po(fh, locale="zh_CN"))
+    return out
+
+
 def _untranslated(msgids) -> list[str]:
-    catalogue = _catalogue()
+    catalogues = _all_catalogues()
     missing = []
     for msgid in msgids:
-        message = catalogue.get(msgid)
+        message = next((m for c in catalogues if (m := c.get(msgid)) is not None and m.string), None)
         if message is None or not message.string or message.fuzzy:
             missing.append(msgid)
     return missing

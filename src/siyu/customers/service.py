@@ -403,3 +403,16 @@ def follow_endings(session: Session, *, corp_id: int, since: dt.datetime, until:
         counts = out.setdefault(userid, {"lost": 0, "deleted": 0})
         counts["lost" if status == "lost" else "deleted"] += n
     return out
+
+
+def is_transfer_add(session: Session, *, corp_id: int, external_userid: str, wecom_userid: str,
+                    at: dt.datetime) -> bool:
+    """An add_external_contact that is a handover completing (WeCom sends the take-over advisor one,
+    without State or WelcomeCode): Siyu asked for this transfer, or another advisor's follow just
+    ended by it (DELETE_BY_TRANSFER). It is no channel add and gets no welcome."""
+    from siyu.compliance.handover import is_taking_over
+
+    return (contacts.ended_by_transfer(session, corp_id=corp_id, external_userid=external_userid,
+                                       wecom_userid=wecom_userid, at=at)
+            or is_taking_over(session, corp_id=corp_id, external_userid=external_userid,
+                              takeover_userid=wecom_userid))
