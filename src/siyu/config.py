@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     # code itself is shown (log and the console's SMS outbox) only when sms_show_codes is on: demo only.
     sms_provider: str = "console"
     sms_show_codes: bool = False
+    # `siyu bench callbacks` only: mount an empty POST route next to the WeCom callback, mounted the
+    # same way, as the benchmark's baseline. Never set in production.
+    bench_routes: bool = False
 
     def resolved_database_url(self) -> str:
         if self.database_url:

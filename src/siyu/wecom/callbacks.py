@@ -120,3 +120,12 @@ async def receive(request: Request) -> PlainTextResponse:
 
 # Mounted by the app factory ahead of every other route (see `siyu.app.create_app`).
 hot_routes = [Route("/wecom/callback/{corp_slug}", receive, methods=["POST"], include_in_schema=False)]
+
+
+async def bench_empty(request: Request) -> PlainTextResponse:
+    """The baseline of `siyu bench callbacks`: the callback's route shape and mounting, no work."""
+    return PlainTextResponse("success")
+
+
+# Mounted right after `hot_routes` only when `Settings.bench_routes` is on (the benchmark's server).
+bench_routes = [Route("/wecom/bench-empty/{corp_slug}", bench_empty, methods=["POST"], include_in_schema=False)]
