@@ -6,6 +6,7 @@ import importlib
 import json
 import logging
 import os
+from pathlib import Path
 
 import typer
 
@@ -22,7 +23,7 @@ def _add_domain_commands() -> None:
     from siyu.compliance.cli import app as compliance_app
 
     app.add_typer(compliance_app, name="compliance")
-    from siyu.compliance.quality_cli import app as quality_app
+    from siyu.quality.cli import app as quality_app
 
     app.add_typer(quality_app, name="quality")
 
@@ -101,15 +102,53 @@ def emulator(
 
 
 @audit_app.command("verify")
-def audit_verify() -> None:
-    """Check the hash chain of the audit log; exits 1 when an entry was changed or removed."""
+def audit_verify(
+    anchors: Path = typer.Option(None, "--anchors", help="a directory of anchor files to check the chains against"),
+    public_key: str = typer.Option(None, "--public-key", help="the anchor key's public half (hex); default: "
+                                   "this installation's"),
+) -> None:
+    """Check the hash chain of the audit log; exits 1 when an entry was changed or removed. The chain
+    alone cannot tell that the newest entries were cut: with --anchors it also checks each signed
+    anchor (its signature, and that its chain still holds the anchored head)."""
     from siyu.db import session_scope
+    from siyu.tenancy.anchors import load_public_key, signing_key, verify_anchors
     from siyu.tenancy.audit import verify_chain
 
+    key = None
+    if anchors is not None:
+        try:
+            key = load_public_key(public_key) if public_key else signing_key().public_key()
+        except ValueError as exc:
+            typer.echo(f"--public-key: {exc}", err=True)
+            raise typer.Exit(2) from None
     with session_scope() as session:
         report = verify_chain(session)
+        if key is not None:
+            anchored = verify_anchors(session, directory=anchors, public_key=key)
+            report["ok"] = report["ok"] and anchored.pop("ok")
+            report["problems"] = report["problems"] + anchored.pop("problems")
+            report |= anchored
     typer.echo(json.dumps(report, ensure_ascii=False))
     raise typer.Exit(0 if report["ok"] else 1)
+
+
+@audit_app.command("anchor")
+def audit_anchor() -> None:
+    """Write a signed anchor of every audit chain's head now (the worker does it daily)."""
+    from siyu.db import session_scope
+    from siyu.tenancy.anchors import write_anchors
+
+    with session_scope() as session:
+        path = write_anchors(session)
+    typer.echo(str(path))
+
+
+@audit_app.command("anchor-key")
+def audit_anchor_key() -> None:
+    """Print the public key that checks this installation's anchors (give it to auditors)."""
+    from siyu.tenancy.anchors import public_key_hex, signing_key
+
+    typer.echo(public_key_hex(signing_key()))
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -16,6 +16,10 @@ class Settings(BaseSettings):
     database_url: str = ""
     secret_key: SecretStr = SecretStr("")
     pii_key: SecretStr = SecretStr("")
+    # Audit anchors (siyu/tenancy/anchors.py): a separate Ed25519 key (32 bytes, URL-safe base64)
+    # instead of one derived from secret_key, and where the daily anchor files are written.
+    audit_anchor_key: SecretStr = SecretStr("")
+    audit_anchor_dir: Path | None = None
     # Cookies are marked Secure unless explicitly turned off for plain-HTTP local use.
     cookie_secure: bool = True
     session_hours: int = 12

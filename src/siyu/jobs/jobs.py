@@ -34,3 +34,17 @@ def prune(session: Session, payload: dict[str, Any], job: JobContext) -> None:
 
 # Hourly, so each run has little to do.
 builtin_schedule("jobs.prune", cron="17 * * * *", name="jobs.prune")
+
+
+@job_handler("jobs.audit_anchor")
+def audit_anchor(session: Session, payload: dict[str, Any], job: JobContext) -> None:
+    """Writes the signed anchors of the audit chains' heads (tenancy.anchors) to the anchor directory."""
+    from siyu.tenancy.anchors import write_anchors
+
+    path = write_anchors(session)
+    log.info("audit anchors written to %s", path)
+
+
+# Daily just after midnight in Shanghai: at most a day's entries can be cut undetected once the
+# directory is shipped off the machine.
+builtin_schedule("jobs.audit_anchor", cron="7 0 * * *", name="jobs.audit_anchor")
