@@ -131,8 +131,8 @@ def test_another_corps_staff_see_nothing(session, corp):
     assert other.post(f"/customers/{customer_id}/notes", {"text": "x"}).status_code == 404
 
 
-def test_the_dashboard_shows_customer_figures(session, corp):
+def test_the_home_page_shows_customer_figures(session, corp):
     corp, _zhang = corp
     page = console_user(session, corp, roles=["operations"]).get("/")
-    assert 'data-testid="figure-customers"' in page.text and "近 7 天新增客户" in page.text
+    assert 'data-testid="tile-new_customers_today"' in page.text and "今日新客户" in page.text
     assert "每日新增客户" in page.text

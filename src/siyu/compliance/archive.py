@@ -19,7 +19,9 @@ kept is what a person saw: the content of a text, a link's title, description an
 Scanning: messages sent by staff (the sender is a WeCom userid of the corp's staff, or any id that is
 not an external contact's — those start with wm/wo/wb) go through `review_many(context="archive")`
 with the corp's dictionary and the detectors. Customers' own messages are stored but raise no alert,
-except red packets and transfers, which raise one in either direction. Each message with findings
+except red packets and transfers, which raise one in either direction, and, in group chats, what a
+member solicits that the firm must stop (fundraising, stock tips, asking for codes, lending or
+private-fund promotion: review.scan_many keeps only those kinds for a customer's words). Each message with findings
 gets one alert: severity the worst finding's, evidence the finding spans (never the matched text in
 clear outside the encrypted excerpt), the advisor, the customer and the time.
 
@@ -327,12 +329,21 @@ def scan_messages(session: Session, *, corp_id: int, messages: Sequence[ArchiveM
     entry_ids: dict[tuple[str, str], int | None] = {}
     for e in dictionary.entries:  # later entries (the corp's own) override, as in the automaton
         entry_ids[(e.phrase, e.category)] = e.entry_id
-    verdicts = review_many([m.text for m in messages], context="archive", dictionary=dictionary)
+    verdicts = review_many([m.text for m in messages], context="archive", dictionary=dictionary,
+                           speakers=["advisor" if m.sender_is_staff else "customer" for m in messages],
+                           lexicons=wording.corp_lexicons(session, corp_id=corp_id))
     alerts = []
     for m, verdict in zip(messages, verdicts, strict=True):
         findings = list(verdict.findings)
         if not m.sender_is_staff:
-            findings = [f for f in findings if f.category == "red_packet"] if m.msgtype in PAY_TYPES else []
+            if m.msgtype in PAY_TYPES:
+                findings = [f for f in findings if f.category == "red_packet"]
+            elif m.roomid:
+                # In a group, what a member solicits (fundraising, stock tips, asking for codes) is the
+                # firm's risk too; review only kept those kinds for a customer's words.
+                findings = [f for f in findings if f.source != "detector"]
+            else:
+                findings = []
         if not findings:
             continue
         first = min(findings, key=lambda f: f.start)

@@ -131,6 +131,8 @@ def _detail(request: Request, session: Session, principal: Principal, alert_id: 
     sees_text = principal.has_role(*archive.EVIDENCE_ROLES)
     consent = archive.consents(session, corp_id=principal.corp_id,
                                external_userids=[alert.customer_userid] if alert.customer_userid else [])
+    from siyu.compliance.wording_views import alert_is_labelled
+
     staff = {s.id: s for s in archive.assignable_staff(session, corp_id=principal.corp_id)}
     context = {
         "alert": alert,
@@ -141,6 +143,7 @@ def _detail(request: Request, session: Session, principal: Principal, alert_id: 
         "consent": consent.get(alert.customer_userid),
         "assignable": list(staff.values()),
         "assignee": staff.get(alert.assignee_staff_id) if alert.assignee_staff_id else None,
+        "labelled": alert_is_labelled(session, corp_id=principal.corp_id, alert_id=alert.id),
         **_labels(),
     }
     context.update(extra)

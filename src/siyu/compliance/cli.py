@@ -67,11 +67,11 @@ def _batches(stream: IO[bytes]) -> Iterator[list[tuple[int, bytes]]]:
         yield batch
 
 
-def _corp_dictionary(slug: str):
+def _corp_dictionary(slug: str, *, with_lexicons: bool = False):
     from sqlalchemy import select
     from sqlalchemy.exc import SQLAlchemyError
 
-    from siyu.compliance.dictionary import load_dictionary
+    from siyu.compliance.dictionary import corp_lexicons, load_dictionary
     from siyu.db import session_scope
     from siyu.tenancy.models import Corp
 
@@ -81,7 +81,10 @@ def _corp_dictionary(slug: str):
             if corp_id is None:
                 typer.echo(f"no corp with slug {slug!r}", err=True)
                 raise typer.Exit(2)
-            return load_dictionary(session, corp_id=corp_id)
+            dictionary = load_dictionary(session, corp_id=corp_id)
+            if with_lexicons:
+                return dictionary, corp_lexicons(session, corp_id=corp_id)
+            return dictionary
     except SQLAlchemyError as exc:
         typer.echo(f"cannot read the corp's dictionary from the database (run `siyu db upgrade`?): "
                    f"{exc.__class__.__name__}", err=True)
@@ -138,6 +141,59 @@ def check(
             stream.close()
     if errors:
         typer.echo(f"{errors} line(s) could not be checked", err=True)
+        raise typer.Exit(1)
+
+
+@app.command("eval")
+def eval_(
+    file: Path = typer.Argument(..., help="labelled JSON lines {\"id\", \"text\", \"label\": violation|ok, "
+                                "\"expected\", \"category\", \"speaker\"}", dir_okay=False),
+    corp: str = typer.Option(None, help="use this corp's dictionary and lexicons (needs the database)"),
+    lexicon: list[str] = typer.Option([], "--lexicon", help="firm-type lexicons in force (repeat; default: all)"),
+    min_recall: float = typer.Option(None, "--min-recall", min=0.0, max=1.0, help="exit 1 below this recall"),
+    min_specificity: float = typer.Option(None, "--min-specificity", min=0.0, max=1.0,
+                                          help="exit 1 below this specificity"),
+    as_json: bool = typer.Option(False, "--json", help="one JSON object instead of the table"),
+    severities: bool = typer.Option(False, "--severities", help="also list lines whose verdict differs from "
+                                    "the expected one"),
+) -> None:
+    """Recall, specificity, precision (overall and per category) and every miss and false alarm on a labelled file."""
+    from siyu.compliance.evaluation import LabelledFileError, evaluate, format_report, parse_labelled
+    from siyu.compliance.rules import FIRM_TYPES
+    from siyu.compliance.seed import seed_dictionary
+
+    bad = [x for x in lexicon if x not in FIRM_TYPES]
+    if bad:
+        raise _bad("--lexicon", f"unknown {', '.join(bad)}: one of {', '.join(FIRM_TYPES)}")
+    try:
+        with file.open("rb") as fh:
+            items = parse_labelled(fh)
+    except OSError as exc:
+        typer.echo(f"cannot read {file}: {exc.strerror}", err=True)
+        raise typer.Exit(2) from None
+    except LabelledFileError as exc:
+        for n, fld, msg in exc.errors:
+            typer.echo(f"line {n}: {fld}: {msg}", err=True)
+        raise typer.Exit(2) from None
+    lexicons = frozenset(lexicon) if lexicon else None
+    if corp:
+        dictionary, corp_lexicons = _corp_dictionary(corp, with_lexicons=True)
+        lexicons = lexicons or corp_lexicons
+    else:
+        dictionary = seed_dictionary()
+    report = evaluate(items, dictionary=dictionary, lexicons=lexicons)
+    if as_json:
+        typer.echo(json.dumps({**report.figures(), "miss_ids": [m["id"] for m in report.misses],
+                               "false_alarm_ids": [m["id"] for m in report.false_alarms]}, ensure_ascii=False))
+    else:
+        typer.echo(format_report(report, show_severity=severities))
+    failed = []
+    if min_recall is not None and (report.total.recall or 0.0) < min_recall:
+        failed.append(f"recall {report.total.recall:.4f} < {min_recall}")
+    if min_specificity is not None and (report.total.specificity or 0.0) < min_specificity:
+        failed.append(f"specificity {report.total.specificity:.4f} < {min_specificity}")
+    if failed:
+        typer.echo("below threshold: " + "; ".join(failed), err=True)
         raise typer.Exit(1)
 
 

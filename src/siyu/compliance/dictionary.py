@@ -323,3 +323,52 @@ def load_dictionary(session: Session, *, corp_id: int | None) -> Dictionary:
         while len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)
     return dictionary
+
+
+# --- firm-type lexicons (行业词库) ---------------------------------------------------------------------
+
+
+def corp_lexicons(session: Session, *, corp_id: int | None) -> frozenset[str] | None:
+    """The firm-type lexicons a corp has switched on (rules.FIRM_TYPES), or None: all of them (the
+    default, and the installation's)."""
+    from siyu.compliance.models import WordingSettings
+
+    if corp_id is None:
+        return None
+    row = session.get(WordingSettings, _scope(corp_id))
+    if row is None:
+        return None
+    return frozenset(row.lexicons)
+
+
+def set_lexicons(session: Session, *, corp_id: int, actor: Principal | str, lexicons) -> frozenset[str]:
+    """Switch a corp's firm-type lexicons (at least one; audited as wording.lexicons_set)."""
+    from siyu.compliance.models import WordingSettings
+    from siyu.compliance.rules import FIRM_TYPES
+
+    scope_id = _scope(corp_id)
+    if scope_id == INSTALLATION:
+        raise InvalidInput("lexicons are chosen per corp", field="corp_id")
+    if isinstance(lexicons, str) or not all(isinstance(x, str) for x in lexicons):
+        raise InvalidInput("a list of firm types", field="lexicons")
+    chosen = sorted(set(lexicons))
+    unknown = [x for x in chosen if x not in FIRM_TYPES]
+    if unknown:
+        raise InvalidInput("unknown firm type %(value)s", field="lexicons", params={"value": ", ".join(unknown)})
+    if not chosen:
+        raise InvalidInput("switch on at least one lexicon", field="lexicons")
+    label, _staff_id = _actor_fields(actor)
+    row = session.get(WordingSettings, scope_id)
+    before = list(row.lexicons) if row is not None else list(FIRM_TYPES)
+    if row is None:
+        row = WordingSettings(corp_id=scope_id, lexicons=chosen, updated_by=label)
+        session.add(row)
+    else:
+        row.lexicons = chosen
+        row.updated_by = label
+        row.updated_at = utcnow()
+    session.flush()
+    audit.record(session, corp_id=scope_id, actor=actor, action="wording.lexicons_set",
+                 target_type="wording_settings", target_id=str(scope_id),
+                 detail={"before": before, "after": chosen})
+    return frozenset(chosen)

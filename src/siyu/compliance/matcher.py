@@ -52,6 +52,7 @@ class Pattern:
     ascii_head: bool  # the key starts/ends with an ASCII letter or digit: needs a word boundary there
     ascii_tail: bool
     trigger_group: int = 0  # the key is also a trigger word of this detector group
+    source: str = "dictionary"  # "dictionary" | "phonetic" (a pinyin or abbreviated spelling of the lexicon)
 
 
 def _is_ascii_alnum(ch: str) -> bool:
@@ -71,10 +72,20 @@ def _exact_variants(key: str) -> list[str]:
     return variants
 
 
-class CompiledDictionary:
-    """Normalised phrases and their automaton. Immutable; safe to share between threads."""
+# Target of an automaton string that is only a rule cue word (not a phrase, not a detector trigger).
+CUE_ONLY = -(1 << 20)
 
-    def __init__(self, entries: Iterable[DictEntry]):
+
+class CompiledDictionary:
+    """Normalised phrases and their automaton. Immutable; safe to share between threads.
+
+    With `engine=True` (the wording review's dictionaries) the automaton also holds the pinyin,
+    mixed and abbreviated spellings of the promise lexicon (phonetic.spelling_variants, as
+    patterns of source "phonetic") and the cue words of the rule families (rules.CueIndex): per
+    automaton string, `slot_groups` are the detector groups it triggers and `slot_cues` the rule
+    cue bits it sets."""
+
+    def __init__(self, entries: Iterable[DictEntry], *, engine: bool = False):
         by_key: dict[str, DictEntry] = {}
         skipped: list[DictEntry] = []
         for e in entries:
@@ -89,6 +100,24 @@ class CompiledDictionary:
             for k, e in by_key.items()
         ]
         self.skipped = skipped
+        self.keys: frozenset[str] = frozenset(by_key)
+        cue_words: list[str] = []
+        cue_masks: list[int] = []
+        if engine:
+            from siyu.compliance.phonetic import LEXICON, PROMISE_RULE, spelling_variants
+            from siyu.compliance.rules import CueIndex
+
+            for lex in LEXICON:
+                for v in spelling_variants(lex.phrase):
+                    k = normalize(v)
+                    if k and k not in by_key:
+                        entry = DictEntry(phrase=v, category=lex.category, severity=lex.severity, rule=PROMISE_RULE,
+                                          notes=f"{lex.phrase} 的拼音或缩写写法")
+                        by_key[k] = entry
+                        self.patterns.append(Pattern(k, entry, _is_ascii_alnum(k[0]), _is_ascii_alnum(k[-1]),
+                                                     triggers.get(k, 0), source="phonetic"))
+            cues = CueIndex()
+            cue_words, cue_masks = cues.words, cues.masks
 
         strings: dict[str, int] = {}  # automaton pattern → phrase index, or -group of a trigger word
         for i, pat in enumerate(self.patterns):
@@ -96,6 +125,19 @@ class CompiledDictionary:
                 strings.setdefault(v, i)
         for t, group in triggers.items():
             strings.setdefault(t, -group)
+        for w in cue_words:
+            strings.setdefault(w, CUE_ONLY)
+        slot = {s: j for j, s in enumerate(strings)}
+        self.strings: list[str] = list(strings)
+        self.slot_groups = np.zeros(len(strings), dtype=np.int64)
+        self.slot_cues = np.zeros(len(strings), dtype=np.int64)
+        for j, target in enumerate(strings.values()):
+            if target >= 0:
+                self.slot_groups[j] = self.patterns[target].trigger_group
+            elif target != CUE_ONLY:
+                self.slot_groups[j] = -target
+        for w, mask in zip(cue_words, cue_masks, strict=True):
+            self.slot_cues[slot[w]] = mask
         self._targets = np.fromiter(strings.values(), dtype=np.int64, count=len(strings))
         # Per phrase (indexed by phrase index): a disclosure (allow) entry; needs an ASCII word boundary.
         n = max(1, len(self.patterns))
@@ -116,6 +158,16 @@ class CompiledDictionary:
     def __len__(self) -> int:
         return len(self.patterns)
 
+    def find_slots(self, utf16: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every occurrence (overlapping) as automaton string index, start, end — in characters."""
+        found = self._ac.find_matches_as_indexes(utf16, overlapping=True) if utf16 else []
+        if not found:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, empty
+        arr = np.array(found, dtype=np.int64)
+        arr = arr[(arr[:, 1] & 1) == 0]
+        return arr[:, 0], arr[:, 1] >> 1, arr[:, 2] >> 1
+
     def find(self, utf16: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every occurrence (overlapping) in normalised text given as UTF-16-LE, as three arrays:
         target (phrase index, or -group of a trigger word), start, end — in characters."""
@@ -125,7 +177,8 @@ class CompiledDictionary:
             return empty, empty, empty
         arr = np.array(found, dtype=np.int64)
         arr = arr[(arr[:, 1] & 1) == 0]
-        return self._targets[arr[:, 0]], arr[:, 1] >> 1, arr[:, 2] >> 1
+        targets = self._targets[arr[:, 0]]
+        return targets, arr[:, 1] >> 1, arr[:, 2] >> 1
 
     def find_raw(self, norm: str) -> list[tuple[int, int, int]]:
         """Phrase occurrences in a normalised str: (phrase index, start, end)."""
@@ -148,7 +201,7 @@ class Dictionary:
         if self._compiled is None:
             with self._lock:
                 if self._compiled is None:
-                    self._compiled = CompiledDictionary(self.entries)
+                    self._compiled = CompiledDictionary(self.entries, engine=True)
         return self._compiled
 
     def __len__(self) -> int:

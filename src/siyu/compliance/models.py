@@ -76,6 +76,39 @@ class WordingDictionaryVersion(Base):
 TABLES = (WordingEntry.__table__, WordingEntryRevision.__table__, WordingDictionaryVersion.__table__)
 
 
+class WordingSettings(TimestampMixin, Base):
+    """A corp's wording-review settings: the firm-type lexicons it has switched on (rules.FIRM_TYPES).
+
+    No row: every lexicon is on (a bank sells funds and insurance too)."""
+
+    __tablename__ = "wording_settings"
+
+    corp_id: Mapped[int] = mapped_column(ForeignKey("corp.id", ondelete="CASCADE"), primary_key=True,
+                                         autoincrement=False)
+    lexicons: Mapped[list] = mapped_column(JSON, default=list)
+    updated_by: Mapped[str] = mapped_column(String(120), default="")
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class WordingDraftEdit(IdMixin, TimestampMixin, Base):
+    """An unpublished edit of a corp's dictionary (词库草稿): add a phrase, change an entry, or take
+    one out. The draft is the dictionary in force with these edits applied; publishing makes each a
+    real, versioned and audited change (dictionary.add_entry / edit_entry / deactivate_entry)."""
+
+    __tablename__ = "wording_draft_edit"
+    __table_args__ = (Index("ix_wording_draft_edit_corp", "corp_id", "id"),)
+
+    corp_id: Mapped[int] = mapped_column(ForeignKey("corp.id", ondelete="CASCADE"))
+    action: Mapped[str] = mapped_column(String(16))  # add | edit | deactivate
+    entry_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("wording_entry.id", ondelete="CASCADE"))
+    category: Mapped[str] = mapped_column(String(32), default="")
+    phrase: Mapped[str] = mapped_column(String(100))
+    severity: Mapped[str] = mapped_column(String(16), default="")
+    rule: Mapped[str] = mapped_column(String(500), default="")
+    notes: Mapped[str] = mapped_column(Text, default="")
+    actor: Mapped[str] = mapped_column(String(120))
+
+
 # --- suitability (适当性) and risk disclosures (风险揭示) ----------------------------------------------
 
 
@@ -282,6 +315,26 @@ class ArchiveAlert(IdMixin, TimestampMixin, Base):
     resolution_note: Mapped[str] = mapped_column(Text, default="")
     closed_by: Mapped[str] = mapped_column(String(120), default="")
     closed_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class LabelledMessage(IdMixin, TimestampMixin, Base):
+    """A message of a corp's labelled set (标注语料): a violation or an acceptable message, used to test
+    the wording review and dictionary drafts before they are published. Its text is encrypted."""
+
+    __tablename__ = "wording_labelled_message"
+    __table_args__ = (UniqueConstraint("corp_id", "ref"),)
+
+    corp_id: Mapped[int] = mapped_column(ForeignKey("corp.id", ondelete="CASCADE"), index=True)
+    ref: Mapped[str] = mapped_column(String(80))  # the imported file's id, or alert:<id>
+    text: Mapped[str] = mapped_column(EncryptedString(context="wording_labelled_message.text", length=16400),
+                                      default="")
+    label: Mapped[str] = mapped_column(String(16))  # violation | ok
+    expected: Mapped[str | None] = mapped_column(String(16))  # block | review | pass
+    category: Mapped[str] = mapped_column(String(40), default="")
+    speaker: Mapped[str | None] = mapped_column(String(16))  # advisor | firm | customer
+    source: Mapped[str] = mapped_column(String(16))  # import | alert
+    alert_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("archive_alert.id", ondelete="SET NULL"))
+    added_by: Mapped[str] = mapped_column(String(120), default="")
 
 
 class ArchiveFalsePositive(IdMixin, TimestampMixin, Base):

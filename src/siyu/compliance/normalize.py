@@ -178,3 +178,35 @@ def normalize(text: str) -> str:
 def fold_table_size() -> dict[str, int]:
     """Sizes of the tables, for diagnostics and docs."""
     return {"fold": len(_FOLD), "separators_bmp": len(_SEP_BMP), "ambiguous": len(AMBIGUOUS)}
+
+
+# Clause text: the same folding, but clause and sentence punctuation, question marks, quotation
+# marks, per cent signs and range dashes are kept as one canonical character each, so that rules
+# over numbers ("至少涨20%") and scope (negation, question, quotation) can see them. Decimal points
+# are kept as ".".
+CLAUSE_COMMA, CLAUSE_STOP, CLAUSE_QUESTION = "，", "。", "？"
+QUOTE_OPEN, QUOTE_CLOSE = "“", "”"
+_CLAUSE_MARKS = {
+    CLAUSE_COMMA: ",，;；:：",
+    "、": "、",  # an enumeration stays inside its clause: 不得承诺保本、保收益
+    CLAUSE_STOP: "。.!！…\n\r\u3002｡",
+    CLAUSE_QUESTION: "?？",
+    QUOTE_OPEN: "“「『《‘\"'〈",
+    QUOTE_CLOSE: "”」』》’〉",
+    "%": "%％",
+    "~": "~～-－—–",
+    "+": "+＋",
+}
+_CLAUSE_TABLE = _TABLE.copy()
+for _mark, _chars in _CLAUSE_MARKS.items():
+    for _ch in _chars:
+        _CLAUSE_TABLE[ord(_ch)] = ord(_mark)
+_CLAUSE_TABLE[ord(".")] = ord(".")
+_CLAUSE_TABLE[ord("．")] = ord(".")
+
+
+def normalize_clauses(text: str) -> Normalized:
+    """Like normalize_full, keeping clause punctuation (see _CLAUSE_MARKS) as canonical characters."""
+    mapped = _CLAUSE_TABLE[np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)]
+    index = np.flatnonzero(mapped)
+    return Normalized(text, mapped[index], index)

@@ -22,16 +22,32 @@ Rules on top of plain matching:
 
 from __future__ import annotations
 
+import functools
 import re
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from siyu.compliance.detectors import DIGITS, LINK, DetectorHit, detect
-from siyu.compliance.matcher import Dictionary, Pattern
-from siyu.compliance.normalize import BARRIER, Normalized, normalize, normalize_full
+from siyu.compliance.matcher import DictEntry, Dictionary, Pattern
+from siyu.compliance.normalize import BARRIER, Normalized, normalize, normalize_clauses, normalize_full
+from siyu.compliance.phonetic import PROMISE_RULE, phonetic_index
+from siyu.compliance.rules import (
+    CUSTOMER_CATEGORIES,
+    EDUCATION,
+    ESCALATED,
+    NUMERAL_BIT,
+    RETURN_OR_SAFETY,
+    CueIndex,
+    Rule,
+    clause_bounds,
+    exempt_reason,
+    rules_for,
+    scope_reason,
+)
 from siyu.compliance.schemas import Context
 
 
@@ -152,7 +168,6 @@ def _resolve(
     `message` the message as given (findings quote it)."""
     text = norm.original
     ntext = norm.text
-    n_norm = len(ntext)
     allow: list[tuple[int, int]] = []
     cands: list[tuple[int, int, int, int, Pattern]] = []
     for h in hits:
@@ -197,13 +212,7 @@ def _resolve(
             before = before[cut + 1 :]
         before = before[::-1]
         severity = pat.entry.severity
-        question = (e < n_norm and ntext[e] in _QUESTION_SUFFIX) or bool(_QUESTION_REV_RE.match(before))
-        if not question:
-            after = o_end
-            while after < len(text) and text[after].isspace():
-                after += 1
-            question = after < len(text) and text[after] in _QUESTION_MARKS
-        if not question:
+        if True:
             if negated_end >= 0 and s >= negated_end and ntext[negated_end:s] in _CONJUNCTIONS:
                 cue_start = negated_end - 1
             else:
@@ -212,8 +221,6 @@ def _resolve(
             if cue_start >= 0 and not _CLAUSE_BREAK_RE.search(text, int(norm.index[cue_start]), o_start):
                 negated_end = max(negated_end, e)
                 continue
-        if question and severity == "block":
-            severity = "review"
         entry = pat.entry
         findings.append(
             Finding(
@@ -223,7 +230,7 @@ def _resolve(
                 end=o_end - base,
                 match=message[o_start - base : o_end - base],
                 severity=severity,
-                source="dictionary",
+                source=pat.source,
                 phrase=entry.phrase,
                 note=entry.notes or None,
             )
@@ -248,6 +255,7 @@ def _detector_finding(text: str, hit: DetectorHit, severities: dict[str, str]) -
 _ELEVEN_DIGITS = b"\x01" * 11
 _BARRIER_CODE = np.uint16(ord(BARRIER))
 _DOTTED_RE = re.compile(r"\.[A-Za-z]")
+_PERCENT_RE = re.compile("[%％]")
 
 
 def _digit_runs(norm: Normalized) -> list[int]:
@@ -272,8 +280,16 @@ def scan_many(
     allowed_domains: Iterable[str] = (),
     dictionary: Dictionary | None = None,
     detectors: bool = True,
+    speakers: Sequence[str | None] | None = None,
+    previous: Sequence[str | None] | None = None,
+    lexicons: frozenset[str] | None = None,
 ) -> list[tuple[Finding, ...]]:
-    """Findings for each text, in order (each sorted by start)."""
+    """Findings for each text, in order (each sorted by start).
+
+    `speakers` (per text: "advisor", "firm", "customer" or None) — a customer's own words are not
+    the firm's claims: only the detectors look at them. `previous` (per text: the message it
+    answers, or None) — an answer that confirms a guarantee the previous message asked about
+    ("保本吗？" — "是的，放心") is a block. `lexicons`: the firm-type lexicons in force (None: all)."""
     if context not in DETECTOR_SEVERITY:
         raise ValueError(f"unknown context {context!r}: outbound or archive")
     if dictionary is None:
@@ -296,8 +312,12 @@ def scan_many(
     msg_start = np.empty(len(texts), dtype=np.int64)
     msg_start[0] = 0
     msg_start[1:] = norm.index[barriers] + 1
+    n_start = np.empty(len(texts), dtype=np.int64)  # each message's first offset in normalised text
+    n_start[0] = 0
+    n_start[1:] = barriers + 1
 
-    targets, starts, ends = cd.find(norm.utf16())
+    slots, starts, ends = cd.find_slots(norm.utf16())
+    targets = cd._targets[slots]
     msgs = np.searchsorted(barriers, starts, side="right")
     phrase_hits: dict[int, list[tuple[int, int, int, int, Pattern]]] = defaultdict(list)
     need: dict[int, int] = defaultdict(int)  # message → detector groups to run
@@ -325,9 +345,48 @@ def scan_many(
         for m, t, s, e, os_, oe in zip(msgs[sel].tolist(), targets[sel].tolist(), starts[sel].tolist(),
                                        ends[sel].tolist(), o_starts[sel].tolist(), o_ends[sel].tolist(), strict=True):
             phrase_hits[m].append((s, e, os_, oe, patterns[t]))
+    # Sound-alikes of the promise lexicon (a second, small automaton over the folded syllables).
+    phon = phonetic_index()
+    for li, s, e in phon.find(norm.codes):
+        key = norm.text[s:e] if norm._text is not None else norm.codes[s:e].tobytes().decode("utf-16-le")
+        if key in cd.keys:
+            continue  # the phrase itself (or another phrase): the dictionary decides
+        m = int(np.searchsorted(barriers, s, side="right"))
+        phrase_hits[m].append((s, e, int(norm.index[s]), int(norm.index[e - 1]) + 1, _phonetic_pattern(li, key)))
+    # Rule cues: per message, the OR of the cue bits of the words found in it.
+    rule_set = rules_for(lexicons)
+    cue_idx = np.flatnonzero(cd.slot_cues[slots])
+    rule_cands: dict[int, list[Rule]] = {}
+    if cue_idx.size:
+        msg_bits = np.zeros(len(texts), dtype=np.int64)
+        # OR the cue bits of each message's matches at once (sorted by message, one run each).
+        order = np.argsort(msgs[cue_idx], kind="stable")
+        cue_msgs = msgs[cue_idx][order]
+        runs = np.concatenate(([0], np.flatnonzero(np.diff(cue_msgs)) + 1))
+        msg_bits[cue_msgs[runs]] = np.bitwise_or.reduceat(cd.slot_cues[slots[cue_idx]][order], runs)
+        figures: dict[str, np.ndarray] = {}
+        for ri, rule in enumerate(_cue_index().rules):
+            if rule not in rule_set:
+                continue
+            nd = _cue_index().need[ri]
+            hit = (msg_bits & nd) == nd
+            if rule.numeric:
+                if rule.numeric not in figures:
+                    # Messages holding a figure: a digit (or a per cent sign), or a numeral word.
+                    has = (msg_bits & NUMERAL_BIT) != 0
+                    if rule.numeric == "digit":
+                        pos = np.flatnonzero((norm.codes - np.uint16(48)) <= 9)
+                        has[np.searchsorted(barriers, pos, side="right")] = True
+                    else:
+                        pos = [m.start() for m in _PERCENT_RE.finditer(joined)]
+                        if pos:
+                            has[np.searchsorted(msg_start, np.asarray(pos), side="right") - 1] = True
+                    figures[rule.numeric] = has
+                hit &= figures[rule.numeric]
+            for m in np.flatnonzero(hit).tolist():
+                rule_cands.setdefault(m, []).append(rule)
     if detectors:
-        # Detector groups asked for by trigger words (-target) and by phrases that are trigger words too.
-        groups = np.where(targets < 0, -targets, cd.trigger_groups[np.maximum(targets, 0)])
+        groups = cd.slot_groups[slots]
         asked = np.flatnonzero(groups)
         for m, g in zip(msgs[asked].tolist(), groups[asked].tolist(), strict=True):
             need[m] |= g
@@ -343,8 +402,33 @@ def scan_many(
 
     allowed = tuple(allowed_domains)
     severities = DETECTOR_SEVERITY[context]
-    for i in sorted(phrase_hits.keys() | need.keys()):
-        found = _resolve(norm, phrase_hits[i], int(msg_start[i]), originals[i]) if i in phrase_hits else []
+    asks: set[int] = set()
+    if previous is not None:
+        asks = {i for i, p in enumerate(previous) if p}
+    clauses: list = []  # the batch's clause text, made once when a message needs it
+
+    def clause_text(i: int) -> tuple[str, np.ndarray]:
+        """Message i's clause text and the offset in the message of each of its characters."""
+        if not clauses:
+            cn = normalize_clauses(BARRIER.join(texts))
+            cbar = np.flatnonzero(cn.codes == _BARRIER_CODE)
+            clauses.extend((cn.text, cn.index, np.concatenate(([0], cbar + 1)),
+                            np.concatenate((cbar, [len(cn.codes)]))))
+        ctext_all, cindex, c0, c1 = clauses
+        a, b = int(c0[i]), int(c1[i])
+        return ctext_all[a:b], cindex[a:b] - msg_start[i]
+
+    for i in sorted(phrase_hits.keys() | need.keys() | rule_cands.keys() | asks):
+        customer = speakers is not None and speakers[i] == "customer"
+        found: list[Finding] = []
+        if i in phrase_hits:
+            found = _resolve(norm, phrase_hits[i], int(msg_start[i]), originals[i])
+        if found or i in rule_cands or (i in asks and not customer):
+            found = _in_scope(originals[i], clause_text(i), found, rule_cands.get(i, ()),
+                              previous[i] if previous is not None and not customer else None, dictionary, lexicons)
+        if customer and found:
+            # A customer's own words are not the firm's claims; what third parties solicit in a group still counts.
+            found = [f for f in found if f.category in CUSTOMER_CATEGORIES]
         groups = need.get(i, 0)
         if groups:
             for hit in detect(texts[i], allowed_domains=allowed, groups=groups):
@@ -353,6 +437,90 @@ def scan_many(
             found.sort(key=lambda f: (f.start, f.end, f.category))
         results[i] = tuple(found)
     return results
+
+
+@functools.lru_cache(maxsize=1)
+def _cue_index() -> CueIndex:
+    return CueIndex()
+
+
+@functools.lru_cache(maxsize=256)
+def _phonetic_pattern(lexeme: int, key: str) -> Pattern:
+    lex = phonetic_index().lexicon[lexeme]
+    entry = DictEntry(phrase=lex.phrase, category=lex.category, severity=lex.severity, rule=PROMISE_RULE,
+                      notes=f"谐音：{key} → {lex.phrase}")
+    return Pattern(key, entry, False, False, 0, source="phonetic")
+
+
+_AFFIRM_RE = re.compile(r"^(?:是的|是啊|是呀|是滴|对的|对啊|对呀|对|当然|肯定|那肯定|没错|放心|必须的|必须|那必须|"
+                        r"可以的|没问题|绝对|保证|包的|嗯|恩|yes|是|一定|百分百|妥妥)(?!不|是不)")
+
+
+def _in_scope(message: str, clause: tuple[str, np.ndarray], found: list[Finding], rule_cands, previous: str | None,
+              dictionary: Dictionary, lexicons: frozenset[str] | None) -> list[Finding]:
+    """Clause-level scope for the message's phrase findings, and the rule families' findings.
+    `clause`: the message's clause text and the offset in the message of each of its characters."""
+    ctext, cindex = clause
+    education = bool(EDUCATION.search(ctext))
+    kept: list[Finding] = []
+    index = cindex.tolist()
+    for f in found:
+        cs = bisect_left(index, f.start)
+        ce = max(cs, bisect_right(index, f.end - 1))
+        bounds = clause_bounds(ctext, cs, ce)
+        if (scope_reason(ctext, cs, ce, education=education, bounds=bounds) is None
+                and exempt_reason(ctext, cs, ce, f.category, f.severity, bounds) is None):
+            kept.append(f)
+    for rule in rule_cands:
+        if rule.unless_regex is not None and rule.unless_regex.search(ctext):
+            continue
+        for m in rule.regex.finditer(ctext):
+            cs, ce = m.span()
+            if ce <= cs:
+                continue
+            if rule.scoped:
+                bounds = clause_bounds(ctext, cs, ce)
+                if (scope_reason(ctext, cs, ce, education=education, bounds=bounds) is not None
+                        or exempt_reason(ctext, cs, ce, rule.category, rule.severity, bounds) is not None):
+                    continue
+            start, end = index[cs], index[ce - 1] + 1
+            rank = _SEVERITY_RANK[rule.severity]
+            if any(k.start < end and start < k.end and _SEVERITY_RANK[k.severity] >= rank for k in kept):
+                continue
+            kept.append(Finding(category=rule.category, rule=rule.rule, start=start, end=end, match=message[start:end],
+                                severity=rule.severity, source="rule", phrase=None,
+                                note=rule.note or rule.rule_id))
+            break  # one finding per rule and message
+    if any(f.severity == "review" and f.category in ESCALATED for f in kept) and RETURN_OR_SAFETY.search(ctext):
+        kept = [
+            replace(f, severity="block", note=f"{f.note + '；' if f.note else ''}涉及收益或安全，升为拦截")
+            if f.severity == "review" and f.category in ESCALATED else f
+            for f in kept
+        ]
+    if previous and not any(f.severity == "block" for f in kept) and _AFFIRM_RE.match(ctext):
+        # An answer confirming what the previous message asked ("保本吗？" — "是的，放心").
+        asked = _asked_promise(previous, dictionary, lexicons)
+        if asked is not None:
+            m = _AFFIRM_RE.match(ctext)
+            end = int(cindex[m.end() - 1]) + 1
+            kept.append(Finding(category=asked.category, rule=asked.rule, start=int(cindex[0]), end=end,
+                                match=message[int(cindex[0]):end], severity="block", source="context",
+                                phrase=asked.phrase, note=f"答复确认了对方所问：{asked.match}"))
+    return kept
+
+
+def _asked_promise(previous: str, dictionary: Dictionary, lexicons: frozenset[str] | None) -> Finding | None:
+    """A promise (block) the previous message asks about — found as if it were stated."""
+    cn = normalize_clauses(previous)
+    if "？" not in cn.text and not re.search(r"(?:吗|么|嘛)$", cn.text.rstrip("。")):
+        return None
+    # Drop the question marks and particles, then review it as a statement.
+    stated = re.sub(r"(?:吗|么|嘛|呢)?[?？]", "。", previous)
+    stated = re.sub(r"(?:是不是|是否|会不会|能不能|有没有|请问|真的)", "", stated)
+    for f in scan_many([stated], dictionary=dictionary, detectors=False, lexicons=lexicons)[0]:
+        if f.severity == "block":
+            return f
+    return None
 
 
 def verdict_of(findings: Sequence[Finding]) -> str:
@@ -373,10 +541,14 @@ def review_many(
     context: Context = "outbound",
     allowed_domains: Iterable[str] = (),
     dictionary: Dictionary | None = None,
+    speakers: Sequence[str | None] | None = None,
+    previous: Sequence[str | None] | None = None,
+    lexicons: frozenset[str] | None = None,
 ) -> list[Verdict]:
     return [
         Verdict(verdict_of(f), f) if f else _PASS
-        for f in scan_many(texts, context=context, allowed_domains=allowed_domains, dictionary=dictionary)
+        for f in scan_many(texts, context=context, allowed_domains=allowed_domains, dictionary=dictionary,
+                           speakers=speakers, previous=previous, lexicons=lexicons)
     ]
 
 
@@ -386,6 +558,14 @@ def review_text(
     context: Context = "outbound",
     allowed_domains: Iterable[str] = (),
     dictionary: Dictionary | None = None,
+    speaker: str | None = None,
+    previous: str | None = None,
+    lexicons: frozenset[str] | None = None,
 ) -> Verdict:
-    """Review one text: verdict block/review/pass and findings with offsets into `text`."""
-    return review_many([text], context=context, allowed_domains=allowed_domains, dictionary=dictionary)[0]
+    """Review one text: verdict block/review/pass and findings with offsets into `text`.
+
+    `speaker` ("advisor", "firm", "customer"), `previous` (the message this one answers) and
+    `lexicons` (the corp's firm-type lexicons, None: all): see scan_many."""
+    return review_many([text], context=context, allowed_domains=allowed_domains, dictionary=dictionary,
+                       speakers=None if speaker is None else [speaker],
+                       previous=None if previous is None else [previous], lexicons=lexicons)[0]

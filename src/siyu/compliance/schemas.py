@@ -20,6 +20,19 @@ CATEGORIES: dict[str, str] = {
     "incentive": "基金销售不当激励",
     "firm": "本机构自定",
     "disclosure": "风险揭示与放行用语",
+    # Kinds of the rule families (rules.py); a corp may add phrases in them too.
+    "principal_guarantee": "保本承诺（变相）",
+    "return_promise": "承诺或预测收益",
+    "past_performance": "展示业绩未提示过往业绩不代表未来",
+    "disparagement": "贬低同业",
+    "insurance_as_deposit": "将保险混同存款",
+    "suitability_evasion": "规避适当性或隐瞒风险",
+    "loan_promise": "贷款审批承诺",
+    "purchase_incentive": "与购买挂钩的返利赠送",
+    "illegal_fundraising": "非法集资",
+    "anti_fraud": "诈骗风险行为",
+    "securities_advice": "非法荐股与确定性预测",
+    "private_fund_promotion": "私募公开宣传与降低门槛",
 }
 
 # Detector categories (识别器), reported with the dictionary's findings.
@@ -51,7 +64,7 @@ class FindingOut(BaseModel):
     end: int
     match: str
     severity: Literal["block", "review"]
-    source: Literal["dictionary", "detector"] = "dictionary"
+    source: Literal["dictionary", "phonetic", "rule", "context", "detector"] = "dictionary"
     phrase: str | None = None
     note: str | None = None
 

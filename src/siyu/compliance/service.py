@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
-from siyu.compliance.dictionary import load_dictionary
+from siyu.compliance.dictionary import corp_lexicons, load_dictionary
 from siyu.compliance.review import Finding, Verdict, review_text
 
 if TYPE_CHECKING:
@@ -83,7 +83,8 @@ def prepare_outbound(session: Session, *, corp_id: int, kind: str | None, text: 
                                 product_types=product_types)
     final = append_disclosures(text, needed)
     verdict = review_text("\n".join([final, *shown]), context="outbound",
-                          dictionary=load_dictionary(session, corp_id=corp_id))
+                          dictionary=load_dictionary(session, corp_id=corp_id),
+                          lexicons=corp_lexicons(session, corp_id=corp_id))
     recipients = [r for r in recipients if isinstance(r, str) and r]
     refused: frozenset[str] = frozenset()
     if recipients:

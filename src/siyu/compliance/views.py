@@ -437,3 +437,10 @@ def approval_comment(request: Request, item_id: int = ITEM_ID, comment: str = Fo
 from siyu.compliance.archive_views import router as _archive_router  # noqa: E402
 
 router.include_router(_archive_router)
+
+
+# --- wording dictionary regression test (词库回归测试): the page lives in wording_views.py --------------------
+
+from siyu.compliance.wording_views import router as _wording_router  # noqa: E402
+
+router.include_router(_wording_router)

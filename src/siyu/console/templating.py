@@ -62,6 +62,7 @@ NAV: list[tuple[str, str, frozenset[str]]] = [
     ("/compliance", "Compliance", frozenset({"administrator", "compliance", "auditor"})),
     ("/compliance/products", "Products & suitability", frozenset({"administrator", "compliance", "operations"})),
     ("/compliance/alerts", "Chat-archive alerts", frozenset({"administrator", "compliance", "auditor"})),
+    ("/compliance/wording-tests", "Dictionary regression test", frozenset({"administrator", "compliance", "auditor"})),
     ("/compliance/quality", "Service quality",
      frozenset({"administrator", "operations", "compliance", "auditor", "advisor"})),
     ("/compliance/handovers", "Handover",
