@@ -11,6 +11,9 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.requests import Request
+from starlette._utils import get_route_path
+from starlette.routing import Match, Route
 
 from siyu import DOMAINS, __version__
 from siyu.config import Settings, get_settings
@@ -27,6 +30,58 @@ def _domain_module(domain: str, name: str):
         if exc.name == f"siyu.{domain}.{name}":
             return None
         raise
+
+
+def _path_shapes(router, prefix: str = "") -> tuple[set[str], set[str]] | None:
+    """The literal beginnings of a router's parameterised paths (up to the first parameter) and its
+    fully literal paths, nested routers included; None when one of them could match any path."""
+    prefixes: set[str] = set()
+    exact: set[str] = set()
+    for route in router.routes:
+        nested = getattr(route, "original_router", None)
+        if nested is not None:
+            inner = _path_shapes(nested, prefix + getattr(getattr(route, "include_context", None), "prefix", ""))
+            if inner is None:
+                return None
+            prefixes |= inner[0]
+            exact |= inner[1]
+            continue
+        path = getattr(route, "path", None)
+        if not isinstance(path, str) or not path.startswith("/"):
+            return None
+        path = prefix + path
+        if "{" not in path:
+            exact.add(path)
+            continue
+        literal = path.split("{", 1)[0]
+        if literal in ("", "/"):
+            return None
+        prefixes.add(literal)
+    return prefixes, exact
+
+
+def _gate(included, router) -> None:
+    """Skip an included router none of whose paths can match the request, before asking its routes.
+
+    FastAPI asks an included router's routes one by one (several microseconds each, ~170 in all),
+    so an ordinary request spent most of its time before the handler in route matching (about
+    0.5 ms on 2 cores). A route matches only its own path when it has no parameter, and otherwise
+    only paths starting with its literal beginning: a router none of whose paths fits is answered
+    "no match" at once. The order of routes, and so which route wins, is unchanged."""
+    shapes = _path_shapes(router)
+    if shapes is None or not hasattr(included, "matches"):
+        return
+    prefixes, exact = tuple(sorted(shapes[0])), frozenset(shapes[1])
+    inner = included.matches
+
+    def matches(scope):
+        if scope["type"] == "http":
+            path = get_route_path(scope)
+            if path not in exact and not path.startswith(prefixes):
+                return Match.NONE, {}
+        return inner(scope)
+
+    included.matches = matches
 
 
 def _hooks(name: str) -> list:
@@ -72,9 +127,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             module = _domain_module(domain, part)
             if module is not None and hasattr(module, "router"):
                 app.include_router(module.router)
+                _gate(app.router.routes[-1], module.router)
             # Plain Starlette routes for endpoints under heavy load (the WeCom callback POST):
             # matched first, without FastAPI's parameter and dependency machinery.
             hot += getattr(module, "hot_routes", []) if module is not None else []
+            if settings.bench_routes:
+                hot += getattr(module, "bench_routes", []) if module is not None else []
+    hot.append(Route("/healthz", healthz, methods=["GET", "HEAD"], include_in_schema=False))
     app.router.routes[0:0] = hot
     from siyu.edge import DOCS_HTML, BodyLimit, SecurityHeaders
     from siyu.tenancy.deps import ApiKeyFirst
@@ -99,9 +158,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """The API explorer, from assets bundled in the package (no third-party script on this origin)."""
         return HTMLResponse(DOCS_HTML)
 
-    @app.get("/healthz", include_in_schema=False)
-    def healthz() -> PlainTextResponse:
-        """Liveness for load balancers and process managers: answers without touching the database."""
-        return PlainTextResponse("ok")
-
     return app
+
+
+async def healthz(request: Request) -> PlainTextResponse:
+    """Liveness for load balancers and process managers: answers without touching the database.
+    Async and mounted with the hot routes: a probe costs no threadpool hop and no walk past every
+    other route."""
+    return PlainTextResponse("ok")

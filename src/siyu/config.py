@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     # code itself is shown (log and the console's SMS outbox) only when sms_show_codes is on: demo only.
     sms_provider: str = "console"
     sms_show_codes: bool = False
+    # `siyu bench callbacks` only: mount an empty POST route next to the WeCom callback, mounted the
+    # same way, as the benchmark's baseline. Never set in production.
+    bench_routes: bool = False
     # WeCom callbacks the database could not take go to a local spool, drained when it is back.
     # Default directory: <data_dir>/spool. Over max_bytes (all files in the directory together)
     # the endpoint answers 503 instead of acknowledging, so WeCom retries.

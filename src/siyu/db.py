@@ -356,13 +356,14 @@ def request_session() -> Iterator[Session]:
         session.close()
 
 
-def get_session(session: Session = Depends(request_session, scope="function")) -> Session:
+async def get_session(session: Session = Depends(request_session, scope="function")) -> Session:
     """FastAPI dependency: the request's Session (one per request, shared by every dependency).
 
     Its transaction ends when the handler returns, before the response is sent, so a commit that
     fails (a uniqueness race, a locked database) is answered as an error instead of being lost
     after the client was told it succeeded. A yield dependency's teardown runs after the response
-    unless it is function-scoped; wrapping it here keeps a plain `Depends(get_session)` right."""
+    unless it is function-scoped; wrapping it here keeps a plain `Depends(get_session)` right.
+    Async because it only hands the session on: a sync dependency costs a threadpool hop."""
     return session
 
 

@@ -540,6 +540,10 @@ def _emulator_command(host: str, port: int, *, data_dir: Path, callback: dict[st
         "secret": DEMO_WECOM_SECRET,
         "staff": [{"userid": w, "name": n} for _l, n, _r, _d, w, _s in DEMO_STAFF if w],
         "customers": [{"name": name, "follow": [advisors[i % len(advisors)]]} for i, name in enumerate(DEMO_CUSTOMERS)],
+        # The emulator is as strict as WeCom by default; the demo turns two friendlier switches on
+        # explicitly: nobody sits at a WeCom app to confirm each mass message, and the simulated
+        # customers' chats should reach archive monitoring without each answering the prompt first.
+        "limits": {"auto_confirm_mass_messages": True, "archive_consent_default": True},
     }
     if callback:
         spec["callback"] = callback

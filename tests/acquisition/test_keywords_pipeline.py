@@ -39,6 +39,9 @@ def wired(emulator, worker):  # noqa: F811
     emulator.post("/corps", {"corp_id": wecom_id, "name": "关键词管道银行", "secret": secret,
                              "staff": [{"userid": "zhangsan", "name": "张三"}]}, expect=201)
     customer = emulator.post(f"/corps/{wecom_id}/add_contact", {"userid": "zhangsan", "name": "陈女士"})
+    # Keyword replies read the chat archive, which holds only customers who agreed to archiving.
+    emulator.post(f"/corps/{wecom_id}/archive/consent", {"external_userid": customer["external_userid"],
+                                                         "agree": True})
     with session_scope() as s:
         corp = tenancy.create_corp(s, slug="kw-" + uuid.uuid4().hex[:8], name="关键词管道银行")
         tenancy.create_staff(s, corp_id=corp.id, login=f"zhangsan.{corp.slug}", name="张三", roles=["advisor"],
@@ -134,3 +137,19 @@ def test_a_customers_keyword_gets_one_reply_through_the_archive_feed(emulator, w
 def _cursor(corp_id):
     with session_scope() as s:
         return archive.get_cursor(s, corp_id=corp_id).seq
+
+
+def test_a_reply_wecom_names_in_fail_list_is_recorded_as_failed(emulator, wired):  # noqa: F811
+    corp_id, wecom_id, customer = wired
+    _say(emulator, wecom_id, customer, "加群")
+    # The customer deletes the advisor before the reply goes out: add_msg_template answers errcode 0
+    # with the customer in fail_list, and no task is made.
+    emulator.post(f"/corps/{wecom_id}/delete_follow", {"userid": "zhangsan", "external_userid": customer,
+                                                       "by": "customer"})
+    _poll(corp_id)
+    ((_msgid, outcome),) = wait_for(lambda: (h := _hits(corp_id)) and h[0][1] != "sending" and h, timeout=30)
+    assert outcome == "failed"
+    with session_scope() as s:
+        (out,) = s.scalars(select(WecomOutbound).where(WecomOutbound.corp_id == corp_id))
+        assert out.state == "failed" and "fail_list" in out.detail
+        assert sum(c.failed for c in keywords.rule_counts(s, corp_id=corp_id).values()) == 1  # shown per rule

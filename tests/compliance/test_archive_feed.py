@@ -46,6 +46,8 @@ def wired(emulator, database_url):
                                          "staff": [{"userid": "zhangsan", "name": "张三"}]})
     assert created.status_code == 201, created.text
     wm = admin.post(f"/corps/{wecom_id}/add_contact", json={"userid": "zhangsan"}).json()["external_userid"]
+    # WeCom archives a customer's chats only once they agreed (the emulator's default, as WeCom's).
+    admin.post(f"/corps/{wecom_id}/archive/consent", json={"external_userid": wm, "agree": True}).raise_for_status()
     yield corp_id, wecom_id, admin, wm
     admin.close()
 

@@ -107,7 +107,9 @@ def test_resigned_handover_of_120_customers_and_their_groups(emulator, siyu_serv
                                           for st, esc in states.values())
     _advance_until(emulator, corp_id, handover_id, finished)
     states = _states(corp_id, handover_id)
-    assert {e: s for e, s in states.items() if s != ("done", False)} == {stuck: ("limit", True)}
+    # lisi had the stuck customer already: WeCom keeps no record of that transfer (transfer_result
+    # status 5, no transfer_fail event; customer_limit_exceed is only for a take-over at its limit).
+    assert {e: s for e, s in states.items() if s != ("done", False)} == {stuck: ("failed", True)}
     assert all(states[g] == ("done", False) for g in groups)
 
     # (Moving WeCom's clock by days expires access tokens: those 42001 answers are refreshed and retried.)

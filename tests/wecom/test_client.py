@@ -220,14 +220,20 @@ def test_group_chats_paginate_and_get(corp, client):
     assert chat.name == "群0" and {m.userid for m in chat.member_list} == {"lisi", ext}
 
 
-def test_mass_message_and_send_results(corp, client):
+def test_mass_message_and_send_results(make_corp, make_client):
+    corp = make_corp(limits={"mass_message_allowance": "day"})  # the corp allows 1 a day: the 2nd is status 3
+    client = make_client(corp)
     exts = [corp.add_contact("zhangsan")["external_userid"] for _ in range(3)]
     result = client.add_msg_template(sender="zhangsan", external_userids=[*exts, "wmnotacustomer1"],
                                      text="本周理财早报")
     assert result.fail_list == ["wmnotacustomer1"]
+    pending = list(client.iter_groupmsg_send_result(msgid=result.msgid, userid="zhangsan"))
+    assert {r.status for r in pending} == {0}  # until the advisor confirms the task in WeCom
+    corp.post(f"/mass_messages/{result.msgid}/confirm", {"userid": "zhangsan"})
     sent = list(client.iter_groupmsg_send_result(msgid=result.msgid, userid="zhangsan", limit=2))
     assert sorted(r.external_userid for r in sent) == sorted(exts) and {r.status for r in sent} == {1}
     again = client.add_msg_template(sender="zhangsan", external_userids=exts[:1], text="第二条")
+    corp.post(f"/mass_messages/{again.msgid}/confirm", {"userid": "zhangsan"})
     assert [r.status for r in client.iter_groupmsg_send_result(msgid=again.msgid, userid="zhangsan")] == [3]
 
 

@@ -154,7 +154,11 @@ def test_another_application_sending_a_welcome_answers_41096_and_a_retry_is_acce
     assert [w["text"] for w in corp.get("/welcomes")] == ["您好"]
 
 
-def test_mass_message_cap_per_customer_per_day(corp, raw, emulator):
+def test_mass_message_cap_per_customer_per_day(make_corp, emulator):
+    # The corp chose WeCom's "1 a day" allowance; auto-confirm is on because the advisor's
+    # confirmation is not what this test is about (test_mass_message_waits_for_confirmation is).
+    corp = make_corp(limits={"mass_message_allowance": "day", "auto_confirm_mass_messages": True})
+    raw = Raw(corp)
     a = corp.add_contact("zhangsan")["external_userid"]
     b = corp.add_contact("zhangsan")["external_userid"]
     first = raw.post("externalcontact/add_msg_template", {"sender": "zhangsan",
@@ -176,9 +180,7 @@ def test_mass_message_cap_per_customer_per_day(corp, raw, emulator):
     assert r3["send_list"][0]["status"] == 1
 
 
-def test_mass_message_waits_for_confirmation_when_configured(make_corp):
-    corp = make_corp(limits={"auto_confirm_mass_messages": False})
-    raw = Raw(corp)
+def test_mass_message_waits_for_confirmation(corp, raw):
     a = corp.add_contact("zhangsan")["external_userid"]
     msg = raw.post("externalcontact/add_msg_template", {"sender": "zhangsan", "external_userid": [a],
                                                         "text": {"content": "x"}})

@@ -6,8 +6,13 @@ from __future__ import annotations
 from siyu.wecom.events import parse_event
 
 
-def _customer(corp, userid: str = "zhangsan") -> str:
-    return corp.add_contact(userid)["external_userid"]
+def _customer(corp, userid: str = "zhangsan", *, agrees: bool = True) -> str:
+    """A customer of `userid` who answered WeCom's archive-consent prompt with yes (WeCom archives
+    nobody's conversations before that)."""
+    wm = corp.add_contact(userid)["external_userid"]
+    if agrees:
+        corp.post("/archive/consent", {"external_userid": wm, "agree": True})
+    return wm
 
 
 def test_messages_appear_in_the_feed_in_the_archive_tool_shape(corp):
@@ -52,10 +57,13 @@ def test_group_chat_messages_go_to_every_member(corp):
 
 def test_only_consenting_customers_are_archived(corp):
     wm = _customer(corp)
-    refuses = _customer(corp, "lisi")
+    refuses = _customer(corp, "lisi", agrees=False)
+    not_asked = _customer(corp, "lisi", agrees=False)
     corp.post("/archive/consent", {"external_userid": refuses, "agree": False})
     out = corp.post("/messages", {"from": "lisi", "to": [refuses], "text": "不会出现"}, expect=201)
     assert out["archived"] is False and out["seq"] is None
+    # A customer who has not answered the prompt has not consented either (WeCom's default).
+    assert corp.post("/messages", {"from": "lisi", "to": [not_asked], "text": "也不会"}, expect=201)["archived"] is False
     corp.post("/messages", {"from": "zhangsan", "to": [wm], "text": "会出现"}, expect=201)
     feed = corp.get("/archive")["chatdata"]
     assert [d["message"]["text"]["content"] for d in feed] == ["会出现"]
@@ -65,8 +73,8 @@ def test_only_consenting_customers_are_archived(corp):
     corp.post("/messages", {"from": refuses, "to": ["lisi"], "text": "现在可以了"}, expect=201)
     assert [d["seq"] for d in corp.get("/archive")["chatdata"]] == [1, 2]
     approved = [c for c in corp.get("/callbacks") if c["change_type"] == "msg_audit_approved"]
-    assert len(approved) == 1
-    event = parse_event(approved[0]["plaintext"])
+    assert len(approved) == 2  # wm's, then refuses' change of mind
+    event = parse_event(approved[-1]["plaintext"])
     assert event.domain_event == "customer.archive_consented"
     assert event.fields["ExternalUserID"] == refuses and event.fields["UserID"] == "lisi"
 

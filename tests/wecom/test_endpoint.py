@@ -94,6 +94,17 @@ def test_an_event_is_stored_and_its_processing_enqueued_once_however_often_it_ar
         assert job.payload["external_userid"] == "wmCUSTOMER0001"
 
 
+def test_an_unknown_change_type_is_acknowledged_and_kept(connected):
+    corp, crypto, client = connected
+    plaintext = event_xml(crypto.receive_id, 1764000100, "change_external_contact", "a_new_change_type",
+                          [("UserID", "zhangsan"), ("ExternalUserID", "wmCUSTOMER0002")])
+    response = post(client, corp, crypto, plaintext)
+    assert response.status_code == 200 and response.text == "success"
+    with session_scope() as s:
+        (row,) = service.recent_events(s, corp_id=corp.id)  # what the WeCom connection page lists
+        assert row.change_type == "a_new_change_type" and row.plaintext == plaintext
+
+
 def test_simultaneous_deliveries_from_many_connections_store_each_event_once(connected):
     corp, crypto, client = connected
     from concurrent.futures import ThreadPoolExecutor

@@ -189,6 +189,8 @@ def attribute(session: Session, payload: dict[str, Any], job: JobContext) -> Non
     corp_id, event_id = job.corp_id, payload.get("inbox_event_id")
     if corp_id is None or not isinstance(event_id, int) or not payload.get("state"):
         return
+    if _is_transfer_add(session, corp_id, payload):  # a handover completing: the customer came by no channel
+        return
     if leads.is_lead_state(str(payload["state"])):  # a lead's personal code (线索), not a channel code
         leads.mark_converted(session, corp_id=corp_id, state=str(payload["state"]),
                              external_userid=str(payload.get("external_userid") or ""), at=_received_at(payload))
@@ -213,6 +215,17 @@ def customer_lost(session: Session, payload: dict[str, Any], job: JobContext) ->
 @subscribe("customer.deleted", name="acquisition.deleted")
 def customer_deleted(session: Session, payload: dict[str, Any], job: JobContext) -> None:
     _lost(session, payload, job)
+
+
+def _is_transfer_add(session: Session, corp_id: int, payload: dict[str, Any]) -> bool:
+    """The take-over advisor's add_external_contact of a completed handover (see
+    `siyu.customers.service.is_transfer_add`); an add with a welcome code is a real add."""
+    from siyu.customers.service import is_transfer_add
+
+    if payload.get("welcome_code") or not payload.get("userid") or not payload.get("external_userid"):
+        return False
+    return is_transfer_add(session, corp_id=corp_id, external_userid=str(payload["external_userid"]),
+                           wecom_userid=str(payload["userid"]), at=_received_at(payload))
 
 
 def _lost(session: Session, payload: dict[str, Any], job: JobContext) -> None:
@@ -245,7 +258,10 @@ def send_welcome(session: Session, payload: dict[str, Any], job: JobContext) -> 
     userid, external_userid = str(payload.get("userid") or ""), str(payload.get("external_userid") or "")
     state = str(payload["state"]) if payload.get("state") else None
     if not code:
-        if isinstance(event_id, int) and userid and external_userid:
+        # No welcome code, so no welcome; a follow-up to greet by hand, except for a handover's
+        # take-over (the customer was greeted by the transfer message, and is no new add).
+        if isinstance(event_id, int) and userid and external_userid and not _is_transfer_add(session, corp_id,
+                                                                                             payload):
             welcome.record_follow_up(session, corp_id=corp_id, inbox_event_id=event_id, userid=userid,
                                      external_userid=external_userid, state=state)
         return

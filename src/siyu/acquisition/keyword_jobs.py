@@ -34,8 +34,14 @@ def _sent_at(payload: dict[str, Any]) -> dt.datetime | None:
 
 
 def _send(client, *, sender: str, customer: str, text: str, attachments) -> None:
-    client.add_msg_template(chat_type="single", sender=sender, external_userids=[customer], text=text or None,
-                            attachments=list(attachments))
+    """add_msg_template answers errcode 0 even when it makes no task for the customer: it names
+    them in `fail_list` then, and that is a failed send, not a sent one."""
+    from siyu.wecom.errors import RecipientFailed
+
+    result = client.add_msg_template(chat_type="single", sender=sender, external_userids=[customer],
+                                     text=text or None, attachments=list(attachments))
+    if customer in result.fail_list:
+        raise RecipientFailed(customer, "externalcontact/add_msg_template")
 
 
 @subscribe("chat.customer_message", name="acquisition.keyword_reply", queue="wecom", max_attempts=20)

@@ -84,9 +84,10 @@ class Installation:
         get_settings.cache_clear()
         upgrade("head", self.database_url)
 
-    def spawn(self, name: str, *args: str) -> subprocess.Popen:
+    def spawn(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
         log = open(self.root / f"{name}.log", "w")  # noqa: SIM115 - the child keeps it
-        proc = subprocess.Popen([sys.executable, "-m", "siyu.cli", *args], env=self.env(), stdout=log,
+        proc = subprocess.Popen([sys.executable, "-m", "siyu.cli", *args], env={**self.env(), **(env or {})},
+                                stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
         self.procs.append((name, proc))

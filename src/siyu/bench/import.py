@@ -8,8 +8,10 @@ which is imported too. Figures: rows/s over the whole import and per phase, and 
 growth of the process's peak resident size (ru_maxrss) during the import, which stays bounded
 because rows are streamed and staged in chunks (target >= 5,000 rows/s).
 
-A second file of `--bad-rows-file` rows, 2 % of them bad, checks the all-or-nothing rule: after the
-parse no lead of it exists and "import all" is refused; skipping imports exactly the good rows.
+A second file of `--bad-rows-file` rows, 2 % of them bad (in turn a malformed phone, an unknown
+advisor, and the phone of an earlier row again), checks the all-or-nothing rule: after the parse no
+lead of it exists and "import all" is refused; skipping imports exactly the good rows
+(`bad_rows_check.duplicates` counts the rows refused as duplicates).
 
 Baseline, same run and file: the csv module reading the file plus one plain executemany INSERT of
 the same rows (no checks, no encryption) into a scratch table of the same database."""
@@ -50,14 +52,29 @@ def _maxrss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def _rows(n: int, rng: random.Random, advisors: list[str], *, first_phone: int, bad_every: int = 0):
-    """Unique phones counting up from `first_phone` (shuffled within blocks), real-looking names."""
-    for i in range(n):
-        phone = str(first_phone + i)
-        row = [rng.choice(SURNAMES) + rng.choice(GIVEN), phone, rng.choice(SEGMENTS), advisors[i % len(advisors)]]
-        if bad_every and i % bad_every == bad_every - 1:
-            row[1 if i % 2 else 3] = "12345" if i % 2 else "nobody"
-        yield row
+def _rows(n: int, rng: random.Random, advisors: list[str], *, first_phone: int, bad_every: int = 0,
+          block: int = 1000):
+    """Unique phones from `first_phone` on, shuffled within blocks of `block` (a file is not sorted by
+    phone), real-looking names. With `bad_every`, one row in that many is bad, in turn: a malformed
+    phone, an unknown advisor, and a duplicate: the phone of a row a little earlier in the file."""
+    phones: list[str] = []
+    bad = 0
+    for start in range(0, n, block):
+        chunk = [str(first_phone + i) for i in range(start, min(n, start + block))]
+        rng.shuffle(chunk)
+        for i, phone in enumerate(chunk, start):
+            row = [rng.choice(SURNAMES) + rng.choice(GIVEN), phone, rng.choice(SEGMENTS), advisors[i % len(advisors)]]
+            if bad_every and i % bad_every == bad_every - 1:
+                kind = bad % 3
+                bad += 1
+                if kind == 0:
+                    row[1] = "12345"
+                elif kind == 1:
+                    row[3] = "nobody"
+                else:
+                    row[1] = phones[rng.randrange(max(0, len(phones) - 500), len(phones))]
+            phones.append(row[1])
+            yield row
 
 
 def _write_csv(path: Path, rows) -> None:
@@ -129,6 +146,18 @@ def _import_timed(path: Path, *, corp_id: int, name: str, skip_bad: bool) -> dic
     return out
 
 
+def _duplicate_rows(corp_id: int, list_id: int) -> int:
+    """Staged rows of the list refused for repeating an earlier row's phone."""
+    from sqlalchemy import select
+
+    from siyu.acquisition.models import LeadStagingRow
+    from siyu.db import session_scope
+
+    with session_scope() as s:
+        rows = s.scalars(select(LeadStagingRow.errors).where(LeadStagingRow.list_id == list_id)).all()
+    return sum(1 for errors in rows if any("same phone" in str(e.get("reason", "")) for e in errors or []))
+
+
 def _count_leads(corp_id: int, list_id: int) -> int:
     from sqlalchemy import func, select
 
@@ -193,6 +222,7 @@ def main(argv: list[str]) -> dict[str, Any]:
             bad_path = root / "bad.csv"
             _write_csv(bad_path, _rows(args.bad_rows_file, rng, advisors, first_phone=18_000_000_000, bad_every=50))
             staged = _import(bad_path, corp_id=corp_id, name="BAD", skip_bad=False)
+            duplicates = _duplicate_rows(corp_id, staged["list_id"])  # (staging rows go once committed)
             before = _count_leads(corp_id, staged["list_id"])
             from siyu.acquisition import leads
             from siyu.errors import InvalidInput
@@ -209,9 +239,12 @@ def main(argv: list[str]) -> dict[str, Any]:
                                      enqueue_commit=False)
             with session_scope() as s:
                 imported = leads.commit_list(s, corp_id=corp_id, list_id=staged["list_id"])
-            result["bad_rows_check"] = {"rows": staged["rows"], "bad": staged["bad"], "leads_before_skip": before,
+            expected_bad = args.bad_rows_file // 50
+            result["bad_rows_check"] = {"rows": staged["rows"], "bad": staged["bad"], "expected_bad": expected_bad,
+                                        "duplicates": duplicates, "leads_before_skip": before,
                                         "import_all_refused": refused, "imported_after_skip": imported,
-                                        "ok": before == 0 and refused and imported == staged["good"]}
+                                        "ok": before == 0 and refused and imported == staged["good"]
+                                        and staged["bad"] == expected_bad and duplicates == expected_bad // 3}
         result["baseline"] = _baseline(root / "siyu.db", csv_path)
         result["target_rows_per_s"] = 5000
         result["meets_target"] = result["csv"]["rows_per_s"] >= 5000

@@ -224,8 +224,10 @@ def record_add(session: Session, *, corp_id: int, external_userid: str, wecom_us
 
 def record_end(session: Session, *, corp_id: int, external_userid: str, wecom_userid: str, at: dt.datetime,
                status: FollowStatus, source_key: str | None = None, detail: dict | None = None) -> Applied:
-    """A follow relation ended: the member of staff deleted the customer (`deleted_by_staff`) or
-    the customer deleted them (`lost`). With no active follow left the customer is `lost`.
+    """A follow relation ended: the member of staff deleted the customer (`deleted_by_staff`), the
+    customer deleted them (`lost`), or a handover moved the customer to another advisor
+    (`transferred`). With no active follow left after a deletion the customer is `lost`; a handover
+    never makes them lost (the take-over advisor's add may simply arrive later).
     A customer Siyu never saw is not created."""
     customer = get_by_external_id(session, corp_id=corp_id, external_userid=external_userid)
     if customer is None:
@@ -237,16 +239,34 @@ def record_end(session: Session, *, corp_id: int, external_userid: str, wecom_us
         follow.status, follow.ended_at = status.value, at
         changed = True
     staff_id = follow.staff_id if follow is not None else _staff_id(session, corp_id, wecom_userid)
-    kind = "deleted_by_staff" if status == FollowStatus.DELETED_BY_STAFF else "lost"
+    kind = {FollowStatus.DELETED_BY_STAFF: "deleted_by_staff", FollowStatus.TRANSFERRED: "transferred"}.get(
+        status, "lost")
     record_event(session, corp_id=corp_id, customer_id=customer.id, kind=kind, at=at, actor=f"wecom:{wecom_userid}",
                  actor_staff_id=staff_id, detail={"wecom_userid": wecom_userid, "staff_id": staff_id, **(detail or {})},
                  source_key=source_key)
     session.flush()
-    if changed and customer.stage != LifecycleStage.LOST and _active_follows(session, customer.id) == 0:
+    if (changed and status != FollowStatus.TRANSFERRED and customer.stage != LifecycleStage.LOST
+            and _active_follows(session, customer.id) == 0):
         change_stage(session, customer, LifecycleStage.LOST.value, at=at, actor=f"wecom:{wecom_userid}",
                      source_key=source_key, reason=kind)
     session.flush()
     return Applied(customer_id=customer.id, changed=changed)
+
+
+TRANSFER_ADD_WINDOW = dt.timedelta(days=7)
+
+
+def ended_by_transfer(session: Session, *, corp_id: int, external_userid: str, wecom_userid: str,
+                      at: dt.datetime) -> bool:
+    """Whether another advisor's follow of this customer ended by a handover shortly before `at`
+    (then an add for `wecom_userid` without a welcome code is that handover's take-over)."""
+    customer = get_by_external_id(session, corp_id=corp_id, external_userid=external_userid)
+    if customer is None:
+        return False
+    return session.scalar(select(CustomerFollow.id).where(
+        CustomerFollow.customer_id == customer.id, CustomerFollow.wecom_userid != wecom_userid,
+        CustomerFollow.status == FollowStatus.TRANSFERRED.value,
+        CustomerFollow.ended_at >= at - TRANSFER_ADD_WINDOW).limit(1)) is not None
 
 
 def record_note_event(session: Session, *, corp_id: int, external_userid: str, wecom_userid: str, at: dt.datetime,
@@ -393,10 +413,12 @@ def followers_of_advisor_customers(session: Session, *, corp_id: int, wecom_user
 def record_transfer(session: Session, *, corp_id: int, external_userid: str, handover_userid: str,
                     takeover_userid: str, at: dt.datetime, source_key: str | None = None) -> Applied:
     """A handover completed: the take-over advisor follows the customer from `at`, and the handing
-    advisor's follow relation ends (recorded as ended by staff, with the transfer named)."""
+    advisor's follow relation ends as `transferred` (not a deletion: the customer stays the firm's).
+    WeCom's own events for the same handover (the DELETE_BY_TRANSFER deletion and the take-over
+    advisor's add) find the follows in this state and change nothing more."""
     applied = record_add(session, corp_id=corp_id, external_userid=external_userid, wecom_userid=takeover_userid,
                          at=at, source_key=f"{source_key}:add" if source_key else None, change_type="transfer")
     record_end(session, corp_id=corp_id, external_userid=external_userid, wecom_userid=handover_userid, at=at,
-               status=FollowStatus.DELETED_BY_STAFF, source_key=f"{source_key}:end" if source_key else None,
+               status=FollowStatus.TRANSFERRED, source_key=f"{source_key}:end" if source_key else None,
                detail={"transferred_to": takeover_userid})
     return applied

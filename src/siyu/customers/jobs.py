@@ -74,12 +74,18 @@ def enqueue_profile_fetch(session: Session, *, corp_id: int, external_userid: st
 @subscribe("customer.added", name="customers.upsert_contact")
 def upsert_contact(session: Session, payload: dict[str, Any], job: JobContext) -> None:
     """客户添加: the customer and the follow relation with its channel state and add time."""
+    from siyu.customers.service import is_transfer_add
+
     corp_id = _corp_id(job)
     external_userid, userid = _required(payload, "external_userid"), _required(payload, "userid")
     state = payload.get("state") if isinstance(payload.get("state"), str) else None
+    at = event_time(payload)
+    change_type = str(payload.get("change_type") or "")
+    if not payload.get("welcome_code") and is_transfer_add(session, corp_id=corp_id, external_userid=external_userid,
+                                                           wecom_userid=userid, at=at):
+        change_type = "transfer"  # the take-over advisor's add of a handover: named so on the timeline
     contacts.record_add(session, corp_id=corp_id, external_userid=external_userid, wecom_userid=userid,
-                        at=event_time(payload), state=state, source_key=_source_key(payload, "added"),
-                        change_type=str(payload.get("change_type") or ""))
+                        at=at, state=state, source_key=_source_key(payload, "added"), change_type=change_type)
     enqueue_profile_fetch(session, corp_id=corp_id, external_userid=external_userid,
                           reason=f"event:{payload.get('inbox_event_id', job.id)}")
 
@@ -125,6 +131,14 @@ def contact_deleted(session: Session, payload: dict[str, Any], job: JobContext) 
 def contact_lost(session: Session, payload: dict[str, Any], job: JobContext) -> None:
     """被客户删除: the customer deleted the member of staff."""
     _ended(session, payload, job, FollowStatus.LOST)
+
+
+@subscribe("customer.transferred_out", name="customers.contact_transferred_out")
+def contact_transferred_out(session: Session, payload: dict[str, Any], job: JobContext) -> None:
+    """删除企业客户 with Source=DELETE_BY_TRANSFER: a handover completed and WeCom moved the customer
+    to the take-over advisor. The handing advisor's follow ends as `transferred`: not a deletion,
+    not a loss (the customer stays the firm's, and never becomes `lost` through it)."""
+    _ended(session, payload, job, FollowStatus.TRANSFERRED)
 
 
 @subscribe("customer.transfer_failed", name="customers.transfer_failed")

@@ -35,6 +35,7 @@ class FollowStatus(enum.StrEnum):
     ACTIVE = "active"
     DELETED_BY_STAFF = "deleted_by_staff"  # the advisor deleted the customer (del_external_contact)
     LOST = "lost"  # the customer deleted the advisor (del_follow_user)
+    TRANSFERRED = "transferred"  # handed over to another advisor (del_external_contact, Source=DELETE_BY_TRANSFER)
 
 
 class Customer(IdMixin, TimestampMixin, Base):

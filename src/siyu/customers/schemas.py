@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 Stage = Literal["new", "activated", "invested", "reinvested", "dormant", "lost"]
-FollowStatusOut = Literal["active", "deleted_by_staff", "lost"]
+FollowStatusOut = Literal["active", "deleted_by_staff", "lost", "transferred"]
 EXTERNAL_USERID_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
 FIRM_CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 

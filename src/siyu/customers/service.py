@@ -394,3 +394,28 @@ def follow_endings(session: Session, *, corp_id: int, since: dt.datetime, until:
         counts = out.setdefault(userid, {"lost": 0, "deleted": 0})
         counts["lost" if status == "lost" else "deleted"] += n
     return out
+
+
+# Who else knows of handovers in flight: the handover domain (a higher layer) registers its check
+# here (`register_transfer_check`), so customers and acquisition ask without importing it.
+_transfer_checks: list = []
+
+
+def register_transfer_check(check) -> None:
+    """`check(session, corp_id=, external_userid=, takeover_userid=) -> bool`: whether a handover
+    of this customer to this advisor was asked for and is waiting or just done."""
+    if check not in _transfer_checks:
+        _transfer_checks.append(check)
+
+
+def is_transfer_add(session: Session, *, corp_id: int, external_userid: str, wecom_userid: str,
+                    at: dt.datetime) -> bool:
+    """An add_external_contact that is a handover completing (WeCom sends the take-over advisor one,
+    without State or WelcomeCode): Siyu asked for this transfer (a registered check says so), or
+    another advisor's follow just ended by one (DELETE_BY_TRANSFER). It is no channel add and gets
+    no welcome."""
+    if contacts.ended_by_transfer(session, corp_id=corp_id, external_userid=external_userid,
+                                  wecom_userid=wecom_userid, at=at):
+        return True
+    return any(check(session, corp_id=corp_id, external_userid=external_userid, takeover_userid=wecom_userid)
+               for check in _transfer_checks)

@@ -108,6 +108,7 @@ FOLLOW_STATUS_LABELS = {
     "active": N_("Following"),
     "deleted_by_staff": N_("Deleted by the advisor"),
     "lost": N_("The customer deleted the advisor"),
+    "transferred": N_("Handed over to another advisor"),
 }
 EVENT_LABELS = {
     "added": N_("Added an advisor"),
@@ -115,6 +116,7 @@ EVENT_LABELS = {
     "deleted_by_staff": N_("The advisor deleted the customer"),
     "lost": N_("The customer deleted the advisor"),
     "transfer_failed": N_("Transfer to another advisor failed"),
+    "transferred": N_("Handed over to another advisor"),
     "stage_changed": N_("Lifecycle stage changed"),
     "tags_changed": N_("Tags changed"),
     "tag_mark_failed": N_("WeCom refused a tag change"),

@@ -548,6 +548,16 @@ def apply_results(session: Session, *, handover: Handover, takeover_userid: str,
     return still
 
 
+def is_taking_over(session: Session, *, corp_id: int, external_userid: str, takeover_userid: str) -> bool:
+    """Whether Siyu asked WeCom to hand this customer to this advisor (the transfer is waiting, or
+    completed in the last 7 days): WeCom's add_external_contact for that advisor is the handover
+    completing, not a new add."""
+    return session.scalar(select(HandoverItem.id).where(
+        HandoverItem.corp_id == corp_id, HandoverItem.kind == "customer", HandoverItem.target_id == external_userid,
+        HandoverItem.takeover_userid == takeover_userid, HandoverItem.state.in_(("waiting", "done")),
+        HandoverItem.updated_at >= utcnow() - dt.timedelta(days=7)).limit(1)) is not None
+
+
 def transfer_failed(session: Session, *, corp_id: int, external_userid: str, takeover_userid: str,
                     fail_reason: str) -> list[int]:
     """客户接替失败 (the transfer_fail callback): the waiting customer fails; the handovers concerned
@@ -626,3 +636,14 @@ def escalate_item(session: Session, *, corp_id: int, actor: Principal | str, han
                  target_type="handover", target_id=handover.id, ip=ip, detail={"item_id": item.id})
     return item
 
+
+
+def _register() -> None:
+    # Customers and acquisition ask "is this add a handover completing?" without importing this
+    # higher layer (see siyu.customers.service.register_transfer_check).
+    from siyu.customers.service import register_transfer_check
+
+    register_transfer_check(is_taking_over)
+
+
+_register()

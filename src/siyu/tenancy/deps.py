@@ -75,7 +75,7 @@ def current_staff(request: Request, session: Session = Depends(get_session),
 def require_roles(*roles: str) -> Callable[..., Principal]:
     """A console dependency: the caller must hold one of `roles`."""
 
-    def dependency(principal: Principal = Depends(current_staff)) -> Principal:
+    async def dependency(principal: Principal = Depends(current_staff)) -> Principal:  # no I/O: no threadpool hop
         if not principal.has_role(*roles):
             raise Forbidden("your role does not allow this")
         return principal
@@ -146,7 +146,7 @@ def api_principal(request: Request, session: Session = Depends(get_session)) -> 
 
 
 def require_scope(scope: str) -> Callable[..., Principal]:
-    def dependency(principal: Principal = Depends(api_principal)) -> Principal:
+    async def dependency(principal: Principal = Depends(api_principal)) -> Principal:  # no I/O: no threadpool hop
         if not principal.has_scope(scope):
             raise Forbidden("this API key lacks the scope %(scope)s", field="authorization", params={"scope": scope})
         return principal

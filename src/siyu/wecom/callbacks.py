@@ -234,3 +234,12 @@ hot_routes = [Route("/wecom/callback/{corp_slug}", receive, methods=["POST"], in
 # Run by the app factory's lifespan in each serve process.
 on_startup = [start_spool_drainer]
 on_shutdown = [stop_spool_drainer]
+
+
+async def bench_empty(request: Request) -> PlainTextResponse:
+    """The baseline of `siyu bench callbacks`: the callback's route shape and mounting, no work."""
+    return PlainTextResponse("success")
+
+
+# Mounted right after `hot_routes` only when `Settings.bench_routes` is on (the benchmark's server).
+bench_routes = [Route("/wecom/bench-empty/{corp_slug}", bench_empty, methods=["POST"], include_in_schema=False)]

@@ -127,6 +127,20 @@ class NotAllowed(WeComError):
     """48002 / 60011: the app lacks the permission or the visibility range."""
 
 
+class RecipientFailed(WeComError):
+    """WeCom accepted a mass-message call (errcode 0) but named the recipient in `fail_list`: no
+    task was made for them (not the sender's customer, or not a customer at all)."""
+
+    def __init__(self, recipient: str, endpoint: str) -> None:
+        super().__init__(0, "the customer is in fail_list: WeCom made no task for them", endpoint)
+        self.recipient = recipient
+        Exception.__init__(self, f"WeCom {endpoint}: {self.errmsg}")
+
+    @property
+    def name(self) -> str:
+        return "in_fail_list"
+
+
 _BY_CODE: dict[int, type[WeComError]] = {
     -1: SystemBusy,
     40001: InvalidCredential,

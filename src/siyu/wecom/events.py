@@ -51,11 +51,16 @@ CONTACT_EVENTS = {
     "add_external_contact": "customer.added",
     "add_half_external_contact": "customer.added",
     "edit_external_contact": "customer.edited",
-    "del_external_contact": "customer.deleted",  # the staff deleted the customer
+    "del_external_contact": "customer.deleted",  # the staff deleted the customer (but see TRANSFER_SOURCE)
     "del_follow_user": "customer.lost",  # the customer deleted the staff
     "transfer_fail": "customer.transfer_failed",
     "msg_audit_approved": "customer.archive_consented",
 }
+
+# del_external_contact with this Source: a handover (在职/离职继承) completed and WeCom moved the
+# customer to the take-over member, who receives an add_external_contact of their own. Not a loss.
+TRANSFER_SOURCE = "DELETE_BY_TRANSFER"
+TRANSFERRED_OUT = "customer.transferred_out"
 
 # change_external_chat: ChangeType (+ UpdateDetail for update) -> domain event name
 CHAT_EVENTS = {
@@ -78,6 +83,8 @@ class WecomEvent:
     @property
     def domain_event(self) -> str | None:
         if self.event == "change_external_contact":
+            if self.change_type == "del_external_contact" and self.fields.get("Source") == TRANSFER_SOURCE:
+                return TRANSFERRED_OUT
             return CONTACT_EVENTS.get(self.change_type)
         if self.event == "change_external_chat":
             if self.change_type == "update":
@@ -88,10 +95,10 @@ class WecomEvent:
     @property
     def natural_key(self) -> str:
         f = self.fields
-        if self.event == "change_external_contact":
+        if self.event == "change_external_contact" and self.change_type in CONTACT_EVENTS:
             parts = [self.change_type, f.get("UserID"), f.get("ExternalUserID"), self.create_time,
                      f.get("WelcomeCode") or ""]
-        elif self.event == "change_external_chat":
+        elif self.event == "change_external_chat" and self.change_type in ("create", "update", "dismiss"):
             parts = [self.change_type, f.get("ChatId"), f.get("UpdateDetail") or "", self.create_time,
                      f.get("CurMemVer") or ""]
         else:
@@ -145,16 +152,14 @@ def parse_event(plaintext: str | bytes) -> WecomEvent:
     except ValueError:
         raise EventParseError("CreateTime must be an integer") from None
     change_type = str(data.get("ChangeType", ""))
-    if event == "change_external_contact":
-        if change_type not in CONTACT_EVENTS:
-            raise EventParseError(f"unknown ChangeType {change_type!r}")
+    # A ChangeType Siyu does not know (WeCom adds new ones) is accepted and stored, with no domain
+    # event: refusing it would make WeCom retry it for ever. Known ones must carry their ids.
+    if event == "change_external_contact" and change_type in CONTACT_EVENTS:
         if change_type != "msg_audit_approved" and not data.get("UserID"):
             raise EventParseError("UserID is missing")
         if change_type not in ("msg_audit_approved",) and not data.get("ExternalUserID"):
             raise EventParseError("ExternalUserID is missing")
-    elif event == "change_external_chat":
-        if change_type not in ("create", "update", "dismiss"):
-            raise EventParseError(f"unknown ChangeType {change_type!r}")
+    elif event == "change_external_chat" and change_type in ("create", "update", "dismiss"):
         if not data.get("ChatId"):
             raise EventParseError("ChatId is missing")
     return WecomEvent(corp_id=corp_id, event=event, change_type=change_type, create_time=create_time,

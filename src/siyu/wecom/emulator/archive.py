@@ -25,8 +25,9 @@ and per `msgtype` instead of `text`:
 `msgtime` is in milliseconds; `roomid` is the group chat id ("" in a single chat).
 
 Consent: WeCom archives a customer's conversations only once the customer agreed (the
-`msg_audit_approved` event). In the emulator customers consent by default (seeded and added ones
-alike); `POST …/archive/consent` records a customer's answer and, on agreement, sends the event.
+`msg_audit_approved` event). As in WeCom, a customer has not consented until they answer
+`POST …/archive/consent` (agreeing sends the event); a corp's `archive_consent_default` limit is
+the friendlier switch a test or the demo turns on explicitly to treat everyone as having agreed.
 A message is archived when it is sent, and only if every customer in it has consented then.
 
 Control API (tests, the demo and the customer simulator):
@@ -130,7 +131,13 @@ def send_message(state: EmulatorState, corp: Corp, body: MessageIn) -> dict[str,
             if code.external_userid == body.from_ and code.userid in tolist and code.chatted_at is None:
                 code.chatted_at = state.now()
     customers = [w for w in (body.from_, *tolist) if _is_customer(corp, w)]
-    archived = all(corp.archive_consent.get(c, True) for c in customers)
+    if not roomid:  # who last chatted with the customer (add_msg_template without a sender)
+        staff = [w for w in (body.from_, *tolist) if w in corp.staff]
+        for customer in customers:
+            if staff:
+                corp.last_chat[customer] = (state.now(), staff[0])
+    consent_default = corp.limits.archive_consent_default
+    archived = all(corp.archive_consent.get(c, consent_default) for c in customers)
     seq = None
     if archived:
         seq = len(corp.archive) + 1

@@ -31,6 +31,8 @@ from siyu.wecom.emulator.state import (
 
 EXTERNAL_USERID_RE = re.compile(r"^w[mo][A-Za-z0-9_-]{8,62}$")
 STATE_MAX_CHARS = 30
+CONTACT_WAY_MAX_USERS = 100
+BATCH_LIMIT_MAX = 100
 ADD_WAY_QR = 1  # 扫描二维码
 ADD_WAY_SEARCH_PHONE = 2
 
@@ -195,12 +197,27 @@ def remove_follow(state: EmulatorState, corp: Corp, *, userid: str, external_use
         raise AdminError(404, f"{external_userid} does not follow {userid}")
     change = "del_follow_user" if by == "customer" else "del_external_contact"
     fields: list[tuple[str, str | int | list[str]]] = [("UserID", userid), ("ExternalUserID", external_userid)]
-    if by == "staff":
-        fields.append(("Source", "API"))
     emit(state, corp, "change_external_contact", change, fields)
 
 
 # --- API endpoints -----------------------------------------------------------------------------
+
+
+def _check_members(corp: Corp, way_type: int, users: list[str], parties: list[int], *,
+                   check_staff: bool = True) -> None:
+    """user[]: exactly one for a single-person code (type 1), at most 100 for a multi-person one;
+    party[] only for a multi-person code."""
+    if way_type == 1 and parties:
+        raise ApiError(40058, "party is only for a multi-person contact way (type 2)")
+    if way_type == 1 and len(users) != 1:
+        raise ApiError(40058, "a single-person contact way needs exactly one user")
+    if len(users) > CONTACT_WAY_MAX_USERS:
+        raise ApiError(40058, f"user holds at most {CONTACT_WAY_MAX_USERS} members")
+    if not users and not parties:
+        raise ApiError(40058, "user and party are both empty")
+    if check_staff:
+        for u in users:
+            require_staff(corp, u, active=True)
 
 
 @locked
@@ -212,12 +229,7 @@ def add_contact_way(state: EmulatorState, corp: Corp, body: dict[str, Any]) -> d
     parties = body.get("party") or []
     if not isinstance(parties, list) or not all(isinstance(p, int) for p in parties):
         raise ApiError(40058, "party must be a list of department ids")
-    if way_type == 1 and (len(users) != 1 or parties):
-        raise ApiError(40058, "a single-person contact way needs exactly one user")
-    if not users and not parties:
-        raise ApiError(40058, "user and party are both empty")
-    for u in users:
-        require_staff(corp, u, active=True)
+    _check_members(corp, way_type, users, parties)
     state_param = body.get("state")
     if state_param is not None and (not isinstance(state_param, str) or len(state_param) > STATE_MAX_CHARS):
         raise ApiError(40058, f"state must be a string of at most {STATE_MAX_CHARS} characters")
@@ -260,10 +272,7 @@ def update_contact_way(state: EmulatorState, corp: Corp, body: dict[str, Any]) -
         parties = body.get("party") or []
         if not isinstance(parties, list) or not all(isinstance(p, int) for p in parties):
             raise ApiError(40058, "party must be a list of department ids")
-    if way.type == 1 and (len(users) != 1 or parties):
-        raise ApiError(40058, "a single-person contact way needs exactly one user")
-    if not users and not parties:
-        raise ApiError(40058, "user and party are both empty")
+    _check_members(corp, way.type, users, parties, check_staff=False)
     state_param = body.get("state", way.state)
     if state_param is not None and (not isinstance(state_param, str) or len(state_param) > STATE_MAX_CHARS):
         raise ApiError(40058, f"state must be a string of at most {STATE_MAX_CHARS} characters")
@@ -333,9 +342,9 @@ def batch_get_by_user(state: EmulatorState, corp: Corp, body: dict[str, Any]) ->
     if not 1 <= len(userids) <= 100:
         raise ApiError(40058, "userid_list must hold 1 to 100 userids")
     limit = body.get("limit", 50)
-    if not isinstance(limit, int) or limit < 1:
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
         raise ApiError(40058, "limit must be a positive integer")
-    limit = min(limit, 100)  # WeCom clamps a larger limit to 100 rather than refusing it
+    limit = min(limit, BATCH_LIMIT_MAX)  # WeCom clamps a larger limit to 100 rather than refusing it
     for u in userids:
         require_staff(corp, u)
     follows = sorted((f for f in corp.follows.values() if f.userid in userids),
@@ -383,12 +392,13 @@ def get_corp_tag_list(state: EmulatorState, corp: Corp, body: dict[str, Any]) ->
     groups = []
     for group in sorted(corp.tag_groups.values(), key=lambda g: -g.order):  # stable: creation order next
         tags = [t for t in corp.tags.values() if t.group_id == group.group_id]
-        if tag_ids:  # tag_id filters tags (and wins over group_id, as in WeCom)
+        if group_ids:  # when both are given, group_id filters and tag_id is ignored (as in WeCom)
+            if group.group_id not in group_ids:
+                continue
+        elif tag_ids:
             tags = [t for t in tags if t.id in tag_ids]
             if not tags:
                 continue
-        elif group_ids and group.group_id not in group_ids:
-            continue
         groups.append({"group_id": group.group_id, "group_name": group.group_name, "create_time": group.create_time,
                        "order": group.order, "deleted": False,
                        "tag": [{"id": t.id, "name": t.name, "create_time": t.create_time, "order": t.order,

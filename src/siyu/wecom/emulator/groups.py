@@ -176,8 +176,7 @@ def _group_transfer(state: EmulatorState, corp: Corp, body: dict[str, Any], kind
             if new_owner.userid not in chat.members:
                 chat.members[new_owner.userid] = GroupMember(userid=new_owner.userid, type=1, join_time=int(now),
                                                              join_scene=JOIN_SCENE_INVITED)
-            emit(state, corp, "change_external_chat", "update",
-                 [("ChatId", chat.chat_id), ("UpdateDetail", "change_owner")])
+            # No change_owner event: operations made through the API produce no callbacks.
         if code:
             failed.append({"chat_id": chat_id, "errcode": code, "errmsg": msg})
     return {"failed_chat_list": failed}

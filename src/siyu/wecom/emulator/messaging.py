@@ -1,11 +1,15 @@
 """Mass messages (群发) and Moments (客户朋友圈) with WeCom's per-customer caps.
 
-A customer receives a limited number of mass messages from one corp a day (later ones get status
-3, "already received another mass message"), and sees at most three of the corp's Moments posts
-a day. Days are China calendar days."""
+A customer receives a limited number of mass messages from one corp (by default as many a
+calendar month as the month has days; later ones get status 3, "already received another mass
+message"), and sees at most three of the corp's Moments posts a day. Days are China calendar days.
+A mass message waits for each sending member to confirm it in WeCom (`confirm_mass_message`,
+the admin API) unless the corp's `auto_confirm_mass_messages` switch says otherwise."""
 
 from __future__ import annotations
 
+import calendar
+import datetime as dt
 from typing import Any
 
 from siyu.wecom.emulator.contacts import EXTERNAL_USERID_RE, decode_cursor, encode_cursor, require_staff
@@ -14,6 +18,7 @@ from siyu.wecom.emulator.state import (
     ApiError,
     Corp,
     EmulatorState,
+    Limits,
     MassMessage,
     MomentTask,
     SendResult,
@@ -22,6 +27,9 @@ from siyu.wecom.emulator.state import (
 )
 
 MASS_MESSAGE_MAX_CUSTOMERS = 10_000
+MASS_MESSAGE_MAX_CHATS = 2000
+ATTACHMENTS_MAX = 9
+TAG_FILTER_GROUP_MAX_TAGS = 100
 
 
 def _content(body: dict[str, Any]) -> tuple[str | None, list[dict[str, Any]]]:
@@ -35,48 +43,119 @@ def _content(body: dict[str, Any]) -> tuple[str | None, list[dict[str, Any]]]:
     return content, attachments
 
 
+def allowance_period(limits: Limits, epoch: float) -> tuple[str, int]:
+    """The allowance period a mass message sent at `epoch` counts against, and how many the
+    customer may receive in it: by default the China calendar month and its number of days; a
+    corp may choose 1 a day or 7 a week."""
+    day = dt.date(1970, 1, 1) + dt.timedelta(days=cn_day(epoch))
+    if limits.mass_message_allowance == "day":
+        key, cap = f"d:{day.isoformat()}", 1
+    elif limits.mass_message_allowance == "week":
+        year, week, _ = day.isocalendar()
+        key, cap = f"w:{year}-{week}", 7
+    else:
+        key, cap = f"m:{day.year}-{day.month}", calendar.monthrange(day.year, day.month)[1]
+    if limits.mass_messages_per_period is not None:
+        cap = limits.mass_messages_per_period
+    return key, cap
+
+
+def _tag_filter(corp: Corp, body: dict[str, Any]) -> list[set[str]] | None:
+    """tag_filter.group_list[].tag_list: tags of one group are alternatives (or), groups all
+    apply (and). None when not given."""
+    raw = body.get("tag_filter")
+    if raw is None:
+        return None
+    groups = raw.get("group_list") if isinstance(raw, dict) else None
+    if not isinstance(groups, list):
+        raise ApiError(40058, "tag_filter.group_list must be a list")
+    out = []
+    for group in groups:
+        tags = group.get("tag_list") if isinstance(group, dict) else None
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise ApiError(40058, "tag_filter.group_list[].tag_list must be a list of tag ids")
+        if len(tags) > TAG_FILTER_GROUP_MAX_TAGS:
+            raise ApiError(40058, f"tag_filter: at most {TAG_FILTER_GROUP_MAX_TAGS} tags a group")
+        for t in tags:
+            if t not in corp.tags:
+                raise ApiError(40068, f"invalid tag id: {t}")
+        if tags:
+            out.append(set(tags))
+    return out or None
+
+
+def _matches(tags: list[str], tag_filter: list[set[str]] | None) -> bool:
+    return tag_filter is None or all(group & set(tags) for group in tag_filter)
+
+
+def _last_chatted(corp: Corp, external_userid: str) -> str | None:
+    """The member of staff who last chatted with the customer (any follower when nobody has yet:
+    the one who added them last)."""
+    followers = corp.follows_of_customer(external_userid)
+    if not followers:
+        return None
+    last = corp.last_chat.get(external_userid)
+    if last is not None and (last[1], external_userid) in corp.follows:
+        return last[1]
+    return max(followers, key=lambda f: (f.createtime, f.userid)).userid
+
+
 @locked
 def add_msg_template(state: EmulatorState, corp: Corp, body: dict[str, Any]) -> dict[str, Any]:
+    """创建企业群发: a task for each sending member, which they confirm in WeCom (unless the corp's
+    `auto_confirm_mass_messages` friendlier mode is on). Single chats: the listed customers (or all
+    of the sender's), narrowed by `tag_filter`; without a sender each customer's task goes to the
+    member who last chatted with them. Group chats need a sender: the listed chats it owns (or all)."""
     chat_type = body.get("chat_type", "single")
     if chat_type not in ("single", "group"):
         raise ApiError(40058, "chat_type must be single or group")
     content, attachments = _content(body)
+    if len(attachments) > ATTACHMENTS_MAX:
+        raise ApiError(40058, f"attachments: at most {ATTACHMENTS_MAX}")
     sender = body.get("sender")
     if sender is not None:
         require_staff(corp, sender, active=True)
     targets = body.get("external_userid") or []
     if not isinstance(targets, list) or len(targets) > MASS_MESSAGE_MAX_CUSTOMERS:
         raise ApiError(40058, f"external_userid must be a list of at most {MASS_MESSAGE_MAX_CUSTOMERS}")
+    chat_ids = body.get("chat_id_list") or []
+    if not isinstance(chat_ids, list) or len(chat_ids) > MASS_MESSAGE_MAX_CHATS:
+        raise ApiError(40058, f"chat_id_list must be a list of at most {MASS_MESSAGE_MAX_CHATS}")
+    tag_filter = _tag_filter(corp, body)
     results: list[SendResult] = []
     fail_list: list[str] = []
     if chat_type == "group":
         if sender is None:
             raise ApiError(40058, "sender is required for group mass messages")
-        for chat in corp.group_chats.values():
-            if chat.owner == sender and not chat.dismissed:
-                results.append(SendResult(userid=sender, status=0, chat_id=chat.chat_id))
+        if chat_ids:
+            for chat_id in dict.fromkeys(chat_ids):
+                chat = corp.group_chats.get(chat_id) if isinstance(chat_id, str) else None
+                if chat is None or chat.dismissed or chat.owner != sender:
+                    fail_list.append(str(chat_id))
+                else:
+                    results.append(SendResult(userid=sender, status=0, chat_id=chat.chat_id))
+        else:
+            for chat in corp.group_chats.values():
+                if chat.owner == sender and not chat.dismissed:
+                    results.append(SendResult(userid=sender, status=0, chat_id=chat.chat_id))
     else:
         if not targets and sender is None:
             raise ApiError(40058, "external_userid and sender are both empty")
         if targets:
             for ext in dict.fromkeys(targets):  # de-duplicated, order kept
-                followers = [f.userid for f in corp.follows_of_customer(ext)] if isinstance(ext, str) else []
                 if not isinstance(ext, str) or not EXTERNAL_USERID_RE.match(ext) or ext not in corp.customers:
                     fail_list.append(str(ext))
-                elif sender is not None:
-                    if sender in followers:
-                        results.append(SendResult(userid=sender, status=0, external_userid=ext))
-                    else:
-                        fail_list.append(ext)
-                elif followers:
-                    # Without a sender, the customer's first follower sends it.
-                    first = min(corp.follows_of_customer(ext), key=lambda f: f.createtime).userid
-                    results.append(SendResult(userid=first, status=0, external_userid=ext))
-                else:
+                    continue
+                userid = sender if sender is not None else _last_chatted(corp, ext)
+                follow = corp.follows.get((userid, ext)) if userid is not None else None
+                if follow is None:
                     fail_list.append(ext)
+                elif _matches(follow.tags, tag_filter):
+                    results.append(SendResult(userid=follow.userid, status=0, external_userid=ext))
         else:
             for f in sorted(corp.follows_of_staff(sender), key=lambda f: f.createtime):
-                results.append(SendResult(userid=sender, status=0, external_userid=f.external_userid))
+                if _matches(f.tags, tag_filter):
+                    results.append(SendResult(userid=sender, status=0, external_userid=f.external_userid))
     message = MassMessage(msgid=state.new_id("msg", 27), chat_type=chat_type, sender=sender, text=content,
                           attachments=attachments, created=state.now(), results=results, fail_list=fail_list)
     corp.mass_messages[message.msgid] = message
@@ -88,13 +167,13 @@ def add_msg_template(state: EmulatorState, corp: Corp, body: dict[str, Any]) -> 
 
 @locked
 def confirm_mass_message(state: EmulatorState, corp: Corp, msgid: str, userid: str | None = None) -> MassMessage:
-    """The sender taps "send" in WeCom: pending results become sent, not-a-friend or capped."""
+    """The sender taps "send" in WeCom: pending results become sent, not-a-friend or over the
+    customer's allowance (status 3)."""
     message = corp.mass_messages.get(msgid)
     if message is None:
         raise AdminError(404, f"no mass message {msgid!r}")
     now = state.now()
-    day = cn_day(now)
-    cap = corp.limits.mass_messages_per_customer_per_day
+    period, cap = allowance_period(corp.limits, now)
     for result in message.results:
         if result.status != 0 or (userid is not None and result.userid != userid):
             continue
@@ -104,10 +183,10 @@ def confirm_mass_message(state: EmulatorState, corp: Corp, msgid: str, userid: s
         ext = result.external_userid or ""
         if (result.userid, ext) not in corp.follows:
             result.status = 2
-        elif corp.mass_received.get((ext, day), 0) >= cap:
+        elif corp.mass_received.get((ext, period), 0) >= cap:
             result.status = 3
         else:
-            corp.mass_received[(ext, day)] = corp.mass_received.get((ext, day), 0) + 1
+            corp.mass_received[(ext, period)] = corp.mass_received.get((ext, period), 0) + 1
             result.status, result.send_time = 1, int(now)
     return message
 

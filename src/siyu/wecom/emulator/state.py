@@ -15,7 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -76,9 +76,17 @@ class Limits(BaseModel):
     token_ttl: int = Field(7200, ge=1, description="access token lifetime, seconds")
     welcome_code_ttl: float = Field(20.0, gt=0, description="a welcome code works this long after the add event")
     issue_welcome_codes: bool = Field(True, description="false: as when staff have a welcome configured in WeCom")
-    mass_messages_per_customer_per_day: int = Field(1, ge=0)
+    # How many of the corp's mass messages one customer receives (later ones: status 3). WeCom's
+    # default is as many a calendar month as the month has days; a corp may choose 1 a day or 7 a
+    # week instead ("day", "week"). `mass_messages_per_period` overrides the count (tests).
+    mass_message_allowance: Literal["month", "week", "day"] = "month"
+    mass_messages_per_period: int | None = Field(None, ge=0, description="overrides the allowance's count")
     moments_per_customer_per_day: int = Field(3, ge=0)
-    auto_confirm_mass_messages: bool = Field(True, description="false: staff confirm via the admin API")
+    auto_confirm_mass_messages: bool = Field(
+        False, description="true (a friendlier mode): mass messages go out without the advisor confirming them")
+    archive_consent_default: bool = Field(
+        False, description="true (a friendlier mode): customers count as having agreed to chat archiving")
+    customers_per_staff: int = Field(50_000, ge=1, description="a take-over beyond this fails: customer_limit_exceed")
     transfer_batch_max: int = Field(100, ge=1)
     takeover_delay: float = Field(24 * 3600, ge=0, description="seconds until a transferred customer is taken over")
     active_transfer_window: float = Field(90 * 86400, gt=0)
@@ -297,7 +305,7 @@ class Transfer:
     external_userid: str
     requested_at: float
     takeover_at: float
-    status: str = "waiting"  # waiting | done | refused | failed
+    status: str = "waiting"  # waiting | done | refused | failed (take-over at its limit) | void (no longer applies)
     success_msg: str | None = None
     refused: bool = False
 
@@ -359,14 +367,17 @@ class Corp:
     welcome_codes: dict[str, WelcomeCode] = field(default_factory=dict)
     welcomes: list[DeliveredWelcome] = field(default_factory=list)
     mass_messages: dict[str, MassMessage] = field(default_factory=dict)
-    mass_received: dict[tuple[str, int], int] = field(default_factory=dict)  # (external_userid, cn day) -> n
+    # (external_userid, allowance period) -> mass messages received in it (see messaging.allowance_period)
+    mass_received: dict[tuple[str, str], int] = field(default_factory=dict)
     moments: dict[str, MomentTask] = field(default_factory=dict)
     moments_seen: dict[tuple[str, int], int] = field(default_factory=dict)
     group_chats: dict[str, GroupChat] = field(default_factory=dict)
     transfers: list[Transfer] = field(default_factory=list)
     # Chat archive (会话存档, see emulator/archive.py): the archived records in seq order, and each
-    # customer's consent (absent: consented, as seeded and added customers are).
+    # customer's answer to the consent prompt (absent: not asked, so not archived unless the corp's
+    # `archive_consent_default` says otherwise).
     archive: list[dict[str, Any]] = field(default_factory=list)
+    last_chat: dict[str, tuple[float, str]] = field(default_factory=dict)  # external_userid -> (at, staff userid)
     archive_consent: dict[str, bool] = field(default_factory=dict)
     callbacks: list[CallbackRecord] = field(default_factory=list)
     calls: deque[ApiCall] = field(default_factory=lambda: deque(maxlen=5000))

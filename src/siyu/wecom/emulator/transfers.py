@@ -48,7 +48,7 @@ def _request(state: EmulatorState, corp: Corp, body: dict[str, Any], kind: str) 
             code = 40129  # already being transferred
         elif kind == "active" and sum(
             1 for t in corp.transfers
-            if t.kind == "active" and t.external_userid == ext and t.status != "failed"
+            if t.kind == "active" and t.external_userid == ext and t.status not in ("failed", "void")
             and now - t.requested_at < limits.active_transfer_window
         ) >= limits.active_transfers_per_window:
             code = 40128  # transferred too often
@@ -84,27 +84,48 @@ def refuse_transfer(state: EmulatorState, corp: Corp, external_userid: str) -> T
 
 @locked
 def settle(state: EmulatorState, corp: Corp) -> None:
+    """Complete the transfers whose 24 h are over. A completed one moves the follow relation and
+    sends what WeCom sends: `del_external_contact` with `Source=DELETE_BY_TRANSFER` to the handing
+    member and `add_external_contact` to the taking one (no State: no contact way was scanned; no
+    WelcomeCode: the customer is not newly added, and an active transfer's greeting is its
+    `transfer_success_msg`). A refusal or a take-over member at their customer limit sends
+    `transfer_fail` with that reason; a transfer that no longer applies (the customer left the
+    handing member, or already follows the taking one) ends without an event ("no record")."""
     now = state.now()
     for t in corp.transfers:
         if t.status != "waiting" or t.takeover_at > now:
             continue
         old = corp.follows.get((t.handover_userid, t.external_userid))
-        if t.refused or old is None or (t.takeover_userid, t.external_userid) in corp.follows:
-            t.status = "refused" if t.refused else "failed"
-            reason = "customer_refused" if t.refused else "customer_limit_exceed"
-            emit(state, corp, "change_external_contact", "transfer_fail",
-                 [("FailReason", reason), ("UserID", t.takeover_userid), ("ExternalUserID", t.external_userid)])
+        if t.refused:
+            t.status = "refused"
+            _transfer_fail(state, corp, t, "customer_refused")
+            continue
+        if old is None or (t.takeover_userid, t.external_userid) in corp.follows:
+            t.status = "void"
+            continue
+        if len(corp.follows_of_staff(t.takeover_userid)) >= corp.limits.customers_per_staff:
+            t.status = "failed"
+            _transfer_fail(state, corp, t, "customer_limit_exceed")
             continue
         del corp.follows[(t.handover_userid, t.external_userid)]
         corp.follows[(t.takeover_userid, t.external_userid)] = Follow(
             userid=t.takeover_userid, external_userid=t.external_userid, createtime=int(t.takeover_at),
-            add_way=ADD_WAY_ASSIGNED, state=old.state, remark=old.remark, description=old.description,
+            add_way=ADD_WAY_ASSIGNED, remark=old.remark, description=old.description,
             oper_userid=t.handover_userid, tags=list(old.tags))
         t.status = "done"
+        emit(state, corp, "change_external_contact", "del_external_contact",
+             [("UserID", t.handover_userid), ("ExternalUserID", t.external_userid), ("Source", "DELETE_BY_TRANSFER")])
+        emit(state, corp, "change_external_contact", "add_external_contact",
+             [("UserID", t.takeover_userid), ("ExternalUserID", t.external_userid)])
+
+
+def _transfer_fail(state: EmulatorState, corp: Corp, t: Transfer, reason: str) -> None:
+    emit(state, corp, "change_external_contact", "transfer_fail",
+         [("FailReason", reason), ("UserID", t.takeover_userid), ("ExternalUserID", t.external_userid)])
 
 
 # transfer_result's status codes: 1 taken over, 2 waiting, 3 refused, 4 takeover at its limit, 5 no record
-RESULT_STATUS = {"done": 1, "waiting": 2, "refused": 3, "failed": 4}
+RESULT_STATUS = {"done": 1, "waiting": 2, "refused": 3, "failed": 4, "void": 5}
 RESULT_PAGE_SIZE = 1000
 
 
