@@ -11,8 +11,8 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.requests import Request
 from starlette._utils import get_route_path
+from starlette.requests import Request
 from starlette.routing import Match, Route
 
 from siyu import DOMAINS, __version__

@@ -24,7 +24,7 @@ from .test_service import A, _code, corp, fast_argon2  # noqa: F401  (fixtures)
 EXT = "wmTRANSFER000001"
 
 
-def _run(session, corp, event_id: int, change_type: str, fields) -> str:
+def _run(session, corp, event_id: int, change_type: str, fields) -> str:  # noqa: F811 (the corp fixture)
     """Parse the event as the callback endpoint does and run the subscribers of its domain event."""
     at = int(utcnow().timestamp())
     event = parse_event(event_xml("ww-transfer", at, "change_external_contact", change_type, fields))
@@ -46,7 +46,7 @@ def _run(session, corp, event_id: int, change_type: str, fields) -> str:
     return event.domain_event
 
 
-def test_a_completed_handover_is_neither_a_loss_nor_a_channel_add(session, corp):
+def test_a_completed_handover_is_neither_a_loss_nor_a_channel_add(session, corp):  # noqa: F811
     code = _code(session, corp, advisors=[A("zhangsan"), A("lisi")])
     since = utcnow() - dt.timedelta(hours=1)
     # The customer scans the channel code and adds zhangsan (with a welcome code).
@@ -79,7 +79,7 @@ def test_a_completed_handover_is_neither_a_loss_nor_a_channel_add(session, corp)
     assert ("transferred", None) in kinds and ("added", "transfer") in kinds
 
 
-def test_an_advisor_deleting_a_customer_is_still_a_loss(session, corp):
+def test_an_advisor_deleting_a_customer_is_still_a_loss(session, corp):  # noqa: F811
     code = _code(session, corp, advisors=[A("zhangsan")])
     _run(session, corp, 7101, "add_external_contact",
          [("UserID", "zhangsan"), ("ExternalUserID", EXT), ("State", code.state), ("WelcomeCode", "WC2")])

@@ -63,7 +63,8 @@ def test_only_consenting_customers_are_archived(corp):
     out = corp.post("/messages", {"from": "lisi", "to": [refuses], "text": "不会出现"}, expect=201)
     assert out["archived"] is False and out["seq"] is None
     # A customer who has not answered the prompt has not consented either (WeCom's default).
-    assert corp.post("/messages", {"from": "lisi", "to": [not_asked], "text": "也不会"}, expect=201)["archived"] is False
+    answer = corp.post("/messages", {"from": "lisi", "to": [not_asked], "text": "也不会"}, expect=201)
+    assert answer["archived"] is False
     corp.post("/messages", {"from": "zhangsan", "to": [wm], "text": "会出现"}, expect=201)
     feed = corp.get("/archive")["chatdata"]
     assert [d["message"]["text"]["content"] for d in feed] == ["会出现"]

@@ -121,7 +121,8 @@ def _baseline(emulator_url: str, corp_id: str, secret: str, advisors: list[str],
         match = _EXT_RE.search(rec["plaintext"]) if rec["change_type"] == "add_external_contact" else None
         if match:
             added_at.setdefault(match.group(1), rec["created"])
-    return [(w["sent_at"] - added_at[w["external_userid"]]) * 1000 for w in welcomes if w["external_userid"] in added_at]
+    return [(w["sent_at"] - added_at[w["external_userid"]]) * 1000
+            for w in welcomes if w["external_userid"] in added_at]
 
 
 def main(argv: list[str]) -> dict[str, Any]:
