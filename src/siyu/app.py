@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,21 +14,12 @@ from starlette._utils import get_route_path
 from starlette.requests import Request
 from starlette.routing import Match, Route
 
-from siyu import DOMAINS, __version__
+from siyu import DOMAINS, __version__, domain_module
 from siyu.config import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "console" / "static"
-
-
-def _domain_module(domain: str, name: str):
-    try:
-        return importlib.import_module(f"siyu.{domain}.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name == f"siyu.{domain}.{name}":
-            return None
-        raise
 
 
 def _path_shapes(router, prefix: str = "") -> tuple[set[str], set[str]] | None:
@@ -88,7 +78,7 @@ def _hooks(name: str) -> list:
     hooks = []
     for domain in DOMAINS:
         for part in ("api", "views", "callbacks", "h5"):
-            module = _domain_module(domain, part)
+            module = domain_module(domain, part)
             hooks += getattr(module, name, []) if module is not None else []
     return hooks
 
@@ -124,7 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     hot = []
     for domain in DOMAINS:
         for part in ("api", "views", "callbacks", "h5"):
-            module = _domain_module(domain, part)
+            module = domain_module(domain, part)
             if module is not None and hasattr(module, "router"):
                 app.include_router(module.router)
                 _gate(app.router.routes[-1], module.router)

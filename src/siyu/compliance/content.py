@@ -25,7 +25,6 @@ through `siyu.DOMAINS`, like privacy modules), with a function that names the co
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -155,14 +154,9 @@ def _load_domains() -> None:
     global _loaded
     if _loaded:
         return
-    from siyu import DOMAINS
+    from siyu import domain_modules
 
-    for domain in DOMAINS:
-        try:
-            importlib.import_module(f"siyu.{domain}.content")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"siyu.{domain}.content":
-                raise
+    domain_modules("content")  # each registers its owner types when imported
     _loaded = True
 
 

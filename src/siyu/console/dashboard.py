@@ -3,24 +3,17 @@ are the role sections of `siyu.console.home`."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
-from siyu import DOMAINS
+from siyu import domain_modules
 from siyu.tenancy.principal import Principal
 
 
 def _offered(name: str) -> list[Callable]:
     functions = []
-    for domain in DOMAINS:
-        try:
-            module = importlib.import_module(f"siyu.{domain}.service")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"siyu.{domain}.service":
-                raise
-            continue
+    for module in domain_modules("service"):
         fn = getattr(module, name, None)
         if fn is not None:
             functions.append(fn)

@@ -7,12 +7,11 @@ list behind it never disagree."""
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from siyu import DOMAINS
+from siyu import domain_modules
 from siyu.tenancy.principal import Principal
 
 # Sections in the order the page shows them, with the roles that open each.
@@ -46,14 +45,7 @@ def sections_for(principal: Principal) -> list[str]:
 
 
 def _providers():
-    for domain in DOMAINS:
-        name = f"siyu.{domain}.home"
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
+    for module in domain_modules("home"):
         provider = getattr(module, "tiles", None)  # this module is console's own, and offers none
         if provider is not None:
             yield provider

@@ -167,18 +167,9 @@ def load_handlers(extra: Iterable[str] = ()) -> list[str]:
     """Imports `siyu.<domain>.jobs` for every domain, then the modules named in
     SIYU_EXTRA_JOB_MODULES (comma-separated) and `extra`. Returns the modules imported."""
     global _loaded
-    from siyu import DOMAINS
+    from siyu import domain_modules
 
-    modules: list[str] = []
-    for domain in DOMAINS:
-        name = f"siyu.{domain}.jobs"
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        modules.append(name)
+    modules: list[str] = [m.__name__ for m in domain_modules("jobs")]
     for name in [*extra_modules_from_env(), *extra]:
         importlib.import_module(name)
         modules.append(name)

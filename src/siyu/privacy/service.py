@@ -30,7 +30,6 @@ Retention
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import json
 import re
 import threading
@@ -301,15 +300,9 @@ def _load_domains() -> None:
     global _loaded
     if _loaded:
         return
-    from siyu import DOMAINS
+    from siyu import domain_modules
 
-    for domain in DOMAINS:
-        try:
-            module = importlib.import_module(f"siyu.{domain}.privacy")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"siyu.{domain}.privacy":
-                raise
-            continue
+    for module in domain_modules("privacy"):
         for record_class, fn in getattr(module, "PURGERS", {}).items():
             register_purger(record_class, fn)
     _loaded = True
