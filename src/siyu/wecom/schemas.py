@@ -148,6 +148,7 @@ class GroupChatMember(WeComModel):
     invitor: dict[str, Any] | None = None
     group_nickname: str | None = None
     name: str | None = None
+    state: str | None = None  # the join way's state (群活码) the member joined by
 
 
 class GroupChatAdmin(WeComModel):
@@ -162,6 +163,7 @@ class GroupChat(WeComModel):
     notice: str = ""
     member_list: list[GroupChatMember] = Field(default_factory=list)
     admin_list: list[GroupChatAdmin] = Field(default_factory=list)
+    member_version: str | None = None
 
 
 class TransferResult(WeComModel):

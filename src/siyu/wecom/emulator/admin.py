@@ -83,6 +83,14 @@ class GroupChatIn(_Body):
 class MemberIn(_Body):
     member_id: str
     scene: int | None = None
+    invitor: str | None = None
+    state: str | None = None
+
+
+class GroupUpdateIn(_Body):
+    name: str | None = None
+    notice: str | None = None
+    admins: list[str] | None = None
 
 
 class AdvanceIn(_Body):
@@ -348,7 +356,14 @@ def build_admin_router(state: EmulatorState) -> APIRouter:
     @r.post("/corps/{corp_id}/group_chats/{chat_id}/join")
     def join(corp_id: str, chat_id: str, body: MemberIn) -> dict[str, Any]:
         chat = groups.join_group(state, corp_of(corp_id), chat_id, member_id=body.member_id,
-                                 join_scene=body.scene if body.scene is not None else groups.JOIN_SCENE_QR)
+                                 join_scene=body.scene if body.scene is not None else groups.JOIN_SCENE_QR,
+                                 invitor=body.invitor, join_state=body.state)
+        return _dump(chat)
+
+    @r.post("/corps/{corp_id}/group_chats/{chat_id}/update")
+    def update_chat(corp_id: str, chat_id: str, body: GroupUpdateIn) -> dict[str, Any]:
+        chat = groups.update_group(state, corp_of(corp_id), chat_id, name=body.name, notice=body.notice,
+                                   admins=body.admins)
         return _dump(chat)
 
     @r.post("/corps/{corp_id}/group_chats/{chat_id}/leave")

@@ -10,6 +10,7 @@ from siyu.wecom.emulator.contacts import decode_cursor, encode_cursor
 from siyu.wecom.emulator.state import AdminError, ApiError, Corp, EmulatorState, GroupChat, GroupMember, locked
 
 JOIN_SCENE_INVITED = 1
+JOIN_SCENE_LINK = 2
 JOIN_SCENE_QR = 3
 QUIT_SCENE_SELF = 0
 QUIT_SCENE_REMOVED = 1
@@ -65,12 +66,24 @@ def _member_change(state: EmulatorState, corp: Corp, chat: GroupChat, detail: st
 
 @locked
 def join_group(state: EmulatorState, corp: Corp, chat_id: str, *, member_id: str,
-               join_scene: int = JOIN_SCENE_QR) -> GroupChat:
+               join_scene: int = JOIN_SCENE_QR, invitor: str | None = None,
+               join_state: str | None = None) -> GroupChat:
+    """A member joins: scene 1 invited directly, 2 invited by link, 3 scanned the group QR.
+    `invitor` is the member who invited (WeCom names it for scenes 1 and 2); `join_state` is the
+    join way's `state` when the member came through one."""
     chat = _chat(corp, chat_id)
     if member_id in chat.members:
         raise AdminError(409, f"{member_id} is already in the group")
+    if join_scene not in (JOIN_SCENE_INVITED, JOIN_SCENE_LINK, JOIN_SCENE_QR):
+        raise AdminError(422, "join scene is 1 (invited), 2 (link) or 3 (QR)")
+    if invitor is not None and invitor not in chat.members:
+        raise AdminError(409, f"the invitor {invitor} is not in the group")
+    if join_state is not None and len(join_state) > 30:
+        raise AdminError(422, "a join way's state is at most 30 characters")
     chat.members[member_id] = GroupMember(userid=member_id, type=_member_type(corp, member_id),
-                                          join_time=int(state.now()), join_scene=join_scene)
+                                          join_time=int(state.now()), join_scene=join_scene,
+                                          invitor=invitor if join_scene != JOIN_SCENE_QR else None,
+                                          state=join_state)
     _member_change(state, corp, chat, "add_member", member_id, ("JoinScene", join_scene))
     return chat
 
@@ -84,6 +97,27 @@ def leave_group(state: EmulatorState, corp: Corp, chat_id: str, *, member_id: st
     if chat.members.pop(member_id, None) is None:
         raise AdminError(404, f"{member_id} is not in the group")
     _member_change(state, corp, chat, "del_member", member_id, ("QuitScene", quit_scene))
+    return chat
+
+
+@locked
+def update_group(state: EmulatorState, corp: Corp, chat_id: str, *, name: str | None = None,
+                 notice: str | None = None, admins: list[str] | None = None) -> GroupChat:
+    """The owner renames the group, posts a notice (群公告) or changes its admins in the app: WeCom
+    sends change_name / change_notice (admin changes send no event; groupchat/get shows them)."""
+    chat = _chat(corp, chat_id)
+    if admins is not None:
+        strangers = [a for a in admins if a not in chat.members or a not in corp.staff]
+        if strangers:
+            raise AdminError(409, f"admins must be staff members of the group: {strangers}")
+        chat.admins = list(dict.fromkeys(admins))
+    if name is not None and name != chat.name:
+        chat.name = name
+        emit(state, corp, "change_external_chat", "update", [("ChatId", chat.chat_id), ("UpdateDetail", "change_name")])
+    if notice is not None and notice != chat.notice:
+        chat.notice = notice
+        emit(state, corp, "change_external_chat", "update",
+             [("ChatId", chat.chat_id), ("UpdateDetail", "change_notice")])
     return chat
 
 
@@ -129,6 +163,8 @@ def groupchat_get(state: EmulatorState, corp: Corp, body: dict[str, Any]) -> dic
                                 "join_scene": m.join_scene}
         if m.invitor:
             item["invitor"] = {"userid": m.invitor}
+        if m.state:
+            item["state"] = m.state
         if m.type == 2 and (customer := corp.customers.get(m.userid)) and customer.unionid:
             item["unionid"] = customer.unionid
         if need_name:
@@ -137,7 +173,8 @@ def groupchat_get(state: EmulatorState, corp: Corp, body: dict[str, Any]) -> dic
         members.append(item)
     return {"group_chat": {"chat_id": chat.chat_id, "name": chat.name, "owner": chat.owner,
                            "create_time": chat.create_time, "notice": chat.notice, "member_list": members,
-                           "admin_list": [{"userid": a} for a in chat.admins]}}
+                           "admin_list": [{"userid": a} for a in chat.admins],
+                           "member_version": f"v{chat.member_version}"}}
 
 
 GROUP_TRANSFER_BATCH_MAX = 100

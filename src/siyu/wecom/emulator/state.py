@@ -269,6 +269,7 @@ class GroupMember:
     join_scene: int
     invitor: str | None = None
     name: str = ""
+    state: str | None = None  # the join way's `state` when the member joined by one (群活码)
 
 
 @dataclass
