@@ -70,7 +70,6 @@ class GroupChat(IdMixin, TimestampMixin, Base):
     customer_count: Mapped[int] = mapped_column(Integer, default=0)
     member_version: Mapped[str] = mapped_column(String(64), default="")
     positioning: Mapped[str] = mapped_column(String(24), default=Positioning.OTHER.value)
-    tags: Mapped[list] = mapped_column(JSON, default=list)
     group_set_id: Mapped[int | None] = mapped_column(ForeignKey("group_set.id", ondelete="SET NULL"))
     synced_at: Mapped[dt.datetime | None]  # the last read from groupchat/get
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -102,3 +101,14 @@ class GroupMember(IdMixin, TimestampMixin, Base):
     left_at: Mapped[dt.datetime | None]
     quit_scene: Mapped[int | None] = mapped_column(Integer)  # 0 left, 1 removed by the owner/admin
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class GroupTag(IdMixin, Base):
+    """A free tag on a group (e.g. 2026春季, 深圳), for search and filters."""
+
+    __tablename__ = "group_tag"
+    __table_args__ = (UniqueConstraint("group_id", "tag"), Index("ix_group_tag_corp_tag", "corp_id", "tag"))
+
+    corp_id: Mapped[int] = mapped_column(ForeignKey("corp.id", ondelete="CASCADE"))
+    group_id: Mapped[int] = mapped_column(BigId, ForeignKey("group_chat.id", ondelete="CASCADE"))
+    tag: Mapped[str] = mapped_column(String(30))

@@ -92,7 +92,7 @@ def apply_group_chat(session: Session, *, corp_id: int, detail: WecomGroupChat, 
     result = ApplyResult(changed=[])
     group = get_by_chat_id(session, corp_id=corp_id, chat_id=detail.chat_id, lock=True)
     if group is None:
-        group = GroupChat(corp_id=corp_id, chat_id=detail.chat_id, admin_userids=[], tags=[])
+        group = GroupChat(corp_id=corp_id, chat_id=detail.chat_id, admin_userids=[])
         session.add(group)
         result.created = True
     values = {"name": detail.name[:MAX_NAME], "owner_userid": detail.owner, "notice": detail.notice,

@@ -32,7 +32,8 @@ ROLE_NAMES = frozenset(r.value for r in Role)
 API_SCOPES = frozenset(
     {"*", "customers:read", "customers:write", "orders:write", "kyc:write", "events:read", "jobs:read",
      "products:read", "products:write", "content:read", "consent:read", "consent:write",
-     "acquisition:read", "alerts:read", "alerts:write", "alerts:evidence"}
+     "acquisition:read", "alerts:read", "alerts:write", "alerts:evidence", "communities:read",
+     "communities:write"}
 )
 
 
