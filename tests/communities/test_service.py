@@ -43,8 +43,9 @@ def org(session):
 
 
 def _event_jobs(session, corp_id: int, event: str) -> list[dict]:
-    return [j.payload for j in session.scalars(select(Job).where(Job.corp_id == corp_id,
-                                                                 Job.name.like(f"event:{event}:%")))]
+    subscriber = "service_joined" if event == "group.joined" else "service_left"
+    return [j.payload for j in session.scalars(select(Job).where(
+        Job.corp_id == corp_id, Job.name == f"event:{event}:tests.communities.{subscriber}"))]
 
 
 def test_applying_the_same_picture_twice_changes_nothing(session, org):
