@@ -47,6 +47,14 @@ class CustomerIn(_Body):
     follow: list[str] = Field(default_factory=list, description="staff who have this customer (no event sent)")
 
 
+class GroupChatSeedIn(_Body):
+    chat_id: str | None = None
+    owner: str
+    name: str = ""
+    notice: str = ""
+    members: list[str] = Field(default_factory=list)
+
+
 class CorpIn(_Body):
     corp_id: str = Field(min_length=1, max_length=64)
     name: str = "Emulated corp"
@@ -57,6 +65,8 @@ class CorpIn(_Body):
     staff: list[StaffIn] = Field(default_factory=list)
     tag_groups: list[TagGroupIn] = Field(default_factory=list)
     customers: list[CustomerIn] = Field(default_factory=list)
+    group_chats: list[GroupChatSeedIn] = Field(default_factory=list, description="groups that exist already "
+                                                                                   "(no event sent)")
     limits: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -144,6 +154,9 @@ def seed_corp(state: EmulatorState, spec: CorpIn) -> Corp:
                 corp.follows[(userid, customer.external_userid)] = contacts.Follow(
                     userid=userid, external_userid=customer.external_userid, createtime=int(state.now()),
                     add_way=contacts.ADD_WAY_SEARCH_PHONE)
+        for g in spec.group_chats:
+            groups.create_group_chat(state, corp, owner=g.owner, name=g.name, members=g.members, notice=g.notice,
+                                     chat_id=g.chat_id, send_event=False)
         return corp
 
 

@@ -33,18 +33,25 @@ def _member_type(corp: Corp, member_id: str) -> int:
 
 @locked
 def create_group_chat(state: EmulatorState, corp: Corp, *, owner: str, name: str, members: list[str],
-                      notice: str = "") -> GroupChat:
+                      notice: str = "", chat_id: str | None = None, send_event: bool = True) -> GroupChat:
+    """The owner creates a customer group. A seeded group (`send_event` off: it existed before the
+    app was connected) may carry its own `chat_id`."""
     if owner not in corp.staff:
         raise AdminError(404, f"no staff {owner!r}")
+    if chat_id is not None and (not chat_id.startswith("wr") or not 8 <= len(chat_id) <= 64
+                                or chat_id in corp.group_chats):
+        raise AdminError(409 if chat_id in corp.group_chats else 422,
+                         "a chat id starts with wr, is 8..64 characters and is not taken")
     now = int(state.now())
-    chat = GroupChat(chat_id=state.new_id("wr"), name=name, owner=owner, create_time=now, notice=notice)
+    chat = GroupChat(chat_id=chat_id or state.new_id("wr"), name=name, owner=owner, create_time=now, notice=notice)
     for member_id in [owner, *members]:
         if member_id not in chat.members:
             chat.members[member_id] = GroupMember(userid=member_id, type=_member_type(corp, member_id), join_time=now,
                                                   join_scene=JOIN_SCENE_INVITED,
                                                   invitor=None if member_id == owner else owner)
     corp.group_chats[chat.chat_id] = chat
-    emit(state, corp, "change_external_chat", "create", [("ChatId", chat.chat_id)])
+    if send_event:
+        emit(state, corp, "change_external_chat", "create", [("ChatId", chat.chat_id)])
     return chat
 
 
