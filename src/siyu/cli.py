@@ -23,7 +23,7 @@ def _add_domain_commands() -> None:
     from siyu.compliance.cli import app as compliance_app
 
     app.add_typer(compliance_app, name="compliance")
-    from siyu.compliance.quality_cli import app as quality_app
+    from siyu.quality.cli import app as quality_app
 
     app.add_typer(quality_app, name="quality")
 

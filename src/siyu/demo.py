@@ -303,8 +303,9 @@ def _seed_quality(session: Session, *, corp_id: int) -> int:
     from sqlalchemy import func
 
     try:
-        from siyu.compliance import archive, quality
+        from siyu.compliance import archive
         from siyu.compliance.models import ArchiveMessage
+        from siyu.quality import service as quality
     except ModuleNotFoundError:
         return 0
     if session.scalar(select(ArchiveMessage.id).where(ArchiveMessage.corp_id == corp_id,

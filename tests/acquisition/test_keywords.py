@@ -157,7 +157,7 @@ def test_messages_that_get_no_answer(session, corp):
 
 
 def test_opted_out_customers_get_no_automated_reply(session, corp, monkeypatch):
-    from siyu.compliance import privacy
+    from siyu.privacy import service as privacy
 
     rule(session, corp)
     privacy.record_consent(session, corp_id=corp.id, actor="test", external_userid="wmCustomer0001",

@@ -25,13 +25,14 @@ from siyu.acquisition import keyword_jobs, keywords, welcome
 from siyu.acquisition import service as acquisition
 from siyu.acquisition import verification as v
 from siyu.acquisition.models import KeywordHit, KeywordRule, KeywordTask, SmsOutbox, WelcomeSend, WelcomeVariant
-from siyu.compliance import archive, handover_jobs
-from siyu.compliance import handover as handovers
+from siyu.compliance import archive
 from siyu.compliance.disclosure import DEFAULT_DISCLOSURES, SEPARATOR
-from siyu.compliance.models import Handover
 from siyu.customers import contacts
 from siyu.db import session_scope, utcnow
 from siyu.errors import Unavailable
+from siyu.handover import jobs as handover_jobs
+from siyu.handover import service as handovers
+from siyu.handover.models import Handover
 from siyu.jobs.models import Job
 from siyu.jobs.registry import JobContext
 from siyu.tenancy import service as tenancy
@@ -386,7 +387,7 @@ KNOWN_PATHS: dict[tuple[str, str], tuple[str, ...]] = {
     ("siyu/acquisition/keyword_jobs.py", "add_msg_template"): (
         "test_keyword_reply_carries_its_disclosure_and_never_a_planted_promise",
         "test_keyword_task_click_carries_its_disclosure_and_never_a_planted_promise"),
-    ("siyu/compliance/handover_jobs.py", "transfer_customer"): (
+    ("siyu/handover/jobs.py", "transfer_customer"): (
         "test_handover_message_carries_its_disclosure_and_never_a_planted_promise",),
     ("siyu/acquisition/verification.py", "sms_provider"): (
         "test_verification_sms_carries_its_disclosure_and_never_a_planted_promise",),

@@ -91,11 +91,16 @@ def _catalogue():
 
 
 def _untranslated(msgids) -> list[str]:
-    catalogue = _catalogue()
+    # Every catalogue file of the locale (messages.po and one per later domain), as the console
+    # merges them.
+    catalogues = []
+    for path in i18n.catalogue_files("zh_CN"):
+        with path.open("rb") as fh:
+            catalogues.append(read_po(fh, locale="zh_CN"))
     missing = []
     for msgid in msgids:
-        message = catalogue.get(msgid)
-        if message is None or not message.string or message.fuzzy:
+        messages = [m for c in catalogues if (m := c.get(msgid)) is not None and m.string and not m.fuzzy]
+        if not messages:
             missing.append(msgid)
     return missing
 
@@ -129,14 +134,16 @@ def test_every_message_has_a_chinese_translation():
 
 
 def test_every_dashboard_label_has_a_chinese_translation(session):
-    from siyu.console.dashboard import dashboard_charts, dashboard_counts
+    from siyu.console.dashboard import dashboard_charts
+    from siyu.console.home import home_sections
     from tenancy.factories import principal_of
 
     corp = make_corp(session)
     staff = make_staff(session, corp, roles=["administrator", "operations", "advisor", "compliance", "auditor"],
                        password=None)
     principal = principal_of(staff)
-    labels = [f["label"] for f in dashboard_counts(session, principal=principal)]
+    labels = [t.label for s in home_sections(session, principal=principal) for t in s["tiles"]]
+    labels += [s["title"] for s in home_sections(session, principal=principal)]
     for chart in dashboard_charts(session, principal=principal):
         labels += [chart["title"], *(s["label"] for s in chart["series"])]
     assert labels, "the dashboard offers nothing"

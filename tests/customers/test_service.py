@@ -465,11 +465,8 @@ def test_the_360_view_shows_the_risk_level_from_compliance(session, org, book):
     assert service.customer_detail(session, principal=ops, customer_id=customer.id).risk.level == "C4"
 
 
-def test_dashboard_figures_count_what_the_caller_sees(session, org, book):
+def test_dashboard_chart_counts_what_the_caller_sees(session, org, book):
     _corp, staff = org
-    figures = {f["key"]: f["value"] for f in service.dashboard_figures(session, principal=principal_of(staff["li"]))}
-    assert figures["customers"] == 1
-    figures = {f["key"]: f["value"] for f in service.dashboard_figures(session, principal=principal_of(staff["ops"]))}
-    assert figures["customers"] == 5
+    assert service.dashboard_charts(session, principal=principal_of(staff["li"])) == []
     (chart,) = service.dashboard_charts(session, principal=principal_of(staff["ops"]))
     assert len(chart["x"]) == 14 and sum(chart["series"][0]["values"]) == 0  # T0 is long before today

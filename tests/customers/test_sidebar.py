@@ -14,12 +14,13 @@ import pytest
 from sqlalchemy import select, update
 
 from customers.factories import make_customer
-from siyu.compliance import privacy, suitability
+from siyu.compliance import suitability
 from siyu.compliance.disclosure import DEFAULT_DISCLOSURES, SEPARATOR
 from siyu.customers import sidebar
 from siyu.customers.models import CustomerEvent, ProductRecommendation
 from siyu.db import utcnow
 from siyu.errors import Forbidden, InvalidInput, NotFound
+from siyu.privacy import service as privacy
 from siyu.tenancy.models import AuditEntry
 from tenancy.factories import console_user, make_client, make_corp, make_staff, principal_of
 

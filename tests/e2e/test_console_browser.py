@@ -72,7 +72,7 @@ def test_english_switch(page, log_in, screenshot):
 
     log_in("demo.admin")  # the language is remembered (cookie) across the login
     expect(page.locator("html")).to_have_attribute("lang", "en")
-    expect(page.locator("main h1")).to_have_text("Dashboard")
+    expect(page.locator("main h1")).to_have_text("Today")
     expect(page.locator("nav.sidebar")).to_contain_text("Staff & roles")
     expect_charts_drawn(page)
     screenshot("console-dashboard-en")

@@ -10,7 +10,7 @@ import datetime as dt
 import pytest
 from playwright.sync_api import expect
 
-from siyu.compliance import quality
+from siyu.quality import service as quality
 
 pytestmark = pytest.mark.e2e
 

@@ -8,11 +8,11 @@ import uuid
 
 from sqlalchemy import func, select, update
 
-from siyu.compliance import privacy
 from siyu.customers import contacts
 from siyu.db import utcnow
 from siyu.integration import privacy as integration_privacy
 from siyu.integration.models import FirmOrder
+from siyu.privacy import service as privacy
 from siyu.tenancy import service as tenancy
 
 

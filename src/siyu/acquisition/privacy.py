@@ -1,4 +1,4 @@
-"""The acquisition domain's part in data-subject requests (see `siyu.compliance.privacy`): the adds
+"""The acquisition domain's part in data-subject requests (see `siyu.privacy`): the adds
 attributed to channel codes, welcomes sent and hand follow-ups of a customer.
 
 Erasing replaces the customer's id with "erased" in these rows: the channel counts stay right, the
@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from siyu.acquisition.models import ChannelAdd, ChannelCode, WelcomeFollowUp, WelcomeSend
-from siyu.compliance.privacy import Erased, register_subject_domain
+from siyu.privacy.service import Erased, register_subject_domain
 
 ERASED = "erased"
 

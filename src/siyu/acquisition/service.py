@@ -404,11 +404,3 @@ def recent_adds(session: Session, *, corp_id: int, code_id: int, limit: int = 20
                                                          ChannelAdd.code_id == code_id)
                                 .order_by(ChannelAdd.id.desc()).limit(limit)))
 
-
-def dashboard_figures(session: Session, *, principal: Principal) -> list[dict]:
-    if not principal.has_role("administrator", "operations"):
-        return []
-    today = shanghai_day(utcnow())
-    n = session.scalar(select(func.count()).select_from(ChannelAdd).where(ChannelAdd.corp_id == principal.corp_id,
-                                                                          ChannelAdd.day == today)) or 0
-    return [{"key": "channel_adds_today", "label": "Channel adds today", "value": n}]

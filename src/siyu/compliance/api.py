@@ -226,13 +226,6 @@ def get_content(item_id: int = Path(ge=1, le=approval.MAX_ID), principal: Princi
     return ContentItemDetail(**base, versions=[ContentVersionOut.model_validate(v) for v in versions])
 
 
-# --- consent ledger: the routes live in privacy_api.py ------------------------------------------------------
-
-from siyu.compliance.privacy_api import router as _privacy_router  # noqa: E402
-
-router.include_router(_privacy_router)
-
-
 # --- chat-archive alerts: the routes live in archive_api.py ----------------------------------------------
 
 from siyu.compliance.archive_api import router as _archive_alerts_router  # noqa: E402

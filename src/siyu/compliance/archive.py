@@ -31,7 +31,7 @@ every corp, so not the corp's to deactivate) is overridden for this corp only by
 of the corp (`dictionary.add_entry`). Both are versioned and audited by the dictionary.
 
 Consent: `customer.archive_consented` (WeCom's msg_audit_approved) is recorded in the consent ledger
-(`compliance.privacy`, purpose chat_archiving) and shown with each alert.
+(`siyu.privacy`, purpose chat_archiving) and shown with each alert.
 """
 
 from __future__ import annotations
@@ -54,13 +54,13 @@ from siyu.compliance.models import (
     ArchiveCursor,
     ArchiveFalsePositive,
     ArchiveMessage,
-    ConsentRecord,
     WordingEntry,
 )
 from siyu.compliance.normalize import normalize
 from siyu.compliance.review import review_many
 from siyu.db import utcnow
 from siyu.errors import Conflict, InvalidInput, NotFound
+from siyu.privacy.models import ConsentRecord
 from siyu.tenancy import audit
 from siyu.tenancy.models import Staff, StaffRole
 from siyu.tenancy.principal import Principal
@@ -264,11 +264,22 @@ def ingest_records(session: Session, *, corp_id: int, records: Sequence[ArchiveR
     result.alerts = len(scan_messages(session, corp_id=corp_id, messages=rows))
     if source == "feed":
         publish_customer_messages(session, corp_id=corp_id, messages=rows)
-    if rows:  # service quality: the reply waits of the chats these messages belong to (compliance.quality)
-        from siyu.compliance.quality_jobs import enqueue_waits
-
-        enqueue_waits(session, corp_id=corp_id, first_id=min(r.id for r in rows), last_id=max(r.id for r in rows))
+    if rows:
+        _enqueue_quality_waits(session, corp_id=corp_id, first_id=min(r.id for r in rows),
+                               last_id=max(r.id for r in rows))
     return result
+
+
+# Service quality (`siyu.quality`, a domain above this one) recomputes the reply waits of the chats
+# that got messages; each ingest enqueues its job by name, in the ingest's transaction.
+QUALITY_WAITS_JOB = "compliance.quality_waits"
+
+
+def _enqueue_quality_waits(session: Session, *, corp_id: int, first_id: int, last_id: int) -> None:
+    from siyu.jobs.service import enqueue
+
+    enqueue(session, name=QUALITY_WAITS_JOB, payload={"first_id": first_id, "last_id": last_id}, corp_id=corp_id,
+            idempotency_key=f"{QUALITY_WAITS_JOB}:{corp_id}:{first_id}:{last_id}")
 
 
 CUSTOMER_MESSAGE_EVENT = "chat.customer_message"
@@ -485,7 +496,7 @@ def record_consent(session: Session, *, corp_id: int, external_userid: str, staf
                    at: dt.datetime | None = None) -> ConsentRecord:
     """Record a customer's consent to archiving in the consent ledger (purpose chat_archiving), unless
     it is already granted: a redelivered event records nothing new."""
-    from siyu.compliance import privacy
+    from siyu.privacy import service as privacy
 
     corp_id = _corp_id(corp_id)
     if not isinstance(external_userid, str) or not 0 < len(external_userid) <= USERID_MAX:
@@ -500,7 +511,7 @@ def record_consent(session: Session, *, corp_id: int, external_userid: str, staf
 
 def consents(session: Session, *, corp_id: int, external_userids: Iterable[str]) -> dict[str, ConsentRecord]:
     """The ledger's chat-archiving record in force of each of the customers whose consent stands."""
-    from siyu.compliance import privacy
+    from siyu.privacy import service as privacy
 
     got = privacy.current_records(session, corp_id=corp_id, external_userids=external_userids,
                                   purposes=("chat_archiving",))
@@ -509,11 +520,9 @@ def consents(session: Session, *, corp_id: int, external_userids: Iterable[str])
 
 def consent_count(session: Session, *, corp_id: int) -> int:
     """Customers whose chat-archiving consent stands (latest ledger record is a grant)."""
-    latest = (select(func.max(ConsentRecord.id)).where(ConsentRecord.corp_id == corp_id,
-                                                       ConsentRecord.purpose == "chat_archiving")
-              .group_by(ConsentRecord.external_userid))
-    return session.scalar(select(func.count()).select_from(ConsentRecord).where(
-        ConsentRecord.id.in_(latest), ConsentRecord.granted.is_(True))) or 0
+    from siyu.privacy import service as privacy
+
+    return privacy.granted_count(session, corp_id=corp_id, purpose="chat_archiving")
 
 
 # --- alerts ------------------------------------------------------------------------------------------

@@ -3,7 +3,10 @@
 `compliance.archive_poll_all` runs every minute (a built-in schedule) and enqueues one
 `compliance.archive_poll` per corp with a WeCom connection, with an idempotency key per corp and
 minute, so a slow poll is never doubled. Each poll reads the feed from the corp's cursor. A poll that
-fails is recorded on the cursor and the corp is left alone for `FAILED_POLL_PAUSE`."""
+fails is recorded on the cursor and the corp is left alone for `FAILED_POLL_PAUSE`.
+
+`chat.customer_message` (a customer's own 1-on-1 message read from the feed): "TD" / "退订" withdraws
+marketing consent through `privacy.service.record_chat_reply` (`compliance.unsubscribe_reply`)."""
 
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from siyu.errors import NotFound
 from siyu.jobs.events import subscribe
 from siyu.jobs.registry import JobContext, builtin_schedule, job_handler
 from siyu.jobs.service import enqueue
+from siyu.privacy import service as privacy
 from siyu.tenancy.service import connected_corp_ids
 
 log = logging.getLogger(__name__)
@@ -71,3 +75,17 @@ def record_consent(session: Session, payload: dict[str, Any], job: JobContext) -
 
 
 builtin_schedule("compliance.archive_poll_all", cron="* * * * *", name="compliance.archive_poll_all")
+
+
+# A customer's "TD" / "退订" withdraws marketing consent (personal information, `siyu.privacy`).
+@subscribe(archive.CUSTOMER_MESSAGE_EVENT, name="compliance.unsubscribe_reply")
+def unsubscribe_reply(session: Session, payload: dict[str, Any], job: JobContext) -> None:
+    """The payload has ids only; the text is read from the archive (encrypted at rest)."""
+    external_userid = payload.get("customer_userid")
+    if job.corp_id is None or not isinstance(external_userid, str) or payload.get("msgtype") != "text":
+        return
+    text = archive.customer_message_text(session, corp_id=job.corp_id, msgid=payload.get("msgid"))
+    if text is None:
+        return
+    privacy.record_chat_reply(session, corp_id=job.corp_id, external_userid=external_userid, text=text,
+                              staff_userid=str(payload.get("staff_userid") or ""))

@@ -7,7 +7,7 @@ corp's dictionary in force, and the recipients refused. A "block" verdict stops 
 "review" on paths that send unattended); the path records it as blocked with the findings.
 `review_outbound` is the same guard for callers that only need a verdict (save-time checks).
 
-With `kind` and `recipients`, the marketing opt-out is applied too (`compliance.privacy`): the
+With `kind` and `recipients`, the marketing opt-out is applied too (`siyu.privacy`): the
 verdict's `refused` names the recipients who withdrew consent to marketing, when the kind is
 marketing (every kind but the service kinds: welcome, handover, keyword_reply, service). The caller
 sends to the others only; when every recipient is refused the verdict is "block"."""
@@ -87,7 +87,7 @@ def prepare_outbound(session: Session, *, corp_id: int, kind: str | None, text: 
     recipients = [r for r in recipients if isinstance(r, str) and r]
     refused: frozenset[str] = frozenset()
     if recipients:
-        from siyu.compliance.privacy import refused_recipients
+        from siyu.privacy.service import refused_recipients
 
         refused = refused_recipients(session, corp_id=corp_id, kind=kind, recipients=recipients)
     outcome = "block" if refused and refused >= set(recipients) else verdict.verdict
@@ -102,14 +102,3 @@ def approved_content(session: Session, *, corp_id: int, kind: str, ref: str) -> 
     from siyu.compliance.approval import approved_version
 
     return approved_version(session, corp_id=corp_id, kind=kind, ref=ref)
-
-
-def dashboard_figures(session: Session, *, principal) -> list[dict]:
-    """Customer handover (客户继承): customers and groups escalated after retries, for those who see
-    handovers."""
-    from siyu.compliance import handover
-
-    if not principal.has_role(*handover.READER_ROLES):
-        return []
-    return [{"key": "handover_escalated", "label": "Handover escalations",
-             "value": handover.escalation_count(session, corp_id=principal.corp_id)}]

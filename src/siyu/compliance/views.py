@@ -437,23 +437,3 @@ def approval_comment(request: Request, item_id: int = ITEM_ID, comment: str = Fo
 from siyu.compliance.archive_views import router as _archive_router  # noqa: E402
 
 router.include_router(_archive_router)
-
-
-# --- personal information (个人信息请求, 保存期限): the pages live in privacy_views.py ------------------------------
-
-from siyu.compliance.privacy_views import router as _privacy_router  # noqa: E402
-
-router.include_router(_privacy_router)
-
-# --- service quality (服务质量): the pages live in quality_views.py ---------------------------------------------
-
-from siyu.compliance.quality_views import router as _quality_router  # noqa: E402
-
-router.include_router(_quality_router)
-
-
-# --- customer handover (客户继承): the pages live in handover_views.py ------------------------------------------
-
-from siyu.compliance.handover_views import router as _handover_router  # noqa: E402
-
-router.include_router(_handover_router)

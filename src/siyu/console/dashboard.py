@@ -1,4 +1,5 @@
-"""Figures and charts for the dashboard, gathered from each domain's service (never its tables)."""
+"""Charts for the home page, gathered from each domain's service (never its tables); the figures
+are the role sections of `siyu.console.home`."""
 
 from __future__ import annotations
 
@@ -24,16 +25,6 @@ def _offered(name: str) -> list[Callable]:
         if fn is not None:
             functions.append(fn)
     return functions
-
-
-def dashboard_counts(session: Session, *, principal: Principal) -> list[dict]:
-    """Each domain may offer `dashboard_figures(session, *, principal) -> list[dict(key, label, value)]`
-    in its service module; the dashboard shows whatever the installed domains offer. Labels are
-    English message ids."""
-    figures: list[dict] = []
-    for fn in _offered("dashboard_figures"):
-        figures.extend(fn(session, principal=principal))
-    return figures
 
 
 def dashboard_charts(session: Session, *, principal: Principal) -> list[dict]:

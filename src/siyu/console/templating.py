@@ -47,7 +47,7 @@ _env.filters["json_compact"] = _json_compact
 templates = Jinja2Templates(env=_env)
 
 # (path, message id, roles that see it; empty = everyone logged in). Domains to come are listed
-# so the shell is complete; an entry whose page does not exist yet is shown disabled.
+# here already; an entry whose page does not exist yet is left out of the menu until it does.
 NAV: list[tuple[str, str, frozenset[str]]] = [
     ("/", "Dashboard", frozenset()),
     ("/customers", "Customers", frozenset()),

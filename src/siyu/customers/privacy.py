@@ -1,4 +1,4 @@
-"""The customers domain's part in data-subject requests (see `siyu.compliance.privacy`): what Siyu
+"""The customers domain's part in data-subject requests (see `siyu.privacy`): what Siyu
 holds about a customer (profile, follow relations with remarks, notes, tags, timeline, product
 recommendations) and erasing it.
 
@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from siyu.compliance.privacy import Erased, register_purger, register_subject_domain
 from siyu.customers import sidebar
 from siyu.customers.models import Customer, CustomerEvent, CustomerFollow, CustomerNote, CustomerTag, CustomerTagLink
+from siyu.privacy.service import Erased, register_purger, register_subject_domain
 
 
 def _customer(session: Session, corp_id: int, external_userid: str) -> Customer | None:

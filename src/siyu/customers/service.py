@@ -354,15 +354,6 @@ def list_tags(session: Session, *, corp_id: int) -> list[TagInfo]:
 NEW_CUSTOMER_DAYS = 14
 
 
-def dashboard_figures(session: Session, *, principal: Principal) -> list[dict]:
-    """The caller's customers, and how many were added in the last 7 days."""
-    today = utcnow().astimezone(CALENDAR_ZONE).date()
-    week = make_filters(added_from=today - dt.timedelta(days=6))
-    return [
-        {"key": "customers", "label": N_("Customers"), "value": count_customers(session, principal=principal)},
-        {"key": "customers_new_7d", "label": N_("New customers (7 days)"),
-         "value": count_customers(session, principal=principal, filters=week)},
-    ]
 
 
 def dashboard_charts(session: Session, *, principal: Principal) -> list[dict]:

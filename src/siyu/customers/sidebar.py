@@ -351,7 +351,7 @@ def export_recommendations(session: Session, *, principal: Principal, filters: R
 
 def purge_recommendations(session: Session, *, corp_id: int, before: dt.datetime, limit: int) -> int:
     """Recommendations recorded before `before` (the retention period of sales records has passed)."""
-    from siyu.compliance.privacy import purge_older
+    from siyu.privacy.service import purge_older
 
     return purge_older(session, ProductRecommendation, corp_id=corp_id, at=ProductRecommendation.created_at,
                        before=before, limit=limit)

@@ -1,4 +1,4 @@
-"""The integration domain's part in data-subject requests and retention (see `siyu.compliance.privacy`):
+"""The integration domain's part in data-subject requests and retention (see `siyu.privacy`):
 the orders and redemptions the firm pushed for a customer.
 
 They are sales records: an export lists them, an erasure keeps them under legal hold (the firm must
@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from siyu.compliance.privacy import Erased, purge_older, register_purger, register_subject_domain
 from siyu.integration.models import FirmOrder
+from siyu.privacy.service import Erased, purge_older, register_purger, register_subject_domain
 
 
 def _orders(session: Session, *, corp_id: int, external_userid: str):

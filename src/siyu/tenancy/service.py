@@ -590,17 +590,6 @@ AUDIT_READERS = (Role.ADMINISTRATOR, Role.AUDITOR, Role.COMPLIANCE)
 LOGIN_CHART_DAYS = 14
 
 
-def dashboard_figures(session: Session, *, principal: Principal) -> list[dict]:
-    """Counts for the console dashboard; labels are English message ids."""
-    corp_id = principal.corp_id
-    figures = [
-        {"key": "staff", "label": "Active staff", "value": count_staff(session, corp_id=corp_id)},
-        {"key": "departments", "label": "Departments", "value": count_departments(session, corp_id=corp_id)},
-    ]
-    if principal.has_role(Role.ADMINISTRATOR):
-        figures.append({"key": "api_keys", "label": "Active API keys",
-                        "value": count_active_api_keys(session, corp_id=corp_id)})
-    return figures
 
 
 def dashboard_charts(session: Session, *, principal: Principal) -> list[dict]:
