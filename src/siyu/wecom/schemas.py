@@ -166,6 +166,20 @@ class GroupChat(WeComModel):
     member_version: str | None = None
 
 
+class JoinWay(WeComModel):
+    """加入群聊 (群活码) as `groupchat/get_join_way` answers it."""
+
+    config_id: str
+    scene: int  # 1 mini-program, 2 QR
+    remark: str = ""
+    auto_create_room: int = 1
+    room_base_name: str = ""
+    room_base_id: int = 0
+    chat_id_list: list[str] = Field(default_factory=list)
+    qr_code: str | None = None
+    state: str | None = None
+
+
 class TransferResult(WeComModel):
     """Per customer: errcode 0 means the takeover started (it completes after 24 h)."""
 

@@ -373,6 +373,17 @@ def build_admin_router(state: EmulatorState) -> APIRouter:
                                  invitor=body.invitor, join_state=body.state)
         return _dump(chat)
 
+    @r.post("/corps/{corp_id}/join_ways/{config_id}/scan")
+    def scan_join_way(corp_id: str, config_id: str, body: MemberIn) -> dict[str, Any]:
+        chat = groups.join_by_way(state, corp_of(corp_id), config_id, member_id=body.member_id)
+        return {"chat_id": chat.chat_id, "name": chat.name, "members": len(chat.members)}
+
+    @r.get("/corps/{corp_id}/join_ways")
+    def join_ways(corp_id: str) -> list[dict[str, Any]]:
+        corp = corp_of(corp_id)
+        with state.lock:
+            return [_dump(w) for w in corp.join_ways.values()]
+
     @r.post("/corps/{corp_id}/group_chats/{chat_id}/update")
     def update_chat(corp_id: str, chat_id: str, body: GroupUpdateIn) -> dict[str, Any]:
         chat = groups.update_group(state, corp_of(corp_id), chat_id, name=body.name, notice=body.notice,

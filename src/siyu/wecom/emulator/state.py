@@ -90,6 +90,7 @@ class Limits(BaseModel):
     callback_timeout: float = Field(5.0, gt=0, description="an event not acknowledged within this is retried")
     callback_retries: int = Field(3, ge=0, description="retries after the first attempt")
     callback_retry_delay: float = Field(1.0, ge=0)
+    certified: bool = Field(False, description="a certified corp's customer groups hold 500 members, else 200")
 
 
 class Faults(BaseModel):
@@ -287,6 +288,23 @@ class GroupChat:
 
 
 @dataclass
+class JoinWay:
+    """加入群聊 (群活码): a QR or mini-program entry over up to 5 groups; a scan joins the first group
+    of the list that is not full (or, with `auto_create_room`, a new group when all are)."""
+
+    config_id: str
+    scene: int  # 1 mini-program, 2 QR
+    chat_ids: list[str]
+    remark: str = ""
+    auto_create_room: int = 1
+    room_base_name: str = ""
+    room_base_id: int = 1
+    state: str | None = None
+    qr_code: str | None = None
+    rooms_created: int = 0
+
+
+@dataclass
 class Transfer:
     kind: str  # "active" | "resigned"
     handover_userid: str
@@ -360,6 +378,7 @@ class Corp:
     moments: dict[str, MomentTask] = field(default_factory=dict)
     moments_seen: dict[tuple[str, int], int] = field(default_factory=dict)
     group_chats: dict[str, GroupChat] = field(default_factory=dict)
+    join_ways: dict[str, JoinWay] = field(default_factory=dict)
     transfers: list[Transfer] = field(default_factory=list)
     # Chat archive (会话存档, see emulator/archive.py): the archived records in seq order, and each
     # customer's consent (absent: consented, as seeded and added customers are).
