@@ -62,3 +62,29 @@ def test_an_advisor_sees_only_their_groups(page, log_in):
     page.get_by_test_id("group-link").click()
     expect(page.get_by_test_id("members")).to_contain_text("郑*")
     expect(page.get_by_test_id("group-edit")).to_have_count(0)
+
+
+def test_an_advisors_groups_fit_a_phone(browser, live_server):
+    from e2e.conftest import SCREENSHOTS
+
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 390, "height": 844}, locale="zh-CN",
+                                  timezone_id="Asia/Shanghai", is_mobile=True, has_touch=True)
+    try:
+        page = context.new_page()
+        page.goto("/login")
+        page.fill("#login", "demo.advisor1")
+        page.fill("#password", live_server.password)
+        page.click("form[action='/login'] button[type=submit]")
+        expect(page.get_by_test_id("who")).to_be_visible()
+        for name, path in (("groups", "/groups"), ("group", None)):
+            if path is None:
+                page.goto("/groups")
+                page.get_by_test_id("group-link").first.click()
+            else:
+                page.goto(path)
+            page.wait_for_load_state("networkidle")
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOTS / f"phone-communities-{name}.png"), full_page=True)
+            assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0, name
+    finally:
+        context.close()
