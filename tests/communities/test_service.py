@@ -211,3 +211,29 @@ def test_the_group_page_names_customers_masked_and_counts_joins_per_day(session,
     assert all(m.display_name != he.external_userid for m in detail.members)
     series = service.joins_and_leaves(session, group_id=group.id, days=3, today=dt.date(2026, 3, 11))
     assert series == {"x": ["2026-03-09", "2026-03-10", "2026-03-11"], "joins": [0, 2, 0], "leaves": [0, 0, 0]}
+
+
+def test_the_nightly_sync_enqueues_one_full_sync_per_connected_corp_per_day(session, org):
+    from customers.factories import job_context
+    from siyu.communities import jobs
+    from siyu.jobs.registry import builtin_schedules
+
+    corp, _ = org
+    assert any(s.key == "communities.daily_sync" and s.cron.startswith("40 2") for s in builtin_schedules())
+    corp.wecom_corp_id = "wwgroups" + str(corp.id)
+    session.flush()
+    jobs.daily_sync(session, {}, job_context(corp.id))
+    jobs.daily_sync(session, {}, job_context(corp.id, job_id=2))
+    syncs = session.scalars(select(Job).where(Job.name == jobs.SYNC_CORP, Job.corp_id == corp.id)).all()
+    assert len(syncs) == 1 and syncs[0].queue == "wecom"
+
+
+def test_a_group_job_without_a_chat_id_fails_for_good(session, org):
+    from customers.factories import job_context
+    from siyu.communities import jobs
+    from siyu.jobs.registry import PermanentFailure
+
+    corp, _ = org
+    for payload in ({}, {"chat_id": ""}, {"chat_id": "x" * 65}, {"chat_id": 5}):
+        with pytest.raises(PermanentFailure):
+            jobs.group_updated(session, payload, job_context(corp.id))
