@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -27,9 +29,32 @@ def _domain_module(domain: str, name: str):
         raise
 
 
+def _hooks(name: str) -> list:
+    hooks = []
+    for domain in DOMAINS:
+        for part in ("api", "views", "callbacks", "h5"):
+            module = _domain_module(domain, part)
+            hooks += getattr(module, name, []) if module is not None else []
+    return hooks
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    """Each serve process runs the domains' start-up hooks (the callback spool's drainer) and
+    their shut-down hooks when it stops."""
+    for hook in _hooks("on_startup"):
+        hook()
+    try:
+        yield
+    finally:
+        for hook in _hooks("on_shutdown"):
+            hook()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = FastAPI(
+        lifespan=_lifespan,
         title="Siyu API",
         version=__version__,
         description="REST API of Siyu (私域). Authenticate with `Authorization: Bearer <API key>`.",
@@ -52,6 +77,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             hot += getattr(module, "hot_routes", []) if module is not None else []
     app.router.routes[0:0] = hot
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    from siyu.monitoring import metrics_route
+
+    app.router.routes.insert(len(hot), metrics_route)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> PlainTextResponse:

@@ -92,13 +92,14 @@ def emulator(
     seed_file: str = typer.Option(None, help="JSON file of corps, staff and callback URLs to create at start"),
     seed: int = typer.Option(None, help="random seed for reproducible ids and simulated customers"),
     simulate_rate: float = typer.Option(0.0, help="simulated customer actions per second (0: none)"),
+    callback_workers: int = typer.Option(4, min=1, max=256, help="callback deliveries in flight at once"),
 ) -> None:
     """Run the WeCom emulator (its own HTTP server) for demos, tests and benchmarks."""
     from siyu.wecom.emulator import serve_emulator
 
     _logging()
     serve_emulator(host, port, seed_file=seed_file, seed=seed, simulate_rate=simulate_rate,
-                   log_level=get_settings().log_level.lower())
+                   log_level=get_settings().log_level.lower(), callback_workers=callback_workers)
 
 
 @audit_app.command("verify")

@@ -32,6 +32,19 @@ class Settings(BaseSettings):
     job_poll_seconds: float = 0.05
     job_batch_size: int = 50
     worker_concurrency: int = Field(default=4, ge=1, le=64)
+    # Each worker says it is alive this often; one silent for worker_dead_after_seconds is dead and
+    # its running jobs are handed on at once (not after their leases, which live workers extend).
+    worker_heartbeat_seconds: float = Field(default=2.0, gt=0)
+    worker_dead_after_seconds: float = Field(default=6.0, gt=0)
+    # Queues served newest first while their oldest due job has waited this many seconds (adaptive
+    # LIFO): JSON, e.g. SIYU_JOB_LIFO_QUEUES='{"welcome": 3}'; '{}' serves every queue oldest first.
+    job_lifo_queues: dict[str, float] = Field(default_factory=lambda: {"welcome": 3.0})
+    # Jobs of one name that have a batch handler run several at once, in one transaction (a worker
+    # then buffers up to 4 x concurrency leased jobs); off: one job per transaction.
+    job_batch_handlers: bool = True
+    # After WeCom answers 45009 (call frequency), a corp's calls to that API wait this long, in every
+    # process; jobs are deferred to the window's end, and calls resume when it passes.
+    wecom_rate_limit_window_seconds: float = Field(default=1.0, gt=0)
     # Outbound webhooks: plain http is allowed only to this machine (localhost, 127.0.0.1, ::1), and
     # only when this is on (development, the emulator); otherwise an endpoint must be https.
     webhook_allow_local_http: bool = False
@@ -39,11 +52,29 @@ class Settings(BaseSettings):
     # code itself is shown (log and the console's SMS outbox) only when sms_show_codes is on: demo only.
     sms_provider: str = "console"
     sms_show_codes: bool = False
+    # WeCom callbacks the database could not take go to a local spool, drained when it is back.
+    # Default directory: <data_dir>/spool. Over max_bytes (all files in the directory together)
+    # the endpoint answers 503 instead of acknowledging, so WeCom retries.
+    callback_spool_dir: Path | None = None
+    callback_spool_max_bytes: int = Field(default=256 * 1024 * 1024, ge=4096)
+    # Prometheus /metrics: the values of every process of the installation are kept in
+    # metrics_dir (default <data_dir>/metrics). A scrape is allowed from metrics_allow (addresses
+    # or networks, comma-separated; default this machine only) or with `Authorization: Bearer
+    # <metrics_token>` when a token is set.
+    metrics_dir: Path | None = None
+    metrics_token: SecretStr = SecretStr("")
+    metrics_allow: str = "127.0.0.1/32,::1/128"
 
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'siyu.db').resolve()}"
+
+    def resolved_spool_dir(self) -> Path:
+        return (self.callback_spool_dir or self.data_dir / "spool").resolve()
+
+    def resolved_metrics_dir(self) -> Path:
+        return (self.metrics_dir or self.data_dir / "metrics").resolve()
 
     def resolved_secret_key(self) -> str:
         """The secret key; generated once into the data directory when not configured."""

@@ -118,3 +118,16 @@ def test_the_layout_fills_the_viewport_below_the_top_bar(page, log_in):
     assert box["sideTop"] == box["topBottom"]
     # The sidebar reaches the bottom of the page, which is no shorter than the window (no strip under it).
     assert box["sideBottom"] == box["scroll"] >= box["viewport"], box
+
+
+def test_administrators_see_the_queue_lag_per_queue(page, log_in, screenshot):
+    log_in("demo.admin")
+    expect(page.get_by_test_id("who")).to_have_text("demo.admin")
+    page.goto("/jobs")
+    lag = page.get_by_test_id("queue-lag")
+    expect(lag).to_be_visible()
+    expect(lag.locator("h2")).to_have_text("队列延迟")
+    expect(lag.locator("thead")).to_contain_text("最早待执行已等待")
+    expect(lag.locator("tbody tr").first).to_be_visible()
+    expect(page.get_by_test_id("count-expired")).to_contain_text("已过期")
+    screenshot("console-jobs-queue-lag")

@@ -291,7 +291,7 @@ def test_counts_and_listing_are_per_corp(session, queue):
     service.enqueue(session, name="test.ok", queue=queue, corp_id=corp_b)
     service.enqueue(session, name="test.ok", queue=queue)  # installation-level
     (leased, *_rest) = lease(session, queue, limit=1)
-    assert service.counts_by_state(session, corp_id=corp_a) == {"queued": 2, "running": 1, "failed": 0, "dead": 0}
+    assert service.counts_by_state(session, corp_id=corp_a) == {"queued": 2, "running": 1, "failed": 0, "dead": 0, "expired": 0}
     assert service.counts_by_state(session, corp_id=corp_b)["queued"] == 1
 
     page = service.list_jobs(session, corp_id=corp_a, limit=2)
@@ -390,5 +390,5 @@ def test_builtin_schedules_are_created(session):
     assert prune is not None and prune.enabled and prune.name == "jobs.prune"
 
 
-def test_states_are_the_documented_five():
-    assert [s.value for s in JobState] == ["queued", "running", "failed", "done", "dead"]
+def test_states_are_the_documented_six():
+    assert [s.value for s in JobState] == ["queued", "running", "failed", "done", "dead", "expired"]

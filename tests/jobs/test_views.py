@@ -55,6 +55,32 @@ def test_operations_staff_see_their_corps_jobs(session, corp, jobs):
     assert user.get("/jobs?state=bogus").status_code == 200
 
 
+def test_administrators_see_their_corps_queue_lag_and_expired_jobs(session, corp, other_corp, queue):
+    import datetime as dt
+
+    from siyu.db import utcnow
+
+    now = utcnow()
+    for seconds in (40, 5):  # due 40 s and 5 s ago: the queue's lag is the older one
+        service.enqueue(session, name="test.ok", queue=queue, corp_id=corp.id,
+                        run_at=now - dt.timedelta(seconds=seconds))
+    service.enqueue(session, name="test.ok", queue=queue, corp_id=other_corp.id,
+                    run_at=now - dt.timedelta(seconds=500))  # another corp's: not in this corp's lag
+    service.enqueue(session, name="test.ok", queue=queue, corp_id=corp.id,
+                    deadline_at=now - dt.timedelta(seconds=1))
+    assert service.sweep_expired(session) >= 1
+    admin = console_user(session, corp, roles=(Role.ADMINISTRATOR,))
+    html = admin.get("/jobs?lang=en").text
+    row = html.split(f'data-testid="queue-{queue}"')[1].split("</tr>")[0]
+    assert '<td data-testid="ready">2</td>' in row
+    lag = float(row.split('data-testid="lag">')[1].split(" s<")[0])
+    assert 40 <= lag < 100
+    assert '<td data-testid="expired">1</td>' in row
+    assert 'data-testid="count-expired"' in html and "Expired (deadline passed)" in html
+    operations = console_user(session, corp, roles=(Role.OPERATIONS,))
+    assert 'data-testid="queue-lag"' not in operations.get("/jobs").text
+
+
 def test_other_roles_may_not_open_the_page(session, corp):
     advisor = console_user(session, corp, roles=(Role.ADVISOR,))
     assert advisor.get("/jobs").status_code == 403
@@ -100,7 +126,8 @@ def test_retry_of_another_corps_or_an_installation_job_is_not_found(session, cor
 
 def test_api_counts_and_lists_the_keys_corp_only(session, corp, jobs):
     client, _ = api_client(session, corp, scopes=["jobs:read"])
-    assert client.get("/api/v1/jobs/counts").json() == {"queued": 2, "running": 0, "failed": 0, "dead": 1}
+    assert client.get("/api/v1/jobs/counts").json() == {"queued": 2, "running": 0, "failed": 0, "dead": 1,
+                                                        "expired": 0}
     body = client.get("/api/v1/jobs", params={"limit": 2}).json()
     assert len(body["items"]) == 2 and body["next_before_id"] is not None
     rest = client.get("/api/v1/jobs", params={"limit": 2, "before_id": body["next_before_id"]}).json()

@@ -99,7 +99,7 @@ def test_worker_runs_jobs_and_records_each_outcome(database_url, committed, queu
                 commits: "dead", later: "queued"}
 
     with worker_thread(database_url, queue):
-        wait_for(lambda: states(committed, queue) == expected, 20, f"states {expected}")
+        wait_for(lambda: states(committed, queue) == expected, 20, f"states {expected}, {states(committed, queue)}")
 
     assert effects(committed, k + "ok") == [(k + "ok", ok, 1)]
     assert effects(committed, k + "boom") == []  # rolled back with the failed attempt

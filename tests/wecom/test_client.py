@@ -13,12 +13,13 @@ from siyu.wecom.errors import (
     AccessTokenError,
     InvalidCredential,
     InvalidExternalUserId,
+    InvalidRequest,
     InvalidUserId,
     NotExternalContact,
     RateLimited,
     SystemBusy,
     WeComError,
-    WelcomeCodeExpired,
+    WelcomeNotNeeded,
     error_for,
 )
 from siyu.wecom.ratelimit import (
@@ -153,9 +154,14 @@ def test_errcodes_map_to_named_exceptions(corp, client):
         client.mark_tag(userid="ghost", external_userid=ext, add_tag=[corp.tags["C1"]])
     with pytest.raises(NotExternalContact):
         client.mark_tag(userid="lisi", external_userid=ext, add_tag=[corp.tags["C1"]])
-    with pytest.raises(WelcomeCodeExpired) as info:
-        client.send_welcome_msg(welcome_code="used-or-made-up", text="hi")
-    assert info.value.errcode == 41051
+    with pytest.raises(InvalidRequest) as info:
+        client.send_welcome_msg(welcome_code="made-up", text="hi")
+    assert info.value.errcode == 40058
+    code = corp.add_contact("zhangsan")["welcome_code"]
+    client.send_welcome_msg(welcome_code=code, text="hi")
+    with pytest.raises(WelcomeNotNeeded) as info:
+        client.send_welcome_msg(welcome_code=code, text="hi again")
+    assert info.value.errcode == 41051 and info.value.name == "customer_started_chatting"
     assert type(error_for(99999, "new", "x")) is WeComError
 
 

@@ -126,11 +126,32 @@ def test_welcome_code_expires_after_20_seconds(corp, raw, emulator):
     assert raw.post("externalcontact/send_welcome_msg", {"welcome_code": on_time,
                                                          "text": {"content": "hi"}})["errcode"] == 0
     emulator.post("/clock/advance", {"seconds": 2})
+    # WeCom names no errcode of its own for a code past its 20 s or unknown: an invalid parameter.
     assert raw.post("externalcontact/send_welcome_msg", {"welcome_code": late,
-                                                         "text": {"content": "hi"}})["errcode"] == 41051
+                                                         "text": {"content": "hi"}})["errcode"] == 40058
     assert raw.post("externalcontact/send_welcome_msg", {"welcome_code": "made-up",
-                                                         "text": {"content": "hi"}})["errcode"] == 41051
+                                                         "text": {"content": "hi"}})["errcode"] == 40058
     assert raw.post("externalcontact/send_welcome_msg", {"welcome_code": late})["errcode"] == 44004
+
+
+def test_a_customer_who_started_chatting_gets_no_welcome_41051(corp, raw):
+    added = corp.add_contact("zhangsan")
+    corp.post("/messages", {"from": added["external_userid"], "to": ["zhangsan"], "msgtype": "text",
+                            "text": "你好，请问理财产品怎么买？"})
+    answer = raw.post("externalcontact/send_welcome_msg", {"welcome_code": added["welcome_code"],
+                                                           "text": {"content": "您好"}})
+    assert answer["errcode"] == 41051
+    assert corp.get("/welcomes") == []
+
+
+def test_another_application_sending_a_welcome_answers_41096_and_a_retry_is_accepted(corp, raw):
+    code = corp.add_contact("zhangsan")["welcome_code"]
+    corp.post("/faults", {"welcome_elsewhere_next": 1})
+    busy = raw.post("externalcontact/send_welcome_msg", {"welcome_code": code, "text": {"content": "您好"}})
+    assert busy["errcode"] == 41096
+    again = raw.post("externalcontact/send_welcome_msg", {"welcome_code": code, "text": {"content": "您好"}})
+    assert again["errcode"] == 0
+    assert [w["text"] for w in corp.get("/welcomes")] == ["您好"]
 
 
 def test_mass_message_cap_per_customer_per_day(corp, raw, emulator):
@@ -303,3 +324,11 @@ def test_admin_api_refuses_bad_input_with_4xx(emulator, corp):
     assert emulator.admin.get("/corps/nope").status_code == 404
     assert emulator.admin.post(corp.admin_path("/add_contact"), json={"config_id": "none"}).status_code == 404
     assert emulator.admin.post("/clock/advance", json={"seconds": -5}).status_code == 422
+
+
+def test_batch_get_by_user_clamps_a_limit_over_100_rather_than_refusing_it(corp, raw):
+    for _ in range(3):
+        corp.add_contact("zhangsan")
+    page = raw.post("externalcontact/batch/get_by_user", {"userid_list": ["zhangsan"], "limit": 500})
+    assert page["errcode"] == 0 and len(page["external_contact_list"]) == 3
+    assert raw.post("externalcontact/batch/get_by_user", {"userid_list": ["zhangsan"], "limit": 0})["errcode"] == 40058

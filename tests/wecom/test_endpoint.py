@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import uuid
 
 import pytest
@@ -86,7 +88,9 @@ def test_an_event_is_stored_and_its_processing_enqueued_once_however_often_it_ar
         row = s.scalar(select(WecomInboxEvent).where(WecomInboxEvent.wecom_corp_id == crypto.receive_id))
         assert row.deliveries == 3 and row.processed_at is not None
         job = s.scalar(select(Job).where(Job.name == WELCOME_JOB, Job.corp_id == corp.id))
-        assert job.queue == "wecom" and job.payload["inbox_event_id"] == row.id
+        assert job.queue == "welcome" and job.payload["inbox_event_id"] == row.id
+        # The welcome code's deadline: 20 s after the add's CreateTime, not after the enqueue.
+        assert job.deadline_at == dt.datetime.fromtimestamp(1764000000 + 20, dt.UTC)
         assert job.payload["welcome_code"] == "WELCOME1" and job.payload["state"] == "ch:ad-spring"
         assert job.payload["external_userid"] == "wmCUSTOMER0001"
 

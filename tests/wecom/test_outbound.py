@@ -17,7 +17,7 @@ from siyu.tenancy import service as tenancy
 from siyu.wecom import inbox, service
 from siyu.wecom.crypto import generate_aes_key
 from siyu.wecom.emulator.callbacks import event_xml
-from siyu.wecom.errors import RateLimited, SystemBusy, WelcomeCodeExpired
+from siyu.wecom.errors import RateLimited, SystemBusy, WelcomeNotNeeded
 from siyu.wecom.jobs import process_event
 from siyu.wecom.models import WecomOutbound
 
@@ -68,7 +68,7 @@ def test_a_welcome_whose_answer_was_lost_is_tried_again_and_a_used_code_is_not_a
         raise SystemBusy(-1, "HTTP 503", "externalcontact/send_welcome_msg", maybe_applied=True)
 
     def code_used():
-        raise WelcomeCodeExpired(41051, "welcome code used", "externalcontact/send_welcome_msg")
+        raise WelcomeNotNeeded(41051, "welcome code used", "externalcontact/send_welcome_msg")
 
     out = service.send_once(corp_id=corp_id, effect_key="w", endpoint="send_welcome_msg", call=lost_answer,
                             repeat_safe=True)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import random
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import select
@@ -18,24 +20,49 @@ from siyu.acquisition import lead_jobs, leads, service, welcome  # noqa: F401 - 
 from siyu.acquisition.models import ChannelCode
 from siyu.db import session_scope, utcnow
 from siyu.errors import NotFound
-from siyu.jobs.events import subscribe
-from siyu.jobs.registry import JobContext, PermanentFailure, RetryLater, builtin_schedule, job_handler
+from siyu.jobs.events import job_name_for, subscribe
+from siyu.jobs.registry import (
+    DeadlinePassed,
+    JobContext,
+    PermanentFailure,
+    RetryLater,
+    batch_handler,
+    builtin_schedule,
+    job_handler,
+)
 from siyu.wecom import service as wecom
 
 log = logging.getLogger(__name__)
 
 WELCOME_WINDOW_SECONDS = 20.0  # WeCom accepts a welcome code this long after the add event
 WELCOME_RETRY_SECONDS = 0.5
+WELCOME_ELSEWHERE_RETRY_SECONDS = 1.0  # 41096: another application is sending its welcome now
+WELCOME_QUEUE = "welcome"  # served newest first under backlog (SIYU_JOB_LIFO_QUEUES)
+SEND_WELCOME_ENDPOINT = "externalcontact/send_welcome_msg"
 BUSY = (45009, 45033, -1)  # answers that left nothing at WeCom
 
 
-def _received_at(payload: dict[str, Any]) -> dt.datetime:
+def _received_at(payload: Mapping[str, Any]) -> dt.datetime:
     try:
         at = dt.datetime.fromisoformat(str(payload["received_at"]))
     except (KeyError, ValueError):
         return utcnow()
     return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
 
+
+def welcome_deadline(payload: Mapping[str, Any]) -> dt.datetime | None:
+    """The last moment a welcome may be sent: 20 s after the add, counted from the event's
+    CreateTime (when WeCom issued the code), not from when the job was queued. An event that
+    claims to come from the future (a clock ahead of ours) counts from its receipt instead, so the
+    deadline is never later than 20 s after Siyu heard of the add. None without a welcome code."""
+    if not payload.get("welcome_code"):
+        return None
+    received = _received_at(payload)
+    create_time = payload.get("create_time")
+    added = received
+    if isinstance(create_time, int) and 0 < create_time < 2**33:
+        added = min(received, dt.datetime.fromtimestamp(create_time, dt.UTC))
+    return added + dt.timedelta(seconds=WELCOME_WINDOW_SECONDS)
 
 def _code_id(payload: dict[str, Any]) -> int:
     code_id = payload.get("code_id")
@@ -171,6 +198,13 @@ def attribute(session: Session, payload: dict[str, Any], job: JobContext) -> Non
                           at=_received_at(payload))
 
 
+@batch_handler(job_name_for("customer.added", "acquisition.attribute"))
+def attribute_many(session: Session, payloads: list[dict[str, Any]], jobs: list[JobContext]) -> None:
+    """One attribution pass for several adds, in one transaction."""
+    for payload, job in zip(payloads, jobs, strict=True):
+        attribute(session, payload, job)
+
+
 @subscribe("customer.lost", name="acquisition.lost")
 def customer_lost(session: Session, payload: dict[str, Any], job: JobContext) -> None:
     _lost(session, payload, job)
@@ -190,10 +224,17 @@ def _lost(session: Session, payload: dict[str, Any], job: JobContext) -> None:
 
 # --- the welcome ------------------------------------------------------------------------------------------
 
-@subscribe("customer.added", name="acquisition.welcome", queue="wecom", priority=-10, max_attempts=60)
+@subscribe("customer.added", name="acquisition.welcome", queue=WELCOME_QUEUE, priority=-10, max_attempts=60,
+           deadline=welcome_deadline)
 def send_welcome(session: Session, payload: dict[str, Any], job: JobContext) -> None:
     """The channel's welcome flow (its variant for this customer, as its persona), else the corp
     default, through send_welcome_msg at most once per add (effect key welcome:{inbox event}).
+
+    The job carries the code's deadline (`welcome_deadline`): the queue never starts it later, and
+    a retry that would come later expires it; nothing is sent to WeCom for a code already dead.
+    A corp's closed 45009 window defers the job to the window's end; 41096 (another application is
+    sending a welcome now) retries after a second; 41051 (the customer already started chatting)
+    records the welcome as superseded.
 
     No welcome code: WeCom sent none (the customer was welcomed elsewhere, or the add came another
     way), so the advisor gets a follow-up to greet them by hand."""
@@ -210,7 +251,9 @@ def send_welcome(session: Session, payload: dict[str, Any], job: JobContext) -> 
         return
     effect_key = f"welcome:{event_id}"
     received_at = _received_at(payload)
+    deadline = job.deadline_at or welcome_deadline(payload)
     customer_name = None
+    _before_deadline(deadline)
     # One short transaction plans the welcome, reviews it and claims the send; the calls hold none.
     with session_scope() as s:
         plan = welcome.plan_welcome(s, corp_id=corp_id, state=state, userid=userid, external_userid=external_userid)
@@ -221,6 +264,9 @@ def send_welcome(session: Session, payload: dict[str, Any], job: JobContext) -> 
         except NotFound:
             log.warning("no welcome for inbox event %s: the corp's WeCom connection is not set up", event_id)
             return
+        window = wecom.rate_window_until(s, corp_id=corp_id, endpoint=SEND_WELCOME_ENDPOINT)
+    if window is not None:
+        _retry_at(window, deadline, "the corp's 45009 window is closed")
     if plan.needs_customer_name:
         customer_name = _customer_name(client, external_userid)
     with session_scope() as s:
@@ -239,20 +285,40 @@ def send_welcome(session: Session, payload: dict[str, Any], job: JobContext) -> 
                 welcome.record_send(s, corp_id=corp_id, inbox_event_id=event_id, plan=plan,
                                     external_userid=external_userid, state="blocked")
             return
+        _before_deadline(deadline)  # planning (a name lookup) took time: claim nothing for a dead code
         claim = wecom.claim_effect(s, corp_id=corp_id, effect_key=effect_key, endpoint="send_welcome_msg",
-                                   event_time=received_at)
+                                   event_time=received_at, repeat_safe=True)
     outcome = wecom.call_claimed(
         claim, lambda: client.send_welcome_msg(welcome_code=str(code), text=text or None,
                                                attachments=plan.attachments),
         repeat_safe=True, record_in=session)
     if outcome.state == "failed" and outcome.errcode in BUSY:  # nothing reached the customer
-        left = WELCOME_WINDOW_SECONDS - (utcnow() - received_at).total_seconds()
-        if left > WELCOME_RETRY_SECONDS:
-            raise RetryLater(WELCOME_RETRY_SECONDS, f"WeCom busy ({outcome.errcode}), {left:.0f} s of the window left")
-        log.warning("welcome for inbox event %s missed its window after errcode %s", event_id, outcome.errcode)
+        if outcome.errcode == 45009 and outcome.retry_at is not None:
+            _retry_at(outcome.retry_at, deadline, "WeCom answered 45009")
+        _retry_at(utcnow() + dt.timedelta(seconds=WELCOME_RETRY_SECONDS), deadline,
+                  f"WeCom busy ({outcome.errcode})")
+    if outcome.state == "failed" and outcome.errcode == 41096:  # another application's welcome, now
+        _retry_at(utcnow() + dt.timedelta(seconds=WELCOME_ELSEWHERE_RETRY_SECONDS), deadline,
+                  "another application is sending a welcome now (41096)")
+    if outcome.state == "superseded":
+        log.info("no welcome for inbox event %s: the customer had already started chatting (41051)", event_id)
     if isinstance(event_id, int) and plan.variant_id is not None:  # a variant's results
         welcome.record_send(session, corp_id=corp_id, inbox_event_id=event_id, plan=plan,
                             external_userid=external_userid, state=outcome.state)
+
+
+def _before_deadline(deadline: dt.datetime | None) -> None:
+    if deadline is not None and utcnow() >= deadline:
+        raise DeadlinePassed("the welcome code's 20 s passed before the welcome could be sent")
+
+
+def _retry_at(at: dt.datetime, deadline: dt.datetime | None, reason: str) -> None:
+    """Retry at `at` (plus a little jitter, so deferred jobs do not return in one instant) if
+    that is before the code's deadline; else the job expires: nothing can reach the customer."""
+    at = at + dt.timedelta(seconds=random.uniform(0.0, 0.1))
+    if deadline is not None and at >= deadline:
+        raise DeadlinePassed(f"{reason}; a retry would come after the welcome code's 20 s")
+    raise RetryLater(max(0.0, (at - utcnow()).total_seconds()), reason)
 
 
 def _customer_name(client, external_userid: str) -> str | None:

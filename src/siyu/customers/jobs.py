@@ -20,8 +20,15 @@ from siyu.customers import contacts
 from siyu.customers.models import Customer, FollowStatus, LifecycleStage
 from siyu.db import session_scope, utcnow
 from siyu.errors import NotFound
-from siyu.jobs.events import publish, subscribe
-from siyu.jobs.registry import JobContext, PermanentFailure, RetryLater, builtin_schedule, job_handler
+from siyu.jobs.events import job_name_for, publish, subscribe
+from siyu.jobs.registry import (
+    JobContext,
+    PermanentFailure,
+    RetryLater,
+    batch_handler,
+    builtin_schedule,
+    job_handler,
+)
 from siyu.jobs.service import enqueue
 
 log = logging.getLogger(__name__)
@@ -75,6 +82,13 @@ def upsert_contact(session: Session, payload: dict[str, Any], job: JobContext) -
                         change_type=str(payload.get("change_type") or ""))
     enqueue_profile_fetch(session, corp_id=corp_id, external_userid=external_userid,
                           reason=f"event:{payload.get('inbox_event_id', job.id)}")
+
+
+@batch_handler(job_name_for("customer.added", "customers.upsert_contact"))
+def upsert_contacts(session: Session, payloads: list[dict[str, Any]], jobs: list[JobContext]) -> None:
+    """Several adds recorded in one transaction (a burst of adds: one commit, not one per add)."""
+    for payload, job in zip(payloads, jobs, strict=True):
+        upsert_contact(session, payload, job)
 
 
 @subscribe("customer.edited", name="customers.contact_edited")
@@ -170,6 +184,28 @@ def fetch_profile(session: Session, payload: dict[str, Any], job: JobContext) ->
         log.info("WeCom no longer knows a customer of corp %s: profile not read", corp_id)
         return
     contacts.apply_profile(session, corp_id=corp_id, detail=detail)
+
+
+@batch_handler(FETCH_PROFILE)
+def fetch_profiles(session: Session, payloads: list[dict[str, Any]], jobs: list[JobContext]) -> None:
+    """Several profiles: every read first (holding no transaction), then all written in one."""
+    from siyu.wecom.errors import InvalidExternalUserId, NotExternalContact
+
+    details = []
+    clients: dict[int, Any] = {}
+    for payload, job in zip(payloads, jobs, strict=True):
+        corp_id = _corp_id(job)
+        external_userid = _required(payload, "external_userid")
+        if corp_id not in clients:
+            clients[corp_id] = wecom_client(corp_id)
+        if clients[corp_id] is None:
+            continue
+        try:
+            details.append((corp_id, clients[corp_id].get_external_contact(external_userid)))
+        except (InvalidExternalUserId, NotExternalContact):
+            continue
+    for corp_id, detail in details:
+        contacts.apply_profile(session, corp_id=corp_id, detail=detail)
 
 
 # --- the firm's orders (published by siyu.integration) ------------------------------------------------------

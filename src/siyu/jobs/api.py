@@ -25,7 +25,7 @@ ERRORS = {
 }
 MAX_ID = 2**63 - 1
 read_jobs = require_scope("jobs:read")
-State = Literal["queued", "running", "failed", "done", "dead"]
+State = Literal["queued", "running", "failed", "done", "dead", "expired"]
 
 
 @router.get("/counts", response_model=JobCounts, responses=ERRORS)

@@ -16,6 +16,7 @@ callback) enqueues nothing new: the idempotency key is event + key + subscriber.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import threading
 from collections.abc import Callable, Mapping
@@ -41,6 +42,12 @@ class Subscriber:
     # Whether the corp wants this subscriber's job at all (None: always). Asked at publish time, in
     # the publisher's transaction, so it must be cheap (cache what it reads).
     interested: Callable[[Session, int | None], bool] | None = None
+    # The deadline of this subscriber's job for an event (None: none), from the event's payload,
+    # e.g. a welcome code's 20 s from the add's CreateTime. Asked at publish time.
+    deadline: Callable[[Mapping[str, Any]], dt.datetime | None] | None = None
+
+    def deadline_for(self, payload: Mapping[str, Any]) -> dt.datetime | None:
+        return self.deadline(payload) if self.deadline is not None else None
 
 
 _subscribers: dict[str, dict[str, Subscriber]] = {}
@@ -59,13 +66,15 @@ def subscribe(
     priority: int = 0,
     max_attempts: int | None = None,
     interested: Callable[[Session, int | None], bool] | None = None,
+    deadline: Callable[[Mapping[str, Any]], dt.datetime | None] | None = None,
 ) -> Callable[[Handler], Handler]:
     """Registers a handler `(session, payload, job) -> None` for `event`.
 
     Give a stable `name` (e.g. "customers.upsert_contact"): it is part of the job name that is
     stored with each queued job, so renaming a function must not orphan jobs already queued. It
     defaults to the function's module and qualified name. `interested(session, corp_id)` lets a
-    subscriber that most corps do not use (outbound webhooks) skip the job for the others."""
+    subscriber that most corps do not use (outbound webhooks) skip the job for the others.
+    `deadline(payload)` gives the job a deadline (`siyu.jobs.service.enqueue`'s `deadline_at`)."""
 
     def decorator(fn: Handler) -> Handler:
         sub_name = name or f"{fn.__module__}.{fn.__qualname__}"
@@ -74,7 +83,7 @@ def subscribe(
         with _lock:
             _subscribers.setdefault(event, {})[sub_name] = Subscriber(
                 event=event, name=sub_name, job_name=job_name, queue=queue, priority=priority,
-                max_attempts=max_attempts, interested=interested,
+                max_attempts=max_attempts, interested=interested, deadline=deadline,
             )
         return fn
 
@@ -128,6 +137,7 @@ def publish(
             max_attempts=sub.max_attempts,
             corp_id=corp_id,
             idempotency_key=_event_key(event, key, sub.name) if key is not None else None,
+            deadline_at=sub.deadline_for(payload),
         )
         for sub in receiving(session, event, corp_id)
     ]
@@ -149,6 +159,7 @@ def publish_ids(
     return enqueue_many(session, [
         {"name": sub.job_name, "payload": payload, "queue": sub.queue, "priority": sub.priority,
          "max_attempts": sub.max_attempts, "corp_id": corp_id,
-         "idempotency_key": _event_key(event, key, sub.name) if key is not None else None}
+         "idempotency_key": _event_key(event, key, sub.name) if key is not None else None,
+         "deadline_at": sub.deadline_for(payload)}
         for sub in receiving(session, event, corp_id)
     ], returning=returning)

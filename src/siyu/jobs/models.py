@@ -16,13 +16,16 @@ from siyu.db import Base, IdMixin, utcnow
 
 class JobState(enum.StrEnum):
     """queued → running → done; running → failed (waits for its retry) → running ...;
-    running/failed → dead once its attempts are used up (dead letter: only a person revives it)."""
+    running/failed → dead once its attempts are used up (dead letter: only a person revives it);
+    queued/failed → expired when its `deadline_at` passed before it could start (its handler is
+    never called: the work no longer makes sense, e.g. a welcome code past WeCom's 20 s)."""
 
     QUEUED = "queued"
     RUNNING = "running"
     FAILED = "failed"
     DONE = "done"
     DEAD = "dead"
+    EXPIRED = "expired"
 
 
 # States a worker may lease a job from (once its run_at has come).
@@ -35,13 +38,13 @@ ALL_STATES = tuple(s.value for s in JobState)
 # prepared statements, SQLite always).
 AVAILABLE_SQL = "state IN ('queued', 'failed')"
 RUNNING_SQL = "state = 'running'"
-FINISHED_SQL = "state IN ('done', 'dead')"
+FINISHED_SQL = "state IN ('done', 'dead', 'expired')"
 
 
 class Job(IdMixin, Base):
     __tablename__ = "job"
     __table_args__ = (
-        CheckConstraint("state IN ('queued', 'running', 'failed', 'done', 'dead')", name="state"),
+        CheckConstraint("state IN ('queued', 'running', 'failed', 'done', 'dead', 'expired')", name="state"),
         # The fetch query walks this partial index in order and stops at LIMIT; it holds only
         # jobs that can still run, so it stays small however many done rows pile up.
         Index(
@@ -51,6 +54,23 @@ class Job(IdMixin, Base):
             "id",
             postgresql_where=text(AVAILABLE_SQL),
             sqlite_where=text(AVAILABLE_SQL),
+        ),
+        # The fetch of one queue, newest first (adaptive LIFO under backlog) or oldest first, and
+        # the oldest ready job's age per queue (queue lag).
+        Index(
+            "ix_job_queue_ready",
+            "queue",
+            "run_at",
+            "id",
+            postgresql_where=text(AVAILABLE_SQL),
+            sqlite_where=text(AVAILABLE_SQL),
+        ),
+        # The sweep that expires, in one statement, waiting jobs whose deadline has passed.
+        Index(
+            "ix_job_deadline",
+            "deadline_at",
+            postgresql_where=text(AVAILABLE_SQL + " AND deadline_at IS NOT NULL"),
+            sqlite_where=text(AVAILABLE_SQL + " AND deadline_at IS NOT NULL"),
         ),
         # Finding expired leases (crashed workers) and a worker's own leases (heartbeat).
         Index(
@@ -86,6 +106,10 @@ class Job(IdMixin, Base):
     # When the job may run next (its schedule, or the end of its retry backoff).
     run_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     enqueued_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # The job must not start after this (UTC): past it, the work is worthless and the job is
+    # recorded `expired` without running (a welcome code's 20 s, an SOP slot, a campaign window).
+    # Retries that would start after it expire the job instead. NULL: no deadline.
+    deadline_at: Mapped[dt.datetime | None]
     # Start of the latest attempt (when its handler began) and when the job reached done/dead.
     started_at: Mapped[dt.datetime | None]
     finished_at: Mapped[dt.datetime | None]
@@ -128,3 +152,20 @@ class JobSchedule(IdMixin, Base):
     next_run_at: Mapped[dt.datetime] = mapped_column(index=True)
     last_run_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class JobWorker(IdMixin, Base):
+    """A running `siyu worker` process, as its heartbeat last reported it (every
+    SIYU_WORKER_HEARTBEAT_SECONDS). A worker whose heartbeat stopped for SIYU_WORKER_DEAD_AFTER_SECONDS
+    is dead: any other worker hands its running jobs on at once, without waiting for their leases
+    (which a live worker keeps extending for as long as a call is in flight)."""
+
+    __tablename__ = "job_worker"
+
+    worker_id: Mapped[str] = mapped_column(String(120), unique=True)
+    hostname: Mapped[str] = mapped_column(String(120), default="")
+    pid: Mapped[int] = mapped_column(Integer, default=0)
+    queues: Mapped[str] = mapped_column(String(500), default="")  # comma-separated; empty: all
+    concurrency: Mapped[int] = mapped_column(Integer, default=1)
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)

@@ -42,6 +42,8 @@ class JobContext:
     run_at: dt.datetime
     enqueued_at: dt.datetime
     worker_id: str
+    # The job must not start after this (None: no deadline); a retry past it expires the job.
+    deadline_at: dt.datetime | None = None
     # Extends this job's lease; set by the worker (a handler that runs long may call it, though
     # the worker's heartbeat already extends the leases of all jobs it holds).
     _extend: Callable[[float | None], bool] | None = field(default=None, repr=False, compare=False)
@@ -63,11 +65,17 @@ class Handler(Protocol):
     def __call__(self, session: Session, payload: dict[str, Any], job: JobContext) -> None: ...
 
 
+class BatchHandler(Protocol):
+    def __call__(self, session: Session, payloads: list[dict[str, Any]], jobs: list[JobContext]) -> None: ...
+
+
 @dataclass(frozen=True)
 class HandlerSpec:
     name: str
     fn: Handler
     max_attempts: int | None = None
+    # Runs several leased jobs of this name in one call and one transaction (see `batch_handler`).
+    many: BatchHandler | None = None
 
 
 class RetryLater(Exception):  # noqa: N818 - reads as an instruction to the worker
@@ -76,6 +84,11 @@ class RetryLater(Exception):  # noqa: N818 - reads as an instruction to the work
     def __init__(self, delay: float, reason: str = "retry requested"):
         super().__init__(reason)
         self.delay = max(0.0, float(delay))
+
+
+class DeadlinePassed(Exception):  # noqa: N818
+    """Raise from a handler when its work can no longer be done in time (its deadline, or a retry
+    it needs would start after it): the job is recorded `expired`, not failed."""
 
 
 class PermanentFailure(Exception):  # noqa: N818
@@ -105,7 +118,28 @@ def register(name: str, fn: Handler, *, max_attempts: int | None = None) -> None
         if existing is not None and _identity(existing.fn) != _identity(fn):
             raise ValueError(f"job name {name!r} is already handled by {_identity(existing.fn)}")
         # The same function registered again (a module imported twice under test) replaces itself.
-        _handlers[name] = HandlerSpec(name=name, fn=fn, max_attempts=max_attempts)
+        many = existing.many if existing is not None else None
+        _handlers[name] = HandlerSpec(name=name, fn=fn, max_attempts=max_attempts, many=many)
+
+
+def batch_handler(name: str) -> Callable[[BatchHandler], BatchHandler]:
+    """Registers `fn(session, payloads, jobs)` to run several due jobs called `name` at once: a
+    worker that holds more than one of them runs them in one call, in one transaction that also
+    marks them all done (one commit instead of one per job: per-event work such as recording adds
+    or attributing them to channels, under a burst). It must do exactly what the single handler
+    does for each payload. If it raises, or a lease was lost, the transaction rolls back and the
+    worker runs the jobs one by one through the single handler (so one bad payload fails alone).
+    Register the single handler first."""
+
+    def decorator(fn: BatchHandler) -> BatchHandler:
+        with _lock:
+            spec = _handlers.get(name)
+            if spec is None:
+                raise ValueError(f"register the handler of {name!r} before its batch handler")
+            _handlers[name] = HandlerSpec(name=name, fn=spec.fn, max_attempts=spec.max_attempts, many=fn)
+        return fn
+
+    return decorator
 
 
 def unregister(name: str) -> None:
@@ -156,6 +190,28 @@ def ensure_loaded() -> None:
     """Loads every domain's handlers once per process (publishers need the subscriber list)."""
     if not _loaded:
         load_handlers()
+
+
+# --- queue policies ---------------------------------------------------------------------------------
+
+_lifo_override: dict[str, float] | None = None
+
+
+def lifo_policies() -> dict[str, float]:
+    """Queues served newest first under backlog -> the oldest due job's age (seconds) from which
+    they are (SIYU_JOB_LIFO_QUEUES; by default the welcome queue after 3 s)."""
+    if _lifo_override is not None:
+        return _lifo_override
+    from siyu.config import get_settings
+
+    return get_settings().job_lifo_queues
+
+
+def set_lifo_policies(policies: dict[str, float] | None) -> None:
+    """For tests and benchmarks: replace the configured policies in this process (None: back to
+    the configuration)."""
+    global _lifo_override
+    _lifo_override = dict(policies) if policies is not None else None
 
 
 # --- schedules declared in code ------------------------------------------------------------------

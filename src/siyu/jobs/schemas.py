@@ -13,6 +13,7 @@ class JobCounts(BaseModel):
     running: int
     failed: int = Field(description="failed at least once and waiting for a retry")
     dead: int = Field(description="out of attempts; only a person retries them")
+    expired: int = Field(0, description="not run: their deadline passed before they could start")
 
 
 class JobOut(BaseModel):
@@ -27,6 +28,7 @@ class JobOut(BaseModel):
     max_attempts: int
     run_at: dt.datetime = Field(description="when the job may run next")
     enqueued_at: dt.datetime
+    deadline_at: dt.datetime | None = Field(None, description="the job does not start after this (expired instead)")
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
     last_error: str | None

@@ -35,13 +35,27 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, and_, bindparam, case, column, delete, func, select, text, update, values
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    and_,
+    bindparam,
+    case,
+    column,
+    delete,
+    func,
+    or_,
+    select,
+    text,
+    update,
+    values,
+)
 from sqlalchemy.orm import Session
 
 from siyu.db import UTCDateTime, dialect_insert, is_postgres, utcnow
 from siyu.errors import Conflict, InvalidInput, NotFound
 from siyu.jobs import registry
-from siyu.jobs.models import AVAILABLE_SQL, FINISHED_SQL, RUNNING_SQL, Job, JobSchedule, JobState
+from siyu.jobs.models import AVAILABLE_SQL, FINISHED_SQL, RUNNING_SQL, Job, JobSchedule, JobState, JobWorker
 from siyu.jobs.schedule import DEFAULT_TIMEZONE, next_fire, parse_cron, zone
 
 log = logging.getLogger(__name__)
@@ -75,6 +89,7 @@ def _job_values(
     max_attempts: int | None,
     corp_id: int | None,
     now: dt.datetime,
+    deadline_at: dt.datetime | None = None,
 ) -> dict[str, Any]:
     if not name or len(name) > 200:
         raise InvalidInput("a job name is 1-200 characters", field="name")
@@ -85,6 +100,8 @@ def _job_values(
                            params={"max": IDEMPOTENCY_KEY_MAX})
     if run_at is not None and run_at.tzinfo is None:
         raise InvalidInput("run_at must be timezone-aware", field="run_at")
+    if deadline_at is not None and deadline_at.tzinfo is None:
+        raise InvalidInput("deadline_at must be timezone-aware", field="deadline_at")
     if max_attempts is None:
         spec = registry.get_handler(name)
         max_attempts = (spec.max_attempts if spec else None) or DEFAULT_MAX_ATTEMPTS
@@ -100,6 +117,7 @@ def _job_values(
         "idempotency_key": idempotency_key,
         "run_at": run_at or now,
         "enqueued_at": now,
+        "deadline_at": deadline_at,
         "attempt": 0,
         "attempt_offset": 0,
         "max_attempts": max_attempts,
@@ -117,8 +135,12 @@ def enqueue(
     idempotency_key: str | None = None,
     max_attempts: int | None = None,
     corp_id: int | None = None,
+    deadline_at: dt.datetime | None = None,
 ) -> Job:
     """Adds a job in the caller's transaction: it exists if and only if the caller commits.
+
+    With a `deadline_at` (UTC), the job never starts after it: a worker records it `expired`
+    instead, without calling its handler, and a retry that would start after it expires it.
 
     With an `idempotency_key`, a second enqueue with the same key (in this transaction, a
     committed one or one racing it on PostgreSQL) returns the existing job and inserts nothing.
@@ -141,6 +163,7 @@ def enqueue(
         max_attempts=max_attempts,
         corp_id=corp_id,
         now=utcnow(),
+        deadline_at=deadline_at,
     )
     if idempotency_key is None:
         job = Job(**values)
@@ -183,6 +206,7 @@ def enqueue_many(session: Session, jobs: Iterable[Mapping[str, Any]], *, returni
             max_attempts=j.get("max_attempts"),
             corp_id=j.get("corp_id"),
             now=now,
+            deadline_at=j.get("deadline_at"),
         )
         for j in jobs
     ]
@@ -221,10 +245,14 @@ class LeasedJob:
     max_attempts: int
     run_at: dt.datetime
     enqueued_at: dt.datetime
+    deadline_at: dt.datetime | None = None
 
     @property
     def attempts_used(self) -> int:
         return self.attempt - self.attempt_offset
+
+    def past_deadline(self, now: dt.datetime) -> bool:
+        return self.deadline_at is not None and now >= self.deadline_at
 
 
 _LEASE_COLUMNS = [
@@ -239,6 +267,7 @@ _LEASE_COLUMNS = [
     _t.c.max_attempts,
     _t.c.run_at,
     _t.c.enqueued_at,
+    _t.c.deadline_at,
 ]
 
 # The statements a worker runs for every job are built once: constructing SQLAlchemy expressions
@@ -266,17 +295,27 @@ _COMPLETE = (
 
 
 def _fetch_statement(*, postgres: bool, queues: str | None):
+    """queues: None (all), "one" (b_queue), "many" (b_queues), "skip" (all but b_skip), "lifo"
+    (b_queue, newest first: the adaptive LIFO of a queue under backlog)."""
     pick = (
         select(_t.c.id)
-        .where(text(AVAILABLE_SQL), _t.c.run_at <= bindparam("b_now"))
-        .order_by(_t.c.priority, _t.c.run_at, _t.c.id)
+        .where(text(AVAILABLE_SQL), _t.c.run_at <= bindparam("b_now"),
+               # Past its deadline a job is not started (the sweep records it expired).
+               or_(_t.c.deadline_at.is_(None), _t.c.deadline_at > bindparam("b_now")))
         .limit(bindparam("b_limit", literal_execute=False))
     )
+    if queues == "lifo":
+        # Walks ix_job_queue_ready backwards from now: the newest due jobs of the queue first.
+        pick = pick.where(_t.c.queue == bindparam("b_queue")).order_by(_t.c.run_at.desc(), _t.c.id.desc())
+    else:
+        pick = pick.order_by(_t.c.priority, _t.c.run_at, _t.c.id)
     if queues == "one":
         pick = pick.where(_t.c.queue == bindparam("b_queue"))
     elif queues == "many":
         # Expanding IN re-renders the SQL on every execution; one queue is the common case.
         pick = pick.where(_t.c.queue.in_(bindparam("b_queues", expanding=True)))
+    elif queues == "skip":
+        pick = pick.where(_t.c.queue.not_in(bindparam("b_skip", expanding=True)))
     if postgres:
         # Rows another worker is leasing right now are skipped instead of waited for.
         pick = pick.with_for_update(skip_locked=True)
@@ -294,7 +333,8 @@ def _fetch_statement(*, postgres: bool, queues: str | None):
     )
 
 
-_FETCH = {(pg, q): _fetch_statement(postgres=pg, queues=q) for pg in (False, True) for q in (None, "one", "many")}
+_FETCH = {(pg, q): _fetch_statement(postgres=pg, queues=q)
+          for pg in (False, True) for q in (None, "one", "many", "skip", "lifo")}
 
 
 def _fence_params(job: LeasedJob, worker_id: str) -> dict[str, Any]:
@@ -309,8 +349,14 @@ def fetch_due(
     lease_seconds: float,
     queues: Sequence[str] | None = None,
     now: dt.datetime | None = None,
+    lifo: Sequence[str] = (),
 ) -> list[LeasedJob]:
-    """Leases up to `limit` due jobs to `worker_id`, most urgent first, in one statement.
+    """Leases up to `limit` due jobs to `worker_id`, most urgent first, in one statement per
+    shape. Jobs past their deadline are not leased (`sweep_expired` records them).
+
+    `lifo`: queues (among `queues`) to serve newest first, each in a statement of its own before
+    the others (the adaptive LIFO of a queue under backlog: fresh work is done while the stale
+    reaches its deadline and is written off without being run).
 
     The caller commits right away: the lease is what other workers see."""
     if limit <= 0:
@@ -322,16 +368,35 @@ def fetch_due(
         "b_worker": worker_id,
         "b_lease": now + dt.timedelta(seconds=lease_seconds),
     }
+    postgres = is_postgres(session)
+    lifo = [q for q in lifo if not queues or q in queues]
+    jobs: list[LeasedJob] = []
+    for queue in lifo:
+        want = limit - len(jobs)
+        if want <= 0:
+            return jobs
+        rows = session.execute(_FETCH[postgres, "lifo"], {**params, "b_limit": want, "b_queue": queue}).all()
+        batch = [LeasedJob(*row) for row in rows]
+        batch.sort(key=lambda j: (j.run_at, j.id), reverse=True)
+        jobs.extend(batch)
+    params["b_limit"] = limit - len(jobs)
+    if params["b_limit"] <= 0:
+        return jobs
+    rest = [q for q in queues if q not in lifo] if queues else None
     shape = None
-    if queues and len(queues) == 1:
-        shape, params["b_queue"] = "one", queues[0]
-    elif queues:
-        shape, params["b_queues"] = "many", list(queues)
-    rows = session.execute(_FETCH[is_postgres(session), shape], params).all()
-    jobs = [LeasedJob(*row) for row in rows]
+    if queues is not None and queues and not rest:
+        return jobs
+    if rest and len(rest) == 1:
+        shape, params["b_queue"] = "one", rest[0]
+    elif rest:
+        shape, params["b_queues"] = "many", list(rest)
+    elif lifo:
+        shape, params["b_skip"] = "skip", list(lifo)
+    rows = session.execute(_FETCH[postgres, shape], params).all()
+    batch = [LeasedJob(*row) for row in rows]
     # RETURNING has no order; run the batch in the order it was chosen.
-    jobs.sort(key=lambda j: (j.priority, j.run_at, j.id))
-    return jobs
+    batch.sort(key=lambda j: (j.priority, j.run_at, j.id))
+    return jobs + batch
 
 
 def complete(
@@ -414,20 +479,30 @@ def record_failure(
     started_at: dt.datetime | None = None,
     retry_in: float | None = None,
     permanent: bool = False,
+    expire: bool = False,
     now: dt.datetime | None = None,
     rng: random.Random | None = None,
 ) -> str | None:
-    """Records a failed attempt: `failed` with a backoff, or `dead` when attempts are used up.
+    """Records a failed attempt: `failed` with a backoff, or `dead` when attempts are used up, or
+    `expired` when the retry would start at or after the job's deadline (a retry backs off within
+    the deadline or not at all).
 
     Returns the new state, or None when the lease was lost (someone else owns the job now)."""
     now = now or utcnow()
     message = error if isinstance(error, str) else describe_error(error)
-    if permanent or job.attempts_used >= job.max_attempts:
-        values: dict[str, Any] = {"state": JobState.DEAD.value, "finished_at": now}
+    if expire:
+        values: dict[str, Any] = {"state": JobState.EXPIRED.value, "finished_at": now}
+    elif permanent or job.attempts_used >= job.max_attempts:
+        values = {"state": JobState.DEAD.value, "finished_at": now}
     else:
         delay = retry_in if retry_in is not None else backoff_seconds(job.attempts_used, rng=rng)
-        values = {"state": JobState.FAILED.value, "run_at": now + dt.timedelta(seconds=delay)}
-    values.update(last_error=message, locked_by=None, lease_expires_at=None)
+        run_at = now + dt.timedelta(seconds=delay)
+        if job.deadline_at is not None and run_at >= job.deadline_at:
+            values = {"state": JobState.EXPIRED.value, "finished_at": now}
+            message = f"{EXPIRED_ON_RETRY}\n{message}"
+        else:
+            values = {"state": JobState.FAILED.value, "run_at": run_at}
+    values.update(last_error=message[:ERROR_MAX_CHARS], locked_by=None, lease_expires_at=None)
     if started_at is not None:
         values["started_at"] = started_at
     result = session.execute(update(_t).where(_FENCE).values(**values), _fence_params(job, worker_id))
@@ -480,34 +555,136 @@ def release(session: Session, *, jobs: Sequence[LeasedJob], worker_id: str) -> i
     return released
 
 
+def _rescue(session: Session, *, condition, now: dt.datetime, limit: int, reason: str) -> list:
+    pick = select(_t.c.id).where(text(RUNNING_SQL), condition).limit(limit)
+    if is_postgres(session):
+        pick = pick.with_for_update(skip_locked=True)
+    exhausted = (_t.c.attempt - _t.c.attempt_offset) >= _t.c.max_attempts
+    too_late = and_(_t.c.deadline_at.is_not(None), _t.c.deadline_at <= now)
+    return session.execute(
+        update(_t)
+        .where(_t.c.id.in_(pick.scalar_subquery()), _t.c.state == JobState.RUNNING.value, condition)
+        .values(
+            state=case((exhausted, JobState.DEAD.value), (too_late, JobState.EXPIRED.value),
+                       else_=JobState.FAILED.value),
+            finished_at=case((exhausted, now), (too_late, now), else_=None),
+            run_at=now,
+            locked_by=None,
+            lease_expires_at=None,
+            last_error=reason,
+        )
+        .returning(_t.c.id, _t.c.name, _t.c.attempt, _t.c.state)
+    ).all()
+
+
 def rescue_expired(session: Session, *, now: dt.datetime | None = None, limit: int = 1000) -> int:
     """Makes jobs whose lease expired (their worker died or hung) due again, or dead when that
-    was their last attempt. Any worker may run this; each expired job is rescued once."""
+    was their last attempt, or expired when their deadline has passed. Any worker may run this;
+    each expired lease is rescued once."""
+    now = now or utcnow()
+    rows = _rescue(session, condition=_t.c.lease_expires_at < now, now=now, limit=limit,
+                   reason="LeaseExpired: the worker stopped or stalled before finishing this attempt")
+    for row in rows:
+        log.warning("job %s (%s) attempt %s: lease expired, rescued (%s)", row.id, row.name, row.attempt, row.state)
+    return len(rows)
+
+
+# --- deadlines -----------------------------------------------------------------------------------
+
+EXPIRED_BEFORE_START = "DeadlinePassed: the job's deadline passed before it could start; it was not run"
+EXPIRED_ON_RETRY = "DeadlinePassed: its retry would have started after the job's deadline; it was not retried"
+
+
+def sweep_expired(session: Session, *, now: dt.datetime | None = None, limit: int = 5000) -> int:
+    """Records `expired`, in one statement, up to `limit` waiting jobs whose deadline has passed
+    (walking the small partial index ix_job_deadline): a backlog of stale work is written off in
+    bulk, without a lease, a handler call or a WeCom call each. Any worker may run this."""
     now = now or utcnow()
     pick = (
         select(_t.c.id)
-        .where(text(RUNNING_SQL), _t.c.lease_expires_at < now)
+        .where(text(AVAILABLE_SQL), _t.c.deadline_at.is_not(None), _t.c.deadline_at <= now)
         .limit(limit)
     )
     if is_postgres(session):
         pick = pick.with_for_update(skip_locked=True)
-    exhausted = (_t.c.attempt - _t.c.attempt_offset) >= _t.c.max_attempts
     result = session.execute(
         update(_t)
-        .where(_t.c.id.in_(pick.scalar_subquery()), _t.c.state == JobState.RUNNING.value, _t.c.lease_expires_at < now)
-        .values(
-            state=case((exhausted, JobState.DEAD.value), else_=JobState.FAILED.value),
-            finished_at=case((exhausted, now), else_=None),
-            run_at=now,
-            locked_by=None,
-            lease_expires_at=None,
-            last_error="LeaseExpired: the worker stopped or stalled before finishing this attempt",
-        )
-        .returning(_t.c.id, _t.c.name, _t.c.attempt)
-    ).all()
-    for row in result:
-        log.warning("job %s (%s) attempt %s: lease expired, rescued", row.id, row.name, row.attempt)
-    return len(result)
+        .where(_t.c.id.in_(pick.scalar_subquery()), text(AVAILABLE_SQL))
+        .values(state=JobState.EXPIRED.value, finished_at=now, locked_by=None, lease_expires_at=None,
+                last_error=EXPIRED_BEFORE_START)
+    )
+    expired = max(0, result.rowcount or 0)
+    if expired:
+        log.info("%d jobs expired: their deadlines passed before they could start", expired)
+    return expired
+
+
+def expire_leased(session: Session, *, job: LeasedJob, worker_id: str, now: dt.datetime | None = None) -> bool:
+    """Records `expired` a job this worker leased but found past its deadline before starting it
+    (fenced like `complete`); its handler is not called."""
+    now = now or utcnow()
+    result = session.execute(
+        update(_t).where(_FENCE).values(state=JobState.EXPIRED.value, finished_at=now, locked_by=None,
+                                        lease_expires_at=None, last_error=EXPIRED_BEFORE_START),
+        _fence_params(job, worker_id),
+    )
+    return result.rowcount == 1
+
+
+# --- worker liveness -----------------------------------------------------------------------------
+
+_w = JobWorker.__table__
+
+
+def register_worker(session: Session, *, worker_id: str, hostname: str = "", pid: int = 0,
+                    queues: Sequence[str] | None = None, concurrency: int = 1,
+                    now: dt.datetime | None = None) -> None:
+    """Records a worker as alive (at start, and again should its row have been removed as dead)."""
+    now = now or utcnow()
+    session.execute(
+        dialect_insert(session)(_w)
+        .values(worker_id=worker_id, hostname=hostname[:120], pid=pid, queues=",".join(queues or [])[:500],
+                concurrency=concurrency, started_at=now, last_seen_at=now)
+        .on_conflict_do_nothing(index_elements=["worker_id"])
+    )
+
+
+def worker_heartbeat(session: Session, *, worker_id: str, now: dt.datetime | None = None) -> bool:
+    """The liveness heartbeat; False when the worker's row is gone (it was taken for dead: its
+    jobs were handed on, and it should register again)."""
+    now = now or utcnow()
+    return session.execute(update(_w).where(_w.c.worker_id == worker_id).values(last_seen_at=now)).rowcount == 1
+
+
+def unregister_worker(session: Session, *, worker_id: str) -> None:
+    session.execute(delete(_w).where(_w.c.worker_id == worker_id))
+
+
+def rescue_dead_workers(session: Session, *, dead_after: float, now: dt.datetime | None = None,
+                        limit: int = 1000) -> int:
+    """Hands on the running jobs of workers whose heartbeat stopped `dead_after` seconds ago
+    (SIGKILL, a lost machine), without waiting for their leases: due again at once under a new
+    attempt (fencing token), or expired past their deadline. Then forgets those workers.
+
+    An effect such a job had claimed but not recorded stays as its send-once record says
+    (`sending` becomes `unknown` on the next run and is never repeated)."""
+    now = now or utcnow()
+    cutoff = now - dt.timedelta(seconds=dead_after)
+    dead = [row[0] for row in session.execute(select(_w.c.worker_id).where(_w.c.last_seen_at < cutoff).limit(100))]
+    if not dead:
+        return 0
+    rows = _rescue(session, condition=_t.c.locked_by.in_(dead), now=now, limit=limit,
+                   reason="WorkerDead: the worker's heartbeat stopped before it finished this attempt")
+    for row in rows:
+        log.warning("job %s (%s) attempt %s: its worker stopped, handed on (%s)", row.id, row.name, row.attempt,
+                    row.state)
+    if len(rows) < limit:
+        session.execute(delete(_w).where(_w.c.worker_id.in_(dead), _w.c.last_seen_at < cutoff))
+    return len(rows)
+
+
+def list_workers(session: Session) -> list[JobWorker]:
+    return list(session.scalars(select(JobWorker).order_by(JobWorker.started_at)))
 
 
 # --- errors --------------------------------------------------------------------------------------
@@ -554,7 +731,8 @@ def describe_error(exc: BaseException) -> str:
 
 # --- console and API -----------------------------------------------------------------------------
 
-COUNTED_STATES = (JobState.QUEUED.value, JobState.RUNNING.value, JobState.FAILED.value, JobState.DEAD.value)
+COUNTED_STATES = (JobState.QUEUED.value, JobState.RUNNING.value, JobState.FAILED.value, JobState.DEAD.value,
+                  JobState.EXPIRED.value)
 
 
 def _scoped(stmt, corp_id: int | None):
@@ -562,12 +740,112 @@ def _scoped(stmt, corp_id: int | None):
 
 
 def counts_by_state(session: Session, *, corp_id: int | None) -> dict[str, int]:
-    """Jobs per state (queued, running, failed, dead; done jobs pile up and are not counted)."""
+    """Jobs per state (queued, running, failed, dead, expired; done jobs pile up and are not counted)."""
     stmt = _scoped(select(Job.state, func.count()).where(Job.state.in_(COUNTED_STATES)), corp_id).group_by(Job.state)
     counts = dict.fromkeys(COUNTED_STATES, 0)
     for state, n in session.execute(stmt):
         counts[state] = n
     return counts
+
+
+RECENT_OUTCOMES = dt.timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """One queue's lag and recent outcomes (`queue_stats`)."""
+
+    queue: str
+    ready: int  # due now and waiting for a worker (the depth)
+    scheduled: int  # waiting for a later run_at (retries backing off, scheduled work)
+    running: int
+    oldest_ready_age_s: float  # how long the oldest due job has waited (0 when none): the queue lag
+    # Outcomes of the last RECENT_OUTCOMES (by finish time), and the jobs failed now, awaiting retry.
+    done: int
+    retrying: int
+    dead: int
+    expired: int
+    lifo: bool = False  # served newest first now (adaptive LIFO under backlog)
+
+
+def queue_stats(session: Session, *, now: dt.datetime | None = None, corp_id: int | None = None,
+                window: dt.timedelta = RECENT_OUTCOMES) -> dict[str, QueueStats]:
+    """Per queue: depth (ready), scheduled, running, the oldest ready job's age in seconds, and the
+    outcomes of the last `window` (done, dead, expired by finish time; retrying = failed now).
+
+    Two grouped queries over the partial indexes (waiting and running jobs, and finished jobs of
+    the window): cheap enough for a metrics scrape every few seconds. `corp_id` narrows it to one
+    corp (the console); None is the whole installation (operators, /metrics)."""
+    now = now or utcnow()
+    ready = and_(text(AVAILABLE_SQL), _t.c.run_at <= now)
+    live = (
+        select(
+            _t.c.queue,
+            func.count().filter(ready),
+            func.count().filter(text(AVAILABLE_SQL), _t.c.run_at > now),
+            func.count().filter(_t.c.state == JobState.RUNNING.value),
+            func.count().filter(_t.c.state == JobState.FAILED.value),
+            func.min(_t.c.run_at).filter(ready),
+        )
+        .where(_t.c.state.in_((JobState.QUEUED.value, JobState.FAILED.value, JobState.RUNNING.value)))
+        .group_by(_t.c.queue)
+    )
+    recent = (
+        select(_t.c.queue, _t.c.state, func.count())
+        .where(text(FINISHED_SQL), _t.c.finished_at >= now - window)
+        .group_by(_t.c.queue, _t.c.state)
+    )
+    if corp_id is not None:
+        live, recent = live.where(_t.c.corp_id == corp_id), recent.where(_t.c.corp_id == corp_id)
+    stats: dict[str, dict[str, Any]] = {}
+
+    def entry(queue: str) -> dict[str, Any]:
+        return stats.setdefault(queue, {"queue": queue, "ready": 0, "scheduled": 0, "running": 0,
+                                        "oldest_ready_age_s": 0.0, "done": 0, "retrying": 0, "dead": 0,
+                                        "expired": 0})
+
+    for queue, n_ready, n_later, n_running, n_failed, oldest in session.execute(live):
+        e = entry(queue)
+        e.update(ready=n_ready, scheduled=n_later, running=n_running, retrying=n_failed)
+        if oldest is not None:
+            if oldest.tzinfo is None:  # an aggregate loses the column type on SQLite
+                oldest = _parse_utc(oldest)
+            e["oldest_ready_age_s"] = max(0.0, (now - oldest).total_seconds())
+    for queue, state, n in session.execute(recent):
+        entry(queue)[state] = n
+    policies = registry.lifo_policies()
+    return {
+        q: QueueStats(**e, lifo=q in policies and e["oldest_ready_age_s"] >= policies[q])
+        for q, e in sorted(stats.items())
+    }
+
+
+def _parse_utc(value: Any) -> dt.datetime:
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def lifo_queues_now(session: Session, *, queues: Sequence[str] | None = None,
+                    now: dt.datetime | None = None) -> list[str]:
+    """The adaptive-LIFO queues (registry.lifo_policies) in backlog now: their oldest due job has
+    waited at least the queue's threshold. One indexed look-up per such queue (the first entry of
+    ix_job_queue_ready), run by each worker about once a second."""
+    now = now or utcnow()
+    out = []
+    for queue, after in registry.lifo_policies().items():
+        if queues and queue not in queues:
+            continue
+        oldest = session.scalar(
+            select(_t.c.run_at)
+            .where(text(AVAILABLE_SQL), _t.c.queue == queue, _t.c.run_at <= now,
+                   or_(_t.c.deadline_at.is_(None), _t.c.deadline_at > now))
+            .order_by(_t.c.run_at)
+            .limit(1)
+        )
+        if oldest is not None and (now - _parse_utc(oldest)).total_seconds() >= after:
+            out.append(queue)
+    return out
 
 
 @dataclass(frozen=True)
@@ -626,10 +904,12 @@ def retry_job(session: Session, *, job_id: int, corp_id: int | None = None) -> J
 
 
 def prune(session: Session, *, now: dt.datetime | None = None, batch: int = 5000) -> int:
-    """Deletes done jobs older than DONE_RETENTION and dead ones older than DEAD_RETENTION."""
+    """Deletes done and expired jobs older than DONE_RETENTION and dead ones older than
+    DEAD_RETENTION."""
     now = now or utcnow()
     deleted = 0
-    for state, keep in ((JobState.DONE.value, DONE_RETENTION), (JobState.DEAD.value, DEAD_RETENTION)):
+    for state, keep in ((JobState.DONE.value, DONE_RETENTION), (JobState.EXPIRED.value, DONE_RETENTION),
+                        (JobState.DEAD.value, DEAD_RETENTION)):
         pick = (
             select(_t.c.id)
             .where(text(FINISHED_SQL), _t.c.state == state, _t.c.finished_at < now - keep)

@@ -32,6 +32,7 @@ STATE_LABELS = {
     JobState.FAILED.value: N_("Failed, will retry"),
     JobState.DONE.value: N_("Done"),
     JobState.DEAD.value: N_("Dead"),
+    JobState.EXPIRED.value: N_("Expired (deadline passed)"),
 }
 
 
@@ -50,7 +51,11 @@ def jobs_page(
     state = state if state in STATES else ""
     page = service.list_jobs(session, corp_id=principal.corp_id, state=state or None, limit=PAGE_SIZE,
                              before_id=before)
+    # Queue lag of this corp's work, per queue, for administrators (how long due jobs wait).
+    queue_stats = service.queue_stats(session, corp_id=principal.corp_id) if principal.is_admin else None
     return render(request, "jobs/index.html", {
+        "queue_stats": queue_stats,
+        "recent_minutes": int(service.RECENT_OUTCOMES.total_seconds() // 60),
         "counts": service.counts_by_state(session, corp_id=principal.corp_id),
         "jobs": page.items,
         "next_before_id": page.next_before_id,

@@ -34,14 +34,16 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
+from siyu import metrics
 from siyu.db import WriteTurn, make_engine, utcnow, write_turn
 from siyu.jobs import registry, service
-from siyu.jobs.registry import JobContext, PermanentFailure, RetryLater
+from siyu.jobs.registry import DeadlinePassed, JobContext, PermanentFailure, RetryLater
 from siyu.jobs.service import LeasedJob
 
 log = logging.getLogger(__name__)
 
 MAINTENANCE_SECONDS = 1.0
+MAX_BATCH = 100  # jobs of one name run together by a batch handler
 
 
 class UnknownJob(Exception):  # noqa: N818
@@ -70,6 +72,7 @@ class WorkerStats:
     released: int = 0
     rescued: int = 0
     scheduled: int = 0
+    expired: int = 0  # jobs recorded expired (their deadline passed before they could start)
 
 
 def make_worker_id() -> str:
@@ -187,6 +190,9 @@ class Worker:
         shutdown_timeout: float | None = None,
         worker_id: str | None = None,
         sqlite_lock: WriteTurn | None = None,
+        heartbeat_seconds: float = 2.0,
+        dead_after_seconds: float = 6.0,
+        batches: bool = True,
     ) -> None:
         self.engine = engine
         self._sqlite_lock = sqlite_lock
@@ -199,9 +205,15 @@ class Worker:
         self.shutdown_timeout = lease_seconds if shutdown_timeout is None else shutdown_timeout
         self.worker_id = worker_id or make_worker_id()
         self.stats = WorkerStats()
+        self.heartbeat_seconds = heartbeat_seconds
+        self.dead_after_seconds = dead_after_seconds
+        # Adaptive-LIFO queues in backlog now (re-read with the maintenance, about every second).
+        self._lifo: list[str] = []
 
-        # Jobs leased and not yet finished: buffered (not started) + running.
-        self._capacity = concurrency + min(self.batch_size, concurrency)
+        # Jobs leased and not yet finished: buffered (not started) + running. With batch handlers a
+        # deeper buffer lets jobs of one name gather into batches under a backlog.
+        self.batches = batches
+        self._capacity = concurrency + min(self.batch_size, concurrency * (4 if batches else 1))
         # Fetch only when this many slots are free, so batches stay worth a round trip.
         self._fetch_threshold = max(1, min(self.batch_size, self._capacity // 2))
         self._lock = threading.Lock()
@@ -220,6 +232,7 @@ class Worker:
     def _bump(self, counter: str, n: int = 1) -> None:
         with self._lock:
             setattr(self.stats, counter, getattr(self.stats, counter) + n)
+        metrics.count_jobs(counter, n)
 
     # --- the fetcher ---------------------------------------------------------------------------
 
@@ -244,9 +257,13 @@ class Worker:
     def _loop(self) -> None:
         next_maintenance = 0.0
         next_heartbeat = time.monotonic() + self.lease_seconds / 3
+        next_alive = time.monotonic() + self.heartbeat_seconds
         while not self.stop_event.is_set():
             self._wake.clear()
             now = time.monotonic()
+            if now >= next_alive:
+                self._step(self._alive)
+                next_alive = now + self.heartbeat_seconds
             if now >= next_maintenance:
                 self._step(self._maintenance)
                 next_maintenance = now + MAINTENANCE_SECONDS
@@ -279,13 +296,30 @@ class Worker:
 
     def _startup(self) -> None:
         with Session(bind=self._conns.tx()) as session:
+            self._register(session)
             service.ensure_builtin_schedules(session)
+            session.commit()
+
+    def _register(self, session: Session) -> None:
+        service.register_worker(session, worker_id=self.worker_id, hostname=socket.gethostname(), pid=os.getpid(),
+                                queues=self.queues, concurrency=self.concurrency)
+
+    def _alive(self) -> None:
+        """The liveness heartbeat (job_worker.last_seen_at): other workers hand this one's jobs on
+        within seconds once it stops."""
+        with Session(bind=self._conns.single()) as session:
+            if not service.worker_heartbeat(session, worker_id=self.worker_id):
+                # Taken for dead (a pause longer than dead_after): its jobs were handed on, and
+                # their completions here will be refused by the fence. Alive again from now.
+                log.warning("worker %s was taken for dead by another worker; registering again", self.worker_id)
+                self._register(session)
             session.commit()
 
     def _fetch(self, want: int) -> int:
         with Session(bind=self._conns.single()) as session:
             jobs = service.fetch_due(
-                session, worker_id=self.worker_id, limit=want, lease_seconds=self.lease_seconds, queues=self.queues
+                session, worker_id=self.worker_id, limit=want, lease_seconds=self.lease_seconds, queues=self.queues,
+                lifo=self._lifo,
             )
             session.commit()
         if jobs:
@@ -301,9 +335,17 @@ class Worker:
     def _maintenance(self) -> None:
         with Session(bind=self._conns.tx()) as session:
             rescued = service.rescue_expired(session)
+            rescued += service.rescue_dead_workers(session, dead_after=self.dead_after_seconds)
+            expired = service.sweep_expired(session)
             made = service.materialise_schedules(session)
+            lifo = service.lifo_queues_now(session, queues=self.queues)
             session.commit()
+        if lifo != self._lifo:
+            log.info("worker %s: %s", self.worker_id,
+                     f"serving newest first (backlog): {','.join(lifo)}" if lifo else "serving oldest first again")
+            self._lifo = lifo
         self._bump("rescued", rescued)
+        self._bump("expired", expired)
         self._bump("scheduled", len(made))
 
     def _heartbeat(self) -> None:
@@ -350,13 +392,24 @@ class Worker:
         # Wait for the running jobs, heartbeating on: a job that is finishing must keep its lease.
         deadline = time.monotonic() + self.shutdown_timeout
         next_heartbeat = time.monotonic() + self.lease_seconds / 3
+        next_alive = time.monotonic() + self.heartbeat_seconds
         while any(t.is_alive() for t in self._threads) and time.monotonic() < deadline:
             for t in self._threads:
                 t.join(min(0.1, max(0.0, deadline - time.monotonic())))
+            if time.monotonic() >= next_alive:
+                self._step(self._alive)
+                next_alive = time.monotonic() + self.heartbeat_seconds
             if time.monotonic() >= next_heartbeat:
                 self._step(self._heartbeat)
                 next_heartbeat = time.monotonic() + self.lease_seconds / 3
         self._completer.stop()
+
+        def unregister() -> None:
+            with Session(bind=self._conns.tx()) as session:
+                service.unregister_worker(session, worker_id=self.worker_id)
+                session.commit()
+
+        self._step(unregister)
         still = [t.name for t in self._threads if t.is_alive()]
         if still:
             log.warning("worker %s: %d jobs still running at shutdown; they run again after their leases",
@@ -375,16 +428,27 @@ class Worker:
                     if self._stopping:
                         return
                     job = self._buffer.popleft()
+                    batch = [job]
+                    spec = registry.get_handler(job.name)
+                    if self.batches and spec is not None and spec.many is not None:
+                        # The buffered jobs of the same name go with it, in one transaction.
+                        for other in [j for j in self._buffer if j.name == job.name][: MAX_BATCH - 1]:
+                            self._buffer.remove(other)
+                            batch.append(other)
                 try:
-                    self._run_one(conns, job)
+                    if len(batch) == 1:
+                        self._run_one(conns, job)
+                    else:
+                        self._run_batch(conns, batch, spec)
                 except Exception:
                     # A bug here, not in a handler: the job's lease runs out and it is rescued.
                     log.exception("worker %s: job %d (%s) could not be run", self.worker_id, job.id, job.name)
                     conns.close()
                 finally:
                     with self._lock:
-                        self._held.pop(job.id, None)
-                        self._lease_until.pop(job.id, None)
+                        for done in batch:
+                            self._held.pop(done.id, None)
+                            self._lease_until.pop(done.id, None)
                         room = self._capacity - len(self._held) >= self._fetch_threshold
                     if room:
                         self._wake.set()
@@ -410,6 +474,51 @@ class Worker:
 
         return extend
 
+    def _run_batch(self, conns: _Connections, batch: list[LeasedJob], spec: registry.HandlerSpec) -> None:
+        """Jobs of one name through its batch handler in one transaction that marks them all done;
+        on any trouble (the handler raised, a lease was lost) rolled back and run one by one."""
+        started = utcnow()
+        now_m = time.monotonic()
+        live: list[LeasedJob] = []
+        for job in batch:
+            with self._lock:
+                lease_until = self._lease_until.get(job.id, 0.0)
+            if now_m >= lease_until or job.past_deadline(started):
+                self._run_one(conns, job)  # lost or expired: handled (and counted) as a single
+            else:
+                live.append(job)
+        if len(live) <= 1:
+            for job in live:
+                self._run_one(conns, job)
+            return
+        ctxs = [JobContext(
+            id=job.id, name=job.name, attempt=job.attempts_used, max_attempts=job.max_attempts, queue=job.queue,
+            corp_id=job.corp_id, run_at=job.run_at, enqueued_at=job.enqueued_at, worker_id=self.worker_id,
+            deadline_at=job.deadline_at, _extend=self._extend_one(job)) for job in live]
+        session = JobSession(bind=conns.tx(), expire_on_commit=False)
+        ok = False
+        try:
+            spec.many(session, [job.payload for job in live], ctxs)
+            ok = all(service.complete(session, job=job, worker_id=self.worker_id, started_at=started)
+                     for job in live)
+            if ok:
+                session._worker_commit = True
+                session.commit()
+        except Exception as exc:
+            log.info("worker %s: a batch of %d %s jobs failed (%s); running them one by one", self.worker_id,
+                     len(live), live[0].name, service.redact(f"{type(exc).__name__}: {exc}")[:200])
+            ok = False
+        finally:
+            if not ok:
+                with contextlib.suppress(Exception):
+                    session.rollback()
+            session.close()
+        if ok:
+            self._bump("done", len(live))
+            return
+        for job in live:
+            self._run_one(conns, job)
+
     def _run_one(self, conns: _Connections, job: LeasedJob) -> None:
         with self._lock:
             lease_until = self._lease_until.get(job.id, 0.0)
@@ -418,13 +527,20 @@ class Worker:
             # another worker may own it now, so do not start it here.
             self._bump("lost", 1)
             return
+        started = utcnow()
+        if job.past_deadline(started):
+            # Waited past its deadline (in the buffer, or leased just before it): not started.
+            with Session(bind=conns.single()) as s:
+                expired = service.expire_leased(s, job=job, worker_id=self.worker_id, now=started)
+                s.commit()
+            self._bump("expired" if expired else "lost", 1)
+            return
         spec = registry.get_handler(job.name)
         ctx = JobContext(
             id=job.id, name=job.name, attempt=job.attempts_used, max_attempts=job.max_attempts, queue=job.queue,
             corp_id=job.corp_id, run_at=job.run_at, enqueued_at=job.enqueued_at, worker_id=self.worker_id,
-            _extend=self._extend_one(job),
+            deadline_at=job.deadline_at, _extend=self._extend_one(job),
         )
-        started = utcnow()
         t0 = time.perf_counter()
         session = JobSession(bind=conns.tx(), expire_on_commit=False)
         try:
@@ -454,6 +570,8 @@ class Worker:
             self._failed(conns, session, job, exc, started, retry_in=exc.delay)
         except PermanentFailure as exc:
             self._failed(conns, session, job, exc, started, permanent=True)
+        except DeadlinePassed as exc:
+            self._failed(conns, session, job, exc, started, expire=True)
         except Exception as exc:
             self._failed(conns, session, job, exc, started)
         finally:
@@ -469,6 +587,7 @@ class Worker:
         *,
         retry_in: float | None = None,
         permanent: bool = False,
+        expire: bool = False,
     ) -> None:
         message = service.describe_error(exc)
         try:
@@ -476,7 +595,7 @@ class Worker:
             with Session(bind=conns.tx()) as s:
                 state = service.record_failure(
                     s, job=job, worker_id=self.worker_id, error=message, started_at=started,
-                    retry_in=retry_in, permanent=permanent,
+                    retry_in=retry_in, permanent=permanent, expire=expire,
                 )
                 s.commit()
         except Exception as db_exc:
@@ -486,7 +605,11 @@ class Worker:
             conns.close()
             return
         first_line = message.splitlines()[0][:300]
-        if state == "dead":
+        if state == "expired":
+            self._bump("expired", 1)
+            log.warning("job %d (%s) attempt %d failed and its retry would pass its deadline, now expired: %s",
+                        job.id, job.name, job.attempts_used, first_line)
+        elif state == "dead":
             self._bump("dead", 1)
             log.error("job %d (%s) attempt %d/%d failed, now dead: %s", job.id, job.name, job.attempts_used,
                       job.max_attempts, first_line)
@@ -550,6 +673,9 @@ def run_worker(
         shutdown_timeout=shutdown_timeout,
         worker_id=worker_id,
         sqlite_lock=sqlite_lock,
+        heartbeat_seconds=settings.worker_heartbeat_seconds,
+        dead_after_seconds=settings.worker_dead_after_seconds,
+        batches=settings.job_batch_handlers,
     )
 
     previous: dict[int, object] = {}

@@ -13,12 +13,22 @@ message 403, malformed envelope or event 400, body over the size limit 413.
 How a POST runs: the body is read, verified, decrypted and parsed on the event loop (pure CPU,
 tens of microseconds); the database work goes to a group committer, which stores the events of
 all requests that arrived meanwhile in one transaction, and the answer goes back after its
-commit. On SQLite the write lock is then taken once per batch rather than once per event."""
+commit. On SQLite the write lock is then taken once per batch rather than once per event.
+
+When the database cannot take the event (down, unreachable, its connections dropped, SQLite's lock
+not obtained, or no commit within `STORE_WAIT_SECONDS`, well inside WeCom's 5 s), the verified,
+decrypted event goes to this process's callback spool (`siyu.wecom.spool`), fsync'd, and is
+acknowledged; the spool's drainer stores it when the database is back, deduped by the natural key
+like any delivery. Only a full spool (or a disk that refuses the write) is answered 503, so WeCom
+retries: a database outage is never answered with 500. The corp's keys come from the per-process
+cache, which keeps its last known value while the database is unreachable."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
+import threading
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse
@@ -26,12 +36,15 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
-from siyu.db import GroupCommitter, get_session, session_scope
+from siyu import metrics
+from siyu.config import get_settings
+from siyu.db import GroupCommitter, get_session, session_factory, session_scope, utcnow
 from siyu.errors import InvalidInput
 from siyu.wecom import service
 from siyu.wecom.crypto import MAX_BODY_BYTES, CallbackCryptoError
-from siyu.wecom.events import EventParseError, WecomEvent
+from siyu.wecom.events import EventParseError, WecomEvent, parse_event
 from siyu.wecom.inbox import open_callback, store_event
+from siyu.wecom.spool import CallbackSpool, SpoolDrainer, SpooledEvent, SpoolFull, database_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +53,75 @@ router = APIRouter(prefix="/wecom/callback", include_in_schema=False)
 _committer = GroupCommitter(name="wecom-callbacks")
 
 
+# How long a callback waits for its commit before it is spooled instead (WeCom waits 5 s).
+STORE_WAIT_SECONDS = 3.0
+
+
 def _refuse(status: int, reason: str, slug: str) -> PlainTextResponse:
     # The reason is ours (never the body or the plaintext): safe to log and to answer.
     log.warning("wecom callback for %s refused (%d): %s", slug, status, reason)
+    metrics.count_callback("refused")
     return PlainTextResponse(reason, status_code=status)
+
+
+# --- the spool of this process ----------------------------------------------------------------------
+
+_spool_lock = threading.Lock()
+_spool: CallbackSpool | None = None
+_drainer: SpoolDrainer | None = None
+
+
+def callback_spool() -> CallbackSpool:
+    """This process's spool, in the configured directory (created on first use)."""
+    global _spool
+    settings = get_settings()
+    directory = settings.resolved_spool_dir()
+    with _spool_lock:
+        if _spool is None or _spool.directory != directory:
+            _spool = CallbackSpool(directory, max_bytes=settings.callback_spool_max_bytes)
+        _spool.max_bytes = settings.callback_spool_max_bytes
+        return _spool
+
+
+def store_spooled(session: Session, event: SpooledEvent) -> bool:
+    """The drainer's store: exactly what the endpoint does with a delivery. True when stored now."""
+    parsed = parse_event(event.plaintext)
+    return _store_and_dispatch(session, corp_id=event.corp_id, event=parsed, plaintext=event.plaintext,
+                               received_at=event.received_at)
+
+
+def _drained(result) -> None:
+    log.info("callback spool: %d event(s) stored, %d already stored, %d rejected", result.stored,
+             result.duplicates, result.rejected)
+    metrics.count_spool_drained("stored", result.stored)
+    metrics.count_spool_drained("duplicate", result.duplicates)
+    metrics.count_spool_drained("rejected", result.rejected)
+
+
+def spool_drainer() -> SpoolDrainer:
+    global _drainer
+    spool = callback_spool()
+    with _spool_lock:
+        if _drainer is None or _drainer.spool is not spool:
+            if _drainer is not None:
+                _drainer.stop(timeout=0)
+            _drainer = SpoolDrainer(spool, sessions=lambda: session_factory()(), store=store_spooled,
+                                   on_result=_drained)
+        return _drainer
+
+
+def start_spool_drainer() -> None:
+    """Started with each serve process: drains this process's spool and what dead ones left."""
+    spool_drainer().start()
+
+
+def stop_spool_drainer() -> None:
+    """At shutdown: the drainer stops, and the spool's lock is released (its files, if any, are
+    then taken over by another serve process or by this one's successor)."""
+    if _drainer is not None:
+        _drainer.stop()
+    if _spool is not None:
+        _spool.close()
 
 
 @router.get("/{corp_slug}")
@@ -69,11 +147,17 @@ def _load_target(corp_slug: str) -> service.CallbackTarget | None:
         return service.callback_target(session, corp_slug=corp_slug)
 
 
-def _store_and_dispatch(session: Session, *, corp_id: int, event: WecomEvent, plaintext: str) -> None:
-    received = store_event(session, event=event, plaintext=plaintext)
+def _store_and_dispatch(session: Session, *, corp_id: int, event: WecomEvent, plaintext: str,
+                        received_at: dt.datetime | None = None) -> bool:
+    received = store_event(session, event=event, plaintext=plaintext, received_at=received_at)
     if received.created:
         service.dispatch_event(session, corp_id=corp_id, event_id=received.id, natural_key=received.natural_key,
                                received_at=received.received_at, event=event)
+    return received.created
+
+
+def _spool_event(corp_id: int, plaintext: str, received_at: dt.datetime) -> None:
+    callback_spool().append(corp_id=corp_id, plaintext=plaintext, received_at=received_at)
 
 
 _QUERY_LIMITS = {"msg_signature": 128, "timestamp": 32, "nonce": 128}
@@ -102,7 +186,15 @@ async def receive(request: Request) -> PlainTextResponse:
             return _refuse(413, "body too large", corp_slug)
     target = service.cached_callback_target(corp_slug)
     if target is service.MISS:
-        target = await run_in_threadpool(_load_target, corp_slug)
+        try:
+            target = await run_in_threadpool(_load_target, corp_slug)
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise
+            # The database is unreachable: the keys this process knew last still verify WeCom.
+            target = service.cached_callback_target(corp_slug, stale=True)
+            if target is service.MISS:
+                return _refuse(503, "the database is unavailable and this corp's keys are not known yet", corp_slug)
     if target is None:
         return _refuse(404, "no connected corp at this callback URL", corp_slug)
     try:
@@ -112,11 +204,33 @@ async def receive(request: Request) -> PlainTextResponse:
     except EventParseError as exc:
         return _refuse(400, f"not a WeCom event: {exc}", corp_slug)
     corp_id = target.corp_id
-    # Answered only once the event is committed: a failure here is a 500 and WeCom retries.
-    await asyncio.wrap_future(_committer.submit(
-        lambda session: _store_and_dispatch(session, corp_id=corp_id, event=event, plaintext=plaintext)))
+    received_at = utcnow()
+    # Answered only once the event is committed, or else on disk in the spool.
+    future = _committer.submit(lambda session: _store_and_dispatch(session, corp_id=corp_id, event=event,
+                                                                   plaintext=plaintext, received_at=received_at))
+    try:
+        created = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), STORE_WAIT_SECONDS)
+    except Exception as exc:
+        if not isinstance(exc, TimeoutError) and not database_unavailable(exc):
+            raise
+        # Not committed (or not in time: if it commits later, the drainer finds it stored).
+        try:
+            await run_in_threadpool(_spool_event, corp_id, plaintext, received_at)
+        except (SpoolFull, OSError) as spool_exc:
+            log.error("wecom callback for %s: the database is unavailable (%s) and the spool cannot take the "
+                      "event (%s)", corp_slug, type(exc).__name__, spool_exc)
+            return _refuse(503, "temporarily unable to store the event", corp_slug)
+        log.warning("wecom callback for %s spooled: the database is unavailable (%s)", corp_slug,
+                    type(exc).__name__)
+        metrics.count_callback("spooled")
+        spool_drainer().wake()
+        return PlainTextResponse("success")
+    metrics.count_callback("stored" if created else "duplicate")
     return PlainTextResponse("success")
 
 
 # Mounted by the app factory ahead of every other route (see `siyu.app.create_app`).
 hot_routes = [Route("/wecom/callback/{corp_slug}", receive, methods=["POST"], include_in_schema=False)]
+# Run by the app factory's lifespan in each serve process.
+on_startup = [start_spool_drainer]
+on_shutdown = [stop_spool_drainer]

@@ -26,8 +26,10 @@ from typing import Any, Literal
 
 import httpx
 
+from siyu import metrics
 from siyu.db import utcnow
 from siyu.wecom.errors import (
+    RateLimited,
     SystemBusy,
     WeComError,
     errcode_name,
@@ -143,6 +145,8 @@ class WeComClient:
         max_rate_limit_retries: int = 4,
         rate_limit_backoff: float = 1.0,
         rate_limit_backoff_max: float = 30.0,
+        rate_limit_window: float | None = None,
+        max_window_wait: float | None = None,
         max_concurrency_retries: int = 4,
         concurrency_backoff: float = 0.2,
         max_busy_retries: int = 2,
@@ -164,6 +168,13 @@ class WeComClient:
         self._max_rate_retries = max_rate_limit_retries
         self._rate_backoff = rate_limit_backoff
         self._rate_backoff_max = rate_limit_backoff_max
+        # rate_limit_window: a 45009 closes the corp's window for this API, in every process
+        # sharing the rate limiter, for exactly this long (instead of the growing backoff).
+        # max_window_wait: a call finding the window closed for longer than this does not sleep
+        # but raises RateLimited with `until` (a job is deferred to the window's end instead of
+        # holding a worker thread); None sleeps through it.
+        self._rate_window = rate_limit_window
+        self._max_window_wait = max_window_wait
         self._max_concurrency_retries = max_concurrency_retries
         self._concurrency_backoff = concurrency_backoff
         self._max_busy_retries = max_busy_retries
@@ -236,12 +247,17 @@ class WeComClient:
                 self._tokens.discard(self._key, token)
                 refreshed = True
                 continue
-            if errcode == 45009 and rate_retries < self._max_rate_retries:
-                delay = self._backoff(self._rate_backoff, rate_retries, self._rate_backoff_max)
-                rate_retries += 1
+            if errcode == 45009:
+                if self._rate_window is not None:
+                    delay = self._rate_window
+                else:
+                    delay = self._backoff(self._rate_backoff, rate_retries, self._rate_backoff_max)
                 self._limiter.block(self.corp_id, endpoint, delay)
-                self._sleep(delay)
-                continue
+                if rate_retries < self._max_rate_retries:
+                    rate_retries += 1
+                    self._pace_or_raise(endpoint, delay)
+                    continue
+                raise RateLimited(errcode, errmsg, endpoint, until=utcnow() + dt.timedelta(seconds=delay))
             if errcode == 45033 and concurrency_retries < self._max_concurrency_retries:
                 self._concurrency.overloaded()
                 delay = self._backoff(self._concurrency_backoff, concurrency_retries, self._rate_backoff_max)
@@ -257,7 +273,14 @@ class WeComClient:
 
     def _pace(self, endpoint: str) -> None:
         while (wait := self._limiter.reserve(self.corp_id, endpoint)) > 0:
-            self._sleep(wait)
+            self._pace_or_raise(endpoint, wait)
+
+    def _pace_or_raise(self, endpoint: str, wait: float) -> None:
+        if self._max_window_wait is not None and wait > self._max_window_wait:
+            # The corp's window for this API is closed (a 45009 here or in another process).
+            raise RateLimited(45009, f"backing off after 45009 for {wait:.1f} s more", endpoint,
+                              until=utcnow() + dt.timedelta(seconds=wait))
+        self._sleep(wait)
 
     def _send(self, method: str, endpoint: str, query: dict[str, Any], json: Mapping[str, Any] | None,
               attempt: int) -> dict[str, Any]:
@@ -296,6 +319,7 @@ class WeComClient:
             return data
         finally:
             duration_ms = (time.perf_counter() - started) * 1000
+            metrics.count_wecom_call(endpoint, errcode)
             level = logging.INFO if errcode in (0, "-") else logging.WARNING
             log.log(level, "wecom call corp=%s endpoint=%s errcode=%s (%s) duration_ms=%.1f attempt=%d",
                     self.corp_id, endpoint, errcode, errcode_name(errcode) if isinstance(errcode, int) else errcode,
@@ -440,8 +464,11 @@ class WeComClient:
 
     def send_welcome_msg(self, *, welcome_code: str, text: str | None = None,
                          attachments: Sequence[Mapping[str, Any]] = ()) -> None:
-        """The welcome message (欢迎语) for a new customer: once per welcome code, within ~20 s of
-        the add event; later raises `WelcomeCodeExpired` (41051)."""
+        """The welcome message (欢迎语) for a new customer: once per welcome code, within 20 s of
+        the add event. Raises `WelcomeNotNeeded` (41051) when the customer has already started
+        chatting (or another application's welcome went first), `WelcomeSendingElsewhere` (41096)
+        while another application is sending one (retry within the 20 s), and `InvalidRequest`
+        (40058) for a code WeCom does not accept (unknown, or past its 20 s)."""
         if not text and not attachments:
             raise ValueError("text: a welcome message needs text or attachments")
         body: dict[str, Any] = {"welcome_code": welcome_code}

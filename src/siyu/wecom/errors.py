@@ -1,5 +1,5 @@
 """WeCom API errors: one exception class per errcode family, each carrying errcode, errmsg and the
-endpoint, so callers branch on types (`except WelcomeCodeExpired`) and logs name the code.
+endpoint, so callers branch on types (`except WelcomeNotNeeded`) and logs name the code.
 
 Meanings are WeCom's (企业微信全局错误码), not the Official Account's: 45033 and 40096 mean other
 things there."""
@@ -21,7 +21,8 @@ ERRCODE_NAMES: dict[int, str] = {
     40128: "transfer_too_frequent",
     40129: "transfer_in_progress",
     41001: "access_token_missing",
-    41051: "welcome_code_expired",
+    41051: "customer_started_chatting",
+    41096: "welcome_sending_elsewhere",
     42001: "access_token_expired",
     44004: "empty_content",
     45009: "api_freq_out_of_limit",
@@ -75,9 +76,14 @@ class AccessTokenError(WeComError):
 
 
 class RateLimited(WeComError):
-    """45009: the call-frequency limit; still limited after the client's bounded backoff."""
+    """45009: the call-frequency limit; still limited after the client's bounded backoff, or the
+    corp's back-off window for this API is still open (`until`: when it closes, UTC)."""
 
     retryable = True
+
+    def __init__(self, errcode: int, errmsg: str, endpoint: str, *, until=None) -> None:
+        super().__init__(errcode, errmsg, endpoint)
+        self.until = until
 
 
 class ConcurrencyLimited(RateLimited):
@@ -96,8 +102,17 @@ class InvalidExternalUserId(WeComError):
     """40096: not an external user id of this corp."""
 
 
-class WelcomeCodeExpired(WeComError):
-    """41051: the welcome code was used already or its ~20 s passed."""
+class WelcomeNotNeeded(WeComError):
+    """41051 (externaluser has started chatting): no welcome can be sent any more because the
+    customer has already started chatting, or another application's welcome with the same code
+    went first. Not a failure: the welcome is superseded."""
+
+
+class WelcomeSendingElsewhere(WeComError):
+    """41096: another application is sending a welcome for this add right now; the request took no
+    effect and may be retried (within the code's 20 s)."""
+
+    retryable = True
 
 
 class InvalidUserId(WeComError):
@@ -131,7 +146,8 @@ _BY_CODE: dict[int, type[WeComError]] = {
     40068: InvalidTagId,
     40050: InvalidChatId,
     40096: InvalidExternalUserId,
-    41051: WelcomeCodeExpired,
+    41051: WelcomeNotNeeded,
+    41096: WelcomeSendingElsewhere,
     60111: InvalidUserId,
     84061: NotExternalContact,
     48002: NotAllowed,

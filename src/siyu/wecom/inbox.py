@@ -52,10 +52,10 @@ _REPEAT = (
 )
 
 
-def _store(session: Session, event: WecomEvent, text: str) -> ReceivedEvent:
+def _store(session: Session, event: WecomEvent, text: str, received_at: dt.datetime | None = None) -> ReceivedEvent:
     # Statements built once with parameters passed separately: the callback endpoint runs this
     # thousands of times a second, and SQLAlchemy then reuses their compiled form.
-    now = utcnow()
+    now = received_at or utcnow()
     natural_key = event.natural_key
     # Insert-or-skip in one statement: two deliveries racing on two processes both succeed, and
     # exactly one of them sees its row created.
@@ -97,9 +97,12 @@ def open_callback(*, crypto: WXBizMsgCrypt, body: str | bytes, msg_signature: st
     return event, plaintext
 
 
-def store_event(session: Session, *, event: WecomEvent, plaintext: str) -> ReceivedEvent:
-    """Store an opened event unless it is stored already (then count the repeat delivery)."""
-    return _store(session, event, plaintext)
+def store_event(session: Session, *, event: WecomEvent, plaintext: str,
+                received_at: dt.datetime | None = None) -> ReceivedEvent:
+    """Store an opened event unless it is stored already (then count the repeat delivery).
+    `received_at`: when the delivery arrived, if not now (an event kept in the callback spool
+    while the database was unavailable)."""
+    return _store(session, event, plaintext, received_at)
 
 
 def receive_callback(session: Session, *, crypto: WXBizMsgCrypt, body: str | bytes, msg_signature: str,

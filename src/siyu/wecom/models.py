@@ -103,7 +103,8 @@ class WecomOutbound(IdMixin, Base):
     state: sending (claimed; the call is under way or its worker died mid-call), sent, failed
     (WeCom refused it: `retryable` when the request never took effect, e.g. 45009 or -1),
     unknown (the request may have reached WeCom but no answer came back: never repeated),
-    blocked (compliance review stopped it), skipped (nothing to send)."""
+    blocked (compliance review stopped it), skipped (nothing to send), superseded (WeCom says it is
+    no longer needed: 41051, the customer started chatting before the welcome)."""
 
     __tablename__ = "wecom_outbound"
     __table_args__ = (

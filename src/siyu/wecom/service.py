@@ -17,7 +17,8 @@ from typing import Any
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
-from siyu import pii
+from siyu import metrics, pii
+from siyu.config import get_settings
 from siyu.db import dialect_insert, session_scope, utcnow
 from siyu.errors import Conflict, InvalidInput, NotFound
 from siyu.tenancy import audit
@@ -25,9 +26,9 @@ from siyu.tenancy.models import Corp
 from siyu.tenancy.principal import Principal
 from siyu.wecom.client import DEFAULT_BASE_URL, WeComClient
 from siyu.wecom.crypto import InvalidAesKey, WXBizMsgCrypt, decode_aes_key
-from siyu.wecom.errors import RateLimited, SystemBusy, WeComError
+from siyu.wecom.errors import RateLimited, SystemBusy, WeComError, WelcomeNotNeeded
 from siyu.wecom.events import WecomEvent
-from siyu.wecom.models import WecomCorpConfig, WecomInboxEvent, WecomOutbound
+from siyu.wecom.models import WecomCorpConfig, WecomInboxEvent, WecomOutbound, WecomRateBucket
 from siyu.wecom.ratelimit import DatabaseRateLimiter
 from siyu.wecom.tokens import DatabaseTokenStore
 
@@ -223,10 +224,11 @@ _CRYPTO_TTL = 10.0  # seconds: a changed token or key is in force everywhere wit
 MISS = object()  # not cached (None is a cached "no such corp")
 
 
-def cached_callback_target(corp_slug: str):
-    """The cached `callback_target` of a slug (None: no such corp), or `MISS` when not cached."""
+def cached_callback_target(corp_slug: str, *, stale: bool = False):
+    """The cached `callback_target` of a slug (None: no such corp), or `MISS` when not cached.
+    `stale`: also an expired entry (while the database is unreachable, the last known keys)."""
     hit = _crypto_cache.get(corp_slug)
-    if hit is not None and hit[0] > time.monotonic():
+    if hit is not None and (stale or hit[0] > time.monotonic()):
         return hit[1]
     return MISS
 
@@ -259,6 +261,10 @@ def callback_target(session: Session, *, corp_slug: str) -> CallbackTarget | Non
 
 # --- API clients ----------------------------------------------------------------------------------------
 
+# A closed 45009 window longer than this is not slept through by a job's call (token-bucket pacing,
+# at most 1/40 s, is).
+MAX_WINDOW_WAIT = 0.25
+
 _clients: dict[tuple, WeComClient] = {}
 _clients_lock = threading.Lock()
 
@@ -267,8 +273,11 @@ def client_for_corp(session: Session, *, corp_id: int) -> WeComClient:
     """A client for the corp's customer-contact app, shared by this process's threads, with the
     token store and rate limits in the database so that every process shares them too.
 
-    45009 backs off briefly here (at most a few seconds per call): callers with deadlines, such as
-    a welcome's 20 s, retry through the job queue instead of sleeping in the client."""
+    45009 closes the corp's window for that API for SIYU_WECOM_RATE_LIMIT_WINDOW_SECONDS in every
+    process (`wecom_rate_bucket.blocked_until`); a call that meets a closed window or a 45009 is
+    not slept through but raises `RateLimited` with `until`, the window's end: a job is deferred to
+    exactly then (`defer_until`) and holds no worker meanwhile, and calls resume as soon as the
+    window passes."""
     corp = session.get(Corp, corp_id)
     cfg = get_config(session, corp_id=corp_id)
     if corp is None or cfg is None or not corp.wecom_corp_id:
@@ -279,10 +288,23 @@ def client_for_corp(session: Session, *, corp_id: int) -> WeComClient:
         client = _clients.get(key)
         if client is None:
             client = WeComClient(corp.wecom_corp_id, secret, base_url=cfg.base_url, token_store=DatabaseTokenStore(),
-                                 rate_limiter=DatabaseRateLimiter(), rate_limit_backoff=0.2, rate_limit_backoff_max=2.0,
-                                 max_rate_limit_retries=3)
+                                 rate_limiter=DatabaseRateLimiter(), max_rate_limit_retries=0,
+                                 rate_limit_window=get_settings().wecom_rate_limit_window_seconds,
+                                 max_window_wait=MAX_WINDOW_WAIT)
             _clients[key] = client
         return client
+
+
+def rate_window_until(session: Session, *, corp_id: int, endpoint: str) -> dt.datetime | None:
+    """When the corp's 45009 window for `endpoint` (e.g. "externalcontact/send_welcome_msg")
+    closes, if it is closed now (shared by every process through `wecom_rate_bucket`), else None.
+    A job that meets it defers to then rather than claiming its effect and calling."""
+    corp = session.get(Corp, corp_id)
+    if corp is None or not corp.wecom_corp_id:
+        return None
+    until = session.scalar(select(WecomRateBucket.blocked_until).where(
+        WecomRateBucket.corp_id == corp.wecom_corp_id, WecomRateBucket.endpoint == endpoint))
+    return until if until is not None and until > utcnow() else None
 
 
 # --- send once ------------------------------------------------------------------------------------------
@@ -293,6 +315,8 @@ class SendOutcome:
     sent_now: bool  # this call sent it (False: it was handled before, or not sent)
     errcode: int | None = None
     detail: str = ""
+    # 45009: when the corp's window for the API closes (retry then, not before).
+    retry_at: dt.datetime | None = None
 
 
 _RETRYABLE = ("failed",)
@@ -329,11 +353,19 @@ class Claim:
     outbound_id: int | None
     maybe_sent_before: bool = False
     outcome: SendOutcome | None = None
+    endpoint: str = ""
+    event_time: dt.datetime | None = None  # of the event that asked for the call (welcome latency)
 
 
 def claim_effect(session: Session, *, corp_id: int, effect_key: str, endpoint: str,
-                 event_time: dt.datetime | None = None) -> Claim:
-    """Step 1 of `send_once`, in the caller's transaction, which must commit before the call."""
+                 event_time: dt.datetime | None = None, repeat_safe: bool = False) -> Claim:
+    """Step 1 of `send_once`, in the caller's transaction, which must commit before the call.
+
+    `repeat_safe` (WeCom itself refuses a second effect, as send_welcome_msg refuses a used code):
+    a record left `sending` by a worker that died mid-call is claimed again, as "may have been sent
+    before", rather than given up as unknown: the repeat either delivers the welcome the dead
+    worker never got through, or is refused, and the record then says unknown. Never a second
+    welcome either way."""
     now = utcnow()
     table = WecomOutbound.__table__
     new_id = session.execute(dialect_insert(session)(table).values(
@@ -341,14 +373,19 @@ def claim_effect(session: Session, *, corp_id: int, effect_key: str, endpoint: s
         detail="", event_time=event_time, created_at=now,
     ).on_conflict_do_nothing(index_elements=["corp_id", "effect_key"]).returning(table.c.id)).scalar_one_or_none()
     if new_id is not None:
-        return Claim(outbound_id=new_id)
+        return Claim(outbound_id=new_id, endpoint=endpoint, event_time=event_time)
     row = session.scalar(select(WecomOutbound).where(WecomOutbound.corp_id == corp_id,
                                                      WecomOutbound.effect_key == effect_key).with_for_update())
+    if row.state == "sending" and repeat_safe:
+        row.attempts, row.detail = row.attempts + 1, f"{_MAYBE_APPLIED}an earlier attempt stopped during the call"
+        session.flush()
+        return Claim(outbound_id=row.id, maybe_sent_before=True)
     if row.state in _RETRYABLE and row.retryable:
         maybe_sent_before = row.detail.startswith(_MAYBE_APPLIED)
         row.state, row.retryable, row.attempts = "sending", False, row.attempts + 1
         session.flush()
-        return Claim(outbound_id=row.id, maybe_sent_before=maybe_sent_before)
+        return Claim(outbound_id=row.id, maybe_sent_before=maybe_sent_before, endpoint=endpoint,
+                     event_time=event_time)
     if row.state == "sending":
         row.state, row.finished_at = "unknown", now
         row.detail = "an earlier attempt stopped during the call; not repeated"
@@ -384,16 +421,26 @@ def call_claimed(claim: Claim, call: Callable[[], Any], *, repeat_safe: bool = F
             return SendOutcome(state="failed", sent_now=False, errcode=exc.errcode, detail=detail)
         state = "unknown" if maybe_applied else "failed"
         _finish(outbound_id, state=state, retryable=not maybe_applied, errcode=exc.errcode, detail=str(exc))
-        return SendOutcome(state=state, sent_now=False, errcode=exc.errcode, detail=str(exc))
+        return SendOutcome(state=state, sent_now=False, errcode=exc.errcode, detail=str(exc),
+                           retry_at=getattr(exc, "until", None))
     except WeComError as exc:
-        state = "unknown" if claim.maybe_sent_before else "failed"
-        _finish(outbound_id, state=state, errcode=exc.errcode, detail=str(exc))
+        if claim.maybe_sent_before:
+            state = "unknown"  # the refusal may be of our own earlier, unanswered attempt
+        elif isinstance(exc, WelcomeNotNeeded):
+            state = "superseded"  # 41051: the customer already started chatting; nothing to send
+        else:
+            state = "failed"
+        # A refusal that took no effect and may pass later (41096) can be claimed again.
+        retryable = state == "failed" and exc.retryable
+        _finish(outbound_id, state=state, retryable=retryable, errcode=exc.errcode, detail=str(exc))
         return SendOutcome(state=state, sent_now=False, errcode=exc.errcode, detail=str(exc))
     except BaseException as exc:
         # Unknown whether the request left: never repeat it.
         _finish(outbound_id, state="unknown", detail=f"{type(exc).__name__}")
         raise
     _finish(outbound_id, state="sent")
+    if claim.endpoint == "send_welcome_msg" and claim.event_time is not None:
+        metrics.observe_welcome((utcnow() - claim.event_time).total_seconds())
     return SendOutcome(state="sent", sent_now=True)
 
 
@@ -417,7 +464,8 @@ def send_once(*, corp_id: int, effect_key: str, endpoint: str, call: Callable[[]
     Call this from a job handler *without* using the handler's session before it (its transaction
     would hold SQLite's write lock while the claim waits for it)."""
     with session_scope() as s:
-        claim = claim_effect(s, corp_id=corp_id, effect_key=effect_key, endpoint=endpoint, event_time=event_time)
+        claim = claim_effect(s, corp_id=corp_id, effect_key=effect_key, endpoint=endpoint, event_time=event_time,
+                             repeat_safe=repeat_safe)
     return call_claimed(claim, call, repeat_safe=repeat_safe)
 
 

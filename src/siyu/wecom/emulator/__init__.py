@@ -72,17 +72,19 @@ def serve_emulator(
     seed: int | None = None,
     simulate_rate: float = 0.0,
     log_level: str = "info",
+    callback_workers: int = 4,
 ) -> None:
     """Run the emulator in the foreground until interrupted.
 
     seed_file: corps to create at start (default: $SIYU_EMULATOR_SEED_FILE, if set);
     seed: random seed, for reproducible ids and simulated customers;
-    simulate_rate: simulated customer actions per second across the seeded corps (0: none)."""
+    simulate_rate: simulated customer actions per second across the seeded corps (0: none);
+    callback_workers: callback deliveries in flight at once (a load test needs more than the default)."""
     import uvicorn
 
     from siyu.wecom.emulator.simulator import CustomerSimulator
 
-    state = EmulatorState(seed=seed)
+    state = EmulatorState(seed=seed, callback_workers=callback_workers)
     seed_file = seed_file or os.environ.get("SIYU_EMULATOR_SEED_FILE") or None
     corp_ids = load_seed(state, seed_file) if seed_file else []
     app = create_emulator_app(state)

@@ -124,6 +124,11 @@ def send_message(state: EmulatorState, corp: Corp, body: MessageIn) -> dict[str,
     record: dict[str, Any] = {"msgid": msgid, "action": "send", "from": body.from_, "tolist": tolist,
                               "roomid": roomid, "msgtime": msgtime, "msgtype": body.msgtype,
                               **_content(body, msgid)}
+    if not roomid and _is_customer(corp, body.from_):
+        # The customer started chatting: their add's welcome is no longer possible (41051).
+        for code in corp.welcome_codes.values():
+            if code.external_userid == body.from_ and code.userid in tolist and code.chatted_at is None:
+                code.chatted_at = state.now()
     customers = [w for w in (body.from_, *tolist) if _is_customer(corp, w)]
     archived = all(corp.archive_consent.get(c, True) for c in customers)
     seq = None

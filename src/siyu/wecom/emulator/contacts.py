@@ -333,8 +333,9 @@ def batch_get_by_user(state: EmulatorState, corp: Corp, body: dict[str, Any]) ->
     if not 1 <= len(userids) <= 100:
         raise ApiError(40058, "userid_list must hold 1 to 100 userids")
     limit = body.get("limit", 50)
-    if not isinstance(limit, int) or not 1 <= limit <= 100:
-        raise ApiError(40058, "limit must be 1..100")
+    if not isinstance(limit, int) or limit < 1:
+        raise ApiError(40058, "limit must be a positive integer")
+    limit = min(limit, 100)  # WeCom clamps a larger limit to 100 rather than refusing it
     for u in userids:
         require_staff(corp, u)
     follows = sorted((f for f in corp.follows.values() if f.userid in userids),
@@ -409,9 +410,16 @@ def send_welcome_msg(state: EmulatorState, corp: Corp, body: dict[str, Any]) -> 
         raise ApiError(40058, "attachments must be a list of at most 9")
     welcome = corp.welcome_codes.get(code)
     now = state.now()
-    # Unknown, used and expired codes answer the same: the caller cannot do anything different.
-    if welcome is None or welcome.used_at is not None or now - welcome.issued_at > corp.limits.welcome_code_ttl:
-        raise ApiError(41051, "welcome code already used or expired")
+    # WeCom documents no errcode of its own for an unknown or expired code: it is an invalid
+    # parameter. 41051 means the welcome is no longer possible for this add: the customer has
+    # already started chatting, or the first welcome with this code (any application's) went out.
+    if welcome is None or now - welcome.issued_at > corp.limits.welcome_code_ttl:
+        raise ApiError(40058, "invalid welcome_code (unknown, or past its 20 s)")
+    if welcome.used_at is not None or welcome.chatted_at is not None:
+        raise ApiError(41051, "externaluser has started chatting")
+    if corp.faults.welcome_elsewhere_next > 0:
+        corp.faults.welcome_elsewhere_next -= 1
+        raise ApiError(41096, "another application is sending a welcome message now")
     welcome.used_at = now
     corp.welcomes.append(DeliveredWelcome(userid=welcome.userid, external_userid=welcome.external_userid,
                                           text=content, attachments=list(attachments), sent_at=now,

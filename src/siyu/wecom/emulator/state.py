@@ -106,6 +106,8 @@ class Faults(BaseModel):
     system_busy_next: int = Field(0, ge=0, description="the next N API calls answer errcode -1 (not processed)")
     rate_limit_next: int = Field(0, ge=0, description="the next N API calls answer 45009 (a storm)")
     rate_limit_until: float = Field(0.0, description="emulator time until which every call answers 45009")
+    welcome_elsewhere_next: int = Field(0, ge=0, description="the next N send_welcome_msg answer 41096 "
+                                                             "(another application is sending a welcome now)")
     invalid_token_next: int = Field(0, ge=0, description="the next N authenticated calls answer 40014")
     duplicate_callbacks_next: int = Field(0, ge=0, description="the next N events are delivered twice")
     duplicate_callback_rate: float = Field(0.0, ge=0, le=1)
@@ -204,6 +206,8 @@ class WelcomeCode:
     external_userid: str
     issued_at: float
     used_at: float | None = None
+    # When the customer sent the advisor a message before any welcome (then 41051: no welcome).
+    chatted_at: float | None = None
 
 
 @dataclass
@@ -412,8 +416,10 @@ def locked(fn: Callable[Concatenate[EmulatorState, P], R]) -> Callable[Concatena
 
 
 class EmulatorState:
-    def __init__(self, *, seed: int | None = None, default_limits: Limits | None = None) -> None:
+    def __init__(self, *, seed: int | None = None, default_limits: Limits | None = None,
+                 callback_workers: int = 4) -> None:
         self.lock = threading.RLock()
+        self.callback_workers = callback_workers  # deliveries in flight at once (WeCom's are many)
         self.clock = Clock()
         self.rng = random.Random(seed)
         self.default_limits = default_limits or Limits()
@@ -458,7 +464,7 @@ class EmulatorState:
             if self._dispatcher is None:
                 from siyu.wecom.emulator.callbacks import CallbackDispatcher
 
-                self._dispatcher = CallbackDispatcher(self)
+                self._dispatcher = CallbackDispatcher(self, workers=self.callback_workers)
             return self._dispatcher
 
     def next_callback_id(self) -> int:
