@@ -78,16 +78,8 @@ def collect_msgids() -> dict[str, list[str]]:
 
 
 def _catalogue():
-    """messages.po (its headers) with every other catalogue file merged in, as the console does."""
     with CATALOGUE.open("rb") as fh:
-        catalogue = read_po(fh, locale="zh_CN")
-    for po in i18n.catalogue_files("zh_CN"):
-        if po != CATALOGUE:
-            with po.open("rb") as fh:
-                for message in read_po(fh, locale="zh_CN"):
-                    if message.id:
-                        catalogue[message.id] = message
-    return catalogue
+        return read_po(fh, locale="zh_CN")
 
 
 def _untranslated(msgids) -> list[str]:

@@ -1,7 +1,7 @@
 """communities: group chats, their members and tags, group sets
 
 Revision ID: 0009_communities
-Revises: 0001_initial
+Revises: 0002_rel_queue
 Create Date: 2026-12-07 17:00:03.812888
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 import siyu.db
 
 revision = "0009_communities"
-down_revision = "0001_initial"
+down_revision = "0002_rel_queue"
 branch_labels = None
 depends_on = None
 
