@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 PositioningName = Literal["novice_class", "benefit", "product", "high_net_worth", "other"]
 
@@ -60,8 +60,6 @@ class GroupDetailOut(GroupOut):
 
 
 class GroupPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
     positioning: PositioningName | None = None
     tags: list[str] | None = Field(None, max_length=10)
     group_set_id: int | None = Field(None, ge=1, description="null with `clear_group_set` to take the group out")
@@ -83,16 +81,12 @@ class GroupSetList(BaseModel):
 
 
 class GroupSetIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
     name: str = Field(min_length=1, max_length=60)
     description: str = Field("", max_length=500)
     positioning: PositioningName = "other"
 
 
 class GroupSetPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
     name: str | None = Field(None, min_length=1, max_length=60)
     description: str | None = Field(None, max_length=500)
     positioning: PositioningName | None = None
