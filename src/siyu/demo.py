@@ -107,6 +107,7 @@ def seed_demo(session: Session, *, data_dir: Path) -> DemoInfo:
     _seed_customers(session, corp_id=corp.id)
     _seed_gated_community(session, corp_id=corp.id)
     _seed_quality(session, corp_id=corp.id)
+    _seed_communities(session, corp_id=corp.id)
 
     logins = []
     staff_by_login = {s.login: s for s in session.scalars(select(Staff).where(Staff.corp_id == corp.id))}
@@ -358,6 +359,78 @@ def _seed_quality(session: Session, *, corp_id: int) -> int:
 DEMO_GATED_COMMUNITY = "财富会员专享群（演示）"
 
 
+# Customer groups (客户群) the demo shows: (chat id, name, owner's WeCom user id, positioning, set,
+# tags, notice, members as (external_userid, days ago joined, days ago left or None)). The emulator
+# of `siyu demo` holds the same groups (and their customers), so a sync from it keeps them.
+DEMO_GROUP_SET = ("新手课堂", "novice_class", "新客入群后 7 天的理财入门课，每期一个群。")
+DEMO_GROUPS: tuple[tuple[str, str, str, str, str | None, tuple[str, ...], str,
+                         tuple[tuple[str, int, int | None], ...]], ...] = (
+    ("wrdemo0001novice1", "新手课堂第1期", "zhangwei", "novice_class", "新手课堂", ("2026春",),
+     "每晚 8 点一节课，共 7 天。",
+     (("wmdemo0001zhou", 30, None), ("wmdemo0002wu", 20, None), ("wmdemo0007wei", 18, 3),
+      ("wmdemo0010han", 0, None))),
+    ("wrdemo0002novice2", "新手课堂第2期", "liuyang", "novice_class", "新手课堂", ("2026春",), "",
+     (("wmdemo0003zheng", 12, None), ("wmdemo0004feng", 10, None), ("wmdemo0008jiang", 2, None))),
+    ("wrdemo0003benefit", "稳健理财福利群", "chenjing", "benefit", None, ("福利", "周五活动"),
+     "每周五晚抽奖，请遵守群规。",
+     (("wmdemo0005chen", 8, None), ("wmdemo0006chu", 5, None), ("wmdemo0009shen", 1, None))),
+    ("wrdemo0004hnw", "高净值客户沙龙", "zhangwei", "high_net_worth", None, ("私行",), "",
+     (("wmdemo0001zhou", 25, None),)),
+)
+
+
+def demo_group_members() -> set[str]:
+    return {ext for *_rest, members in DEMO_GROUPS for ext, _joined, left in members if left is None}
+
+
+def _seed_communities(session: Session, *, corp_id: int) -> int:
+    """A few customer groups with members (one left), positioning, tags and one group set, recorded as
+    the communities sync records them from WeCom's `groupchat/get`. Groups already there are left as
+    they are."""
+    try:
+        from siyu.communities import sync
+        from siyu.communities.models import GroupSet, GroupTag
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("siyu.communities"):
+            return 0
+        raise
+    from siyu.wecom.schemas import GroupChat as WecomGroupChat
+
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    made = 0
+    group_set = session.scalar(select(GroupSet).where(GroupSet.corp_id == corp_id, GroupSet.name == DEMO_GROUP_SET[0]))
+    for chat_id, name, owner, positioning, set_name, tags, notice, members in DEMO_GROUPS:
+        if sync.get_by_chat_id(session, corp_id=corp_id, chat_id=chat_id) is not None:
+            continue
+        if set_name and group_set is None:
+            group_set = GroupSet(corp_id=corp_id, name=set_name, positioning=DEMO_GROUP_SET[1],
+                                 description=DEMO_GROUP_SET[2])
+            session.add(group_set)
+            session.flush()
+        created = now - dt.timedelta(days=max(d for _e, d, _l in members) + 1)
+
+        def picture(present, chat_id=chat_id, name=name, owner=owner, notice=notice, created=created):
+            return WecomGroupChat.model_validate({
+                "chat_id": chat_id, "name": name, "owner": owner, "create_time": int(created.timestamp()),
+                "notice": notice, "admin_list": [],
+                "member_list": [{"userid": owner, "type": 1, "join_time": int(created.timestamp()), "join_scene": 1}]
+                + [{"userid": ext, "type": 2, "join_time": int((now - dt.timedelta(days=d, hours=i)).timestamp()),
+                    "join_scene": 3 if i % 2 else 2, **({} if i % 2 else {"invitor": {"userid": owner}})}
+                   for i, (ext, d, _left) in enumerate(present)]})
+
+        group, _ = sync.apply_group_chat(session, corp_id=corp_id, detail=picture(members), at=created)
+        for ext, _d, left in members:
+            if left is not None:
+                sync.apply_group_chat(session, corp_id=corp_id, at=now - dt.timedelta(days=left), quit_scene=0,
+                                      left_ids=[ext], detail=picture([m for m in members if m[0] != ext]))
+        group.positioning = positioning
+        group.group_set_id = group_set.id if set_name and group_set is not None else None
+        session.add_all(GroupTag(corp_id=corp_id, group_id=group.id, tag=t) for t in tags)
+        made += 1
+    session.flush()
+    return made
+
+
 def _seed_gated_community(session: Session, *, corp_id: int) -> None:
     """One gated community (门槛社群) verified by SMS code, with a group QR image, when acquisition's
     verification gate is installed. Its codes appear in the console's SMS outbox in the demo."""
@@ -539,7 +612,12 @@ def _emulator_command(host: str, port: int, *, data_dir: Path, callback: dict[st
         "name": DEMO_CORP_NAME,
         "secret": DEMO_WECOM_SECRET,
         "staff": [{"userid": w, "name": n} for _l, n, _r, _d, w, _s in DEMO_STAFF if w],
-        "customers": [{"name": name, "follow": [advisors[i % len(advisors)]]} for i, name in enumerate(DEMO_CUSTOMERS)],
+        "customers": [{"name": name, "follow": [advisors[i % len(advisors)]]} for i, name in enumerate(DEMO_CUSTOMERS)]
+        + [{"name": name, "external_userid": ext, "gender": gender, "follow": [userid]}
+           for ext, name, gender, userid, *_rest in DEMO_CUSTOMER_BOOK if ext in demo_group_members()],
+        "group_chats": [{"chat_id": chat_id, "name": name, "owner": owner, "notice": notice,
+                         "members": [ext for ext, _joined, left in members if left is None]}
+                        for chat_id, name, owner, _p, _s, _t, notice, members in DEMO_GROUPS],
         # The emulator is as strict as WeCom by default; the demo turns two friendlier switches on
         # explicitly: nobody sits at a WeCom app to confirm each mass message, and the simulated
         # customers' chats should reach archive monitoring without each answering the prompt first.

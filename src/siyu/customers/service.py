@@ -419,3 +419,29 @@ def is_transfer_add(session: Session, *, corp_id: int, external_userid: str, wec
         return True
     return any(check(session, corp_id=corp_id, external_userid=external_userid, takeover_userid=wecom_userid)
                for check in _transfer_checks)
+
+
+# --- customers as other domains see them (communities' group members) ------------------------------------------
+
+
+@dataclass(frozen=True)
+class CustomerRef:
+    id: int
+    external_userid: str
+    name_masked: str
+    stage: str
+
+
+def customer_refs(session: Session, *, corp_id: int, external_userids: Iterable[str]) -> dict[str, CustomerRef]:
+    """The corp's customers among `external_userids`, by external_userid, with the name masked (for
+    a domain that shows people by external id, e.g. a group's members). Unknown ids are left out."""
+    ids = sorted({e for e in external_userids if isinstance(e, str) and e})
+    out: dict[str, CustomerRef] = {}
+    for start in range(0, len(ids), 500):
+        rows = session.execute(select(Customer.id, Customer.external_userid, Customer.name, Customer.stage)
+                               .where(Customer.corp_id == corp_id,
+                                      Customer.external_userid.in_(ids[start:start + 500])))
+        for r in rows:
+            out[r.external_userid] = CustomerRef(id=r.id, external_userid=r.external_userid,
+                                                 name_masked=pii.mask_name(r.name), stage=r.stage)
+    return out

@@ -38,7 +38,8 @@ UNMASK_SCOPE = "pii:unmask"
 API_SCOPES = frozenset(
     {"*", "customers:read", "customers:write", "orders:write", "kyc:write", "events:read", "jobs:read",
      "products:read", "products:write", "content:read", "consent:read", "consent:write",
-     "acquisition:read", "alerts:read", "alerts:write", "alerts:evidence", UNMASK_SCOPE}
+     "acquisition:read", "alerts:read", "alerts:write", "alerts:evidence", "communities:read",
+     "communities:write", UNMASK_SCOPE}
 )
 
 

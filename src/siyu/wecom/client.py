@@ -46,6 +46,7 @@ from siyu.wecom.schemas import (
     GroupChat,
     GroupChatSummary,
     GroupMsgSendResult,
+    JoinWay,
     MomentTaskResult,
     MsgTemplateResult,
     TransferResult,
@@ -61,6 +62,8 @@ STATE_MAX_CHARS = 30
 TRANSFER_BATCH_MAX = 100
 TRANSFER_MSG_MAX_CHARS = 200
 GROUP_TRANSFER_BATCH_MAX = 100
+JOIN_WAY_CHATS_MAX = 5
+ROOM_BASE_NAME_MAX = 40
 
 # Endpoints where sending the same request twice has the effect of sending it once: reads, and
 # mark_tag (adding a tag that is there / removing one that is not changes nothing). Everything
@@ -76,6 +79,8 @@ IDEMPOTENT_ENDPOINTS = frozenset({
     "externalcontact/get_moment_task_result",
     "externalcontact/groupchat/list",
     "externalcontact/groupchat/get",
+    "externalcontact/groupchat/get_join_way",
+    "externalcontact/groupchat/update_join_way",  # it replaces the whole configuration: twice is once
     "externalcontact/transfer_result",
     "externalcontact/resigned/transfer_result",
 })
@@ -549,6 +554,53 @@ class WeComClient:
         data = self._call("POST", "externalcontact/groupchat/get",
                           json={"chat_id": chat_id, "need_name": 1 if need_name else 0})
         return GroupChat.model_validate(data["group_chat"])
+
+    # --- join ways (加入群聊 / 群活码) -------------------------------------------------------------
+
+    @staticmethod
+    def _join_way_body(*, scene: int, chat_ids: Sequence[str], state: str | None, remark: str | None,
+                       auto_create_room: bool, room_base_name: str | None, room_base_id: int | None
+                       ) -> dict[str, Any]:
+        if scene not in (1, 2):
+            raise ValueError("scene: 1 (mini-program) or 2 (QR code)")
+        if not 1 <= len(chat_ids) <= JOIN_WAY_CHATS_MAX:
+            raise ValueError(f"chat_ids: 1 to {JOIN_WAY_CHATS_MAX} groups")
+        if state is not None and len(state) > STATE_MAX_CHARS:
+            raise ValueError(f"state: at most {STATE_MAX_CHARS} characters")
+        if room_base_name is not None and len(room_base_name) > ROOM_BASE_NAME_MAX:
+            raise ValueError(f"room_base_name: at most {ROOM_BASE_NAME_MAX} characters")
+        body: dict[str, Any] = {"scene": scene, "chat_id_list": list(chat_ids),
+                                "auto_create_room": 1 if auto_create_room else 0}
+        for key, value in (("state", state), ("remark", remark), ("room_base_name", room_base_name),
+                           ("room_base_id", room_base_id)):
+            if value is not None:
+                body[key] = value
+        return body
+
+    def add_join_way(self, *, scene: int, chat_ids: Sequence[str], state: str | None = None,
+                     remark: str | None = None, auto_create_room: bool = False, room_base_name: str | None = None,
+                     room_base_id: int | None = None) -> str:
+        """A join way over up to 5 groups; returns its config_id (`get_join_way` gives the QR code)."""
+        body = self._join_way_body(scene=scene, chat_ids=chat_ids, state=state, remark=remark,
+                                   auto_create_room=auto_create_room, room_base_name=room_base_name,
+                                   room_base_id=room_base_id)
+        return str(self._call("POST", "externalcontact/groupchat/add_join_way", json=body)["config_id"])
+
+    def get_join_way(self, config_id: str) -> JoinWay:
+        data = self._call("POST", "externalcontact/groupchat/get_join_way", json={"config_id": config_id})
+        return JoinWay.model_validate(data["join_way"])
+
+    def update_join_way(self, *, config_id: str, scene: int, chat_ids: Sequence[str], state: str | None = None,
+                        remark: str | None = None, auto_create_room: bool = False,
+                        room_base_name: str | None = None, room_base_id: int | None = None) -> None:
+        """Replace the join way's settings (WeCom takes the whole configuration each time)."""
+        body = self._join_way_body(scene=scene, chat_ids=chat_ids, state=state, remark=remark,
+                                   auto_create_room=auto_create_room, room_base_name=room_base_name,
+                                   room_base_id=room_base_id)
+        self._call("POST", "externalcontact/groupchat/update_join_way", json={"config_id": config_id, **body})
+
+    def del_join_way(self, config_id: str) -> None:
+        self._call("POST", "externalcontact/groupchat/del_join_way", json={"config_id": config_id})
 
     # --- handover (在职继承 / 离职继承) ---------------------------------------------------------
 

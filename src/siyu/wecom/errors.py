@@ -123,6 +123,10 @@ class NotExternalContact(WeComError):
     """84061: no follow relation between this member of staff and this customer."""
 
 
+class InvalidChatId(WeComError):
+    """40050: no such customer group (never existed, or dismissed)."""
+
+
 class NotAllowed(WeComError):
     """48002 / 60011: the app lacks the permission or the visibility range."""
 
@@ -154,6 +158,7 @@ _BY_CODE: dict[int, type[WeComError]] = {
     47001: InvalidRequest,
     44004: InvalidRequest,
     40068: InvalidTagId,
+    40050: InvalidChatId,
     40096: InvalidExternalUserId,
     41051: WelcomeNotNeeded,
     41096: WelcomeSendingElsewhere,

@@ -148,6 +148,7 @@ class GroupChatMember(WeComModel):
     invitor: dict[str, Any] | None = None
     group_nickname: str | None = None
     name: str | None = None
+    state: str | None = None  # the join way's state (群活码) the member joined by
 
 
 class GroupChatAdmin(WeComModel):
@@ -162,6 +163,21 @@ class GroupChat(WeComModel):
     notice: str = ""
     member_list: list[GroupChatMember] = Field(default_factory=list)
     admin_list: list[GroupChatAdmin] = Field(default_factory=list)
+    member_version: str | None = None
+
+
+class JoinWay(WeComModel):
+    """加入群聊 (群活码) as `groupchat/get_join_way` answers it."""
+
+    config_id: str
+    scene: int  # 1 mini-program, 2 QR
+    remark: str = ""
+    auto_create_room: int = 1
+    room_base_name: str = ""
+    room_base_id: int = 0
+    chat_id_list: list[str] = Field(default_factory=list)
+    qr_code: str | None = None
+    state: str | None = None
 
 
 class TransferResult(WeComModel):

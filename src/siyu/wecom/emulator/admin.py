@@ -47,6 +47,14 @@ class CustomerIn(_Body):
     follow: list[str] = Field(default_factory=list, description="staff who have this customer (no event sent)")
 
 
+class GroupChatSeedIn(_Body):
+    chat_id: str | None = None
+    owner: str
+    name: str = ""
+    notice: str = ""
+    members: list[str] = Field(default_factory=list)
+
+
 class CorpIn(_Body):
     corp_id: str = Field(min_length=1, max_length=64)
     name: str = "Emulated corp"
@@ -57,6 +65,8 @@ class CorpIn(_Body):
     staff: list[StaffIn] = Field(default_factory=list)
     tag_groups: list[TagGroupIn] = Field(default_factory=list)
     customers: list[CustomerIn] = Field(default_factory=list)
+    group_chats: list[GroupChatSeedIn] = Field(default_factory=list, description="groups that exist already "
+                                                                                   "(no event sent)")
     limits: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -83,6 +93,14 @@ class GroupChatIn(_Body):
 class MemberIn(_Body):
     member_id: str
     scene: int | None = None
+    invitor: str | None = None
+    state: str | None = None
+
+
+class GroupUpdateIn(_Body):
+    name: str | None = None
+    notice: str | None = None
+    admins: list[str] | None = None
 
 
 class AdvanceIn(_Body):
@@ -136,6 +154,9 @@ def seed_corp(state: EmulatorState, spec: CorpIn) -> Corp:
                 corp.follows[(userid, customer.external_userid)] = contacts.Follow(
                     userid=userid, external_userid=customer.external_userid, createtime=int(state.now()),
                     add_way=contacts.ADD_WAY_SEARCH_PHONE)
+        for g in spec.group_chats:
+            groups.create_group_chat(state, corp, owner=g.owner, name=g.name, members=g.members, notice=g.notice,
+                                     chat_id=g.chat_id, send_event=False)
         return corp
 
 
@@ -348,7 +369,25 @@ def build_admin_router(state: EmulatorState) -> APIRouter:
     @r.post("/corps/{corp_id}/group_chats/{chat_id}/join")
     def join(corp_id: str, chat_id: str, body: MemberIn) -> dict[str, Any]:
         chat = groups.join_group(state, corp_of(corp_id), chat_id, member_id=body.member_id,
-                                 join_scene=body.scene if body.scene is not None else groups.JOIN_SCENE_QR)
+                                 join_scene=body.scene if body.scene is not None else groups.JOIN_SCENE_QR,
+                                 invitor=body.invitor, join_state=body.state)
+        return _dump(chat)
+
+    @r.post("/corps/{corp_id}/join_ways/{config_id}/scan")
+    def scan_join_way(corp_id: str, config_id: str, body: MemberIn) -> dict[str, Any]:
+        chat = groups.join_by_way(state, corp_of(corp_id), config_id, member_id=body.member_id)
+        return {"chat_id": chat.chat_id, "name": chat.name, "members": len(chat.members)}
+
+    @r.get("/corps/{corp_id}/join_ways")
+    def join_ways(corp_id: str) -> list[dict[str, Any]]:
+        corp = corp_of(corp_id)
+        with state.lock:
+            return [_dump(w) for w in corp.join_ways.values()]
+
+    @r.post("/corps/{corp_id}/group_chats/{chat_id}/update")
+    def update_chat(corp_id: str, chat_id: str, body: GroupUpdateIn) -> dict[str, Any]:
+        chat = groups.update_group(state, corp_of(corp_id), chat_id, name=body.name, notice=body.notice,
+                                   admins=body.admins)
         return _dump(chat)
 
     @r.post("/corps/{corp_id}/group_chats/{chat_id}/leave")

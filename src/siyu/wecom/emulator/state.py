@@ -98,6 +98,7 @@ class Limits(BaseModel):
     callback_timeout: float = Field(5.0, gt=0, description="an event not acknowledged within this is retried")
     callback_retries: int = Field(3, ge=0, description="retries after the first attempt")
     callback_retry_delay: float = Field(1.0, ge=0)
+    certified: bool = Field(False, description="a certified corp's customer groups hold 500 members, else 200")
 
 
 class Faults(BaseModel):
@@ -281,6 +282,7 @@ class GroupMember:
     join_scene: int
     invitor: str | None = None
     name: str = ""
+    state: str | None = None  # the join way's `state` when the member joined by one (群活码)
 
 
 @dataclass
@@ -295,6 +297,23 @@ class GroupChat:
     member_version: int = 1
     dismissed: bool = False
     transferred_at: list[float] = field(default_factory=list)  # group handovers (离职/在职继承), emulator time
+
+
+@dataclass
+class JoinWay:
+    """加入群聊 (群活码): a QR or mini-program entry over up to 5 groups; a scan joins the first group
+    of the list that is not full (or, with `auto_create_room`, a new group when all are)."""
+
+    config_id: str
+    scene: int  # 1 mini-program, 2 QR
+    chat_ids: list[str]
+    remark: str = ""
+    auto_create_room: int = 1
+    room_base_name: str = ""
+    room_base_id: int = 1
+    state: str | None = None
+    qr_code: str | None = None
+    rooms_created: int = 0
 
 
 @dataclass
@@ -372,6 +391,7 @@ class Corp:
     moments: dict[str, MomentTask] = field(default_factory=dict)
     moments_seen: dict[tuple[str, int], int] = field(default_factory=dict)
     group_chats: dict[str, GroupChat] = field(default_factory=dict)
+    join_ways: dict[str, JoinWay] = field(default_factory=dict)
     transfers: list[Transfer] = field(default_factory=list)
     # Chat archive (会话存档, see emulator/archive.py): the archived records in seq order, and each
     # customer's answer to the consent prompt (absent: not asked, so not archived unless the corp's
