@@ -9,7 +9,7 @@ import pytest
 from starlette.routing import Match
 
 import siyu.app as app_module
-from siyu import DOMAINS
+from siyu import DOMAINS, domain_module
 
 
 def _paths(router, prefix=""):
@@ -42,7 +42,7 @@ def test_the_gate_changes_no_route_choice(monkeypatch):
     paths = []
     for domain in DOMAINS:
         for part in ("api", "views", "callbacks", "h5"):
-            module = app_module._domain_module(domain, part)
+            module = domain_module(domain, part)
             if module is not None and hasattr(module, "router"):
                 paths += list(_paths(module.router))
     assert len(paths) > 100
