@@ -92,3 +92,4 @@ def _example_names_resolve(monkeypatch):
         return real(host, port)
 
     monkeypatch.setattr(netguard, "resolve", resolve)
+

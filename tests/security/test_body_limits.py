@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from security.asgi import run_asgi
 from siyu.app import create_app
 from siyu.config import get_settings
 from siyu.tenancy import service as tenancy
@@ -40,7 +41,7 @@ def _call(app, *, path: str, headers: dict[str, str], chunks: int, chunk: bytes 
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "path": path,
              "raw_path": path.encode(), "query_string": b"", "headers": raw, "client": ("203.0.113.9", 5000),
              "server": ("testserver", 80), "scheme": "http", "root_path": ""}
-    asyncio.run(app(scope, receive, send))
+    run_asgi(app(scope, receive, send))
     start = next(m for m in sent if m["type"] == "http.response.start")
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     return start["status"], body, read

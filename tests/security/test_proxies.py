@@ -3,12 +3,12 @@ data through the API needs a scope of its own, and is audited."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
 from starlette.requests import Request
 
+from security.asgi import run_asgi
 from siyu.app import create_app
 from siyu.config import get_settings
 from siyu.tenancy import audit
@@ -33,7 +33,7 @@ def _seen(app, *, peer: str, headers: dict[str, str]) -> tuple[str, str]:
     async def send(message):
         sent.append(message)
 
-    asyncio.run(app(scope, receive, send))
+    run_asgi(app(scope, receive, send))
     body = json.loads(b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body"))
     assert "client" in body, body
     return body["client"], body["scheme"]

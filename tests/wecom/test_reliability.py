@@ -25,6 +25,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import delete, func, select
 
+from compliance.gate import approve_all
 from siyu.app import create_app
 from siyu.config import get_settings
 from siyu.db import session_scope, utcnow
@@ -58,6 +59,7 @@ def wired(emulator, siyu_server):
                           slug_prefix="rel")
     with session_scope() as s:
         service.set_default_welcome(s, corp_id=corp.corp_id, actor="test", text=WELCOME, enabled=True)
+        approve_all(s, corp.corp_id)  # compliance approves the welcome (only approved text is sent)
     yield corp
     with session_scope() as s:
         s.execute(delete(Job).where(Job.corp_id == corp.corp_id))
