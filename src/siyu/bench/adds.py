@@ -37,7 +37,7 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine, event, func, select, text
 
-from siyu.bench.common import BenchError, stop_processes
+from siyu.bench.common import BenchError, approve_submitted_content, stop_processes
 
 WELCOME = "您好，我是您的专属顾问，很高兴为您服务。市场有风险，投资需谨慎。"
 
@@ -106,6 +106,7 @@ def _setup(emulator_api: str, advisors: list[str], admin: httpx.Client) -> tuple
                                      token="bench" + uuid.uuid4().hex[:10], aes_key=generate_aes_key(),
                                      base_url=emulator_api)
         service.set_default_welcome(s, corp_id=corp.id, actor="bench", text=WELCOME, enabled=True)
+        approve_submitted_content(s, corp_id=corp.id)
         corp_id = corp.id
     response = admin.post("/corps", json={"corp_id": wecom_id, "name": "压测银行", "secret": secret,
                                           "staff": [{"userid": u, "name": u} for u in advisors]})

@@ -124,3 +124,22 @@ def stop_processes(procs: list[subprocess.Popen], timeout: float = 30) -> None:
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
+
+
+def approve_submitted_content(session, *, corp_id: int) -> None:
+    """A bench corp's welcome goes out only once a compliance officer approved it (compliance's
+    content gate): a bench officer approves what was submitted."""
+    from sqlalchemy import select
+
+    from siyu.compliance import approval
+    from siyu.compliance.models import ContentItem
+    from siyu.tenancy import service as tenancy
+    from siyu.tenancy.principal import Principal
+
+    officer = tenancy.create_staff(session, corp_id=corp_id, login="bench.compliance", name="合规",
+                                   roles=["compliance"], password=None)
+    checker = Principal(corp_id=corp_id, kind="staff", label=officer.login, staff_id=officer.id,
+                        roles=frozenset({"compliance"}))
+    for item_id in session.scalars(select(ContentItem.id).where(ContentItem.corp_id == corp_id,
+                                                                ContentItem.status == "submitted")).all():
+        approval.approve(session, corp_id=corp_id, actor=checker, item_id=item_id)

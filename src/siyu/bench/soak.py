@@ -46,7 +46,7 @@ from typing import Any
 
 import httpx
 
-from siyu.bench.common import BenchError, Installation, free_port, percentile, workdir
+from siyu.bench.common import BenchError, Installation, approve_submitted_content, free_port, percentile, workdir
 from siyu.bench.postgres import TempPostgres
 
 WELCOME = "您好，我是您的专属顾问，很高兴为您服务。市场有风险，投资需谨慎。"
@@ -173,6 +173,7 @@ class Soak:
                                          secret=secret, token=token, aes_key=aes_key,
                                          base_url=self.emulator_url + "/cgi-bin/")
             service.set_default_welcome(s, corp_id=corp.id, actor="bench", text=WELCOME, enabled=True)
+            approve_submitted_content(s, corp_id=corp.id)
             self.corp_id = corp.id
         engine.dispose()
         seed = [{"corp_id": self.wecom_id, "name": "浸泡测试银行", "secret": secret,

@@ -26,9 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import select
 
-from siyu.bench.common import BenchError, Installation, free_port, percentile, workdir
+from siyu.bench.common import BenchError, Installation, approve_submitted_content, free_port, percentile, workdir
 
 WELCOME = "您好，我是您的专属顾问，很高兴为您服务。市场有风险，投资需谨慎。"
 _EXT_RE = re.compile(r"<ExternalUserID><!\[CDATA\[([^\]]+)\]\]></ExternalUserID>")
@@ -55,22 +54,6 @@ def _paced(n: int, rate: float, fn) -> None:
         fn(i)
 
 
-def _approve_welcome(session, *, corp_id: int) -> None:
-    """The welcome goes out only once a compliance officer approved it (compliance's content gate)."""
-    from siyu.compliance import approval
-    from siyu.compliance.models import ContentItem
-    from siyu.tenancy import service as tenancy
-    from siyu.tenancy.principal import Principal
-
-    officer = tenancy.create_staff(session, corp_id=corp_id, login="bench.compliance", name="合规",
-                                   roles=["compliance"], password=None)
-    checker = Principal(corp_id=corp_id, kind="staff", label=officer.login, staff_id=officer.id,
-                        roles=frozenset({"compliance"}))
-    for item_id in session.scalars(select(ContentItem.id).where(ContentItem.corp_id == corp_id,
-                                                                ContentItem.status == "submitted")).all():
-        approval.approve(session, corp_id=corp_id, actor=checker, item_id=item_id)
-
-
 def _setup(inst: Installation, *, emulator_url: str, serve_url: str, advisors: list[str]) -> tuple[str, Path]:
     from sqlalchemy.orm import Session
 
@@ -87,7 +70,7 @@ def _setup(inst: Installation, *, emulator_url: str, serve_url: str, advisors: l
         service.configure_connection(s, corp_id=corp.id, actor="bench", wecom_corp_id=wecom_id, secret=secret,
                                      token=token, aes_key=aes_key, base_url=emulator_url + "/cgi-bin/")
         service.set_default_welcome(s, corp_id=corp.id, actor="bench", text=WELCOME, enabled=True)
-        _approve_welcome(s, corp_id=corp.id)
+        approve_submitted_content(s, corp_id=corp.id)
     engine.dispose()
     staff = [{"userid": u, "name": u} for u in advisors]
     seed = [
