@@ -38,6 +38,7 @@ from siyu.wecom.errors import (
 from siyu.wecom.ratelimit import AdaptiveConcurrency, InMemoryRateLimiter, RateLimiter
 from siyu.wecom.schemas import (
     AccessToken,
+    AppMessageResult,
     ContactWay,
     CorpTagGroup,
     ExternalContactDetail,
@@ -45,7 +46,9 @@ from siyu.wecom.schemas import (
     FailedChat,
     GroupChat,
     GroupChatSummary,
+    GroupMsg,
     GroupMsgSendResult,
+    GroupMsgTask,
     JoinWay,
     MomentTaskResult,
     MsgTemplateResult,
@@ -480,7 +483,7 @@ class WeComClient:
 
     def add_msg_template(self, *, sender: str | None = None, external_userids: Sequence[str] = (),
                          text: str | None = None, attachments: Sequence[Mapping[str, Any]] = (),
-                         chat_type: Literal["single", "group"] = "single",
+                         chat_type: Literal["single", "group"] = "single", chat_ids: Sequence[str] = (),
                          allow_select: bool | None = None) -> MsgTemplateResult:
         """A mass message (群发) task; the sender confirms it in WeCom, then results come from
         `iter_groupmsg_send_result`."""
@@ -491,8 +494,12 @@ class WeComClient:
         body: dict[str, Any] = {"chat_type": chat_type}
         if sender:
             body["sender"] = sender
+        if chat_type == "group" and not sender:
+            raise ValueError("sender: a group mass message needs its sender (the groups' owner)")
         if external_userids:
             body["external_userid"] = list(external_userids)
+        if chat_ids:
+            body["chat_id_list"] = list(chat_ids)
         if text:
             body["text"] = {"content": text}
         if attachments:
@@ -508,6 +515,40 @@ class WeComClient:
         for item in self._paginate("externalcontact/get_groupmsg_send_result",
                                    {"msgid": msgid, "userid": userid, "limit": limit}, "send_list"):
             yield GroupMsgSendResult.model_validate(item)
+
+    def iter_groupmsg_list(self, *, chat_type: Literal["single", "group"], start_time: int, end_time: int,
+                           creator: str | None = None, filter_type: int = 2, limit: int = 100
+                           ) -> Iterator[GroupMsg]:
+        """The corp's mass messages created between two unix times (at most a month apart), by
+        `creator` when given: how a sender that lost a call's answer finds what WeCom made."""
+        if not 1 <= limit <= 100:
+            raise ValueError("limit: between 1 and 100")
+        body: dict[str, Any] = {"chat_type": chat_type, "start_time": start_time, "end_time": end_time,
+                                "filter_type": filter_type, "limit": limit}
+        if creator:
+            body["creator"] = creator
+        for item in self._paginate("externalcontact/get_groupmsg_list_v2", body, "group_msg_list"):
+            yield GroupMsg.model_validate(item)
+
+    def iter_groupmsg_task(self, *, msgid: str, limit: int = 1000) -> Iterator[GroupMsgTask]:
+        """Each sending member's task of a mass message: status 0 not sent (not confirmed), 2 sent."""
+        if not 1 <= limit <= 1000:
+            raise ValueError("limit: between 1 and 1000")
+        for item in self._paginate("externalcontact/get_groupmsg_task", {"msgid": msgid, "limit": limit},
+                                   "task_list"):
+            yield GroupMsgTask.model_validate(item)
+
+    # --- application messages (应用消息) --------------------------------------------------------
+
+    def send_app_text(self, *, agentid: int, touser: Sequence[str], content: str) -> AppMessageResult:
+        """A text from the corp's application to members of staff (`message/send`)."""
+        if not touser:
+            raise ValueError("touser: at least one member of staff")
+        if not content:
+            raise ValueError("content: a message needs text")
+        data = self._call("POST", "message/send", json={"touser": "|".join(touser), "msgtype": "text",
+                                                         "agentid": agentid, "text": {"content": content}})
+        return AppMessageResult.model_validate(data)
 
     # --- Moments (客户朋友圈) -------------------------------------------------------------------
 

@@ -109,6 +109,34 @@ class GroupMsgSendResult(WeComModel):
     send_time: int | None = None
 
 
+class GroupMsg(WeComModel):
+    """One mass message of `get_groupmsg_list_v2`."""
+
+    msgid: str
+    creator: str = ""
+    create_type: int = 0  # 0 made by the corp (the API), 1 by a member
+    create_time: int
+    text: dict[str, Any] | None = None
+    attachments: list[dict[str, Any]] = Field(default_factory=list)
+
+    @property
+    def content(self) -> str | None:
+        return (self.text or {}).get("content")
+
+
+class GroupMsgTask(WeComModel):
+    """A sending member's task of a mass message: status 0 not sent yet, 2 sent."""
+
+    userid: str
+    status: int
+    send_time: int | None = None
+
+
+class AppMessageResult(WeComModel):
+    msgid: str | None = None
+    invaliduser: str = ""
+
+
 class InvalidSenders(WeComModel):
     user_list: list[str] = Field(default_factory=list)
     department_list: list[int] = Field(default_factory=list)

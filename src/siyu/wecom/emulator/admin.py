@@ -337,6 +337,27 @@ def build_admin_router(state: EmulatorState) -> APIRouter:
     def confirm(corp_id: str, msgid: str, body: ConfirmIn) -> dict[str, Any]:
         return _dump(messaging.confirm_mass_message(state, corp_of(corp_id), msgid, body.userid))
 
+    @r.get("/corps/{corp_id}/app_messages")
+    def app_messages(corp_id: str) -> list[dict[str, Any]]:
+        """The application messages staff received (message/send), as they read them in WeCom."""
+        corp = corp_of(corp_id)
+        with state.lock:
+            return [_dump(m) for m in corp.app_messages]
+
+    @r.get("/corps/{corp_id}/mass_messages/pending")
+    def pending_mass_messages(corp_id: str, userid: str | None = None) -> list[dict[str, Any]]:
+        """What each member sees waiting in WeCom's 群发助手: mass messages with results they have not
+        confirmed yet (the simulated owner's to-do; confirm with POST …/{msgid}/confirm)."""
+        corp = corp_of(corp_id)
+        with state.lock:
+            out = []
+            for m in corp.mass_messages.values():
+                waiting = sorted({x.userid for x in m.results
+                                  if x.status == 0 and (userid is None or x.userid == userid)})
+                if waiting:
+                    out.append({"msgid": m.msgid, "chat_type": m.chat_type, "created": m.created, "userids": waiting})
+            return out
+
     @r.get("/corps/{corp_id}/moments")
     def moments(corp_id: str) -> list[dict[str, Any]]:
         corp = corp_of(corp_id)

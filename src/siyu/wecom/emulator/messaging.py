@@ -16,6 +16,7 @@ from siyu.wecom.emulator.contacts import EXTERNAL_USERID_RE, decode_cursor, enco
 from siyu.wecom.emulator.state import (
     AdminError,
     ApiError,
+    AppMessage,
     Corp,
     EmulatorState,
     Limits,
@@ -207,6 +208,114 @@ def get_groupmsg_send_result(state: EmulatorState, corp: Corp, body: dict[str, A
     out: dict[str, Any] = {"send_list": [r.as_api() for r in rows[offset:offset + limit]], "next_cursor": ""}
     if offset + limit < len(rows):
         out["next_cursor"] = encode_cursor(f"send:{msgid}", offset + limit)
+    return out
+
+
+GROUPMSG_LIST_MAX_SPAN = 31 * 86400  # WeCom: start_time..end_time spans at most a month
+GROUPMSG_LIST_MAX_LIMIT = 100
+GROUPMSG_TASK_MAX_LIMIT = 1000
+
+
+def _epoch_field(body: dict[str, Any], key: str) -> int:
+    value = body.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ApiError(40058, f"{key} must be a unix time")
+    return value
+
+
+@locked
+def get_groupmsg_list_v2(state: EmulatorState, corp: Corp, body: dict[str, Any]) -> dict[str, Any]:
+    """获取群发记录列表: the corp's mass messages created in [start_time, end_time] (at most a month
+    apart), of one chat type, optionally by one creator; newest last, paged by cursor. Messages made
+    through the API are created by the corp (create_type 0) with their sender as creator."""
+    chat_type = body.get("chat_type", "single")
+    if chat_type not in ("single", "group"):
+        raise ApiError(40058, "chat_type must be single or group")
+    start, end = _epoch_field(body, "start_time"), _epoch_field(body, "end_time")
+    if end < start or end - start > GROUPMSG_LIST_MAX_SPAN:
+        raise ApiError(40058, "start_time..end_time must be ordered and at most a month apart")
+    creator = body.get("creator")
+    if creator is not None:
+        require_staff(corp, creator)
+    filter_type = body.get("filter_type", 2)
+    if filter_type not in (0, 1, 2):
+        raise ApiError(40058, "filter_type must be 0, 1 or 2")
+    limit = body.get("limit", 50)
+    if not isinstance(limit, int) or not 1 <= limit <= GROUPMSG_LIST_MAX_LIMIT:
+        raise ApiError(40058, f"limit must be 1..{GROUPMSG_LIST_MAX_LIMIT}")
+    rows = [m for m in corp.mass_messages.values()
+            if m.chat_type == chat_type and start <= int(m.created) <= end
+            and (creator is None or m.sender == creator) and filter_type in (0, 2)]
+    offset = decode_cursor(f"list:{chat_type}:{start}:{end}:{creator}", body.get("cursor"))
+    page = rows[offset:offset + limit]
+    out: dict[str, Any] = {"group_msg_list": [
+        {"msgid": m.msgid, "creator": m.sender or "", "create_type": 0, "create_time": int(m.created),
+         **({"text": {"content": m.text}} if m.text else {}), "attachments": m.attachments} for m in page],
+        "next_cursor": ""}
+    if offset + limit < len(rows):
+        out["next_cursor"] = encode_cursor(f"list:{chat_type}:{start}:{end}:{creator}", offset + limit)
+    return out
+
+
+@locked
+def get_groupmsg_task(state: EmulatorState, corp: Corp, body: dict[str, Any]) -> dict[str, Any]:
+    """获取群发成员发送任务列表: each sending member's task, status 0 (not sent: not confirmed yet) or
+    2 (sent: confirmed), with its send time; paged by cursor."""
+    msgid = body.get("msgid")
+    message = corp.mass_messages.get(msgid) if isinstance(msgid, str) else None
+    if message is None:
+        raise ApiError(40058, f"invalid msgid: {msgid}")
+    limit = body.get("limit", 500)
+    if not isinstance(limit, int) or not 1 <= limit <= GROUPMSG_TASK_MAX_LIMIT:
+        raise ApiError(40058, f"limit must be 1..{GROUPMSG_TASK_MAX_LIMIT}")
+    tasks: dict[str, dict[str, Any]] = {}
+    for r in message.results:
+        task = tasks.setdefault(r.userid, {"userid": r.userid, "status": 0})
+        if r.status != 0:
+            task["status"] = 2
+            task["send_time"] = max(task.get("send_time", 0), r.send_time or 0)
+    rows = list(tasks.values())
+    offset = decode_cursor(f"task:{msgid}", body.get("cursor"))
+    out: dict[str, Any] = {"task_list": rows[offset:offset + limit], "next_cursor": ""}
+    if offset + limit < len(rows):
+        out["next_cursor"] = encode_cursor(f"task:{msgid}", offset + limit)
+    return out
+
+
+APP_MESSAGE_MAX_USERS = 1000
+APP_TEXT_MAX_BYTES = 2048
+
+
+@locked
+def send_app_message(state: EmulatorState, corp: Corp, body: dict[str, Any]) -> dict[str, Any]:
+    """发送应用消息 (text only): to staff by `touser` ("a|b|c"). Unknown or inactive members are
+    answered in `invaliduser`; when none is valid the call fails (81013)."""
+    if body.get("agentid") != corp.agent_id:
+        raise ApiError(40056, f"invalid agentid: {body.get('agentid')}")
+    if body.get("msgtype") != "text":
+        raise ApiError(40008, "invalid message type (the emulator sends text)")
+    text = body.get("text")
+    content = text.get("content") if isinstance(text, dict) else None
+    if not isinstance(content, str) or not content:
+        raise ApiError(44004, "empty content")
+    if len(content.encode()) > APP_TEXT_MAX_BYTES:
+        raise ApiError(45002, f"content over {APP_TEXT_MAX_BYTES} bytes")
+    touser = body.get("touser")
+    if not isinstance(touser, str) or not touser:
+        raise ApiError(40031, "touser is empty")
+    users = list(dict.fromkeys(u for u in touser.split("|") if u))
+    if len(users) > APP_MESSAGE_MAX_USERS:
+        raise ApiError(40058, f"touser: at most {APP_MESSAGE_MAX_USERS}")
+    invalid = [u for u in users if u not in corp.staff or corp.staff[u].status != "active"]
+    valid = [u for u in users if u not in invalid]
+    if not valid:
+        raise ApiError(81013, "user & party & tag all invalid")
+    message = AppMessage(msgid=state.new_id("app", 27), agentid=corp.agent_id, touser=valid, msgtype="text",
+                         content=content, sent=state.now(), invaliduser=invalid)
+    corp.app_messages.append(message)
+    out: dict[str, Any] = {"msgid": message.msgid}
+    if invalid:
+        out["invaliduser"] = "|".join(invalid)
     return out
 
 

@@ -260,6 +260,19 @@ class MassMessage:
 
 
 @dataclass
+class AppMessage:
+    """An application message (`message/send`) as the staff it reached see it in WeCom."""
+
+    msgid: str
+    agentid: int
+    touser: list[str]
+    msgtype: str
+    content: str
+    sent: float
+    invaliduser: list[str]
+
+
+@dataclass
 class MomentTask:
     jobid: str
     moment_id: str
@@ -389,6 +402,7 @@ class Corp:
     # (external_userid, allowance period) -> mass messages received in it (see messaging.allowance_period)
     mass_received: dict[tuple[str, str], int] = field(default_factory=dict)
     moments: dict[str, MomentTask] = field(default_factory=dict)
+    app_messages: list[AppMessage] = field(default_factory=list)  # message/send (应用消息) to staff
     moments_seen: dict[tuple[str, int], int] = field(default_factory=dict)
     group_chats: dict[str, GroupChat] = field(default_factory=dict)
     join_ways: dict[str, JoinWay] = field(default_factory=dict)

@@ -1,0 +1,166 @@
+"""Group SOP over the emulator (strict: every mass message waits for its owner to confirm): a slot
+time is planned into one send per owner, each handed to WeCom once — even when the send is killed
+mid-call and run again — confirmed by the simulated owner, and read back from get_groupmsg_task and
+get_groupmsg_send_result. Unapproved or edited-but-unapproved text never goes out."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import select
+
+from compliance.gate import approve_all
+from siyu.communities.jobs import refresh_group
+from siyu.communities.models import GroupChat
+from siyu.communities.service import assign_groups, create_set
+from siyu.db import session_scope, utcnow
+from siyu.sop import jobs as sop_jobs
+from siyu.sop import service
+from siyu.sop.models import SopRun, SopSend
+from siyu.tenancy import service as tenancy
+from siyu.tenancy.principal import Principal
+from siyu.wecom.client import WeComClient
+from wecom.conftest import emulator, wire_siyu_corp  # noqa: F401 - the emulator fixture
+
+pytestmark = pytest.mark.slow
+
+
+class Killed(BaseException):  # noqa: N818 - stands in for the process being killed
+    pass
+
+
+@pytest.fixture
+def wired(emulator, database_url):  # noqa: F811
+    corp = wire_siyu_corp(emulator, callback_base_url="http://127.0.0.1:9", name="SOP管道银行", slug_prefix="sop",
+                          siyu_staff=("zhangsan", "lisi"))
+    chats = {}
+    for name, owner in (("稳健理财1群", "zhangsan"), ("稳健理财2群", "zhangsan"), ("稳健理财3群", "lisi")):
+        chats[name] = emulator.post(f"/corps/{corp.wecom_id}/group_chats", {"owner": owner, "name": name},
+                                    expect=201)["chat_id"]
+    with session_scope() as s:
+        admin = tenancy.create_staff(s, corp_id=corp.corp_id, login=f"ops.{corp.slug}", name="运营",
+                                     roles=["operations"], password=None)
+        principal = Principal(corp_id=corp.corp_id, kind="staff", label=admin.login, staff_id=admin.id,
+                              roles=frozenset({"operations"}))
+        set_id = create_set(s, principal=principal, name="稳健理财群组", positioning="product").id
+    for chat_id in chats.values():  # the sync reads each group from WeCom
+        with session_scope() as s:
+            refresh_group(s, corp_id=corp.corp_id, chat_id=chat_id)
+    with session_scope() as s:
+        ids = list(s.scalars(select(GroupChat.id).where(GroupChat.corp_id == corp.corp_id)))
+        assign_groups(s, principal=principal, set_id=set_id, group_ids=ids)
+    yield corp, principal, set_id, chats
+
+
+def _slot_now(principal, set_id, *, text, title="午间产品解读", approve=True):
+    """A dated slot at the current minute (Asia/Shanghai), planned; returns the sends by owner."""
+    now = utcnow()
+    local = now.astimezone(service.CALENDAR_ZONE)
+    with session_scope() as s:
+        slots = service.add_slots(s, principal=principal, set_id=set_id, on_date=local.date().isoformat(),
+                                  time=f"{local.hour:02d}:{local.minute:02d}", content_type="product", title=title,
+                                  text=text)
+        if approve:
+            approve_all(s, principal.corp_id)
+        service.plan(s, corp_id=principal.corp_id, start=now - dt.timedelta(minutes=2),
+                     end=now + dt.timedelta(minutes=2), set_ids=[set_id], enqueue_jobs=False)
+        runs = list(s.scalars(select(SopRun).where(SopRun.slot_id == slots[0].id)))
+        assert len(runs) == 1
+        return slots[0].id, runs[0].id, {x.owner_userid: x.id for x in s.scalars(
+            select(SopSend).where(SopSend.run_id == runs[0].id))}
+
+
+def _send(send_id):
+    with session_scope() as s:
+        row = s.get(SopSend, send_id)
+        s.expunge(row)
+        return row
+
+
+def _messages(emulator, wecom_id, sender):  # noqa: F811
+    return [m for m in emulator.get(f"/corps/{wecom_id}/mass_messages") if m["sender"] == sender]
+
+
+def test_a_slot_killed_mid_send_goes_out_once_and_is_confirmed_by_its_owner(emulator, wired, monkeypatch):  # noqa: F811
+    corp, principal, set_id, chats = wired
+    _slot, run_id, sends = _slot_now(principal, set_id, text="本周稳健理财产品解读：风险等级R2，投资需谨慎。")
+    assert set(sends) == {"zhangsan", "lisi"}, "one send per owner of the set's groups"
+
+    original = WeComClient.add_msg_template
+
+    def answered_then_killed(self, **kw):
+        original(self, **kw)  # WeCom made the task ...
+        raise Killed()  # ... and the process died before the answer was recorded
+
+    monkeypatch.setattr(WeComClient, "add_msg_template", answered_then_killed)
+    with pytest.raises(Killed):
+        sop_jobs.send_one(sends["zhangsan"])
+    assert _send(sends["zhangsan"]).state == "calling", "the intent was recorded before the call"
+
+    def killed_before_call(self, **kw):
+        raise Killed()
+
+    monkeypatch.setattr(WeComClient, "add_msg_template", killed_before_call)
+    with pytest.raises(Killed):
+        sop_jobs.send_one(sends["lisi"])
+    monkeypatch.setattr(WeComClient, "add_msg_template", original)
+
+    # The jobs run again (the worker's lease expired): reconciled, not sent again.
+    assert sop_jobs.send_one(sends["zhangsan"]) == "waiting"
+    assert sop_jobs.send_one(sends["lisi"]) == "waiting"
+    assert sop_jobs.send_one(sends["zhangsan"]) == "waiting", "a redelivered job changes nothing"
+    made = _messages(emulator, corp.wecom_id, "zhangsan")
+    assert len(made) == 1, "WeCom got exactly one mass message for zhangsan's groups"
+    assert sorted(r["chat_id"] for r in made[0]["results"]) == sorted([chats["稳健理财1群"], chats["稳健理财2群"]])
+    assert _send(sends["zhangsan"]).msgid == made[0]["msgid"], "the lost answer was found in get_groupmsg_list_v2"
+    assert len(_messages(emulator, corp.wecom_id, "lisi")) == 1, "a call that never happened is made once"
+
+    # Strict WeCom: nothing is sent until the owner confirms.
+    assert sop_jobs.check_one(sends["zhangsan"])[0] == "waiting"
+    pending = emulator.get(f"/corps/{corp.wecom_id}/mass_messages/pending?userid=zhangsan")
+    assert [p["msgid"] for p in pending] == [made[0]["msgid"]]
+    emulator.post(f"/corps/{corp.wecom_id}/mass_messages/{made[0]['msgid']}/confirm", {"userid": "zhangsan"})
+    state, again = sop_jobs.check_one(sends["zhangsan"])
+    assert (state, again) == ("sent", None)
+    assert (_send(sends["zhangsan"]).sent_chats, _send(sends["zhangsan"]).total_chats) == (2, 2)
+
+    # lisi never confirms: after the confirmation window the send is missed, the slot partly sent.
+    later = utcnow() + dt.timedelta(hours=3)
+    assert sop_jobs.check_one(sends["lisi"], now=later)[0] == "missed"
+    with session_scope() as s:
+        run = s.get(SopRun, run_id)
+        assert service.refresh_run(s, run=run, now=later) == "partly"
+
+
+def test_unapproved_and_edited_but_unapproved_text_never_goes_out(emulator, wired):  # noqa: F811
+    corp, principal, set_id, _chats = wired
+    _slot, run_id, sends = _slot_now(principal, set_id, text="周三互动：猜猜本周金价走势，答对有小礼品。",
+                                     title="周三互动", approve=False)
+    assert sop_jobs.send_one(sends["zhangsan"]) == "held"
+    assert _messages(emulator, corp.wecom_id, "zhangsan") == [], "nothing unapproved reached WeCom"
+    with session_scope() as s:
+        assert s.get(SopRun, run_id).held_reason == "awaiting approval"
+
+    slot_id, _run, sends = _slot_now(principal, set_id, text="周五活动：理财知识直播，晚8点不见不散。",
+                                     title="周五活动")
+    with session_scope() as s:
+        service.edit_slot_text(s, principal=principal, slot_id=slot_id, text="周五活动：改为晚9点直播，名额有限。")
+    assert sop_jobs.send_one(sends["zhangsan"]) == "waiting"
+    made = _messages(emulator, corp.wecom_id, "zhangsan")
+    assert [m["text"] for m in made] == ["周五活动：理财知识直播，晚8点不见不散。"], "the approved version in force"
+
+
+def test_the_owner_is_reminded_by_an_application_message(emulator, wired):  # noqa: F811
+    corp, principal, set_id, _chats = wired
+    with session_scope() as s:
+        service.update_settings(s, principal=principal, app_agent_id=1000002)
+    _slot, _run, sends = _slot_now(principal, set_id, text="售后提醒：赎回到账时间为T+1个工作日。", title="售后提醒")
+    from siyu.jobs.registry import JobContext
+
+    job = JobContext(id=1, name=sop_jobs.NOTIFY, attempt=1, max_attempts=5, queue="sop", corp_id=corp.corp_id,
+                     run_at=utcnow(), enqueued_at=utcnow(), worker_id="test")
+    sop_jobs.notify_owner(None, {"send_id": sends["lisi"]}, job)
+    got = [m for m in emulator.get(f"/corps/{corp.wecom_id}/app_messages") if m["touser"] == ["lisi"]]
+    assert len(got) == 1 and "售后提醒" in got[0]["content"] and "1 个群" in got[0]["content"]
+    assert _send(sends["lisi"]).notified_at is not None
