@@ -572,6 +572,7 @@ class OwnerTask:
     set_name: str
     state: str
     owner_name: str
+    local_time: str = ""
 
 
 def owner_tasks(session: Session, *, principal: Principal, days: int = 7, now: dt.datetime | None = None
@@ -596,7 +597,8 @@ def owner_tasks(session: Session, *, principal: Principal, days: int = 7, now: d
         state = (RunState.LATE.value if now >= run.due_at + late_after else
                  RunState.WAITING.value if send.state != SendState.PLANNED.value else RunState.PLANNED.value)
         out.append(OwnerTask(send=send, run=run, slot=slot, set_name=set_name, state=state,
-                             owner_name=names.get(send.owner_userid, send.owner_userid)))
+                             owner_name=names.get(send.owner_userid, send.owner_userid),
+                             local_time=run.due_at.astimezone(CALENDAR_ZONE).strftime("%m-%d %H:%M")))
     return out
 
 
