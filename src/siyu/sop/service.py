@@ -539,6 +539,8 @@ def calendar(session: Session, *, corp_id: int, set_id: int, first: dt.date, day
             "pending" if not content.live else "edit_pending")
         for due in occurrences(slot, first, last):
             run = runs.get((slot.id, due))
+            if run is None and due < slot.created_at:
+                continue  # before the slot existed: not part of its calendar
             entry = CalendarEntry(slot=slot, due_at=due, local_time=format_time(slot.minute_of_day),
                                   state=RunState.PLANNED.value, content_status=status)
             if run is not None:
