@@ -19,6 +19,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -108,6 +109,7 @@ def seed_demo(session: Session, *, data_dir: Path) -> DemoInfo:
     _seed_gated_community(session, corp_id=corp.id)
     _seed_quality(session, corp_id=corp.id)
     _seed_communities(session, corp_id=corp.id)
+    _seed_sop(session, corp_id=corp.id)
 
     logins = []
     staff_by_login = {s.login: s for s in session.scalars(select(Staff).where(Staff.corp_id == corp.id))}
@@ -431,6 +433,96 @@ def _seed_communities(session: Session, *, corp_id: int) -> int:
     return made
 
 
+# The demo group set's SOP week (a template reused across sets) and a customer SOP for new contacts.
+DEMO_SOP_TEMPLATE = "新手课堂标准周"
+DEMO_SOP_WEEK: tuple[tuple[tuple[int, ...], str, str, str, str, bool], ...] = (
+    ((0, 2, 4), "09:30", "product", "产品解读",
+     "今日产品解读：稳健理财的风险等级与适合人群。市场有风险，投资需谨慎。", True),
+    ((1, 3), "20:00", "interaction", "互动小游戏",
+     "互动时间：猜猜本周五沪深300收盘点位，最接近的三位送定制笔记本。", False),
+    ((4,), "19:00", "culture", "周五直播", "今晚8点理财知识直播：如何给家庭资产做体检，欢迎带着问题来。", False),
+    ((6,), "10:00", "knowledge", "周末知识", "周末小知识：基金定投为什么要长期坚持？过往业绩不代表未来表现。", False),
+)
+DEMO_SOP_NOW = ("rules", "入群须知", "欢迎来到新手课堂！每晚8点一节课，课后可在群里提问，请勿发广告。")
+DEMO_JOURNEY = "新客7天关怀"
+DEMO_JOURNEY_STEPS = (
+    (0, "00:00", "第0天问候", "您好，欢迎！新手课堂每晚8点开讲，有问题随时问我。"),
+    (1, "", "第1天回访", "昨天的入门课听得怎么样？这里有课程回放，有不清楚的地方随时找我。"),
+    (3, "10:00", "第3天知识", "理财小贴士：先做风险测评，再挑选与自己风险等级匹配的产品。"),
+    (7, "10:00", "第7天结课", "7天入门课结束啦，欢迎参加周五晚的直播答疑。"),
+)
+DEMO_JOURNEY_DAY1_CUSTOMER = "wmdemo0010han"  # added yesterday in the story: their day-1 step is due today
+
+
+def _seed_sop(session: Session, *, corp_id: int) -> None:
+    """The 新手课堂 set's week from a template (approved by the compliance officer), one slot a few
+    minutes after the demo starts so something goes out at once, owners reminded through the
+    application (agent 1000002, the emulator's), and a customer SOP whose day-1 step reaches a customer
+    added yesterday. Safe to call again: an existing template is left as it is."""
+    from siyu.communities.models import GroupSet
+    from siyu.compliance import approval
+    from siyu.compliance.models import ContentItem
+    from siyu.customers import contacts
+    from siyu.db import utcnow
+    from siyu.sop import service as sop
+    from siyu.sop.models import SopSettings, SopTemplate
+    from siyu.tenancy.models import Staff
+    from siyu.tenancy.principal import Principal
+
+    if session.scalar(select(SopTemplate.id).where(SopTemplate.corp_id == corp_id,
+                                                   SopTemplate.name == DEMO_SOP_TEMPLATE)):
+        return
+    group_set = session.scalar(select(GroupSet).where(GroupSet.corp_id == corp_id,
+                                                      GroupSet.name == DEMO_GROUP_SET[0]))
+    if group_set is None:
+        return
+
+    def principal(login: str) -> Principal:
+        staff = session.scalar(select(Staff).where(Staff.corp_id == corp_id, Staff.login == login))
+        return Principal(corp_id=corp_id, kind="staff", label=staff.login, staff_id=staff.id,
+                         roles=frozenset(staff.role_names))
+
+    ops = principal("demo.ops")
+    session.add(SopSettings(corp_id=corp_id, app_agent_id=1000002, notice_lead_minutes=30,
+                            confirm_window_minutes=120, late_after_minutes=10, check_seconds=15))
+    template = sop.create_template(session, principal=ops, name=DEMO_SOP_TEMPLATE,
+                                   description="一三五产品、二四互动、周五直播、周日知识")
+    for days, at, kind, title, text, working in DEMO_SOP_WEEK:
+        sop.add_slots(session, principal=ops, template_id=template.id, weekdays=list(days), time=at,
+                      content_type=kind, title=title, text=text, working_days_only=working)
+    sop.apply_template(session, principal=ops, set_id=group_set.id, template_id=template.id)
+    now = utcnow()
+    soon = (now + dt.timedelta(minutes=3)).astimezone(sop.CALENDAR_ZONE)
+    kind, title, text = DEMO_SOP_NOW
+    sop.add_slots(session, principal=ops, set_id=group_set.id, on_date=soon.date(), time=soon.strftime("%H:%M"),
+                  content_type=kind, title=title, text=text)
+    journey = sop.create_journey(session, principal=ops, name=DEMO_JOURNEY, event="added")
+    for day, at, title, text in DEMO_JOURNEY_STEPS:
+        if day == 1:  # the day-1 call-back at the time of day the demo starts (+3 min), so it is seen going out
+            at = soon.strftime("%H:%M")
+        sop.add_step(session, principal=ops, journey_id=journey.id, day_offset=day, time=at, title=title, text=text)
+    officer = principal("demo.compliance")
+    for item in session.scalars(select(ContentItem).where(ContentItem.corp_id == corp_id,
+                                                          ContentItem.status == "submitted",
+                                                          ContentItem.owner_type.in_(("sop_slot", "sop_step")))).all():
+        approval.approve(session, corp_id=corp_id, actor=officer, item_id=item.id, comment="演示数据：已审核")
+    sop.plan(session, corp_id=corp_id, start=now, end=now + sop.PLAN_HORIZON)
+    customer = contacts.get_by_external_id(session, corp_id=corp_id, external_userid=DEMO_JOURNEY_DAY1_CUSTOMER)
+    advisor = next((row[3] for row in DEMO_CUSTOMER_BOOK if row[0] == DEMO_JOURNEY_DAY1_CUSTOMER), None)
+    if customer is not None and advisor:
+        day1 = sop.journey_steps(session, corp_id=corp_id, journey_id=journey.id)[1]
+        yesterday_at_step = sop.local_due(sop.local_day(now) - dt.timedelta(days=1), day1.minute_of_day)
+        sends = sop.enrol(session, corp_id=corp_id, journey=journey, customer_id=customer.id, advisor_userid=advisor,
+                          event_at=yesterday_at_step, now=now, enqueue_jobs=False)
+        for send in sends:  # the story: day 0 went out yesterday; today is day 1
+            if send.step_id != day1.id:
+                session.delete(send)
+        session.flush()
+        from siyu.sop.jobs import enqueue_journey_jobs
+
+        enqueue_journey_jobs(session, corp_id=corp_id, sends=[x for x in sends if x.step_id == day1.id])
+
+
 def _seed_gated_community(session: Session, *, corp_id: int) -> None:
     """One gated community (门槛社群) verified by SMS code, with a group QR image, when acquisition's
     verification gate is installed. Its codes appear in the console's SMS outbox in the demo."""
@@ -618,10 +710,11 @@ def _emulator_command(host: str, port: int, *, data_dir: Path, callback: dict[st
         "group_chats": [{"chat_id": chat_id, "name": name, "owner": owner, "notice": notice,
                          "members": [ext for ext, _joined, left in members if left is None]}
                         for chat_id, name, owner, _p, _s, _t, notice, members in DEMO_GROUPS],
-        # The emulator is as strict as WeCom by default; the demo turns two friendlier switches on
-        # explicitly: nobody sits at a WeCom app to confirm each mass message, and the simulated
-        # customers' chats should reach archive monitoring without each answering the prompt first.
-        "limits": {"auto_confirm_mass_messages": True, "archive_consent_default": True},
+        # The emulator is as strict as WeCom by default: each mass message waits for its sender to
+        # confirm it, which the demo's simulated staff do a few seconds later (`_SimulatedStaff`).
+        # One friendlier switch is on explicitly: the simulated customers' chats reach archive
+        # monitoring without each answering the prompt first.
+        "limits": {"auto_confirm_mass_messages": False, "archive_consent_default": True},
     }
     if callback:
         spec["callback"] = callback
@@ -759,6 +852,8 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000, reset: bool = False) -> 
             )
             if emulator_cmd and _wait_until_answering(emulator_url + "/_emulator/health", procs,
                                                       cancelled=lambda: stopping):
+                staff = _SimulatedStaff(emulator_url)
+                staff.start()
                 _demo_adds(emulator_url, database_url=url)
         while not stopping:
             for name, proc in procs:
@@ -778,6 +873,30 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000, reset: bool = False) -> 
             signal.signal(s, handler)
     if status:
         raise SystemExit(status)
+
+
+class _SimulatedStaff(threading.Thread):
+    """The demo's staff at their WeCom app: each mass message waiting for a member (an SOP slot for
+    a group owner, a customer SOP step or a keyword reply for an advisor) is confirmed about
+    `delay` seconds after it appeared, as a person opening the mass-message assistant would."""
+
+    def __init__(self, emulator_url: str, delay: float = 5.0) -> None:
+        super().__init__(daemon=True, name="demo-simulated-staff")
+        self.url, self.delay = f"{emulator_url}/_emulator/corps/{DEMO_WECOM_CORP_ID}", delay
+        self.seen: dict[str, float] = {}
+
+    def run(self) -> None:
+        import httpx
+
+        with httpx.Client(base_url=self.url, timeout=5) as client:
+            while True:
+                with contextlib.suppress(httpx.HTTPError, ValueError):
+                    for m in client.get("/mass_messages/pending").json():
+                        first = self.seen.setdefault(m["msgid"], time.monotonic())
+                        if time.monotonic() - first >= self.delay:
+                            for userid in m["userids"]:
+                                client.post(f"/mass_messages/{m['msgid']}/confirm", json={"userid": userid})
+                time.sleep(1.0)
 
 
 def _demo_adds(emulator_url: str, *, database_url: str, wait: float = 20.0) -> None:
