@@ -164,3 +164,66 @@ def test_the_owner_is_reminded_by_an_application_message(emulator, wired):  # no
     got = [m for m in emulator.get(f"/corps/{corp.wecom_id}/app_messages") if m["touser"] == ["lisi"]]
     assert len(got) == 1 and "售后提醒" in got[0]["content"] and "1 个群" in got[0]["content"]
     assert _send(sends["lisi"]).notified_at is not None
+
+
+def _job(corp_id, name):
+    from siyu.jobs.registry import JobContext
+
+    return JobContext(id=1, name=name, attempt=1, max_attempts=5, queue="sop", corp_id=corp_id, run_at=utcnow(),
+                      enqueued_at=utcnow(), worker_id="test")
+
+
+def test_a_new_customer_gets_the_day_0_step_from_their_advisor_and_day_1_is_planned(emulator, wired):  # noqa: F811
+    from customers.factories import make_customer
+    from siyu.sop.models import SopJourneySend
+
+    corp, principal, _set_id, _chats = wired
+    added = emulator.post(f"/corps/{corp.wecom_id}/add_contact", {"userid": "lisi", "name": "何女士"})
+    ext = added["external_userid"]
+    with session_scope() as s:
+        journey = service.create_journey(s, principal=principal, name="新客关怀", event="added", filter_channel="ad-1")
+        for day, text in ((0, "您好，欢迎！有问题随时问我。"), (1, "昨天的入门课听得怎么样？"), (3, "理财小贴士：先做风险测评。")):
+            service.add_step(s, principal=principal, journey_id=journey.id, day_offset=day, time="00:00",
+                             title=f"第{day}天", text=text)
+        approve_all(s, principal.corp_id)
+        make_customer(s, principal.corp_id, userid="lisi", external_userid=ext, state="ad-1")
+    with session_scope() as s:
+        sop_jobs.enrol_added(s, {"external_userid": ext, "userid": "lisi", "state": "other-channel"},
+                             _job(corp.corp_id, "sop.enrol_added"))
+        assert s.scalar(select(SopJourneySend.id).where(SopJourneySend.corp_id == corp.corp_id)) is None, \
+            "a customer from another channel does not match the filter"
+        sop_jobs.enrol_added(s, {"external_userid": ext, "userid": "lisi", "state": "ad-1"},
+                             _job(corp.corp_id, "sop.enrol_added"))
+        sends = {x.due_at.date() - utcnow().date(): x.id for x in s.scalars(
+            select(SopJourneySend).where(SopJourneySend.corp_id == corp.corp_id))}
+        assert len(sends) == 3
+    first = min(sends.items())[1]
+    assert sop_jobs.step_send_one(first) == "waiting"
+    assert sop_jobs.step_send_one(first) == "waiting", "run again: nothing sent twice"
+    made = _messages(emulator, corp.wecom_id, "lisi")
+    assert len(made) == 1 and made[0]["chat_type"] == "single"
+    assert [r["external_userid"] for r in made[0]["results"]] == [ext], "one-to-one, the advisor as sender"
+    emulator.post(f"/corps/{corp.wecom_id}/mass_messages/{made[0]['msgid']}/confirm", {"userid": "lisi"})
+    assert sop_jobs.step_check_one(first) == "sent"
+
+
+def test_a_moments_slot_posts_once_visible_by_tag(emulator, wired):  # noqa: F811
+    corp, principal, set_id, _chats = wired
+    now = utcnow()
+    local = now.astimezone(service.CALENDAR_ZONE)
+    with session_scope() as s:
+        slot = service.add_slots(s, principal=principal, set_id=set_id, on_date=local.date().isoformat(),
+                                 time=f"{local.hour:02d}:{local.minute:02d}", content_type="knowledge",
+                                 title="朋友圈知识", text="每周知识：定投是一种纪律，不是择时。", channel="moments")[0]
+        approve_all(s, principal.corp_id)
+        service.plan(s, corp_id=principal.corp_id, start=now - dt.timedelta(minutes=2),
+                     end=now + dt.timedelta(minutes=2), set_ids=[set_id], enqueue_jobs=False)
+        sends = list(s.scalars(select(SopSend).join(SopRun, SopRun.id == SopSend.run_id)
+                               .where(SopRun.slot_id == slot.id)))
+        assert [(x.owner_userid, sorted(x.chat_ids)) for x in sends] == [("", ["lisi", "zhangsan"])]
+        send_id = sends[0].id
+    assert sop_jobs.send_one(send_id) == "waiting"
+    assert sop_jobs.send_one(send_id) == "waiting"
+    moments = emulator.get(f"/corps/{corp.wecom_id}/moments")
+    assert len(moments) == 1 and sorted(moments[0]["senders"]) == ["lisi", "zhangsan"]
+    assert sop_jobs.check_one(send_id)[0] == "sent"
