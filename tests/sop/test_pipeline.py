@@ -182,7 +182,9 @@ def test_a_new_customer_gets_the_day_0_step_from_their_advisor_and_day_1_is_plan
     ext = added["external_userid"]
     with session_scope() as s:
         journey = service.create_journey(s, principal=principal, name="新客关怀", event="added", filter_channel="ad-1")
-        for day, text in ((0, "您好，欢迎！有问题随时问我。"), (1, "昨天的入门课听得怎么样？"), (3, "理财小贴士：先做风险测评。")):
+        steps = ((0, "您好，欢迎！有问题随时问我。"), (1, "昨天的入门课听得怎么样？"),
+                 (3, "理财小贴士：先做风险测评。"))
+        for day, text in steps:
             service.add_step(s, principal=principal, journey_id=journey.id, day_offset=day, time="00:00",
                              title=f"第{day}天", text=text)
         approve_all(s, principal.corp_id)
