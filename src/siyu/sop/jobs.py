@@ -190,7 +190,8 @@ def _prepare(s: Session, send: SopSend) -> bool:
         _hold(s, send, run, out.summary())
         return False
     if slot.channel == Channel.GROUP.value:
-        chats = owners_of_set(s, corp_id=send.corp_id, set_id=run.group_set_id).get(send.owner_userid, [])
+        chats = owners_of_set(s, corp_id=send.corp_id, set_id=run.group_set_id,
+                              owner=send.owner_userid).get(send.owner_userid, [])
         if not chats:
             send.state, send.detail = SendState.FAILED.value, "the owner has no group of the set left"
             refresh_run(s, run=run)

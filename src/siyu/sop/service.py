@@ -390,12 +390,14 @@ class Planned:
     send_ids: list[int] = field(default_factory=list)
 
 
-def owners_of_set(session: Session, *, corp_id: int, set_id: int) -> dict[str, list[str]]:
-    """The set's live groups by owner userid."""
+def owners_of_set(session: Session, *, corp_id: int, set_id: int, owner: str | None = None) -> dict[str, list[str]]:
+    """The set's live groups by owner userid (only `owner`'s when given)."""
     out: dict[str, list[str]] = {}
-    for chat_id, owner in session.execute(select(GroupChat.chat_id, GroupChat.owner_userid).where(
-            GroupChat.corp_id == corp_id, GroupChat.group_set_id == set_id, GroupChat.dismissed_at.is_(None))
-            .order_by(GroupChat.id)):
+    q = select(GroupChat.chat_id, GroupChat.owner_userid).where(
+        GroupChat.corp_id == corp_id, GroupChat.group_set_id == set_id, GroupChat.dismissed_at.is_(None))
+    if owner is not None:
+        q = q.where(GroupChat.owner_userid == owner)
+    for chat_id, owner in session.execute(q.order_by(GroupChat.id)):
         if owner:
             out.setdefault(owner, []).append(chat_id)
     return out
