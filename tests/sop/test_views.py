@@ -128,3 +128,17 @@ def test_customer_sop_with_steps(session, corp):
     assert bad.status_code == 422 and 'data-field="day_offset"' in bad.text
     page = user.get(f"/sop/journeys/{journey_id}").text
     assert "第1天问候" in page
+
+
+def test_an_administrator_sets_the_reminders_application(session, corp):
+    corp, _none, _set = corp
+    admin = console_user(session, corp, roles=["administrator"])
+    assert admin.post("/sop/settings", {"app_agent_id": "1000002", "notice_lead_minutes": "45",
+                                        "confirm_window_minutes": "90", "late_after_minutes": "5"},
+                      follow_redirects=False).status_code == 303
+    settings = service.settings_for(session, corp_id=corp.id)
+    assert (settings.app_agent_id, settings.notice_lead_minutes, settings.confirm_window_minutes) == (1000002, 45, 90)
+    bad = admin.post("/sop/settings", {"app_agent_id": "x", "notice_lead_minutes": "45"})
+    assert bad.status_code == 422 and 'data-field="app_agent_id"' in bad.text
+    ops = console_user(session, corp, roles=["operations"])
+    assert ops.post("/sop/settings", {"app_agent_id": "1"}).status_code == 403

@@ -52,9 +52,39 @@ def _overview(request: Request, session: Session, principal: Principal, *, statu
     context = {"sets": sets, "templates": service.list_templates(session, corp_id=principal.corp_id),
                "journeys": service.list_journeys(session, corp_id=principal.corp_id),
                "may_write": principal.has_role(*WRITERS), "errors": FieldErrors(), "form": {},
-               "journey_form": {}, "journey_errors": FieldErrors(), **_labels()}
+               "journey_form": {}, "journey_errors": FieldErrors(),
+               "settings": service.settings_for(session, corp_id=principal.corp_id),
+               "settings_errors": FieldErrors(), "may_configure": principal.has_role("administrator"),
+               **_labels()}
     context.update(extra)
     return render(request, "sop/index.html", context, status_code=status_code)
+
+
+@router.post("/sop/settings")
+def settings_save(request: Request, app_agent_id: str = Form("", max_length=12),
+                  notice_lead_minutes: str = Form("", max_length=6),
+                  confirm_window_minutes: str = Form("", max_length=6),
+                  late_after_minutes: str = Form("", max_length=6),
+                  principal: Principal = Depends(require_roles("administrator")),
+                  session: Session = Depends(get_session)) -> Response:
+    def number(value: str, field: str) -> int | None:
+        if not value.strip():
+            return None
+        if not value.strip().isdigit():
+            raise InvalidInput("a whole number", field=field)
+        return int(value)
+
+    try:
+        with session.begin_nested():
+            service.update_settings(session, principal=principal,
+                                    app_agent_id=number(app_agent_id, "app_agent_id"),
+                                    notice_lead_minutes=number(notice_lead_minutes, "notice_lead_minutes"),
+                                    confirm_window_minutes=number(confirm_window_minutes, "confirm_window_minutes"),
+                                    late_after_minutes=number(late_after_minutes, "late_after_minutes"))
+    except SiyuError as exc:
+        return _overview(request, session, principal, status_code=exc.status_code,
+                         settings_errors=FieldErrors.of(request, exc))
+    return RedirectResponse("/sop", status_code=303)
 
 
 @router.post("/sop/templates")
