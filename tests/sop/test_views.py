@@ -142,3 +142,22 @@ def test_an_administrator_sets_the_reminders_application(session, corp):
     assert bad.status_code == 422 and 'data-field="app_agent_id"' in bad.text
     ops = console_user(session, corp, roles=["operations"])
     assert ops.post("/sop/settings", {"app_agent_id": "1"}).status_code == 403
+
+
+def test_home_tiles_show_sends_to_confirm_and_trouble(session, corp):
+    corp, _none, group_set = corp
+    advisor = console_user(session, corp, roles=["advisor"], name="张顾问", wecom_userid="zhang")
+    ops = console_user(session, corp, roles=["operations"])
+    now = utcnow()
+    ops.post(f"/sop/sets/{group_set.id}/slots", {**_week_form(), "date": service.local_day(now).isoformat(),
+                                                 "time": "00:00"})
+    approve_all(session, corp.id)
+    session.execute(SopSlot.__table__.update().where(SopSlot.corp_id == corp.id)
+                    .values(created_at=now - dt.timedelta(days=2)))
+    service.plan(session, corp_id=corp.id, start=now - dt.timedelta(days=1), end=now, enqueue_jobs=False)
+    for send in session.scalars(select(SopSend).where(SopSend.corp_id == corp.id, SopSend.owner_userid == "zhang")):
+        send.state = "waiting"
+    session.flush()
+    home = advisor.get("/").text
+    assert "待在企业微信确认的群SOP" in home
+    assert "24小时内延迟、错过或被拦截的群SOP" in ops.get("/").text
