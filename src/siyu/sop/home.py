@@ -29,7 +29,9 @@ def tiles(session: Session, *, principal: Principal) -> list[Tile]:
     if principal.has_role("operations", "administrator"):
         from siyu.sop.service import run_state, settings_for
 
-        late_after = dt.timedelta(minutes=settings_for(session, corp_id=principal.corp_id).late_after_minutes)
+        cfg = settings_for(session, corp_id=principal.corp_id)
+        late_after = dt.timedelta(minutes=cfg.late_after_minutes)
+        window = dt.timedelta(minutes=cfg.confirm_window_minutes)
         runs = {r.id: r for r in session.scalars(select(SopRun).where(
             SopRun.corp_id == principal.corp_id, SopRun.due_at > now - dt.timedelta(days=1), SopRun.due_at <= now))}
         sends: dict[int, list[str]] = {i: [] for i in runs}
@@ -38,7 +40,7 @@ def tiles(session: Session, *, principal: Principal) -> list[Tile]:
                                                  .where(SopSend.run_id.in_(list(runs)))):
                 sends[run_id].append(state)
         trouble = sum(run_state(sends[i], due_at=r.due_at, now=now, late_after=late_after,
-                                held=r.state == RunState.HELD.value)
+                                held=r.state == RunState.HELD.value, window=window)
                       in (RunState.LATE.value, RunState.MISSED.value, RunState.HELD.value, RunState.PARTLY.value)
                       for i, r in runs.items())
         out.append(Tile("operations", "sop_trouble", N_("Group SOP slots late, missed or held (24 h)"), trouble,

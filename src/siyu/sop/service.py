@@ -469,7 +469,11 @@ def refresh_run(session: Session, *, run: SopRun, now: dt.datetime | None = None
 
 
 def run_state(states: list[str], *, due_at: dt.datetime, now: dt.datetime, late_after: dt.timedelta,
-              held: bool = False) -> str:
+              held: bool = False, window: dt.timedelta | None = None) -> str:
+    """A slot time's state from its sends' states. Past the confirmation `window`, a send still not
+    out (its job expired, or the owner never confirmed) counts as missed."""
+    if window is not None and now >= due_at + window:
+        states = [s if s in TERMINAL else SendState.MISSED.value for s in states]
     if held or (states and all(s == SendState.HELD.value for s in states)):
         return RunState.HELD.value
     if not states:
@@ -532,7 +536,9 @@ def calendar(session: Session, *, corp_id: int, set_id: int, first: dt.date, day
                 select(SopSend.run_id, func.sum(SopSend.sent_chats), func.sum(SopSend.total_chats))
                 .where(SopSend.run_id.in_([r.id for r in runs.values()])).group_by(SopSend.run_id)):
             counts[run_id] = (int(sent or 0), int(total or 0))
-    late_after = dt.timedelta(minutes=settings_for(session, corp_id=corp_id).late_after_minutes)
+    cfg = settings_for(session, corp_id=corp_id)
+    late_after = dt.timedelta(minutes=cfg.late_after_minutes)
+    window = dt.timedelta(minutes=cfg.confirm_window_minutes)
     out = [CalendarDay(day=first + dt.timedelta(days=i), working=is_working_day(first + dt.timedelta(days=i)))
            for i in range(days)]
     for slot in slots:
@@ -550,7 +556,7 @@ def calendar(session: Session, *, corp_id: int, set_id: int, first: dt.date, day
                 entry.sent, entry.total = counts.get(run.id, (0, 0))
                 sends = list(session.scalars(select(SopSend.state).where(SopSend.run_id == run.id)))
                 entry.state = run_state(sends, due_at=due, now=now, late_after=late_after,
-                                        held=run.state == RunState.HELD.value)
+                                        held=run.state == RunState.HELD.value, window=window)
             elif status in ("none", "pending") and due > now:
                 entry.state, entry.held_reason = RunState.HELD.value, "awaiting approval"
             elif due <= now:
