@@ -161,3 +161,11 @@ def test_home_tiles_show_sends_to_confirm_and_trouble(session, corp):
     home = advisor.get("/").text
     assert "待在企业微信确认的群SOP" in home
     assert "24小时内延迟、错过或被拦截的群SOP" in ops.get("/").text
+
+
+def test_a_bad_start_date_is_named(session, corp):
+    corp, _none, group_set = corp
+    user = console_user(session, corp, roles=["operations"])
+    bad = user.get(f"/sop/sets/{group_set.id}", params={"start": "2026-13-40"})
+    assert bad.status_code == 422 and 'data-field="start"' in bad.text
+    assert user.get("/sop/sets/999999999").status_code == 404

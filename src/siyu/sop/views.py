@@ -150,8 +150,9 @@ def set_calendar(request: Request, set_id: int = Path(ge=1, le=MAX_ID), view: st
                  session: Session = Depends(get_session)) -> Response:
     try:
         return _set_page(request, session, principal, set_id, view=view, start=start)
-    except InvalidInput:
-        return _set_page(request, session, principal, set_id, view=view, status_code=422)
+    except InvalidInput as exc:
+        return _set_page(request, session, principal, set_id, view=view, status_code=exc.status_code,
+                         errors=FieldErrors.of(request, exc))
 
 
 def _slot_form(form) -> dict:
