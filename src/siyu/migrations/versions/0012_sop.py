@@ -1,7 +1,7 @@
 """sop: group SOP calendars, templates, runs and sends; customer SOP journeys
 
 Revision ID: 0012_sop
-Revises: 0007_communities
+Revises: 0016_privacy_notice
 Create Date: 2026-12-07 19:32:43.320613
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 import siyu.db
 
 revision = "0012_sop"
-down_revision = "0007_communities"
+down_revision = "0016_privacy_notice"
 branch_labels = None
 depends_on = None
 
