@@ -138,6 +138,9 @@ class CompiledDictionary:
                 self.slot_groups[j] = -target
         for w, mask in zip(cue_words, cue_masks, strict=True):
             self.slot_cues[slot[w]] = mask
+        # Per automaton string: it is a dictionary phrase's normalised form itself (not a variant
+        # spelling, a trigger or a cue word only).
+        self.slot_is_key = np.fromiter((s in self.keys for s in strings), dtype=np.bool_, count=len(strings))
         self._targets = np.fromiter(strings.values(), dtype=np.int64, count=len(strings))
         # Per phrase (indexed by phrase index): a disclosure (allow) entry; needs an ASCII word boundary.
         n = max(1, len(self.patterns))
@@ -160,23 +163,22 @@ class CompiledDictionary:
 
     def find_slots(self, utf16: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every occurrence (overlapping) as automaton string index, start, end — in characters."""
-        found = self._ac.find_matches_as_indexes(utf16, overlapping=True) if utf16 else []
-        if not found:
-            empty = np.zeros(0, dtype=np.int64)
-            return empty, empty, empty
-        arr = np.array(found, dtype=np.int64)
-        arr = arr[(arr[:, 1] & 1) == 0]
+        arr = self._matches(utf16)
         return arr[:, 0], arr[:, 1] >> 1, arr[:, 2] >> 1
+
+    def _matches(self, utf16: bytes) -> np.ndarray:
+        """The automaton's overlapping matches as an (n, 3) array of (string index, start byte, end
+        byte), without those that straddle two characters (odd start)."""
+        found = self._ac.find_matches_as_indexes(utf16, overlapping=True) if utf16 else []
+        # One flat pass over the tuples (np.array on a list of tuples costs 3× as much).
+        arr = np.fromiter(itertools.chain.from_iterable(found), dtype=np.int64, count=3 * len(found))
+        arr = arr.reshape(-1, 3)
+        return arr[(arr[:, 1] & 1) == 0]
 
     def find(self, utf16: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every occurrence (overlapping) in normalised text given as UTF-16-LE, as three arrays:
         target (phrase index, or -group of a trigger word), start, end — in characters."""
-        found = self._ac.find_matches_as_indexes(utf16, overlapping=True) if utf16 else []
-        if not found:
-            empty = np.zeros(0, dtype=np.int64)
-            return empty, empty, empty
-        arr = np.array(found, dtype=np.int64)
-        arr = arr[(arr[:, 1] & 1) == 0]
+        arr = self._matches(utf16)
         targets = self._targets[arr[:, 0]]
         return targets, arr[:, 1] >> 1, arr[:, 2] >> 1
 

@@ -124,8 +124,19 @@ class PhoneticIndex:
                     table[cp] = code
                     break
         self.table = table
+        self._lexemes = np.asarray(self.indexes, dtype=np.int64)
         self.syllables = syllables
         self._ac = ahocorasick_rs.BytesAhoCorasick([t.encode("utf-16-le") for t in phrase_tokens])
+
+    def find_arrays(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`find` as three arrays: lexeme index, start, end."""
+        if not len(codes):
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, empty
+        found = self._ac.find_matches_as_indexes(self.table[codes].tobytes(), overlapping=True)
+        arr = np.fromiter(itertools.chain.from_iterable(found), dtype=np.int64, count=3 * len(found)).reshape(-1, 3)
+        arr = arr[(arr[:, 1] & 1) == 0]
+        return self._lexemes[arr[:, 0]], arr[:, 1] >> 1, arr[:, 2] >> 1
 
     def find(self, codes: np.ndarray) -> list[tuple[int, int, int]]:
         """(lexeme index, start, end) of every sound-alike of a lexicon phrase in normalised text

@@ -33,7 +33,14 @@ import numpy as np
 
 from siyu.compliance.detectors import DIGITS, LINK, DetectorHit, detect
 from siyu.compliance.matcher import DictEntry, Dictionary, Pattern
-from siyu.compliance.normalize import BARRIER, Normalized, normalize, normalize_clauses, normalize_full
+from siyu.compliance.normalize import (
+    BARRIER,
+    Normalized,
+    digit_chars,
+    normalize,
+    normalize_clauses,
+    normalize_full,
+)
 from siyu.compliance.phonetic import PROMISE_RULE, phonetic_index
 from siyu.compliance.rules import (
     CUSTOMER_CATEGORIES,
@@ -256,6 +263,9 @@ _ELEVEN_DIGITS = b"\x01" * 11
 _BARRIER_CODE = np.uint16(ord(BARRIER))
 _DOTTED_RE = re.compile(r"\.[A-Za-z]")
 _PERCENT_RE = re.compile("[%％]")
+# Any character that normalises to an ASCII digit (full-width, circled, mathematical …).
+_DIGIT_LIKE_RE = re.compile("[" + "".join(re.escape(c) for c in digit_chars()) + "]")
+_SPAN = 1 << 16  # (start, length) of a hit as one integer: start * _SPAN + length
 
 
 def _digit_runs(norm: Normalized) -> list[int]:
@@ -347,12 +357,22 @@ def scan_many(
             phrase_hits[m].append((s, e, os_, oe, patterns[t]))
     # Sound-alikes of the promise lexicon (a second, small automaton over the folded syllables).
     phon = phonetic_index()
-    for li, s, e in phon.find(norm.codes):
-        key = norm.text[s:e] if norm._text is not None else norm.codes[s:e].tobytes().decode("utf-16-le")
-        if key in cd.keys:
-            continue  # the phrase itself (or another phrase): the dictionary decides
-        m = int(np.searchsorted(barriers, s, side="right"))
-        phrase_hits[m].append((s, e, int(norm.index[s]), int(norm.index[e - 1]) + 1, _phonetic_pattern(li, key)))
+    p_lex, p_start, p_end = phon.find_arrays(norm.codes)
+    if p_lex.size:
+        # A sound-alike whose characters are a dictionary phrase (the phrase itself, or another
+        # phrase) is left to the dictionary: the main automaton found it at the same span.
+        exact = cd.slot_is_key[slots]
+        taken = starts[exact] * _SPAN + (ends[exact] - starts[exact])
+        keep = ~np.isin(p_start * _SPAN + (p_end - p_start), taken)
+        if keep.any():
+            p_lex, p_start, p_end = p_lex[keep], p_start[keep], p_end[keep]
+            p_msgs = np.searchsorted(barriers, p_start, side="right")
+            p_os, p_oe = norm.index[p_start], norm.index[p_end - 1] + 1
+            codes = norm.codes
+            for li, s, e, m, os_, oe in zip(p_lex.tolist(), p_start.tolist(), p_end.tolist(), p_msgs.tolist(),
+                                           p_os.tolist(), p_oe.tolist(), strict=True):
+                key = codes[s:e].tobytes().decode("utf-16-le")
+                phrase_hits[m].append((s, e, os_, oe, _phonetic_pattern(li, key)))
     # Rule cues: per message, the OR of the cue bits of the words found in it.
     rule_set = rules_for(lexicons)
     cue_idx = np.flatnonzero(cd.slot_cues[slots])
@@ -364,26 +384,24 @@ def scan_many(
         cue_msgs = msgs[cue_idx][order]
         runs = np.concatenate(([0], np.flatnonzero(np.diff(cue_msgs)) + 1))
         msg_bits[cue_msgs[runs]] = np.bitwise_or.reduceat(cd.slot_cues[slots[cue_idx]][order], runs)
-        figures: dict[str, np.ndarray] = {}
-        for ri, rule in enumerate(_cue_index().rules):
+        has_figure: dict[tuple[str, int], bool] = {}
+        cue_index = _cue_index()
+        for ri, rule in enumerate(cue_index.rules):
             if rule not in rule_set:
                 continue
-            nd = _cue_index().need[ri]
-            hit = (msg_bits & nd) == nd
-            if rule.numeric:
-                if rule.numeric not in figures:
-                    # Messages holding a figure: a digit (or a per cent sign), or a numeral word.
-                    has = (msg_bits & NUMERAL_BIT) != 0
-                    if rule.numeric == "digit":
-                        pos = np.flatnonzero((norm.codes - np.uint16(48)) <= 9)
-                        has[np.searchsorted(barriers, pos, side="right")] = True
-                    else:
-                        pos = [m.start() for m in _PERCENT_RE.finditer(joined)]
-                        if pos:
-                            has[np.searchsorted(msg_start, np.asarray(pos), side="right") - 1] = True
-                    figures[rule.numeric] = has
-                hit &= figures[rule.numeric]
-            for m in np.flatnonzero(hit).tolist():
+            nd = cue_index.need[ri]
+            for m in np.flatnonzero((msg_bits & nd) == nd).tolist():
+                if rule.numeric:
+                    # A figure in the message: a numeral word, or a digit ("digit") or a per cent
+                    # sign ("percent") — looked at only in the messages that hold the rule's cues.
+                    fig = has_figure.get((rule.numeric, m))
+                    if fig is None:
+                        fig = bool(msg_bits[m] & NUMERAL_BIT) or (
+                            _DIGIT_LIKE_RE.search(texts[m]) is not None if rule.numeric == "digit"
+                            else _PERCENT_RE.search(texts[m]) is not None)
+                        has_figure[(rule.numeric, m)] = fig
+                    if not fig:
+                        continue
                 rule_cands.setdefault(m, []).append(rule)
     if detectors:
         groups = cd.slot_groups[slots]
@@ -405,26 +423,39 @@ def scan_many(
     asks: set[int] = set()
     if previous is not None:
         asks = {i for i, p in enumerate(previous) if p}
-    clauses: list = []  # the batch's clause text, made once when a message needs it
+    todo = sorted(phrase_hits.keys() | need.keys() | rule_cands.keys() | asks)
+    # Clause text (normalize_clauses) only of the messages that may need scope or rules: one
+    # vectorised pass over them joined, not over the whole batch.
+    scoped = [i for i in todo if i in phrase_hits or i in rule_cands or i in asks]
+    clause_of: dict[int, int] = {i: k for k, i in enumerate(scoped)}
+    if scoped:
+        cn = normalize_clauses(BARRIER.join([texts[i] for i in scoped]))
+        ctext_all, cindex_all = cn.text, cn.index
+        cbar = np.flatnonzero(cn.codes == _BARRIER_CODE)
+        c0 = np.concatenate(([0], cbar + 1)).tolist()
+        c1 = np.concatenate((cbar, [len(cn.codes)])).tolist()
+        sub_start = np.concatenate(([0], cindex_all[cbar] + 1)).tolist()  # each message's offset in the join
 
     def clause_text(i: int) -> tuple[str, np.ndarray]:
         """Message i's clause text and the offset in the message of each of its characters."""
-        if not clauses:
-            cn = normalize_clauses(BARRIER.join(texts))
-            cbar = np.flatnonzero(cn.codes == _BARRIER_CODE)
-            clauses.extend((cn.text, cn.index, np.concatenate(([0], cbar + 1)),
-                            np.concatenate((cbar, [len(cn.codes)]))))
-        ctext_all, cindex, c0, c1 = clauses
-        a, b = int(c0[i]), int(c1[i])
-        return ctext_all[a:b], cindex[a:b] - msg_start[i]
+        k = clause_of[i]
+        return ctext_all[c0[k]:c1[k]], cindex_all[c0[k]:c1[k]] - sub_start[k]
 
-    for i in sorted(phrase_hits.keys() | need.keys() | rule_cands.keys() | asks):
+    for i in todo:
         customer = speakers is not None and speakers[i] == "customer"
         found: list[Finding] = []
         if i in phrase_hits:
             found = _resolve(norm, phrase_hits[i], int(msg_start[i]), originals[i])
-        if found or i in rule_cands or (i in asks and not customer):
-            found = _in_scope(originals[i], clause_text(i), found, rule_cands.get(i, ()),
+        cands = rule_cands.get(i, ())
+        answers = i in asks and not customer
+        if cands and not found and not answers:
+            # Only rules that can fire: their `unless` does not match and their pattern does.
+            k = clause_of[i]
+            ctext = ctext_all[c0[k]:c1[k]]
+            cands = [r for r in cands if (r.unless_regex is None or not r.unless_regex.search(ctext))
+                     and r.regex.search(ctext)]
+        if found or cands or answers:
+            found = _in_scope(originals[i], clause_text(i), found, cands,
                               previous[i] if previous is not None and not customer else None, dictionary, lexicons)
         if customer and found:
             # A customer's own words are not the firm's claims; what third parties solicit in a group still counts.
