@@ -132,8 +132,8 @@ def rules_fingerprint() -> str:
     """What the findings depend on besides the engine: rules, lexicon and seed dictionary."""
     h = hashlib.sha256()
     for r in RULES:
-        h.update(repr((r.rule_id, r.category, r.severity, r.pattern, r.cues, r.unless, sorted(r.firm_types or ()), r.numeric,
-                       r.scoped, r.note)).encode())
+        h.update(repr((r.rule_id, r.category, r.severity, r.pattern, r.cues, r.unless, sorted(r.firm_types or ()),
+                       r.numeric, r.scoped, r.note)).encode())
     for lex in LEXICON:
         h.update(repr(lex).encode())
     for e in seed_entries():
