@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from siyu.bench import scan as bench
-from siyu.compliance.matcher import Dictionary
+from siyu.compliance.matcher import Dictionary, literal_alternatives, rule_vetoes
 from siyu.compliance.normalize import BARRIER
 from siyu.compliance.phonetic import LEXICON, spelling_variants
 from siyu.compliance.review import scan_many
@@ -82,12 +82,25 @@ def test_bench_corpus():
     assert fast == ref
 
 
+def test_veto_words_satisfy_the_unless_on_their_own():
+    vetoes = rule_vetoes(RULES)
+    assert vetoes, "no rule has a plain-text alternative in its unless: the veto fast path is idle"
+    for word, bits in vetoes.items():
+        for i, rule in enumerate(RULES):
+            if bits >> i & 1:
+                assert rule.unless_regex.search(f"前文{word}后文"), (rule.rule_id, word)
+    assert literal_alternatives("过往业绩|不代表(?:其)?未来|历史业绩") == ["过往业绩", "历史业绩"]
+    assert literal_alternatives("a(?:b|c)") == []
+
+
 # --- random texts ----------------------------------------------------------------------------------
 def _vocabulary() -> list[str]:
     words = [e.phrase for e in seed_entries()]
     for rule in RULES:
         for group in rule.cues:
             words.extend(group[:6])
+        if rule.unless:
+            words.extend(literal_alternatives(rule.unless)[:4])  # what rules a rule out
     for lex in LEXICON:
         words.extend(spelling_variants(lex.phrase)[:3])
     words += ["不", "没有", "严禁", "谨防", "吗", "？", "，", "。", "“", "”", "骗局", "过往业绩不代表未来表现",

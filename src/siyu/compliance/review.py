@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from siyu.compliance.detectors import DIGITS, LINK, DetectorHit, detect
-from siyu.compliance.matcher import DictEntry, Dictionary, Pattern
+from siyu.compliance.matcher import _VETO_RULES, DictEntry, Dictionary, Pattern
 from siyu.compliance.normalize import (
     BARRIER,
     Normalized,
@@ -384,13 +384,25 @@ def scan_many(
         cue_msgs = msgs[cue_idx][order]
         runs = np.concatenate(([0], np.flatnonzero(np.diff(cue_msgs)) + 1))
         msg_bits[cue_msgs[runs]] = np.bitwise_or.reduceat(cd.slot_cues[slots[cue_idx]][order], runs)
+        # Rules ruled out by a plain-text alternative of their `unless` that spans no separator
+        # (so it is the same text in the clause text): per message, the OR of their bits.
+        msg_veto = np.zeros(len(texts), dtype=np.int64)
+        veto_idx = np.flatnonzero(cd.slot_veto[slots])
+        if veto_idx.size:
+            vs, ve = starts[veto_idx], ends[veto_idx]
+            clean = (norm.index[ve - 1] + 1 - norm.index[vs]) == (ve - vs)
+            veto_idx = veto_idx[clean]
+            np.bitwise_or.at(msg_veto, msgs[veto_idx], cd.slot_veto[slots[veto_idx]])
         has_figure: dict[tuple[str, int], bool] = {}
         cue_index = _cue_index()
         for ri, rule in enumerate(cue_index.rules):
             if rule not in rule_set:
                 continue
             nd = cue_index.need[ri]
-            for m in np.flatnonzero((msg_bits & nd) == nd).tolist():
+            hit = (msg_bits & nd) == nd
+            if ri < _VETO_RULES:
+                hit &= (msg_veto & (1 << ri)) == 0
+            for m in np.flatnonzero(hit).tolist():
                 if rule.numeric:
                     # A figure in the message: a numeral word, or a digit ("digit") or a per cent
                     # sign ("percent") — looked at only in the messages that hold the rule's cues.
