@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import re
+import time
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -293,13 +294,15 @@ def scan_many(
     speakers: Sequence[str | None] | None = None,
     previous: Sequence[str | None] | None = None,
     lexicons: frozenset[str] | None = None,
+    stages: dict[str, float] | None = None,
 ) -> list[tuple[Finding, ...]]:
     """Findings for each text, in order (each sorted by start).
 
     `speakers` (per text: "advisor", "firm", "customer" or None) — a customer's own words are not
     the firm's claims: only the detectors look at them. `previous` (per text: the message it
     answers, or None) — an answer that confirms a guarantee the previous message asked about
-    ("保本吗？" — "是的，放心") is a block. `lexicons`: the firm-type lexicons in force (None: all)."""
+    ("保本吗？" — "是的，放心") is a block. `lexicons`: the firm-type lexicons in force (None: all).
+    `stages`: when given, the CPU seconds of each stage are added to it (see STAGES)."""
     if context not in DETECTOR_SEVERITY:
         raise ValueError(f"unknown context {context!r}: outbound or archive")
     if dictionary is None:
@@ -311,6 +314,7 @@ def scan_many(
     results: list[tuple[Finding, ...]] = [()] * len(texts)
     if not texts:
         return results
+    lap = _Laps(stages)
     norm = normalize_full(BARRIER.join(texts))
     # Message i spans normalised (barriers[i-1], barriers[i]) and starts at msg_start[i] in the batch.
     barriers = np.flatnonzero(norm.codes == _BARRIER_CODE)
@@ -326,6 +330,7 @@ def scan_many(
     n_start[0] = 0
     n_start[1:] = barriers + 1
 
+    lap("normalise")
     slots, starts, ends = cd.find_slots(norm.utf16())
     targets = cd._targets[slots]
     msgs = np.searchsorted(barriers, starts, side="right")
@@ -355,6 +360,7 @@ def scan_many(
         for m, t, s, e, os_, oe in zip(msgs[sel].tolist(), targets[sel].tolist(), starts[sel].tolist(),
                                        ends[sel].tolist(), o_starts[sel].tolist(), o_ends[sel].tolist(), strict=True):
             phrase_hits[m].append((s, e, os_, oe, patterns[t]))
+    lap("automaton")
     # Sound-alikes of the promise lexicon (a second, small automaton over the folded syllables).
     phon = phonetic_index()
     p_lex, p_start, p_end = phon.find_arrays(norm.codes)
@@ -373,6 +379,7 @@ def scan_many(
                                            p_os.tolist(), p_oe.tolist(), strict=True):
                 key = codes[s:e].tobytes().decode("utf-16-le")
                 phrase_hits[m].append((s, e, os_, oe, _phonetic_pattern(li, key)))
+    lap("sound_alikes")
     # Rule cues: per message, the OR of the cue bits of the words found in it.
     rule_set = rules_for(lexicons)
     cue_idx = np.flatnonzero(cd.slot_cues[slots])
@@ -430,6 +437,7 @@ def scan_many(
                 for m in (np.searchsorted(msg_start, np.asarray(dots), side="right") - 1).tolist():
                     need[m] |= LINK
 
+    lap("gating")
     allowed = tuple(allowed_domains)
     severities = DETECTOR_SEVERITY[context]
     asks: set[int] = set()
@@ -479,7 +487,30 @@ def scan_many(
         if len(found) > 1:
             found.sort(key=lambda f: (f.start, f.end, f.category))
         results[i] = tuple(found)
+    lap("messages")
     return results
+
+
+# The stages of scan_many, in order: normalisation of the batch; the automaton pass and the phrase
+# hits; sound-alikes; which messages the rules and detectors must look at; the messages' own
+# review (clause text, disclosures, negation and scope, rule patterns, detectors, findings).
+STAGES = ("normalise", "automaton", "sound_alikes", "gating", "messages")
+
+
+class _Laps:
+    """CPU time per stage, added to a caller's dict (nothing is timed without one)."""
+
+    __slots__ = ("stages", "t")
+
+    def __init__(self, stages: dict[str, float] | None):
+        self.stages = stages
+        self.t = time.process_time() if stages is not None else 0.0
+
+    def __call__(self, name: str) -> None:
+        if self.stages is not None:
+            now = time.process_time()
+            self.stages[name] = self.stages.get(name, 0.0) + now - self.t
+            self.t = now
 
 
 @functools.lru_cache(maxsize=1)
