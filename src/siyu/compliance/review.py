@@ -197,17 +197,15 @@ def _resolve(
         cands = [h for h in cands if not any(a <= h[0] and h[1] <= b for a, b in allow)]
     if len(cands) > 1:
         # Keep the longest of nested hits (unless the inner one is stricter).
+        ranked = [(h[0], h[1], _SEVERITY_RANK[h[4].entry.severity]) for h in cands]
         kept = []
-        for h in cands:
-            s, e, pat = h[0], h[1], h[4]
-            rank = _SEVERITY_RANK[pat.entry.severity]
-            if not any(
-                h2[0] <= s and e <= h2[1] and (h2[1] - h2[0]) > (e - s)
-                and _SEVERITY_RANK[h2[4].entry.severity] >= rank
-                for h2 in cands
-            ):
+        for h, (s, e, rank) in zip(cands, ranked, strict=True):
+            for s2, e2, rank2 in ranked:
+                if s2 <= s and e <= e2 and e2 - s2 > e - s and rank2 >= rank:
+                    break
+            else:
                 kept.append(h)
-        kept.sort(key=lambda h: (h[0], h[1]))
+        kept.sort(key=_span_key)
     else:
         kept = cands
     findings: list[Finding] = []
@@ -246,18 +244,14 @@ def _resolve(
     return findings
 
 
+def _span_key(h: tuple) -> tuple[int, int]:
+    return h[0], h[1]
+
+
 def _detector_finding(text: str, hit: DetectorHit, severities: dict[str, str]) -> Finding:
-    return Finding(
-        category=hit.category,
-        rule=DETECTOR_RULES[hit.category],
-        start=hit.start,
-        end=hit.end,
-        match=text[hit.start : hit.end],
-        severity=severities[hit.category],
-        source="detector",
-        phrase=None,
-        note=hit.kind if hit.kind != hit.category else None,
-    )
+    category, start, end = hit.category, hit.start, hit.end
+    return Finding(category, DETECTOR_RULES[category], start, end, text[start:end], severities[category], "detector",
+                   None, hit.kind if hit.kind != category else None)
 
 
 _ELEVEN_DIGITS = b"\x01" * 11
