@@ -90,6 +90,23 @@ def literal_alternatives(pattern: str) -> list[str]:
     return ["".join(chr(v) for _op, v in b) for b in branches if b and all(op is sre.LITERAL for op, _v in b)]
 
 
+def _prune_cues(words: list[str], masks: list[int]) -> tuple[list[str], list[int]]:
+    """The cue words without those whose bits their own cue-word substrings already set (wherever
+    "稳稳的" stands, "稳稳" does too): the same bits per message, fewer automaton strings and matches."""
+    bits = dict(zip(words, masks, strict=True))
+    keep_w, keep_m = [], []
+    for w, m in zip(words, masks, strict=True):
+        covered = 0
+        for a in range(len(w)):
+            for b in range(a + 1, len(w) + 1):
+                if b - a < len(w):
+                    covered |= bits.get(w[a:b], 0)
+        if m & ~covered:
+            keep_w.append(w)
+            keep_m.append(m)
+    return keep_w, keep_m
+
+
 _VETO_RULES = 63  # one bit each of an int64
 
 
@@ -154,7 +171,7 @@ class CompiledDictionary:
                         self.patterns.append(Pattern(k, entry, _is_ascii_alnum(k[0]), _is_ascii_alnum(k[-1]),
                                                      triggers.get(k, 0), source="phonetic"))
             cues = CueIndex()
-            cue_words, cue_masks = cues.words, cues.masks
+            cue_words, cue_masks = _prune_cues(cues.words, cues.masks)
             veto_words = rule_vetoes(cues.rules)
 
         strings: dict[str, int] = {}  # automaton pattern → phrase index, or -group of a trigger word
