@@ -31,11 +31,15 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from siyu.compliance.classifier import CUSTOMER_CATEGORIES as MODEL_CUSTOMER_CATEGORIES
+from siyu.compliance.classifier import RULE as MODEL_RULE
+from siyu.compliance.classifier import default_model
 from siyu.compliance.detectors import DIGITS, LINK, DetectorHit, detect
 from siyu.compliance.matcher import DictEntry, Dictionary, Pattern
 from siyu.compliance.normalize import BARRIER, Normalized, normalize, normalize_clauses, normalize_full
 from siyu.compliance.phonetic import PROMISE_RULE, phonetic_index
 from siyu.compliance.rules import (
+    CATEGORY_LEXICONS,
     CUSTOMER_CATEGORIES,
     EDUCATION,
     ESCALATED,
@@ -283,13 +287,15 @@ def scan_many(
     speakers: Sequence[str | None] | None = None,
     previous: Sequence[str | None] | None = None,
     lexicons: frozenset[str] | None = None,
+    second_opinion: bool = True,
 ) -> list[tuple[Finding, ...]]:
     """Findings for each text, in order (each sorted by start).
 
     `speakers` (per text: "advisor", "firm", "customer" or None) — a customer's own words are not
     the firm's claims: only the detectors look at them. `previous` (per text: the message it
     answers, or None) — an answer that confirms a guarantee the previous message asked about
-    ("保本吗？" — "是的，放心") is a block. `lexicons`: the firm-type lexicons in force (None: all)."""
+    ("保本吗？" — "是的，放心") is a block. `lexicons`: the firm-type lexicons in force (None: all).
+    `second_opinion`: the statistical model (classifier.py) may hold for review a message that nothing else holds."""
     if context not in DETECTOR_SEVERITY:
         raise ValueError(f"unknown context {context!r}: outbound or archive")
     if dictionary is None:
@@ -436,7 +442,27 @@ def scan_many(
         if len(found) > 1:
             found.sort(key=lambda f: (f.start, f.end, f.category))
         results[i] = tuple(found)
+    if second_opinion:
+        _second_opinion(originals, results, speakers, lexicons)
     return results
+
+
+def _second_opinion(texts: Sequence[str], results: list[tuple[Finding, ...]],
+                    speakers: Sequence[str | None] | None, lexicons: frozenset[str] | None) -> None:
+    """The statistical model's "review" on the messages nothing else holds (it never clears or lowers a hit)."""
+    model = default_model()
+    if model is None:
+        return
+    which = [i for i, r in enumerate(results) if not r]  # a message already held gains nothing from it
+    for i, op in model.opinions(texts, which=which).items():
+        if speakers is not None and speakers[i] == "customer" and op.category not in MODEL_CUSTOMER_CATEGORIES:
+            continue
+        if lexicons is not None and op.category in CATEGORY_LEXICONS and not CATEGORY_LEXICONS[op.category] & lexicons:
+            continue  # a firm-type lexicon the corp has not switched on
+        f = Finding(category=op.category, rule=MODEL_RULE, start=op.start, end=op.end,
+                    match=texts[i][op.start:op.end], severity="review", source="model", phrase=None,
+                    note=f"模型评分 {op.score:.2f}；依据：" + "、".join(op.reasons))
+        results[i] = tuple(sorted((*results[i], f), key=lambda f: (f.start, f.end, f.category)))
 
 
 @functools.lru_cache(maxsize=1)
@@ -517,7 +543,8 @@ def _asked_promise(previous: str, dictionary: Dictionary, lexicons: frozenset[st
     # Drop the question marks and particles, then review it as a statement.
     stated = re.sub(r"(?:吗|么|嘛|呢)?[?？]", "。", previous)
     stated = re.sub(r"(?:是不是|是否|会不会|能不能|有没有|请问|真的)", "", stated)
-    for f in scan_many([stated], dictionary=dictionary, detectors=False, lexicons=lexicons)[0]:
+    for f in scan_many([stated], dictionary=dictionary, detectors=False, lexicons=lexicons,
+                       second_opinion=False)[0]:
         if f.severity == "block":
             return f
     return None
