@@ -42,7 +42,7 @@ MASK = (1 << BITS) - 1
 MODEL_PATH = Path(__file__).parent / "data" / "wording_model.npz"
 TARGET_SPECIFICITY = 0.97
 # Messages shorter than this (in normalised characters) are too short for n-gram statistics to mean much.
-MIN_CHARS = 10
+MIN_CHARS = 12
 RULE = ("统计模型复核意见（非规则命中）：与本机构标注语料中的违规话术相似，请人工复核；"
         "依据《中华人民共和国广告法》及金融营销宣传相关规定")
 # What a customer's own message may be held for (as the rules: solicitations by third parties in a group).
@@ -100,13 +100,16 @@ def sound_table(ids: np.ndarray) -> np.ndarray:
 
 
 # -- features -----------------------------------------------------------------------------------
-def _hash_grams(codes: np.ndarray, n: int, salt: int) -> tuple[np.ndarray, np.ndarray]:
-    """(first position, bucket) of every n-gram of `codes` that holds no barrier."""
+def _hash_grams(codes: np.ndarray, n: int, salt: int, negated: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(first position, bucket) of every n-gram of `codes` that holds no barrier; an n-gram of two or more
+    characters that follows a negation closely (`negated`) is a feature of its own (不保本 is not 保本)."""
     m = len(codes) - n + 1
     if m <= 0:
         return np.empty(0, np.int64), np.empty(0, np.int64)
     c = codes.astype(np.uint64)
     h = np.full(m, np.uint64(salt)) * _P2
+    if n >= 2:
+        h ^= negated[:m].astype(np.uint64) * _P1
     ok = np.ones(m, dtype=bool)
     for k in range(n):
         part = c[k : k + m]
@@ -117,18 +120,43 @@ def _hash_grams(codes: np.ndarray, n: int, salt: int) -> tuple[np.ndarray, np.nd
     return pos, (h[pos] & np.uint64(MASK)).astype(np.int64)
 
 
+# Negation characters, and the clause marks that end their reach.
+_NEG = np.zeros(0x10000, dtype=bool)
+_NEG[[ord(c) for c in "不非无没未别勿禁莫"]] = True
+_STOP = np.zeros(0x10000, dtype=bool)
+_STOP[[ord(c) for c in "，。？" + BARRIER]] = True
+NEG_REACH = 4
+
+
+def negated_positions(codes: np.ndarray) -> np.ndarray:
+    """Positions at most NEG_REACH characters after a negation character, in the same clause."""
+    neg = _NEG[codes]
+    stop = _STOP[codes]
+    out = np.zeros(len(codes), dtype=bool)
+    live = np.zeros(len(codes), dtype=bool)
+    blocked = np.zeros(len(codes), dtype=bool)
+    for k in range(1, NEG_REACH + 1):
+        # a negation k characters back, with no clause mark in between
+        live[:] = False
+        live[k:] = neg[:-k]
+        blocked[k:] |= stop[k - 1 : -1] if k > 1 else stop[:-1]
+        out |= live & ~blocked
+    return out
+
+
 def batch_features(codes: np.ndarray, sounds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """For the clause text (uint16 codes) of messages joined by BARRIER: (message, bucket, position, length)
     of every n-gram."""
     scodes = sounds[codes]
-    barriers = np.flatnonzero(codes == _BAR)
+    negated = negated_positions(codes)
+    msg_of = np.cumsum(codes == _BAR)  # message number of every character
     msgs, buckets, poss, lens = [], [], [], []
     for kind, n in _GRAMS:
-        pos, b = _hash_grams(codes if kind == "c" else scodes, n, _SALT[(kind, n)])
-        msgs.append(np.searchsorted(barriers, pos, side="right"))
+        pos, b = _hash_grams(codes if kind == "c" else scodes, n, _SALT[(kind, n)], negated)
+        msgs.append(msg_of[pos])
         buckets.append(b)
         poss.append(pos)
-        lens.append(np.full(len(pos), n, dtype=np.int64))
+        lens.append(np.full(len(pos), n, dtype=np.int8))
     return np.concatenate(msgs), np.concatenate(buckets), np.concatenate(poss), np.concatenate(lens)
 
 
@@ -357,16 +385,19 @@ class Model:
         hot = np.flatnonzero((z >= self.threshold) & (length >= MIN_CHARS))
         if not hot.size:
             return out
-        # Offsets: each clause-text character's offset in the joined original, and each message's start.
+        # Offsets: each message's start in the joined original; the n-grams of each hot message (msg is sorted).
         starts = np.concatenate(([0], np.cumsum([len(t) + 1 for t in sub])[:-1]))
-        for j in hot.tolist():
-            sel = np.flatnonzero(msg == j)
+        keep = np.flatnonzero(np.isin(msg, hot))
+        keep = keep[np.argsort(msg[keep], kind="stable")]
+        lo = np.searchsorted(msg[keep], hot, side="left")
+        hi = np.searchsorted(msg[keep], hot, side="right")
+        for j, a0, b0 in zip(hot.tolist(), lo.tolist(), hi.tolist(), strict=True):
+            sel = keep[a0:b0]
             zc = self.wc[bucket[sel]].T @ val[sel] + self.bias_c
             cat = self.categories[int(np.argmax(zc))]
             # The reason: the n-grams of two or three characters that weighed most, merged where they overlap.
             long = sel[glen[sel] >= 2]
-            c = contrib[long]
-            top = long[np.argsort(-c)[:4]]
+            top = long[np.argsort(-contrib[long])[:4]]
             spans: list[list[int]] = []
             for t in top.tolist():
                 if contrib[t] <= 0:

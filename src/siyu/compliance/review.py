@@ -43,6 +43,7 @@ from siyu.compliance.rules import (
     CUSTOMER_CATEGORIES,
     EDUCATION,
     ESCALATED,
+    INNER_NEGATION,
     NUMERAL_BIT,
     RETURN_OR_SAFETY,
     CueIndex,
@@ -51,6 +52,7 @@ from siyu.compliance.rules import (
     exempt_reason,
     rules_for,
     scope_reason,
+    sentence_asks,
 )
 from siyu.compliance.schemas import Context
 
@@ -433,8 +435,14 @@ def scan_many(
             found = _in_scope(originals[i], clause_text(i), found, rule_cands.get(i, ()),
                               previous[i] if previous is not None and not customer else None, dictionary, lexicons)
         if customer and found:
-            # A customer's own words are not the firm's claims; what third parties solicit in a group still counts.
+            # A customer's own words are not the firm's claims; what third parties solicit in a group still counts,
+            # unless the customer asks about it (有人让我转到安全账户，这是你们发的吗？).
             found = [f for f in found if f.category in CUSTOMER_CATEGORIES]
+            if found and any(f.source != "detector" for f in found):
+                ctext, cindex = clause_text(i)
+                index = cindex.tolist()
+                found = [f for f in found
+                         if f.source == "detector" or not sentence_asks(ctext, bisect_left(index, f.start))]
         groups = need.get(i, 0)
         if groups:
             for hit in detect(texts[i], allowed_domains=allowed, groups=groups):
@@ -442,21 +450,31 @@ def scan_many(
         if len(found) > 1:
             found.sort(key=lambda f: (f.start, f.end, f.category))
         results[i] = tuple(found)
-    if second_opinion:
-        _second_opinion(originals, results, speakers, lexicons)
+    if second_opinion and rule_cands:
+        # Cued: a rule family's cue words are there, its rules found nothing that stands, and none of them was
+        # excused by its own exemption (首付至少30% is a loan's down payment, not a return).
+        cued = [i for i, rules in rule_cands.items() if not results[i] and any(
+            r.unless_regex is None or not r.unless_regex.search(clause_text(i)[0]) for r in rules)]
+        _second_opinion(originals, results, speakers, lexicons, cued)
     return results
 
 
 def _second_opinion(texts: Sequence[str], results: list[tuple[Finding, ...]],
-                    speakers: Sequence[str | None] | None, lexicons: frozenset[str] | None) -> None:
-    """The statistical model's "review" on the messages nothing else holds (it never clears or lowers a hit)."""
+                    speakers: Sequence[str | None] | None, lexicons: frozenset[str] | None,
+                    cued: Iterable[int]) -> None:
+    """The statistical model's "review" on the messages nothing else holds (it never clears or lowers a hit).
+
+    It is asked only about messages that hold the cue words of a rule family (`cued`) whose rules found nothing
+    that stands: a second look where the rules looked, not a verdict on every chat line (ordinary service chat
+    has no cue and is not the model's to judge)."""
     model = default_model()
     if model is None:
         return
-    which = [i for i, r in enumerate(results) if not r]  # a message already held gains nothing from it
+    which = sorted(i for i in cued if not results[i])  # a message already held gains nothing from it
     for i, op in model.opinions(texts, which=which).items():
-        if speakers is not None and speakers[i] == "customer" and op.category not in MODEL_CUSTOMER_CATEGORIES:
-            continue
+        if speakers is not None and speakers[i] == "customer" and (
+                op.category not in MODEL_CUSTOMER_CATEGORIES or "？" in texts[i] or "?" in texts[i]):
+            continue  # a customer's question is never held
         if lexicons is not None and op.category in CATEGORY_LEXICONS and not CATEGORY_LEXICONS[op.category] & lexicons:
             continue  # a firm-type lexicon the corp has not switched on
         f = Finding(category=op.category, rule=MODEL_RULE, start=op.start, end=op.end,
@@ -503,6 +521,8 @@ def _in_scope(message: str, clause: tuple[str, np.ndarray], found: list[Finding]
         for m in rule.regex.finditer(ctext):
             cs, ce = m.span()
             if ce <= cs:
+                continue
+            if rule.inner_negation and INNER_NEGATION.search(ctext, cs, ce):
                 continue
             if rule.scoped:
                 bounds = clause_bounds(ctext, cs, ce)
