@@ -51,13 +51,13 @@ from siyu.compliance.rules import (
     CUSTOMER_CATEGORIES,
     EDUCATION,
     ESCALATED,
-    INNER_NEGATION,
     NUMERAL_BIT,
     RETURN_OR_SAFETY,
     CueIndex,
     Rule,
     clause_bounds,
     exempt_reason,
+    inner_refusal,
     rules_for,
     scope_reason,
     sentence_asks,
@@ -599,7 +599,7 @@ def _in_scope(message: str, clause: tuple[str, np.ndarray], found: list[Finding]
             cs, ce = m.span()
             if ce <= cs:
                 continue
-            if rule.inner_negation and INNER_NEGATION.search(ctext, cs, ce):
+            if rule.inner_negation and inner_refusal(ctext[cs:ce]):
                 continue
             if rule.scoped:
                 bounds = clause_bounds(ctext, cs, ce)
