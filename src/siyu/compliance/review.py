@@ -383,7 +383,7 @@ def scan_many(
                 phrase_hits[m].append((s, e, os_, oe, _phonetic_pattern(li, key)))
     lap("sound_alikes")
     # Rule cues: per message, the OR of the cue bits of the words found in it.
-    rule_set = rules_for(lexicons)
+    rule_set = {id(rule) for rule in rules_for(lexicons)}  # by identity: Rule equality compares every field
     cue_idx = np.flatnonzero(cd.slot_cues[slots])
     rule_cands: dict[int, list[Rule]] = {}
     if cue_idx.size:
@@ -405,7 +405,7 @@ def scan_many(
         has_figure: dict[tuple[str, int], bool] = {}
         cue_index = _cue_index()
         for ri, rule in enumerate(cue_index.rules):
-            if rule not in rule_set:
+            if id(rule) not in rule_set:
                 continue
             nd = cue_index.need[ri]
             hit = (msg_bits & nd) == nd
