@@ -20,7 +20,7 @@ from siyu.compliance.detectors import DIGITS, LINK, TRIGGERS, detect
 from siyu.compliance.matcher import Dictionary
 from siyu.compliance.normalize import BARRIER, normalize, normalize_clauses, normalize_full
 from siyu.compliance.phonetic import phonetic_index
-from siyu.compliance.rules import CUSTOMER_CATEGORIES, NUMERAL_WORDS, rules_for
+from siyu.compliance.rules import NUMERAL_WORDS, rules_for
 
 
 def _occurrences(haystack: str, needle: str) -> list[int]:
@@ -93,7 +93,8 @@ def scan_reference(
             found = rv._in_scope(original, (cn.text, cn.index), found, cands,
                                  previous[i] if previous is not None and not customer else None, dictionary, lexicons)
         if customer and found:
-            found = [f for f in found if f.category in CUSTOMER_CATEGORIES]
+            cn = normalize_clauses(text)
+            found = rv._customer_scope(found, lambda cn=cn: (cn.text, cn.index))
         if detectors:
             groups = 0
             for t, g in triggers.items():

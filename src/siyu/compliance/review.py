@@ -32,6 +32,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from siyu.compliance.classifier import CUSTOMER_CATEGORIES as MODEL_CUSTOMER_CATEGORIES
+from siyu.compliance.classifier import RULE as MODEL_RULE
+from siyu.compliance.classifier import default_model
 from siyu.compliance.detectors import DIGITS, LINK, DetectorHit, detect
 from siyu.compliance.matcher import _VETO_RULES, DictEntry, Dictionary, Pattern
 from siyu.compliance.normalize import (
@@ -44,6 +47,7 @@ from siyu.compliance.normalize import (
 )
 from siyu.compliance.phonetic import PROMISE_RULE, phonetic_index
 from siyu.compliance.rules import (
+    CATEGORY_LEXICONS,
     CUSTOMER_CATEGORIES,
     EDUCATION,
     ESCALATED,
@@ -53,8 +57,10 @@ from siyu.compliance.rules import (
     Rule,
     clause_bounds,
     exempt_reason,
+    inner_refusal,
     rules_for,
     scope_reason,
+    sentence_asks,
 )
 from siyu.compliance.schemas import Context
 
@@ -288,6 +294,7 @@ def scan_many(
     speakers: Sequence[str | None] | None = None,
     previous: Sequence[str | None] | None = None,
     lexicons: frozenset[str] | None = None,
+    second_opinion: bool = True,
     stages: dict[str, float] | None = None,
 ) -> list[tuple[Finding, ...]]:
     """Findings for each text, in order (each sorted by start).
@@ -296,6 +303,7 @@ def scan_many(
     the firm's claims: only the detectors look at them. `previous` (per text: the message it
     answers, or None) — an answer that confirms a guarantee the previous message asked about
     ("保本吗？" — "是的，放心") is a block. `lexicons`: the firm-type lexicons in force (None: all).
+    `second_opinion`: the statistical model (classifier.py) may hold for review a message that nothing else holds.
     `stages`: when given, the CPU seconds of each stage are added to it (see STAGES)."""
     if context not in DETECTOR_SEVERITY:
         raise ValueError(f"unknown context {context!r}: outbound or archive")
@@ -472,8 +480,9 @@ def scan_many(
             found = _in_scope(originals[i], clause_text(i), found, cands,
                               previous[i] if previous is not None and not customer else None, dictionary, lexicons)
         if customer and found:
-            # A customer's own words are not the firm's claims; what third parties solicit in a group still counts.
-            found = [f for f in found if f.category in CUSTOMER_CATEGORIES]
+            # A customer's own words are not the firm's claims; what third parties solicit in a group still counts,
+            # unless the customer asks about it (有人让我转到安全账户，这是你们发的吗？).
+            found = _customer_scope(found, lambda i=i: clause_text(i))
         groups = need.get(i, 0)
         if groups:
             for hit in detect(texts[i], allowed_domains=allowed, groups=groups):
@@ -482,13 +491,57 @@ def scan_many(
             found.sort(key=lambda f: (f.start, f.end, f.category))
         results[i] = tuple(found)
     lap("messages")
+    if second_opinion and rule_cands:
+        # Cued: a rule family's cue words are there, its rules found nothing that stands, and none of them was
+        # excused by its own exemption (首付至少30% is a loan's down payment, not a return).
+        cued = [i for i, rules in rule_cands.items() if not results[i] and any(
+            r.unless_regex is None or not r.unless_regex.search(clause_text(i)[0]) for r in rules)]
+        _second_opinion(originals, results, speakers, lexicons, cued)
+    lap("second_opinion")
     return results
+
+
+def _customer_scope(found: list[Finding], clause) -> list[Finding]:
+    """A customer's own words are not the firm's claims; what third parties solicit in a group still counts,
+    unless the customer asks about it (有人让我转到安全账户，这是你们发的吗？). `clause`: a callable giving the
+    message's clause text and offsets."""
+    found = [f for f in found if f.category in CUSTOMER_CATEGORIES]
+    if found and any(f.source != "detector" for f in found):
+        ctext, cindex = clause()
+        index = cindex.tolist()
+        found = [f for f in found if f.source == "detector" or not sentence_asks(ctext, bisect_left(index, f.start))]
+    return found
+
+
+def _second_opinion(texts: Sequence[str], results: list[tuple[Finding, ...]],
+                    speakers: Sequence[str | None] | None, lexicons: frozenset[str] | None,
+                    cued: Iterable[int]) -> None:
+    """The statistical model's "review" on the messages nothing else holds (it never clears or lowers a hit).
+
+    It is asked only about messages that hold the cue words of a rule family (`cued`) whose rules found nothing
+    that stands: a second look where the rules looked, not a verdict on every chat line (ordinary service chat
+    has no cue and is not the model's to judge)."""
+    model = default_model()
+    if model is None:
+        return
+    which = sorted(i for i in cued if not results[i])  # a message already held gains nothing from it
+    for i, op in model.opinions(texts, which=which).items():
+        if speakers is not None and speakers[i] == "customer" and (
+                op.category not in MODEL_CUSTOMER_CATEGORIES or "？" in texts[i] or "?" in texts[i]):
+            continue  # a customer's question is never held
+        if lexicons is not None and op.category in CATEGORY_LEXICONS and not CATEGORY_LEXICONS[op.category] & lexicons:
+            continue  # a firm-type lexicon the corp has not switched on
+        f = Finding(category=op.category, rule=MODEL_RULE, start=op.start, end=op.end,
+                    match=texts[i][op.start:op.end], severity="review", source="model", phrase=None,
+                    note=f"模型评分 {op.score:.2f}；依据：" + "、".join(op.reasons))
+        results[i] = tuple(sorted((*results[i], f), key=lambda f: (f.start, f.end, f.category)))
 
 
 # The stages of scan_many, in order: normalisation of the batch; the automaton pass and the phrase
 # hits; sound-alikes; which messages the rules and detectors must look at; the messages' own
-# review (clause text, disclosures, negation and scope, rule patterns, detectors, findings).
-STAGES = ("normalise", "automaton", "sound_alikes", "gating", "messages")
+# review (clause text, disclosures, negation and scope, rule patterns, detectors, findings); the statistical
+# second opinion on the cued messages nothing else holds.
+STAGES = ("normalise", "automaton", "sound_alikes", "gating", "messages", "second_opinion")
 
 
 class _Laps:
@@ -546,6 +599,8 @@ def _in_scope(message: str, clause: tuple[str, np.ndarray], found: list[Finding]
             cs, ce = m.span()
             if ce <= cs:
                 continue
+            if rule.inner_negation and inner_refusal(ctext[cs:ce]):
+                continue
             if rule.scoped:
                 bounds = clause_bounds(ctext, cs, ce)
                 if (scope_reason(ctext, cs, ce, education=education, bounds=bounds) is not None
@@ -585,7 +640,8 @@ def _asked_promise(previous: str, dictionary: Dictionary, lexicons: frozenset[st
     # Drop the question marks and particles, then review it as a statement.
     stated = re.sub(r"(?:吗|么|嘛|呢)?[?？]", "。", previous)
     stated = re.sub(r"(?:是不是|是否|会不会|能不能|有没有|请问|真的)", "", stated)
-    for f in scan_many([stated], dictionary=dictionary, detectors=False, lexicons=lexicons)[0]:
+    for f in scan_many([stated], dictionary=dictionary, detectors=False, lexicons=lexicons,
+                       second_opinion=False)[0]:
         if f.severity == "block":
             return f
     return None
