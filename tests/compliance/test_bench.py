@@ -14,3 +14,11 @@ def test_scan_bench_small():
         assert result[key] > 0
     # The baseline does the same work on the same text: it finds the phrases the corpus holds.
     assert result["baseline_matches"] > 0
+
+
+def test_scan_bench_says_where_the_time_goes():
+    from siyu.compliance.review import STAGES
+
+    result = scan.main(["--mb", "0.2", "--runs", "1", "--workers", "1"])
+    assert list(result["stages_cpu_ms"]) == list(STAGES)
+    assert sum(result["stages_cpu_ms"].values()) > 0

@@ -156,6 +156,8 @@ def eval_(
     as_json: bool = typer.Option(False, "--json", help="one JSON object instead of the table"),
     severities: bool = typer.Option(False, "--severities", help="also list lines whose verdict differs from "
                                     "the expected one"),
+    model: bool = typer.Option(True, "--model/--no-model", help="with the statistical second opinion "
+                               "(--no-model: the rules and the dictionary alone)"),
 ) -> None:
     """Recall, specificity, precision (overall and per category) and every miss and false alarm on a labelled file."""
     from siyu.compliance.evaluation import LabelledFileError, evaluate, format_report, parse_labelled
@@ -181,7 +183,7 @@ def eval_(
         lexicons = lexicons or corp_lexicons
     else:
         dictionary = seed_dictionary()
-    report = evaluate(items, dictionary=dictionary, lexicons=lexicons)
+    report = evaluate(items, dictionary=dictionary, lexicons=lexicons, second_opinion=model)
     if as_json:
         typer.echo(json.dumps({**report.figures(), "miss_ids": [m["id"] for m in report.misses],
                                "false_alarm_ids": [m["id"] for m in report.false_alarms]}, ensure_ascii=False))
@@ -195,6 +197,41 @@ def eval_(
     if failed:
         typer.echo("below threshold: " + "; ".join(failed), err=True)
         raise typer.Exit(1)
+
+
+@app.command()
+def train(
+    files: list[Path] = typer.Argument(None, help="labelled JSON lines to train on (default: the development "
+                                       "corpus, data/corpus/dev.jsonl; never the test part)", dir_okay=False),
+    out: Path = typer.Option(None, help="where to write the model (default: the package's data/wording_model.npz)"),
+    folds: int = typer.Option(5, min=2, max=20, help="k of the k-fold cross-validation that picks the threshold"),
+    target_specificity: float = typer.Option(None, "--target-specificity", min=0.5, max=1.0,
+                                             help="the model's own specificity on out-of-fold scores (default 0.97)"),
+    seed: int = typer.Option(7, help="seed of the fold split (training is otherwise deterministic)"),
+) -> None:
+    """Train the statistical second opinion (character n-grams, logistic regression) and print its
+    cross-validated figures; the threshold is picked on the out-of-fold scores."""
+    from siyu.compliance import classifier
+    from siyu.compliance.evaluation import LabelledFileError, parse_labelled
+
+    paths = list(files or [classifier.MODEL_PATH.parent / "corpus" / "dev.jsonl"])
+    for p in paths:
+        if p.name.startswith("test"):
+            raise _bad("FILES", f"{p}: the test part is never trained on (docs/compliance-corpus.md)")
+        try:
+            with p.open("rb") as fh:
+                parse_labelled(fh)
+        except OSError as exc:
+            raise _bad("FILES", f"cannot read {p}: {exc.strerror}") from None
+        except LabelledFileError as exc:
+            for n, fld, msg in exc.errors:
+                typer.echo(f"{p}: line {n}: {fld}: {msg}", err=True)
+            raise typer.Exit(2) from None
+    examples = classifier.load_examples(paths)
+    arrays, report = classifier.train(examples, folds=folds, seed=seed,
+                                      target=target_specificity or classifier.TARGET_SPECIFICITY)
+    classifier.save(arrays, out or classifier.MODEL_PATH)
+    typer.echo(json.dumps({**report, "model": str(out or classifier.MODEL_PATH)}, ensure_ascii=False))
 
 
 def _bad(option: str, message: str) -> typer.Exit:

@@ -113,9 +113,10 @@ def parse_labelled(lines: Iterable[str | bytes]) -> list[Labelled]:
 
 
 def review_labelled(items: Sequence[Labelled], *, dictionary: Dictionary | None = None,
-                    lexicons: frozenset[str] | None = None) -> list[tuple[Finding, ...]]:
+                    lexicons: frozenset[str] | None = None, second_opinion: bool = True) -> list[tuple[Finding, ...]]:
     return scan_many([i.text for i in items], context="outbound", dictionary=dictionary, detectors=False,
-                     speakers=[i.speaker for i in items], previous=[i.previous for i in items], lexicons=lexicons)
+                     speakers=[i.speaker for i in items], previous=[i.previous for i in items], lexicons=lexicons,
+                     second_opinion=second_opinion)
 
 
 @dataclass
@@ -139,6 +140,8 @@ class Report:
     total: Counts = field(default_factory=Counts)
     by_category: dict[str, Counts] = field(default_factory=lambda: defaultdict(Counts))
     held: int = 0
+    model_caught: int = 0  # violations held by the statistical second opinion alone
+    model_false_alarms: int = 0  # ok lines held by it alone
     severity_lines: int = 0
     severity_agree: int = 0
     misses: list[dict] = field(default_factory=list)
@@ -167,6 +170,8 @@ class Report:
             "severity_agreement": r(self.severity_agreement),
             "misses": len(self.misses),
             "false_alarms": len(self.false_alarms),
+            "model_only_caught": self.model_caught,
+            "model_only_false_alarms": self.model_false_alarms,
             "by_category": {
                 cat: {"violations": c.violations, "recall": r(c.recall), "ok": c.ok, "specificity": r(c.specificity)}
                 for cat, c in sorted(self.by_category.items())
@@ -180,12 +185,18 @@ def _brief(findings: Sequence[Finding]) -> list[dict]:
 
 
 def evaluate(items: Sequence[Labelled], *, dictionary: Dictionary | None = None,
-             lexicons: frozenset[str] | None = None) -> Report:
+             lexicons: frozenset[str] | None = None, second_opinion: bool = True) -> Report:
     report = Report()
-    for item, findings in zip(items, review_labelled(items, dictionary=dictionary, lexicons=lexicons), strict=True):
+    for item, findings in zip(items, review_labelled(items, dictionary=dictionary, lexicons=lexicons,
+                                                     second_opinion=second_opinion), strict=True):
         verdict = verdict_of(findings)
         held = verdict != "pass"
         report.held += held
+        if held and all(f.source == "model" for f in findings):
+            if item.label == "violation":
+                report.model_caught += 1
+            else:
+                report.model_false_alarms += 1
         cat = report.by_category[item.category or ("none" if item.label == "ok" else "uncategorised")]
         line = {"id": item.id, "text": item.text, "category": item.category, "expected": item.expected,
                 "verdict": verdict, "findings": _brief(findings)}
@@ -222,6 +233,8 @@ def format_report(report: Report, *, show_severity: bool = False) -> str:
         f"lines {f['lines']}  violations {f['violations']}  ok {f['ok']}",
         f"recall {pct(f['recall'])}  specificity {pct(f['specificity'])}  precision {pct(f['precision'])}  "
         f"severity agreement {pct(f['severity_agreement'])}",
+        f"held by the statistical second opinion alone: {f['model_only_caught']} violation(s), "
+        f"{f['model_only_false_alarms']} ok line(s)",
         "",
         f"{'category':<24}{'violations':>11}{'recall':>9}{'ok':>6}{'specificity':>13}",
     ]
@@ -233,7 +246,8 @@ def format_report(report: Report, *, show_severity: bool = False) -> str:
         out.append("")
         out.append(f"{title}: {len(rows)}")
         for row in rows:
-            why = "; ".join(f"{x['severity']} {x['category']} “{x['match']}”" for x in row["findings"]) or "no finding"
+            why = "; ".join(f"{x['severity']} {x['category']}{' (model)' if x['source'] == 'model' else ''} "
+                            f"“{x['match']}”" for x in row["findings"]) or "no finding"
             out.append(f"  {row['id']} [{row['category']}, expected {row['expected']}, got {row['verdict']}] "
                        f"{row['text']}  — {why}")
     return "\n".join(out)
@@ -276,8 +290,10 @@ def compare(items: Sequence[Labelled], *, current: Dictionary, draft: Dictionary
             lexicons: frozenset[str] | None = None) -> tuple[Report, Report, list[Change]]:
     """The labelled lines reviewed with the dictionary in force and with the draft: both reports and
     every line whose verdict or findings differ."""
-    a = review_labelled(items, dictionary=current, lexicons=lexicons)
-    b = review_labelled(items, dictionary=draft, lexicons=lexicons)
+    # The dictionary's regression test: the rules and the dictionary alone (the statistical second opinion does
+    # not depend on the dictionary, and would only blur what the draft changes).
+    a = review_labelled(items, dictionary=current, lexicons=lexicons, second_opinion=False)
+    b = review_labelled(items, dictionary=draft, lexicons=lexicons, second_opinion=False)
     changes: list[Change] = []
     for item, fa, fb in zip(items, a, b, strict=True):
         ka, kb = _keys(fa), _keys(fb)
@@ -286,5 +302,5 @@ def compare(items: Sequence[Labelled], *, current: Dictionary, draft: Dictionary
             continue
         changes.append(Change(id=item.id, text=item.text, label=item.label, before=va, after=vb,
                               gained=tuple(k for k in kb if k not in ka), lost=tuple(k for k in ka if k not in kb)))
-    before = evaluate(items, dictionary=current, lexicons=lexicons)
-    return before, evaluate(items, dictionary=draft, lexicons=lexicons), changes
+    before = evaluate(items, dictionary=current, lexicons=lexicons, second_opinion=False)
+    return before, evaluate(items, dictionary=draft, lexicons=lexicons, second_opinion=False), changes

@@ -16,6 +16,7 @@ cannot hide a real one.
 from __future__ import annotations
 
 import itertools
+import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -72,6 +73,58 @@ def _exact_variants(key: str) -> list[str]:
     return variants
 
 
+def literal_alternatives(pattern: str) -> list[str]:
+    """The top-level alternatives of a regular expression that are plain text: wherever one of them
+    stands, the expression has a match (`过往业绩|不代表(?:其)?未来` → ["过往业绩"])."""
+    from re import _constants as sre
+    from re import _parser
+
+    try:
+        parsed = list(_parser.parse(pattern))
+    except re.error:  # pragma: no cover - rules compile at import
+        return []
+    if len(parsed) == 1 and parsed[0][0] is sre.BRANCH:
+        branches = [list(b) for b in parsed[0][1][1]]
+    else:
+        branches = [parsed]
+    return ["".join(chr(v) for _op, v in b) for b in branches if b and all(op is sre.LITERAL for op, _v in b)]
+
+
+def _prune_cues(words: list[str], masks: list[int]) -> tuple[list[str], list[int]]:
+    """The cue words without those whose bits their own cue-word substrings already set (wherever
+    "稳稳的" stands, "稳稳" does too): the same bits per message, fewer automaton strings and matches."""
+    bits = dict(zip(words, masks, strict=True))
+    keep_w, keep_m = [], []
+    for w, m in zip(words, masks, strict=True):
+        covered = 0
+        for a in range(len(w)):
+            for b in range(a + 1, len(w) + 1):
+                if b - a < len(w):
+                    covered |= bits.get(w[a:b], 0)
+        if m & ~covered:
+            keep_w.append(w)
+            keep_m.append(m)
+    return keep_w, keep_m
+
+
+_VETO_RULES = 63  # one bit each of an int64
+
+
+def rule_vetoes(rules) -> dict[str, int]:
+    """Words that rule a rule out wherever they stand (plain-text alternatives of its `unless`), as
+    normalised text → bits of the rules (index in `rules`). Only words that normalisation leaves
+    as they are: a match of one that spans no separator in the original is the same text in the
+    clause text the `unless` is run on."""
+    out: dict[str, int] = {}
+    for i, rule in enumerate(rules[:_VETO_RULES]):
+        if not rule.unless:
+            continue
+        for w in literal_alternatives(rule.unless):
+            if w and normalize(w) == w and BARRIER not in w:
+                out[w] = out.get(w, 0) | (1 << i)
+    return out
+
+
 # Target of an automaton string that is only a rule cue word (not a phrase, not a detector trigger).
 CUE_ONLY = -(1 << 20)
 
@@ -103,6 +156,7 @@ class CompiledDictionary:
         self.keys: frozenset[str] = frozenset(by_key)
         cue_words: list[str] = []
         cue_masks: list[int] = []
+        veto_words: dict[str, int] = {}
         if engine:
             from siyu.compliance.phonetic import LEXICON, PROMISE_RULE, spelling_variants
             from siyu.compliance.rules import CueIndex
@@ -117,7 +171,8 @@ class CompiledDictionary:
                         self.patterns.append(Pattern(k, entry, _is_ascii_alnum(k[0]), _is_ascii_alnum(k[-1]),
                                                      triggers.get(k, 0), source="phonetic"))
             cues = CueIndex()
-            cue_words, cue_masks = cues.words, cues.masks
+            cue_words, cue_masks = _prune_cues(cues.words, cues.masks)
+            veto_words = rule_vetoes(cues.rules)
 
         strings: dict[str, int] = {}  # automaton pattern → phrase index, or -group of a trigger word
         for i, pat in enumerate(self.patterns):
@@ -126,6 +181,8 @@ class CompiledDictionary:
         for t, group in triggers.items():
             strings.setdefault(t, -group)
         for w in cue_words:
+            strings.setdefault(w, CUE_ONLY)
+        for w in veto_words:
             strings.setdefault(w, CUE_ONLY)
         slot = {s: j for j, s in enumerate(strings)}
         self.strings: list[str] = list(strings)
@@ -138,6 +195,14 @@ class CompiledDictionary:
                 self.slot_groups[j] = -target
         for w, mask in zip(cue_words, cue_masks, strict=True):
             self.slot_cues[slot[w]] = mask
+        # Per automaton string: the rules (bit i: rule i of CueIndex.rules, i < 63) whose `unless`
+        # it satisfies on its own, wherever it stands in a message's clause text.
+        self.slot_veto = np.zeros(len(strings), dtype=np.int64)
+        for w, mask in veto_words.items():
+            self.slot_veto[slot[w]] = mask
+        # Per automaton string: it is a dictionary phrase's normalised form itself (not a variant
+        # spelling, a trigger or a cue word only).
+        self.slot_is_key = np.fromiter((s in self.keys for s in strings), dtype=np.bool_, count=len(strings))
         self._targets = np.fromiter(strings.values(), dtype=np.int64, count=len(strings))
         # Per phrase (indexed by phrase index): a disclosure (allow) entry; needs an ASCII word boundary.
         n = max(1, len(self.patterns))
@@ -160,23 +225,22 @@ class CompiledDictionary:
 
     def find_slots(self, utf16: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every occurrence (overlapping) as automaton string index, start, end — in characters."""
-        found = self._ac.find_matches_as_indexes(utf16, overlapping=True) if utf16 else []
-        if not found:
-            empty = np.zeros(0, dtype=np.int64)
-            return empty, empty, empty
-        arr = np.array(found, dtype=np.int64)
-        arr = arr[(arr[:, 1] & 1) == 0]
+        arr = self._matches(utf16)
         return arr[:, 0], arr[:, 1] >> 1, arr[:, 2] >> 1
+
+    def _matches(self, utf16: bytes) -> np.ndarray:
+        """The automaton's overlapping matches as an (n, 3) array of (string index, start byte, end
+        byte), without those that straddle two characters (odd start)."""
+        found = self._ac.find_matches_as_indexes(utf16, overlapping=True) if utf16 else []
+        # One flat pass over the tuples (np.array on a list of tuples costs 3× as much).
+        arr = np.fromiter(itertools.chain.from_iterable(found), dtype=np.int64, count=3 * len(found))
+        arr = arr.reshape(-1, 3)
+        return arr[(arr[:, 1] & 1) == 0]
 
     def find(self, utf16: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every occurrence (overlapping) in normalised text given as UTF-16-LE, as three arrays:
         target (phrase index, or -group of a trigger word), start, end — in characters."""
-        found = self._ac.find_matches_as_indexes(utf16, overlapping=True) if utf16 else []
-        if not found:
-            empty = np.zeros(0, dtype=np.int64)
-            return empty, empty, empty
-        arr = np.array(found, dtype=np.int64)
-        arr = arr[(arr[:, 1] & 1) == 0]
+        arr = self._matches(utf16)
         targets = self._targets[arr[:, 0]]
         return targets, arr[:, 1] >> 1, arr[:, 2] >> 1
 

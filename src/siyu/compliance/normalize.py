@@ -175,6 +175,11 @@ def normalize(text: str) -> str:
     return normalize_with_map(text)[0]
 
 
+def digit_chars() -> str:
+    """Every character that normalises to an ASCII digit (the digits themselves included)."""
+    return "".join(chr(cp) for cp in np.flatnonzero((_TABLE - np.uint16(48)) <= 9).tolist())
+
+
 def fold_table_size() -> dict[str, int]:
     """Sizes of the tables, for diagnostics and docs."""
     return {"fold": len(_FOLD), "separators_bmp": len(_SEP_BMP), "ambiguous": len(AMBIGUOUS)}

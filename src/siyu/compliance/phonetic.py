@@ -124,8 +124,32 @@ class PhoneticIndex:
                     table[cp] = code
                     break
         self.table = table
+        self._lexemes = np.asarray(self.indexes, dtype=np.int64)
         self.syllables = syllables
         self._ac = ahocorasick_rs.BytesAhoCorasick([t.encode("utf-16-le") for t in phrase_tokens])
+        # The same folding one byte per character (syllable k → k, anything else → 255) and the
+        # same automaton over it: half the bytes to scan, and no match can straddle two characters.
+        if len(syllables) < 255:
+            self._table8: np.ndarray | None = np.where(table == _FILLER, 255, table - _TOKEN_BASE).astype(np.uint8)
+            self._ac8 = ahocorasick_rs.BytesAhoCorasick(
+                [bytes(ord(c) - _TOKEN_BASE for c in t) for t in phrase_tokens])
+        else:  # pragma: no cover - a lexicon of more than 254 syllables folds to two bytes a character
+            self._table8 = None
+
+    def find_arrays(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`find` as three arrays: lexeme index, start, end."""
+        if not len(codes):
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, empty
+        if self._table8 is not None:
+            found = self._ac8.find_matches_as_indexes(self._table8[codes].tobytes(), overlapping=True)
+            arr = np.fromiter(itertools.chain.from_iterable(found), dtype=np.int64, count=3 * len(found))
+            arr = arr.reshape(-1, 3)
+            return self._lexemes[arr[:, 0]], arr[:, 1], arr[:, 2]
+        found = self._ac.find_matches_as_indexes(self.table[codes].tobytes(), overlapping=True)
+        arr = np.fromiter(itertools.chain.from_iterable(found), dtype=np.int64, count=3 * len(found)).reshape(-1, 3)
+        arr = arr[(arr[:, 1] & 1) == 0]
+        return self._lexemes[arr[:, 0]], arr[:, 1] >> 1, arr[:, 2] >> 1
 
     def find(self, codes: np.ndarray) -> list[tuple[int, int, int]]:
         """(lexeme index, start, end) of every sound-alike of a lexicon phrase in normalised text

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import re
+import time
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -31,11 +32,22 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from siyu.compliance.classifier import CUSTOMER_CATEGORIES as MODEL_CUSTOMER_CATEGORIES
+from siyu.compliance.classifier import RULE as MODEL_RULE
+from siyu.compliance.classifier import default_model
 from siyu.compliance.detectors import DIGITS, LINK, DetectorHit, detect
-from siyu.compliance.matcher import DictEntry, Dictionary, Pattern
-from siyu.compliance.normalize import BARRIER, Normalized, normalize, normalize_clauses, normalize_full
+from siyu.compliance.matcher import _VETO_RULES, DictEntry, Dictionary, Pattern
+from siyu.compliance.normalize import (
+    BARRIER,
+    Normalized,
+    digit_chars,
+    normalize,
+    normalize_clauses,
+    normalize_full,
+)
 from siyu.compliance.phonetic import PROMISE_RULE, phonetic_index
 from siyu.compliance.rules import (
+    CATEGORY_LEXICONS,
     CUSTOMER_CATEGORIES,
     EDUCATION,
     ESCALATED,
@@ -45,8 +57,10 @@ from siyu.compliance.rules import (
     Rule,
     clause_bounds,
     exempt_reason,
+    inner_refusal,
     rules_for,
     scope_reason,
+    sentence_asks,
 )
 from siyu.compliance.schemas import Context
 
@@ -189,17 +203,15 @@ def _resolve(
         cands = [h for h in cands if not any(a <= h[0] and h[1] <= b for a, b in allow)]
     if len(cands) > 1:
         # Keep the longest of nested hits (unless the inner one is stricter).
+        ranked = [(h[0], h[1], _SEVERITY_RANK[h[4].entry.severity]) for h in cands]
         kept = []
-        for h in cands:
-            s, e, pat = h[0], h[1], h[4]
-            rank = _SEVERITY_RANK[pat.entry.severity]
-            if not any(
-                h2[0] <= s and e <= h2[1] and (h2[1] - h2[0]) > (e - s)
-                and _SEVERITY_RANK[h2[4].entry.severity] >= rank
-                for h2 in cands
-            ):
+        for h, (s, e, rank) in zip(cands, ranked, strict=True):
+            for s2, e2, rank2 in ranked:
+                if s2 <= s and e <= e2 and e2 - s2 > e - s and rank2 >= rank:
+                    break
+            else:
                 kept.append(h)
-        kept.sort(key=lambda h: (h[0], h[1]))
+        kept.sort(key=_span_key)
     else:
         kept = cands
     findings: list[Finding] = []
@@ -238,24 +250,23 @@ def _resolve(
     return findings
 
 
+def _span_key(h: tuple) -> tuple[int, int]:
+    return h[0], h[1]
+
+
 def _detector_finding(text: str, hit: DetectorHit, severities: dict[str, str]) -> Finding:
-    return Finding(
-        category=hit.category,
-        rule=DETECTOR_RULES[hit.category],
-        start=hit.start,
-        end=hit.end,
-        match=text[hit.start : hit.end],
-        severity=severities[hit.category],
-        source="detector",
-        phrase=None,
-        note=hit.kind if hit.kind != hit.category else None,
-    )
+    category, start, end = hit.category, hit.start, hit.end
+    return Finding(category, DETECTOR_RULES[category], start, end, text[start:end], severities[category], "detector",
+                   None, hit.kind if hit.kind != category else None)
 
 
 _ELEVEN_DIGITS = b"\x01" * 11
 _BARRIER_CODE = np.uint16(ord(BARRIER))
 _DOTTED_RE = re.compile(r"\.[A-Za-z]")
 _PERCENT_RE = re.compile("[%％]")
+# Any character that normalises to an ASCII digit (full-width, circled, mathematical …).
+_DIGIT_LIKE_RE = re.compile("[" + "".join(re.escape(c) for c in digit_chars()) + "]")
+_SPAN = 1 << 16  # (start, length) of a hit as one integer: start * _SPAN + length
 
 
 def _digit_runs(norm: Normalized) -> list[int]:
@@ -283,13 +294,17 @@ def scan_many(
     speakers: Sequence[str | None] | None = None,
     previous: Sequence[str | None] | None = None,
     lexicons: frozenset[str] | None = None,
+    second_opinion: bool = True,
+    stages: dict[str, float] | None = None,
 ) -> list[tuple[Finding, ...]]:
     """Findings for each text, in order (each sorted by start).
 
     `speakers` (per text: "advisor", "firm", "customer" or None) — a customer's own words are not
     the firm's claims: only the detectors look at them. `previous` (per text: the message it
     answers, or None) — an answer that confirms a guarantee the previous message asked about
-    ("保本吗？" — "是的，放心") is a block. `lexicons`: the firm-type lexicons in force (None: all)."""
+    ("保本吗？" — "是的，放心") is a block. `lexicons`: the firm-type lexicons in force (None: all).
+    `second_opinion`: the statistical model (classifier.py) may hold for review a message that nothing else holds.
+    `stages`: when given, the CPU seconds of each stage are added to it (see STAGES)."""
     if context not in DETECTOR_SEVERITY:
         raise ValueError(f"unknown context {context!r}: outbound or archive")
     if dictionary is None:
@@ -301,6 +316,7 @@ def scan_many(
     results: list[tuple[Finding, ...]] = [()] * len(texts)
     if not texts:
         return results
+    lap = _Laps(stages)
     norm = normalize_full(BARRIER.join(texts))
     # Message i spans normalised (barriers[i-1], barriers[i]) and starts at msg_start[i] in the batch.
     barriers = np.flatnonzero(norm.codes == _BARRIER_CODE)
@@ -316,6 +332,7 @@ def scan_many(
     n_start[0] = 0
     n_start[1:] = barriers + 1
 
+    lap("normalise")
     slots, starts, ends = cd.find_slots(norm.utf16())
     targets = cd._targets[slots]
     msgs = np.searchsorted(barriers, starts, side="right")
@@ -345,16 +362,28 @@ def scan_many(
         for m, t, s, e, os_, oe in zip(msgs[sel].tolist(), targets[sel].tolist(), starts[sel].tolist(),
                                        ends[sel].tolist(), o_starts[sel].tolist(), o_ends[sel].tolist(), strict=True):
             phrase_hits[m].append((s, e, os_, oe, patterns[t]))
+    lap("automaton")
     # Sound-alikes of the promise lexicon (a second, small automaton over the folded syllables).
     phon = phonetic_index()
-    for li, s, e in phon.find(norm.codes):
-        key = norm.text[s:e] if norm._text is not None else norm.codes[s:e].tobytes().decode("utf-16-le")
-        if key in cd.keys:
-            continue  # the phrase itself (or another phrase): the dictionary decides
-        m = int(np.searchsorted(barriers, s, side="right"))
-        phrase_hits[m].append((s, e, int(norm.index[s]), int(norm.index[e - 1]) + 1, _phonetic_pattern(li, key)))
+    p_lex, p_start, p_end = phon.find_arrays(norm.codes)
+    if p_lex.size:
+        # A sound-alike whose characters are a dictionary phrase (the phrase itself, or another
+        # phrase) is left to the dictionary: the main automaton found it at the same span.
+        exact = cd.slot_is_key[slots]
+        taken = starts[exact] * _SPAN + (ends[exact] - starts[exact])
+        keep = ~np.isin(p_start * _SPAN + (p_end - p_start), taken)
+        if keep.any():
+            p_lex, p_start, p_end = p_lex[keep], p_start[keep], p_end[keep]
+            p_msgs = np.searchsorted(barriers, p_start, side="right")
+            p_os, p_oe = norm.index[p_start], norm.index[p_end - 1] + 1
+            codes = norm.codes
+            for li, s, e, m, os_, oe in zip(p_lex.tolist(), p_start.tolist(), p_end.tolist(), p_msgs.tolist(),
+                                           p_os.tolist(), p_oe.tolist(), strict=True):
+                key = codes[s:e].tobytes().decode("utf-16-le")
+                phrase_hits[m].append((s, e, os_, oe, _phonetic_pattern(li, key)))
+    lap("sound_alikes")
     # Rule cues: per message, the OR of the cue bits of the words found in it.
-    rule_set = rules_for(lexicons)
+    rule_set = {id(rule) for rule in rules_for(lexicons)}  # by identity: Rule equality compares every field
     cue_idx = np.flatnonzero(cd.slot_cues[slots])
     rule_cands: dict[int, list[Rule]] = {}
     if cue_idx.size:
@@ -364,26 +393,36 @@ def scan_many(
         cue_msgs = msgs[cue_idx][order]
         runs = np.concatenate(([0], np.flatnonzero(np.diff(cue_msgs)) + 1))
         msg_bits[cue_msgs[runs]] = np.bitwise_or.reduceat(cd.slot_cues[slots[cue_idx]][order], runs)
-        figures: dict[str, np.ndarray] = {}
-        for ri, rule in enumerate(_cue_index().rules):
-            if rule not in rule_set:
+        # Rules ruled out by a plain-text alternative of their `unless` that spans no separator
+        # (so it is the same text in the clause text): per message, the OR of their bits.
+        msg_veto = np.zeros(len(texts), dtype=np.int64)
+        veto_idx = np.flatnonzero(cd.slot_veto[slots])
+        if veto_idx.size:
+            vs, ve = starts[veto_idx], ends[veto_idx]
+            clean = (norm.index[ve - 1] + 1 - norm.index[vs]) == (ve - vs)
+            veto_idx = veto_idx[clean]
+            np.bitwise_or.at(msg_veto, msgs[veto_idx], cd.slot_veto[slots[veto_idx]])
+        has_figure: dict[tuple[str, int], bool] = {}
+        cue_index = _cue_index()
+        for ri, rule in enumerate(cue_index.rules):
+            if id(rule) not in rule_set:
                 continue
-            nd = _cue_index().need[ri]
+            nd = cue_index.need[ri]
             hit = (msg_bits & nd) == nd
-            if rule.numeric:
-                if rule.numeric not in figures:
-                    # Messages holding a figure: a digit (or a per cent sign), or a numeral word.
-                    has = (msg_bits & NUMERAL_BIT) != 0
-                    if rule.numeric == "digit":
-                        pos = np.flatnonzero((norm.codes - np.uint16(48)) <= 9)
-                        has[np.searchsorted(barriers, pos, side="right")] = True
-                    else:
-                        pos = [m.start() for m in _PERCENT_RE.finditer(joined)]
-                        if pos:
-                            has[np.searchsorted(msg_start, np.asarray(pos), side="right") - 1] = True
-                    figures[rule.numeric] = has
-                hit &= figures[rule.numeric]
+            if ri < _VETO_RULES:
+                hit &= (msg_veto & (1 << ri)) == 0
             for m in np.flatnonzero(hit).tolist():
+                if rule.numeric:
+                    # A figure in the message: a numeral word, or a digit ("digit") or a per cent
+                    # sign ("percent") — looked at only in the messages that hold the rule's cues.
+                    fig = has_figure.get((rule.numeric, m))
+                    if fig is None:
+                        fig = bool(msg_bits[m] & NUMERAL_BIT) or (
+                            _DIGIT_LIKE_RE.search(texts[m]) is not None if rule.numeric == "digit"
+                            else _PERCENT_RE.search(texts[m]) is not None)
+                        has_figure[(rule.numeric, m)] = fig
+                    if not fig:
+                        continue
                 rule_cands.setdefault(m, []).append(rule)
     if detectors:
         groups = cd.slot_groups[slots]
@@ -400,35 +439,50 @@ def scan_many(
                 for m in (np.searchsorted(msg_start, np.asarray(dots), side="right") - 1).tolist():
                     need[m] |= LINK
 
+    lap("gating")
     allowed = tuple(allowed_domains)
     severities = DETECTOR_SEVERITY[context]
     asks: set[int] = set()
     if previous is not None:
         asks = {i for i, p in enumerate(previous) if p}
-    clauses: list = []  # the batch's clause text, made once when a message needs it
+    todo = sorted(phrase_hits.keys() | need.keys() | rule_cands.keys() | asks)
+    # Clause text (normalize_clauses) only of the messages that may need scope or rules: one
+    # vectorised pass over them joined, not over the whole batch.
+    scoped = [i for i in todo if i in phrase_hits or i in rule_cands or i in asks]
+    clause_of: dict[int, int] = {i: k for k, i in enumerate(scoped)}
+    if scoped:
+        cn = normalize_clauses(BARRIER.join([texts[i] for i in scoped]))
+        ctext_all, cindex_all = cn.text, cn.index
+        cbar = np.flatnonzero(cn.codes == _BARRIER_CODE)
+        c0 = np.concatenate(([0], cbar + 1)).tolist()
+        c1 = np.concatenate((cbar, [len(cn.codes)])).tolist()
+        sub_start = np.concatenate(([0], cindex_all[cbar] + 1)).tolist()  # each message's offset in the join
 
     def clause_text(i: int) -> tuple[str, np.ndarray]:
         """Message i's clause text and the offset in the message of each of its characters."""
-        if not clauses:
-            cn = normalize_clauses(BARRIER.join(texts))
-            cbar = np.flatnonzero(cn.codes == _BARRIER_CODE)
-            clauses.extend((cn.text, cn.index, np.concatenate(([0], cbar + 1)),
-                            np.concatenate((cbar, [len(cn.codes)]))))
-        ctext_all, cindex, c0, c1 = clauses
-        a, b = int(c0[i]), int(c1[i])
-        return ctext_all[a:b], cindex[a:b] - msg_start[i]
+        k = clause_of[i]
+        return ctext_all[c0[k]:c1[k]], cindex_all[c0[k]:c1[k]] - sub_start[k]
 
-    for i in sorted(phrase_hits.keys() | need.keys() | rule_cands.keys() | asks):
+    for i in todo:
         customer = speakers is not None and speakers[i] == "customer"
         found: list[Finding] = []
         if i in phrase_hits:
             found = _resolve(norm, phrase_hits[i], int(msg_start[i]), originals[i])
-        if found or i in rule_cands or (i in asks and not customer):
-            found = _in_scope(originals[i], clause_text(i), found, rule_cands.get(i, ()),
+        cands = rule_cands.get(i, ())
+        answers = i in asks and not customer
+        if cands and not found and not answers:
+            # Only rules that can fire: their `unless` does not match and their pattern does.
+            k = clause_of[i]
+            ctext = ctext_all[c0[k]:c1[k]]
+            cands = [r for r in cands if (r.unless_regex is None or not r.unless_regex.search(ctext))
+                     and r.regex.search(ctext)]
+        if found or cands or answers:
+            found = _in_scope(originals[i], clause_text(i), found, cands,
                               previous[i] if previous is not None and not customer else None, dictionary, lexicons)
         if customer and found:
-            # A customer's own words are not the firm's claims; what third parties solicit in a group still counts.
-            found = [f for f in found if f.category in CUSTOMER_CATEGORIES]
+            # A customer's own words are not the firm's claims; what third parties solicit in a group still counts,
+            # unless the customer asks about it (有人让我转到安全账户，这是你们发的吗？).
+            found = _customer_scope(found, lambda i=i: clause_text(i))
         groups = need.get(i, 0)
         if groups:
             for hit in detect(texts[i], allowed_domains=allowed, groups=groups):
@@ -436,7 +490,74 @@ def scan_many(
         if len(found) > 1:
             found.sort(key=lambda f: (f.start, f.end, f.category))
         results[i] = tuple(found)
+    lap("messages")
+    if second_opinion and rule_cands:
+        # Cued: a rule family's cue words are there, its rules found nothing that stands, and none of them was
+        # excused by its own exemption (首付至少30% is a loan's down payment, not a return).
+        cued = [i for i, rules in rule_cands.items() if not results[i] and any(
+            r.unless_regex is None or not r.unless_regex.search(clause_text(i)[0]) for r in rules)]
+        _second_opinion(originals, results, speakers, lexicons, cued)
+    lap("second_opinion")
     return results
+
+
+def _customer_scope(found: list[Finding], clause) -> list[Finding]:
+    """A customer's own words are not the firm's claims; what third parties solicit in a group still counts,
+    unless the customer asks about it (有人让我转到安全账户，这是你们发的吗？). `clause`: a callable giving the
+    message's clause text and offsets."""
+    found = [f for f in found if f.category in CUSTOMER_CATEGORIES]
+    if found and any(f.source != "detector" for f in found):
+        ctext, cindex = clause()
+        index = cindex.tolist()
+        found = [f for f in found if f.source == "detector" or not sentence_asks(ctext, bisect_left(index, f.start))]
+    return found
+
+
+def _second_opinion(texts: Sequence[str], results: list[tuple[Finding, ...]],
+                    speakers: Sequence[str | None] | None, lexicons: frozenset[str] | None,
+                    cued: Iterable[int]) -> None:
+    """The statistical model's "review" on the messages nothing else holds (it never clears or lowers a hit).
+
+    It is asked only about messages that hold the cue words of a rule family (`cued`) whose rules found nothing
+    that stands: a second look where the rules looked, not a verdict on every chat line (ordinary service chat
+    has no cue and is not the model's to judge)."""
+    model = default_model()
+    if model is None:
+        return
+    which = sorted(i for i in cued if not results[i])  # a message already held gains nothing from it
+    for i, op in model.opinions(texts, which=which).items():
+        if speakers is not None and speakers[i] == "customer" and (
+                op.category not in MODEL_CUSTOMER_CATEGORIES or "？" in texts[i] or "?" in texts[i]):
+            continue  # a customer's question is never held
+        if lexicons is not None and op.category in CATEGORY_LEXICONS and not CATEGORY_LEXICONS[op.category] & lexicons:
+            continue  # a firm-type lexicon the corp has not switched on
+        f = Finding(category=op.category, rule=MODEL_RULE, start=op.start, end=op.end,
+                    match=texts[i][op.start:op.end], severity="review", source="model", phrase=None,
+                    note=f"模型评分 {op.score:.2f}；依据：" + "、".join(op.reasons))
+        results[i] = tuple(sorted((*results[i], f), key=lambda f: (f.start, f.end, f.category)))
+
+
+# The stages of scan_many, in order: normalisation of the batch; the automaton pass and the phrase
+# hits; sound-alikes; which messages the rules and detectors must look at; the messages' own
+# review (clause text, disclosures, negation and scope, rule patterns, detectors, findings); the statistical
+# second opinion on the cued messages nothing else holds.
+STAGES = ("normalise", "automaton", "sound_alikes", "gating", "messages", "second_opinion")
+
+
+class _Laps:
+    """CPU time per stage, added to a caller's dict (nothing is timed without one)."""
+
+    __slots__ = ("stages", "t")
+
+    def __init__(self, stages: dict[str, float] | None):
+        self.stages = stages
+        self.t = time.process_time() if stages is not None else 0.0
+
+    def __call__(self, name: str) -> None:
+        if self.stages is not None:
+            now = time.process_time()
+            self.stages[name] = self.stages.get(name, 0.0) + now - self.t
+            self.t = now
 
 
 @functools.lru_cache(maxsize=1)
@@ -478,6 +599,8 @@ def _in_scope(message: str, clause: tuple[str, np.ndarray], found: list[Finding]
             cs, ce = m.span()
             if ce <= cs:
                 continue
+            if rule.inner_negation and inner_refusal(ctext[cs:ce]):
+                continue
             if rule.scoped:
                 bounds = clause_bounds(ctext, cs, ce)
                 if (scope_reason(ctext, cs, ce, education=education, bounds=bounds) is not None
@@ -517,7 +640,8 @@ def _asked_promise(previous: str, dictionary: Dictionary, lexicons: frozenset[st
     # Drop the question marks and particles, then review it as a statement.
     stated = re.sub(r"(?:吗|么|嘛|呢)?[?？]", "。", previous)
     stated = re.sub(r"(?:是不是|是否|会不会|能不能|有没有|请问|真的)", "", stated)
-    for f in scan_many([stated], dictionary=dictionary, detectors=False, lexicons=lexicons)[0]:
+    for f in scan_many([stated], dictionary=dictionary, detectors=False, lexicons=lexicons,
+                       second_opinion=False)[0]:
         if f.severity == "block":
             return f
     return None

@@ -64,7 +64,7 @@ class FindingOut(BaseModel):
     end: int
     match: str
     severity: Literal["block", "review"]
-    source: Literal["dictionary", "phonetic", "rule", "context", "detector"] = "dictionary"
+    source: Literal["dictionary", "phonetic", "rule", "context", "detector", "model"] = "dictionary"
     phrase: str | None = None
     note: str | None = None
 
