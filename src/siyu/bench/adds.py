@@ -37,7 +37,7 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine, event, func, select, text
 
-from siyu.bench.common import BenchError, approve_submitted_content, stop_processes
+from siyu.bench.common import LOCAL_NETWORKS, BenchError, approve_submitted_content, stop_processes
 
 WELCOME = "您好，我是您的专属顾问，很高兴为您服务。市场有风险，投资需谨慎。"
 
@@ -71,7 +71,9 @@ def _activate(root: Path, database_url: str) -> None:
 
     os.environ.update(SIYU_DATA_DIR=str(root), SIYU_DATABASE_URL=database_url,
                       SIYU_PII_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
-                      SIYU_SECRET_KEY=secrets.token_urlsafe(32))
+                      SIYU_SECRET_KEY=secrets.token_urlsafe(32),
+                      # The emulator listens on loopback: an address Siyu calls only when allowed.
+                      SIYU_OUTBOUND_LOCAL_NETWORKS=LOCAL_NETWORKS)
     get_settings.cache_clear()
     upgrade("head", database_url)
     configure(database_url)
