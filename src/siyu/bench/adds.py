@@ -14,7 +14,8 @@ the WeCom emulator (a real HTTP server in this process) and `siyu worker` proces
   queue. Sampled each second: the jobs due and waiting. Figures: `absorbed_adds_per_s` (adds /
   time until every job they caused had finished), `backlog_growth_per_s` (slope of the waiting
   jobs over the load: > 0 means the pipeline does not keep up with `--rate`), `backlog_max`,
-  `drain_s` (after the last add), welcomes sent and expired;
+  `drain_s` (after the last add), welcomes sent and expired, `worker_cpu_ms_per_add` (CPU time of
+  the worker processes over the run, per add: steadier than the rates on a shared machine);
 * baseline: the same adds' welcomes sent directly by this process with the codes the adds
   returned (no database, no queue), at the same rate: the emulator and HTTP floor
   (`baseline_welcomes_per_s`)."""
@@ -257,6 +258,9 @@ def _load(args, root, state, emulator, admin, advisors, corp_id, wecom_id, batch
         else:
             raise BenchError(f"the queue did not drain within {args.drain_timeout:g} s: {c}")
         done_at = time.monotonic()
+        # CPU the workers spent (their whole life: start-up, the load and the drain), per add: on
+        # a shared machine a steadier figure than the rates, which wait on everything else.
+        worker_cpu_s = sum(_cpu_seconds(p.pid) for p in procs)
         counts = _job_counts(corp_id)
         welcomes = len(admin.get(f"/corps/{wecom_id}/welcomes").json())
         # Baseline: the welcomes alone, sent directly at the same rate with fresh codes.
@@ -291,8 +295,18 @@ def _load(args, root, state, emulator, admin, advisors, corp_id, wecom_id, batch
         "expired": counts.get("expired", 0),
         "dead": counts.get("dead", 0),
         "welcomed": welcomes,
+        "worker_cpu_ms_per_add": round(1000 * worker_cpu_s / n, 2),
         "baseline_welcomes_per_s": round(baseline, 1),
     }
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main(argv: list[str]) -> dict[str, Any]:
