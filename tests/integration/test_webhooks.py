@@ -11,7 +11,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from customers.factories import make_customer
 from siyu.customers import service as customers
@@ -145,19 +145,24 @@ def test_a_receiver_that_never_answers_ends_dead_after_the_attempts_allowed(work
 
 
 def test_a_corp_without_endpoints_gets_no_webhook_jobs(session):
-    """Most corps have no webhook endpoint: their customer events make no fan-out job at all (the
-    WeCom callback enqueues one job fewer per event); once an endpoint exists, they do."""
+    """Most corps have no webhook endpoint: their customer events make no fan-out work at all (the
+    WeCom callback enqueues nothing for it); once an endpoint subscribes to an event, that event's
+    job carries the fan-out (run together with the other domains' database work), and only that
+    event's: an endpoint for losses adds nothing to adds."""
     from siyu.jobs.events import publish
 
     corp = tenancy.create_corp(session, slug="nohook-" + uuid.uuid4().hex[:8], name="无回调银行")
 
-    def fan_out_jobs() -> int:
-        return session.scalar(select(func.count()).select_from(Job).where(
-            Job.corp_id == corp.id, Job.name == "event:customer.lost:integration.webhooks"))
+    def fan_outs(event: str) -> int:
+        jobs = session.scalars(select(Job).where(Job.corp_id == corp.id, Job.name.startswith(f"event:{event}:")))
+        return sum(1 for j in jobs if j.name == f"event:{event}:integration.webhooks"
+                   or "integration.webhooks" in (j.payload.get("subscribers") or []))
 
     publish(session, "customer.lost", {"external_userid": "wm1", "userid": "adv"}, corp_id=corp.id, key="a")
-    assert fan_out_jobs() == 0
+    assert fan_outs("customer.lost") == 0
     service.create_endpoint(session, principal=principal_of(make_staff(session, corp, roles=("administrator",))),
                             url="https://firm.example/hook", events=["customer.lost"])
     publish(session, "customer.lost", {"external_userid": "wm2", "userid": "adv"}, corp_id=corp.id, key="b")
-    assert fan_out_jobs() == 1
+    assert fan_outs("customer.lost") == 1
+    publish(session, "customer.added", {"external_userid": "wm3", "userid": "adv"}, corp_id=corp.id, key="c")
+    assert fan_outs("customer.added") == 0

@@ -162,6 +162,42 @@ def test_complete_is_fenced_by_the_attempt(session, queue):
     assert service.complete(session, job=second, worker_id=W2, started_at=later) is False
 
 
+def test_complete_many_marks_a_batch_in_one_statement_fenced_per_job(session, queue):
+    """A batch handler's jobs (and the completer's) are marked done together; each is fenced like
+    `complete`: a job whose lease passed to another worker is not marked, the others are."""
+    ids = [service.enqueue(session, name="test.ok", queue=queue).id for _ in range(4)]
+    now = utcnow()
+    held = lease(session, queue, now=now, lease_seconds=5)
+    assert sorted(j.id for j in held) == ids
+    # The last one is rescued after the lease and taken by another worker.
+    session.execute(Job.__table__.update().where(Job.id == ids[-1]).values(lease_expires_at=now))
+    later = now + dt.timedelta(seconds=1)
+    assert service.rescue_expired(session, now=later) == 1
+    (taken,) = lease(session, queue, worker=W2, now=later)
+    statements = []
+    from sqlalchemy import event
+
+    def count(*_args):
+        statements.append(1)
+
+    event.listen(session.connection(), "before_cursor_execute", count)
+    try:
+        started = [now, now, now + dt.timedelta(milliseconds=3), now]
+        done = service.complete_many(session, jobs=list(zip(held, started, strict=True)), worker_id=W1, now=later)
+    finally:
+        event.remove(session.connection(), "before_cursor_execute", count)
+    assert done == set(ids[:3])
+    assert len(statements) <= 2  # one per distinct start time at most (SQLite), one on PostgreSQL
+    session.expire_all()
+    rows = {j.id: j for j in session.scalars(select(Job).where(Job.id.in_(ids)))}
+    assert [rows[i].state for i in ids] == ["done", "done", "done", "running"]
+    assert rows[ids[2]].started_at == started[2] and rows[ids[0]].finished_at == later
+    assert rows[ids[-1]].locked_by == W2
+    # Done is final: completing again marks nothing, nor does the other worker's own fence pass for W1.
+    assert service.complete_many(session, jobs=[(held[0], now), (taken, later)], worker_id=W1) == set()
+    assert service.complete_many(session, jobs=[(taken, later)], worker_id=W2) == {ids[-1]}
+
+
 def test_expired_lease_is_rescued_and_run_again(session, queue):
     job = service.enqueue(session, name="test.ok", queue=queue)
     now = utcnow()

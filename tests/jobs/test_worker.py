@@ -165,3 +165,44 @@ def test_a_crash_mid_job_reruns_it_after_its_lease_and_the_effect_happens_once(d
     with committed() as s:
         row = s.get(Job, job_id)
         assert row.attempt == 2 and "LeaseExpired" in row.last_error
+
+
+def test_together_subscribers_in_a_real_worker_one_failing_alone(database_url, committed, queue):
+    """An event's together-subscribers share one job in a worker; one that fails has its work rolled
+    back alone and retries in a job of its own, while the other's effect is committed once."""
+    from siyu.jobs import events
+    from siyu.jobs.registry import PermanentFailure
+
+    from .handlers import record_effect
+
+    event = f"test.joint-{queue}"
+
+    @events.subscribe(event, name="records", queue=queue, together=True)
+    def records(session, payload, job):
+        record_effect(session, {"key": payload["key"] + ":records"}, job)
+
+    @events.subscribe(event, name="attributes", queue=queue, together=True, max_attempts=2)
+    def attributes(session, payload, job):
+        record_effect(session, {"key": payload["key"] + ":attributes"}, job)
+        if payload.get("fail"):
+            raise PermanentFailure("this attribution cannot work")
+
+    try:
+        with committed() as s:
+            for n, fail in ((1, False), (2, True), (3, False)):
+                events.publish(s, event, {"key": f"{queue}:{n}", "fail": fail}, key=str(n))
+            s.commit()
+        with worker_thread(database_url, queue):
+            wait_for(lambda: set(states(committed, queue).values()) <= {"done", "dead"}
+                     and len(states(committed, queue)) == 4, 20, "the jobs to finish")
+        with committed() as s:
+            jobs = sorted((name, state) for name, state in s.execute(
+                select(Job.name, Job.state).where(Job.queue == queue)).all())
+            keys = sorted(k for (k,) in s.execute(text(f"SELECT key FROM {EFFECT_TABLE} WHERE key LIKE :q"),
+                                                  {"q": f"{queue}%"}))
+        assert jobs == sorted([(f"event:{event}:together:{queue}", "done")] * 3 + [(f"event:{event}:attributes",
+                                                                                    "dead")])
+        assert keys == sorted([f"{queue}:{n}:records" for n in (1, 2, 3)] + [f"{queue}:{n}:attributes" for n in (1, 3)])
+    finally:
+        events.unsubscribe(event, "records")
+        events.unsubscribe(event, "attributes")

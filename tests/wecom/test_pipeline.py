@@ -17,6 +17,7 @@ from sqlalchemy import delete, func, select
 from compliance.gate import approve_all
 from siyu.app import create_app
 from siyu.config import get_settings
+from siyu.customers import contacts
 from siyu.db import session_scope
 from siyu.jobs.models import Job, JobSchedule
 from siyu.jobs.worker import run_worker
@@ -94,6 +95,36 @@ def test_an_add_gets_the_default_welcome_once_within_the_window(emulator, wired)
         assert event.processed_at is not None and event.change_type == "add_external_contact"
         (out,) = s.scalars(select(WecomOutbound).where(WecomOutbound.corp_id == corp_id)).all()
         assert (out.state, out.endpoint, out.attempts) == ("sent", "send_welcome_msg", 1)
+
+
+def test_an_add_costs_three_jobs(emulator, wired):
+    """What one add costs the queue, counted so that a regression fails: one job records the
+    customer (and attributes the add to its channel, and fans it out to webhooks when the corp has
+    any: the event's database subscribers run together), one reads the profile from WeCom, one
+    sends the welcome. At 50 adds a second every job more is 50 more leases, completions and
+    commits a second (docs/operations.md, capacity)."""
+    corp_id, wecom_id = wired
+    added = emulator.post(f"/corps/{wecom_id}/add_contact", {"userid": "zhangsan", "name": "王先生"})
+
+    def profile_read():
+        with session_scope() as s:
+            customer = contacts.get_by_external_id(s, corp_id=corp_id, external_userid=added["external_userid"])
+            return customer is not None and customer.name == "王先生"
+
+    wait_for(profile_read)
+    wait_for(lambda: settled(emulator, corp_id, wecom_id, 1))
+
+    def all_finished():
+        with session_scope() as s:
+            return not s.scalar(select(func.count()).select_from(Job).where(
+                Job.corp_id == corp_id, Job.state.in_(("queued", "running", "failed"))))
+
+    wait_for(all_finished)
+    with session_scope() as s:
+        jobs = Counter(s.execute(select(Job.name, Job.state).where(Job.corp_id == corp_id)).all())
+    assert jobs == {("event:customer.added:together:default", "done"): 1,
+                    ("customers.fetch_profile", "done"): 1,
+                    ("event:customer.added:acquisition.welcome", "done"): 1}
 
 
 def test_faults_lose_nothing_and_repeat_nothing(emulator, wired):

@@ -183,7 +183,7 @@ def expire_code(session: Session, payload: dict[str, Any], job: JobContext) -> N
 
 # --- attribution ----------------------------------------------------------------------------------------
 
-@subscribe("customer.added", name="acquisition.attribute", queue="default")
+@subscribe("customer.added", name="acquisition.attribute", queue="default", together=True)
 def attribute(session: Session, payload: dict[str, Any], job: JobContext) -> None:
     """Record the add against the channel code its state names (渠道归因)."""
     corp_id, event_id = job.corp_id, payload.get("inbox_event_id")
@@ -207,12 +207,12 @@ def attribute_many(session: Session, payloads: list[dict[str, Any]], jobs: list[
         attribute(session, payload, job)
 
 
-@subscribe("customer.lost", name="acquisition.lost")
+@subscribe("customer.lost", name="acquisition.lost", together=True)
 def customer_lost(session: Session, payload: dict[str, Any], job: JobContext) -> None:
     _lost(session, payload, job)
 
 
-@subscribe("customer.deleted", name="acquisition.deleted")
+@subscribe("customer.deleted", name="acquisition.deleted", together=True)
 def customer_deleted(session: Session, payload: dict[str, Any], job: JobContext) -> None:
     _lost(session, payload, job)
 

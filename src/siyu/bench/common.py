@@ -128,7 +128,8 @@ def stop_processes(procs: list[subprocess.Popen], timeout: float = 30) -> None:
 
 def approve_submitted_content(session, *, corp_id: int) -> None:
     """A bench corp's welcome goes out only once a compliance officer approved it (compliance's
-    content gate): a bench officer approves what was submitted."""
+    content gate): a bench officer approves what was submitted (one per corp: logins are unique in
+    the installation, and some benches make several corps)."""
     from sqlalchemy import select
 
     from siyu.compliance import approval
@@ -136,7 +137,7 @@ def approve_submitted_content(session, *, corp_id: int) -> None:
     from siyu.tenancy import service as tenancy
     from siyu.tenancy.principal import Principal
 
-    officer = tenancy.create_staff(session, corp_id=corp_id, login="bench.compliance", name="合规",
+    officer = tenancy.create_staff(session, corp_id=corp_id, login=f"bench.compliance.{corp_id}", name="合规",
                                    roles=["compliance"], password=None)
     checker = Principal(corp_id=corp_id, kind="staff", label=officer.login, staff_id=officer.id,
                         roles=frozenset({"compliance"}))

@@ -128,18 +128,29 @@ def get_by_external_id(session: Session, *, corp_id: int, external_userid: str) 
 def ensure_customer(session: Session, *, corp_id: int, external_userid: str, added_at: dt.datetime) -> Customer:
     """The corp's customer with this external_userid, created (stage new) when missing. Safe against
     a concurrent creation of the same customer (insert or skip, then read)."""
+    return _ensure_customer(session, corp_id=corp_id, external_userid=external_userid, added_at=added_at)[0]
+
+
+def _ensure_customer(session: Session, *, corp_id: int, external_userid: str, added_at: dt.datetime
+                     ) -> tuple[Customer, bool]:
+    """`ensure_customer`, and whether this transaction created the customer (then nothing else can
+    refer to them yet: no follow relation, no tag, until it commits)."""
     customer = get_by_external_id(session, corp_id=corp_id, external_userid=external_userid)
     if customer is None:
         now = utcnow()
-        session.execute(dialect_insert(session)(Customer.__table__).values(
+        # The new row comes back as the ORM object (no second read); none when a concurrent
+        # transaction created the customer first, which is then read.
+        customer = session.scalars(dialect_insert(session)(Customer).values(
             corp_id=corp_id, external_userid=external_userid, gender=0, stage=LifecycleStage.NEW.value,
             first_added_at=added_at, created_at=now, updated_at=now,
-        ).on_conflict_do_nothing(index_elements=["corp_id", "external_userid"]))
+        ).on_conflict_do_nothing(index_elements=["corp_id", "external_userid"]).returning(Customer)).first()
+        if customer is not None:
+            return customer, True
         customer = get_by_external_id(session, corp_id=corp_id, external_userid=external_userid)
         assert customer is not None
     elif added_at < customer.first_added_at:
         customer.first_added_at = added_at
-    return customer
+    return customer, False
 
 
 def _staff_id(session: Session, corp_id: int, wecom_userid: str, cache: dict[str, int | None] | None = None
@@ -159,13 +170,26 @@ def _get_follow(session: Session, customer_id: int, wecom_userid: str) -> Custom
 
 
 def _ensure_follow(session: Session, customer: Customer, *, wecom_userid: str, add_time: dt.datetime,
-                   state: str | None, staff_cache: dict[str, int | None] | None = None
-                   ) -> tuple[CustomerFollow, bool]:
-    """The follow relation, created active when missing; returns it and whether it was created."""
+                   state: str | None, staff_cache: dict[str, int | None] | None = None,
+                   new_customer: bool = False) -> tuple[CustomerFollow, bool]:
+    """The follow relation, created active when missing; returns it and whether it was created.
+    `new_customer`: the customer was created in this transaction, so they have no follow yet and no
+    other transaction can add one (the add of a new customer costs one INSERT here, not four
+    statements)."""
+    now = utcnow()
+    if new_customer:
+        follow = CustomerFollow(
+            corp_id=customer.corp_id, customer_id=customer.id, wecom_userid=wecom_userid,
+            staff_id=_staff_id(session, customer.corp_id, wecom_userid, staff_cache), add_time=add_time,
+            state=state, status=FollowStatus.ACTIVE.value, stage=customer.stage, shared=False, created_at=now,
+            updated_at=now,
+        )
+        session.add(follow)
+        session.flush()
+        return follow, True
     follow = _get_follow(session, customer.id, wecom_userid)
     if follow is not None:
         return follow, False
-    now = utcnow()
     session.execute(dialect_insert(session)(CustomerFollow.__table__).values(
         corp_id=customer.corp_id, customer_id=customer.id, wecom_userid=wecom_userid,
         staff_id=_staff_id(session, customer.corp_id, wecom_userid, staff_cache), add_time=add_time,
@@ -196,8 +220,9 @@ def record_add(session: Session, *, corp_id: int, external_userid: str, wecom_us
     """A customer added a member of staff (or was added by them): the customer and the follow
     relation exist and are active, with the channel `state`, unless a later end is known."""
     state = (state or None) and state[:64]
-    customer = ensure_customer(session, corp_id=corp_id, external_userid=external_userid, added_at=at)
-    follow, created = _ensure_follow(session, customer, wecom_userid=wecom_userid, add_time=at, state=state)
+    customer, new_customer = _ensure_customer(session, corp_id=corp_id, external_userid=external_userid, added_at=at)
+    follow, created = _ensure_follow(session, customer, wecom_userid=wecom_userid, add_time=at, state=state,
+                                     new_customer=new_customer)
     changed = created
     if not created:
         if follow.status != FollowStatus.ACTIVE:

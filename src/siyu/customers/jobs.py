@@ -71,7 +71,7 @@ def enqueue_profile_fetch(session: Session, *, corp_id: int, external_userid: st
             idempotency_key=f"{FETCH_PROFILE}:{corp_id}:{external_userid}:{reason}"[:200])
 
 
-@subscribe("customer.added", name="customers.upsert_contact")
+@subscribe("customer.added", name="customers.upsert_contact", together=True)
 def upsert_contact(session: Session, payload: dict[str, Any], job: JobContext) -> None:
     """客户添加: the customer and the follow relation with its channel state and add time."""
     from siyu.customers.service import is_transfer_add
@@ -97,7 +97,7 @@ def upsert_contacts(session: Session, payloads: list[dict[str, Any]], jobs: list
         upsert_contact(session, payload, job)
 
 
-@subscribe("customer.edited", name="customers.contact_edited")
+@subscribe("customer.edited", name="customers.contact_edited", together=True)
 def contact_edited(session: Session, payload: dict[str, Any], job: JobContext) -> None:
     """客户信息变更 (remark, description, tags): read the profile again; an unknown customer is
     recorded as added then (the edit proves the follow relation)."""
@@ -121,19 +121,19 @@ def _ended(session: Session, payload: dict[str, Any], job: JobContext, status: F
                         source_key=_source_key(payload, status.value), detail=detail)
 
 
-@subscribe("customer.deleted", name="customers.contact_deleted")
+@subscribe("customer.deleted", name="customers.contact_deleted", together=True)
 def contact_deleted(session: Session, payload: dict[str, Any], job: JobContext) -> None:
     """删除客户: the member of staff deleted the customer."""
     _ended(session, payload, job, FollowStatus.DELETED_BY_STAFF)
 
 
-@subscribe("customer.lost", name="customers.contact_lost")
+@subscribe("customer.lost", name="customers.contact_lost", together=True)
 def contact_lost(session: Session, payload: dict[str, Any], job: JobContext) -> None:
     """被客户删除: the customer deleted the member of staff."""
     _ended(session, payload, job, FollowStatus.LOST)
 
 
-@subscribe("customer.transferred_out", name="customers.contact_transferred_out")
+@subscribe("customer.transferred_out", name="customers.contact_transferred_out", together=True)
 def contact_transferred_out(session: Session, payload: dict[str, Any], job: JobContext) -> None:
     """删除企业客户 with Source=DELETE_BY_TRANSFER: a handover completed and WeCom moved the customer
     to the take-over advisor. The handing advisor's follow ends as `transferred`: not a deletion,
@@ -141,7 +141,7 @@ def contact_transferred_out(session: Session, payload: dict[str, Any], job: JobC
     _ended(session, payload, job, FollowStatus.TRANSFERRED)
 
 
-@subscribe("customer.transfer_failed", name="customers.transfer_failed")
+@subscribe("customer.transfer_failed", name="customers.transfer_failed", together=True)
 def transfer_failed(session: Session, payload: dict[str, Any], job: JobContext) -> None:
     """客户接替失败: on the timeline, with WeCom's reason (customer_refused / customer_limit_exceed)."""
     reason = payload.get("fail_reason")
@@ -152,7 +152,7 @@ def transfer_failed(session: Session, payload: dict[str, Any], job: JobContext) 
                                source_key=_source_key(payload, "transfer_failed"))
 
 
-@subscribe("customer.transferred", name="customers.follow_transferred")
+@subscribe("customer.transferred", name="customers.follow_transferred", together=True)
 def follow_transferred(session: Session, payload: dict[str, Any], job: JobContext) -> None:
     """客户继承 completed (published by the compliance domain's handover): the take-over advisor
     follows the customer now and the handing advisor's follow relation ends."""
@@ -253,7 +253,7 @@ def _order_detail(payload: dict[str, Any]) -> dict[str, Any]:
             if isinstance(payload.get(k), str | int)}
 
 
-@subscribe("customer.invested", name="customers.invested")
+@subscribe("customer.invested", name="customers.invested", together=True)
 def order_invested(session: Session, payload: dict[str, Any], job: JobContext) -> None:
     """已投资 / 已复投: the timeline entry and the lifecycle stage (rule above)."""
     customer = _order_customer(session, payload, job)
@@ -273,7 +273,7 @@ def order_invested(session: Session, payload: dict[str, Any], job: JobContext) -
                 corp_id=customer.corp_id, key=f"{key}:stage")
 
 
-@subscribe("customer.redeemed", name="customers.redeemed")
+@subscribe("customer.redeemed", name="customers.redeemed", together=True)
 def order_redeemed(session: Session, payload: dict[str, Any], job: JobContext) -> None:
     """赎回: on the timeline."""
     customer = _order_customer(session, payload, job)
@@ -284,7 +284,7 @@ def order_redeemed(session: Session, payload: dict[str, Any], job: JobContext) -
                           source_key=f"firm_order:{payload.get('firm_order_pk', job.id)}:redeemed")
 
 
-@subscribe("customer.verified", name="customers.link_verified")
+@subscribe("customer.verified", name="customers.link_verified", together=True)
 def link_verified(session: Session, payload: dict[str, Any], job: JobContext) -> None:
     """A customer passed the verification gate with a known WeCom contact and the firm's customer
     id: link the two (`service.link_firm_customer`, audited). A contact Siyu does not know yet, or a

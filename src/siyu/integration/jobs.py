@@ -1,7 +1,9 @@
 """Outbound webhooks on the queue.
 
 * `integration.webhooks` subscribes to every event in `WEBHOOK_EVENTS`: in the event job's
-  transaction it creates one delivery per subscribed endpoint and enqueues its delivery job.
+  transaction it creates one delivery per subscribed endpoint and enqueues its delivery job. A corp
+  without an enabled endpoint for an event gets no job for it at all; for the others it runs in the
+  event's together job with the other domains' database subscribers (one job per event, not one more).
 * `integration.deliver_webhook` POSTs one delivery. The request holds no database transaction:
   the delivery is read in a short transaction, the POST is made, and the attempt is written in a
   transaction of its own (committed whatever happens next, so failed attempts are on record too).
@@ -49,7 +51,7 @@ def describe_failure(exc: httpx.HTTPError) -> str:
 
 
 for _event in service.WEBHOOK_EVENTS:
-    subscribe(_event, name="integration.webhooks", interested=service.corp_has_endpoints)(_fan_out)
+    subscribe(_event, name="integration.webhooks", interested=service.wants_event(_event), together=True)(_fan_out)
 
 
 @job_handler(service.DELIVER_JOB, max_attempts=service.MAX_ATTEMPTS)

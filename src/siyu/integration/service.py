@@ -439,30 +439,49 @@ def _admin(principal: Principal) -> None:
         raise Forbidden("your role does not allow this")
 
 
-# Corps with an enabled endpoint, as last read by this process: {corp_id: (read at, has one)}. The
-# event fan-out asks it on every customer event (in the WeCom callback's transaction), so it reads
-# the database at most once per ENDPOINTS_TTL_SECONDS and corp. An endpoint created in another
-# process therefore receives the events published from at most that long after its creation.
+# The events each corp's enabled endpoints subscribe to, as last read by this process:
+# {corp_id: (read at, events)}. The event fan-out asks it on every customer event (in the WeCom
+# callback's transaction), so it reads the database at most once per ENDPOINTS_TTL_SECONDS and
+# corp. An endpoint created or changed in another process therefore receives the events published
+# from at most that long after the change.
 ENDPOINTS_TTL_SECONDS = 5.0
-_has_endpoints: dict[int, tuple[float, bool]] = {}
+_endpoint_events: dict[int, tuple[float, frozenset[str]]] = {}
+
+
+def corp_webhook_events(session: Session, corp_id: int | None) -> frozenset[str]:
+    """The events some enabled endpoint of the corp subscribes to (cached per process for a few
+    seconds)."""
+    if corp_id is None:
+        return frozenset()
+    now = time.monotonic()
+    seen = _endpoint_events.get(corp_id)
+    if seen is not None and now - seen[0] < ENDPOINTS_TTL_SECONDS:
+        return seen[1]
+    chosen = session.scalars(select(WebhookEndpoint.events).where(WebhookEndpoint.corp_id == corp_id,
+                                                                  WebhookEndpoint.enabled.is_(True))).all()
+    events = frozenset(e for row in chosen for e in (row or []) if isinstance(e, str))
+    _endpoint_events[corp_id] = (now, events)
+    return events
 
 
 def corp_has_endpoints(session: Session, corp_id: int | None) -> bool:
-    """Whether the corp has an enabled webhook endpoint (cached per process for a few seconds)."""
-    if corp_id is None:
-        return False
-    now = time.monotonic()
-    seen = _has_endpoints.get(corp_id)
-    if seen is not None and now - seen[0] < ENDPOINTS_TTL_SECONDS:
-        return seen[1]
-    has = session.scalar(select(WebhookEndpoint.id).where(WebhookEndpoint.corp_id == corp_id,
-                                                          WebhookEndpoint.enabled.is_(True)).limit(1)) is not None
-    _has_endpoints[corp_id] = (now, has)
-    return has
+    """Whether the corp has an enabled webhook endpoint for some event (cached like
+    `corp_webhook_events`)."""
+    return bool(corp_webhook_events(session, corp_id))
+
+
+def wants_event(event: str):
+    """`interested` of the fan-out subscriber of `event`: only a corp with an enabled endpoint
+    subscribed to that very event gets a fan-out job for it (no job, no delivery row for the others)."""
+
+    def interested(session: Session, corp_id: int | None) -> bool:
+        return event in corp_webhook_events(session, corp_id)
+
+    return interested
 
 
 def _endpoints_changed(corp_id: int) -> None:
-    _has_endpoints.pop(corp_id, None)
+    _endpoint_events.pop(corp_id, None)
 
 
 def create_endpoint(session: Session, *, principal: Principal, url: object, events: object,

@@ -47,6 +47,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    tuple_,
     update,
     values,
 )
@@ -422,15 +423,28 @@ def complete_many(
     now: dt.datetime | None = None,
 ) -> set[int]:
     """Marks several jobs done in one statement, each fenced like `complete`; returns the ids
-    marked. Only for jobs whose handlers wrote nothing to the database (the worker's batch
-    completer on PostgreSQL): they have no transaction of their own to commit the mark with."""
+    marked. For the jobs of a batch handler (in its transaction) and for jobs whose handlers wrote
+    nothing to the database (the worker's batch completer): one statement instead of one each."""
     if not jobs:
         return set()
     now = now or utcnow()
     if not is_postgres(session):
-        # SQLite has no UPDATE ... FROM (VALUES ...) AS v(columns); one fenced update each.
-        return {job.id for job, started in jobs
-                if complete(session, job=job, worker_id=worker_id, started_at=started, now=now)}
+        # SQLite has no UPDATE ... FROM (VALUES ...) AS v(columns): one statement per start time
+        # (a batch's jobs share theirs), fenced on (id, attempt) row values.
+        by_start: dict[dt.datetime, list[tuple[int, int]]] = {}
+        for job, started in jobs:
+            by_start.setdefault(started, []).append((job.id, job.attempt))
+        done: set[int] = set()
+        for started, pairs in by_start.items():
+            done.update(session.scalars(
+                update(_t)
+                .where(tuple_(_t.c.id, _t.c.attempt).in_(pairs), _t.c.state == JobState.RUNNING.value,
+                       _t.c.locked_by == worker_id)
+                .values(state=JobState.DONE.value, started_at=started, finished_at=now, locked_by=None,
+                        lease_expires_at=None)
+                .returning(_t.c.id)
+            ))
+        return done
     rows = values(
         column("v_id", BigInteger),
         column("v_attempt", Integer),

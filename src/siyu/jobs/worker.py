@@ -527,8 +527,9 @@ class Worker:
         ok = False
         try:
             spec.many(session, [job.payload for job in live], ctxs)
-            ok = all(service.complete(session, job=job, worker_id=self.worker_id, started_at=started)
-                     for job in live)
+            # All marked done in one statement, fenced per job; one lease lost fails the batch.
+            done = service.complete_many(session, jobs=[(job, started) for job in live], worker_id=self.worker_id)
+            ok = len(done) == len(live)
             if ok:
                 session._worker_commit = True
                 session.commit()
