@@ -229,10 +229,15 @@ def test_login_form_names_the_field(caller):
     client.cookies.clear()
     page = client.get("/login")
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
-    missing = client.post("/login", data={"login": "", "password": "", "csrf_token": token})
-    assert missing.status_code == 422 and named_fields(missing) == {"login"}
-    too_long = client.post("/login", data={"login": "x" * 300, "password": "p", "csrf_token": token},
+    missing = client.post("/login", data={"corp": "", "login": "", "password": "", "csrf_token": token})
+    assert missing.status_code == 422 and named_fields(missing) == {"corp"}
+    no_login = client.post("/login", data={"corp": "bank", "login": "", "password": "", "csrf_token": token})
+    assert no_login.status_code == 422 and named_fields(no_login) == {"login"}
+    too_long = client.post("/login", data={"corp": "bank", "login": "x" * 300, "password": "p", "csrf_token": token},
                            headers={"accept": "text/html"})
     assert too_long.status_code == 422 and named_fields(too_long) == {"login"}
-    nul = client.post("/login", data={"login": "a\x00", "password": "p\x00", "csrf_token": token})
+    too_long = client.post("/login", data={"corp": "b" * 300, "login": "x.y", "password": "p", "csrf_token": token},
+                           headers={"accept": "text/html"})
+    assert too_long.status_code == 422 and named_fields(too_long) == {"corp"}
+    nul = client.post("/login", data={"corp": "b\x00", "login": "a\x00", "password": "p\x00", "csrf_token": token})
     assert nul.status_code == 401

@@ -25,7 +25,8 @@ def test_seed_has_every_role_and_a_working_api_key(session, tmp_path):
     assert roles == {r.value for r in Role}
     assert sum("advisor" in e["roles"] for e in info.logins) >= 2
     for entry in info.logins:
-        staff = service.authenticate(session, login=entry["login"], password=demo.DEMO_PASSWORD)
+        assert entry["corp"] == demo.DEMO_SLUG
+        staff = service.authenticate(session, corp=entry["corp"], login=entry["login"], password=demo.DEMO_PASSWORD)
         assert staff.corp_id == info.corp_id
     principal = service.resolve_api_key(session, token=info.api_key)
     assert principal is not None and principal.corp_id == info.corp_id
@@ -89,6 +90,7 @@ def test_demo_runs_and_stops_on_sigterm(tmp_path):
             answer = client.post(
                 "/login",
                 data={
+                    "corp": demo.DEMO_SLUG,
                     "login": "demo.admin",
                     "password": demo.DEMO_PASSWORD,
                     "csrf_token": client.cookies.get("siyu_login_csrf"),
@@ -102,6 +104,7 @@ def test_demo_runs_and_stops_on_sigterm(tmp_path):
         output, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, output
     assert "demo.admin" in output and demo.DEMO_PASSWORD in output
+    assert f"corp code: {demo.DEMO_SLUG}" in output and f"/login/{demo.DEMO_SLUG}" in output
     assert (tmp_path / "var" / "siyu.db").exists()
     # No child outlived the demo: nothing answers on the console port any more.
     with pytest.raises(httpx.ConnectError):

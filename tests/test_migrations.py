@@ -17,6 +17,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 
 import siyu
 from siyu.db import make_engine
@@ -112,3 +113,30 @@ def test_db_upgrade_twice_is_harmless(tmp_path):
         assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == version
     heads = ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads()
     assert [v for (v,) in version] == heads
+
+
+def test_logins_become_unique_per_corp_without_losing_staff(tmp_path):
+    """0009_logins: staff created under installation-wide logins keep their rows (and their password
+    hashes); afterwards a second corp may give out a login the first uses, but a corp not twice."""
+    url = f"sqlite:///{tmp_path / 'logins.db'}"
+    upgrade("0007_communities", url)
+    engine = make_engine(url)
+    try:
+        staff_columns = "corp_id, login, name, password_hash, is_active, sees_department, created_at"
+        with engine.begin() as conn:
+            for slug in ("bank", "broker"):
+                conn.execute(text("INSERT INTO corp (slug, name, is_active, created_at) "
+                                  "VALUES (:slug, :slug, 1, '2026-01-01')"), {"slug": slug})
+            conn.execute(text(f"INSERT INTO staff ({staff_columns}) VALUES "
+                              "(1, 'wang.fang', '王芳', 'argon2-hash', 1, 0, '2026-01-01')"))
+        upgrade("head", url)
+        insert = text(f"INSERT INTO staff ({staff_columns}) VALUES "
+                      "(:corp, 'wang.fang', '王芳', NULL, 1, 0, '2026-01-01')")
+        with engine.begin() as conn:
+            assert conn.execute(text("SELECT corp_id, login, password_hash FROM staff")).all() == [
+                (1, "wang.fang", "argon2-hash")]
+            conn.execute(insert, {"corp": 2})
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(insert, {"corp": 1})
+    finally:
+        engine.dispose()

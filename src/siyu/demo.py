@@ -119,6 +119,7 @@ def seed_demo(session: Session, *, data_dir: Path) -> DemoInfo:
         if staff is not None:
             logins.append(
                 {
+                    "corp": corp.slug,
                     "login": login,
                     "name": staff.name,
                     "roles": sorted(staff.role_names),
@@ -143,9 +144,10 @@ def _seed_logins(session: Session) -> None:
     from siyu.tenancy import service
 
     with contextlib.suppress(service.LoginFailed):
-        service.authenticate(session, login="demo.advisor1", password="not-the-password", ip="127.0.0.1")
+        service.authenticate(session, corp=DEMO_SLUG, login="demo.advisor1", password="not-the-password",
+                             ip="127.0.0.1")
     for login in ("demo.advisor1", "demo.ops", "demo.admin"):
-        service.authenticate(session, login=login, password=DEMO_PASSWORD, ip="127.0.0.1")
+        service.authenticate(session, corp=DEMO_SLUG, login=login, password=DEMO_PASSWORD, ip="127.0.0.1")
 
 
 def _demo_api_key(session: Session, *, corp_id: int, data_dir: Path) -> str:
@@ -794,11 +796,13 @@ def _print_banner(info: DemoInfo, *, console_url: str, emulator_url: str | None,
         ),
         f"  Database        {info.database_url}",
         "",
-        f"  Logins (password for all: {info.password})",
+        f"  Logins (corp code: {info.corp_slug}, password for all: {info.password})",
+        f"  Login page      {console_url}/login/{info.corp_slug}",
     ]
     for entry in info.logins:
         roles = ", ".join(f"{role_zh.get(r, r)} {r}" for r in entry["roles"])
-        lines.append(f"    {_pad(entry['login'], 17)} {_pad(entry['name'], 6)} {_pad(roles, 24)} {entry['department']}")
+        lines.append(f"    {_pad(entry['corp'], 6)} {_pad(entry['login'], 17)} {_pad(entry['name'], 6)} "
+                     f"{_pad(roles, 24)} {entry['department']}")
     lines += ["", "  Ctrl-C stops the demo. `siyu demo --reset` starts again from an empty database.", ""]
     print("\n".join(lines), flush=True)
 

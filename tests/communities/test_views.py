@@ -63,7 +63,7 @@ def test_advisors_see_their_own_groups_and_change_nothing(session, corp):
     from tenancy.factories import log_in, make_client
 
     client = make_client(session)
-    csrf = log_in(client, zhang.login)
+    csrf = log_in(client, zhang)
     page = client.get("/groups", headers={"accept": "text/html"})
     assert "新手课堂1期" in page.text and "高净值沙龙" not in page.text
     assert client.get(f"/groups/{theirs.id}", headers={"accept": "text/html"}).status_code == 404

@@ -115,7 +115,7 @@ def test_the_extraction_finds_the_console_messages():
     assert "Verify chain" in found             # a template
     assert "Some fields are not valid." in found  # _() in Python
     assert "this login is taken" in found      # an error raised by a service
-    assert "Wrong login or password." in found  # N_() in a view
+    assert "Wrong corp code, login or password." in found  # N_() in a view
 
 
 def test_every_message_has_a_chinese_translation():
@@ -157,7 +157,7 @@ def admin_client(session):
     corp = make_corp(session)
     admin = make_staff(session, corp, roles=["administrator"])
     client = make_client(session)
-    log_in(client, admin.login)
+    log_in(client, admin)
     return client
 
 

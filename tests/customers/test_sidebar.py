@@ -193,7 +193,7 @@ def _logged_in(session, staff):
     from tenancy.factories import ConsoleClient, log_in
 
     client = make_client(session)
-    return ConsoleClient(client, staff, log_in(client, staff.login))
+    return ConsoleClient(client, staff, log_in(client, staff))
 
 
 def test_the_sidebar_page_in_chinese_and_english(session, shop):

@@ -130,9 +130,11 @@ def test_the_sync_job_reads_the_library_and_follows_renames_reorders_and_deletio
     assert _customer_tags(corp_id, ext) == {"理财"}
 
 
-def _console(login: str) -> TestClient:
+def _console(corp_id: int, login: str) -> TestClient:
+    with session_scope() as s:
+        corp = tenancy.get_corp(s, corp_id=corp_id).slug
     client = TestClient(create_app(get_settings()), base_url="http://testserver", follow_redirects=False)
-    client.csrf = log_in(client, login)
+    client.csrf = log_in(client, login, corp=corp)
     return client
 
 
@@ -147,7 +149,7 @@ def test_a_tag_added_on_the_360_page_is_marked_at_wecom_once_by_the_acting_advis
     with session_scope() as s:
         fund = s.scalar(select(CustomerTag.id).where(CustomerTag.corp_id == corp_id, CustomerTag.name == "基金"))
         wealth = s.scalar(select(CustomerTag.id).where(CustomerTag.corp_id == corp_id, CustomerTag.name == "理财"))
-    advisor = _console(zhangsan_login)
+    advisor = _console(corp_id, zhangsan_login)
     response = advisor.post(f"/customers/{customer_id}/tags",
                             data={"tag_id": str(fund), "action": "add", "csrf_token": advisor.csrf})
     assert response.status_code == 303, response.text
@@ -177,7 +179,7 @@ def test_a_tag_added_on_the_360_page_is_marked_at_wecom_once_by_the_acting_advis
     assert _customer_tags(corp_id, ext) == {"基金"}
 
     # Operations follow no one: the first active follow (lisi, who was added first) is marked.
-    operations = _console(ops_login)
+    operations = _console(corp_id, ops_login)
     assert operations.post(f"/customers/{customer_id}/tags",
                            data={"tag_id": str(wealth), "action": "add", "csrf_token": operations.csrf}
                            ).status_code == 303
@@ -200,7 +202,7 @@ def test_a_mark_wecom_refuses_is_undone_and_shown(emulator, wired):  # noqa: F81
     corp = emulator.state.corp(wecom_id)
     with emulator.state.lock:  # deleted at WeCom after Siyu last read the library
         del corp.tags[next(t.id for t in corp.tags.values() if t.name == "保险")]
-    user = _console(login)
+    user = _console(corp_id, login)
     assert user.post(f"/customers/{customer_id}/tags",
                      data={"tag_id": str(insurance), "action": "add", "csrf_token": user.csrf}).status_code == 303
     assert _customer_tags(corp_id, ext) == {"保险"}

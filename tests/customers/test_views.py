@@ -77,7 +77,7 @@ def test_an_advisor_sees_only_their_customers(session, corp):
     client = console_user(session, corp, roles=["advisor"], wecom_userid="li2")
     assert _row_names(client.get("/customers").text) == []
     zhang_client = make_client(session)
-    log_in(zhang_client, zhang.login)
+    log_in(zhang_client, zhang)
     page = zhang_client.get("/customers", headers={"accept": "text/html"})
     assert _row_names(page.text) == ["周*"]
     other_id = re.search(r'href="/customers/(\d+)"', console_user(session, corp, roles=["operations"])

@@ -156,10 +156,11 @@ def screenshot(page):
 
 @pytest.fixture
 def log_in(page, live_server):
-    """log_in(login, password=demo password): submits the login form."""
+    """log_in(login, password=demo password, corp=the demo corp's code): submits the login form."""
 
-    def submit(login: str, password: str | None = None) -> None:
+    def submit(login: str, password: str | None = None, corp: str | None = None) -> None:
         page.goto("/login")
+        page.fill("#corp", corp if corp is not None else live_server.demo["corp_slug"])
         page.fill("#login", login)
         page.fill("#password", password if password is not None else live_server.password)
         page.click("form[action='/login'] button[type=submit]")

@@ -71,7 +71,7 @@ def test_an_advisors_groups_fit_a_phone(browser, live_server):
                                   timezone_id="Asia/Shanghai", is_mobile=True, has_touch=True)
     try:
         page = context.new_page()
-        page.goto("/login")
+        page.goto("/login/" + live_server.demo["corp_slug"])  # the corp's login address
         page.fill("#login", "demo.advisor1")
         page.fill("#password", live_server.password)
         page.click("form[action='/login'] button[type=submit]")

@@ -27,7 +27,7 @@ def phone(browser, live_server):
                                   timezone_id="Asia/Shanghai", device_scale_factor=1, is_mobile=True, has_touch=True)
     context.set_default_timeout(10_000)
     page = context.new_page()
-    page.goto("/login")
+    page.goto("/login/" + live_server.demo["corp_slug"])  # the corp's login address
     page.fill("#login", "demo.advisor1")
     page.fill("#password", live_server.password)
     page.click("form[action='/login'] button[type=submit]")

@@ -33,7 +33,7 @@ def test_the_sidebar_explains_and_recommends_at_phone_width(phone, live_server, 
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         phone.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
-    phone.goto("/login")
+    phone.goto("/login/" + live_server.demo["corp_slug"])  # the corp's login address
     phone.fill("#login", "demo.advisor1")  # 张伟, who follows 周建国 (C4, from the firm's KYC)
     phone.fill("#password", live_server.password)
     phone.click("form[action='/login'] button[type=submit]")

@@ -96,10 +96,23 @@ def csrf_from(html: str) -> str:
     return match.group(1)
 
 
-def log_in(client: TestClient, login: str, password: str = PASSWORD) -> str:
-    """Logs in through the login form; returns the console CSRF token for unsafe requests."""
+def corp_code(staff: Staff) -> str:
+    """The code (slug) of a member of staff's corp, which the login form asks for."""
+    from sqlalchemy.orm import object_session
+
+    return object_session(staff).get(Corp, staff.corp_id).slug
+
+
+def log_in(client: TestClient, staff: Staff | str, password: str = PASSWORD, *, corp: str | None = None) -> str:
+    """Logs in through the login form as `staff` (or a login typed in the corp `corp`); returns the
+    console CSRF token for unsafe requests."""
+    if isinstance(staff, Staff):
+        corp, login = corp or corp_code(staff), staff.login
+    else:
+        assert corp, "a login is typed with its corp's code"
+        login = staff
     page = client.get("/login")
-    response = client.post("/login", data={"login": login, "password": password,
+    response = client.post("/login", data={"corp": corp, "login": login, "password": password,
                                            "csrf_token": csrf_from(page.text), "next": "/"})
     assert response.status_code == 303, response.text
     return console_csrf(client)
@@ -132,7 +145,7 @@ class ConsoleClient:
 def console_user(session: Session, corp: Corp, *, roles=(Role.ADMINISTRATOR,), **kwargs) -> ConsoleClient:
     staff = make_staff(session, corp, roles=roles, **kwargs)
     client = make_client(session)
-    csrf = log_in(client, staff.login)
+    csrf = log_in(client, staff)
     return ConsoleClient(client, staff, csrf)
 
 

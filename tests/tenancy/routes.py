@@ -57,7 +57,7 @@ class Caller:
     def __init__(self, session, corp: Corp, admin: Staff, api_token: str):
         self.session, self.corp, self.admin = session, corp, admin
         self.client = make_client(session)
-        self.csrf = log_in(self.client, admin.login)
+        self.csrf = log_in(self.client, admin)
         self.token = api_token
 
     def ensure(self) -> None:
@@ -71,7 +71,7 @@ class Caller:
         if not token or service.resolve_session(session, token=token) is None:
             service.set_password(session, corp_id=self.corp.id, staff_id=admin.id, password=PASSWORD, actor="test")
             self.client.cookies.clear()
-            self.csrf = log_in(self.client, admin.login)
+            self.csrf = log_in(self.client, admin)
         if service.resolve_api_key(session, token=self.token) is None:
             self.token, _key = service.create_api_key(session, corp_id=self.corp.id, name="restored", scopes=["*"],
                                                       actor="test")

@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from siyu.tenancy import audit, service
 from siyu.tenancy.models import ApiKey, ConsoleSession, Corp, Department, Staff
-from tenancy.factories import PASSWORD, api_client, make_staff, principal_of
+from tenancy.factories import PASSWORD, api_client, corp_code, make_staff, principal_of
 from tenancy.routes import ALL_ROLES, Caller, app_routes, flat_params, harvest_form_values, is_form
 
 # Routes that are not about a corp's data: logging in and out (API documentation and static files
@@ -84,7 +84,8 @@ def make_tenant(session, label: str) -> Tenant:
                       department_id=retail.id, sees_department=True, password=None)
     token, key = service.create_api_key(session, corp_id=corp.id, name=f"密钥-{tag}", scopes=["*"],
                                         actor=principal_of(admin))
-    service.authenticate(session, login=admin.login, password=PASSWORD, ip="10.9.9.9")  # audit entries
+    # audit entries
+    service.authenticate(session, corp=corp_code(admin), login=admin.login, password=PASSWORD, ip="10.9.9.9")
     service.set_roles(session, corp_id=corp.id, staff_id=lead.id, roles=["advisor", "operations"],
                       actor=principal_of(admin))
     tenant = Tenant(corp=corp, admin=admin, staff=[admin, advisor, lead],

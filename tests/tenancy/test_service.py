@@ -13,7 +13,7 @@ from siyu.errors import Conflict, Forbidden, InvalidInput, NotFound
 from siyu.tenancy import audit, security, service
 from siyu.tenancy.models import ApiKey, AuditEntry, ConsoleSession, Role, Staff
 from siyu.tenancy.principal import Principal
-from tenancy.factories import PASSWORD, make_corp, make_staff, principal_of, unique
+from tenancy.factories import PASSWORD, corp_code, make_corp, make_staff, principal_of, unique
 
 
 def actions(session, corp_id: int) -> list[str]:
@@ -161,8 +161,9 @@ def test_login_and_wecom_userid_must_be_unique(session, corp):
     other = make_corp(session)
     first = make_staff(session, corp, wecom_userid="wx1", password=None)
     with pytest.raises(Conflict) as err:
-        make_staff(session, other, login=first.login, password=None)
-    assert err.value.field == "login"  # logins are global: the login page has no corp field
+        make_staff(session, corp, login=first.login, password=None)
+    assert err.value.field == "login"
+    make_staff(session, other, login=first.login, password=None)  # per corp: staff name their corp at login
     with pytest.raises(Conflict) as err:
         make_staff(session, corp, wecom_userid="wx1", password=None)
     assert err.value.field == "wecom_userid"
@@ -249,7 +250,8 @@ def test_an_administrator_cannot_deactivate_themselves(session, corp, admin):
 
 def test_login_succeeds_and_is_audited(session, corp):
     staff = make_staff(session, corp)
-    got = service.authenticate(session, login=" " + staff.login.upper() + " ", password=PASSWORD, ip="10.0.0.9")
+    got = service.authenticate(session, corp=" " + corp.slug.upper() + " ", login=" " + staff.login.upper() + " ",
+                               password=PASSWORD, ip="10.0.0.9")
     assert got is staff and staff.last_login_at is not None
     entry = audit.list_entries(session, corp_id=corp.id, action="login.succeeded", limit=1)[0]
     assert entry.actor == staff.login and entry.ip == "10.0.0.9"
@@ -258,17 +260,58 @@ def test_login_succeeds_and_is_audited(session, corp):
 def test_wrong_password_fails_and_is_counted(session, corp):
     staff = make_staff(session, corp)
     with pytest.raises(service.LoginFailed):
-        service.authenticate(session, login=staff.login, password="wrong-password")
+        service.authenticate(session, corp=corp_code(staff), login=staff.login, password="wrong-password")
     entry = audit.list_entries(session, corp_id=corp.id, action="login.failed", limit=1)[0]
     assert entry.detail == {"failures": 1, "reason": "password"}
     assert "wrong-password" not in str(entry.detail)
 
 
 @pytest.mark.parametrize("login", ["nobody.here", "", "x\x00y", "a" * 500])
-def test_unknown_login_fails_the_same_way(session, login):
+def test_unknown_login_fails_the_same_way(session, corp, login):
     with pytest.raises(service.LoginFailed) as err:
-        service.authenticate(session, login=login, password=PASSWORD)
+        service.authenticate(session, corp=corp.slug, login=login, password=PASSWORD)
     assert err.value.message == "wrong login or password"
+
+
+@pytest.mark.parametrize("code", ["no-such-corp", "", "x\x00y", "a" * 500, "UPPER CASE"])
+def test_an_unknown_corp_fails_like_a_wrong_password(session, corp, code):
+    staff = make_staff(session, corp)
+    with pytest.raises(service.LoginFailed) as err:
+        service.authenticate(session, corp=code, login=staff.login, password=PASSWORD)
+    assert type(err.value) is service.LoginFailed and err.value.message == "wrong login or password"
+
+
+def test_the_same_login_in_two_corps_logs_each_into_its_own_corp(session):
+    bank, broker = make_corp(session), make_corp(session)
+    at_bank = make_staff(session, bank, login="wang.fang", password="bank-password-2026")
+    at_broker = make_staff(session, broker, login="wang.fang", password="broker-password-2026")
+    assert at_bank.id != at_broker.id
+    assert service.authenticate(session, corp=bank.slug, login="wang.fang", password="bank-password-2026") is at_bank
+    assert service.authenticate(session, corp=broker.slug, login="wang.fang",
+                                password="broker-password-2026") is at_broker
+    # One's password does not open the other's account.
+    with pytest.raises(service.LoginFailed):
+        service.authenticate(session, corp=broker.slug, login="wang.fang", password="bank-password-2026")
+
+
+def test_a_login_is_still_unique_within_its_corp(session, corp):
+    make_staff(session, corp, login="zhao.lei")
+    with pytest.raises(Conflict) as taken:
+        make_staff(session, corp, login="Zhao.Lei")
+    assert taken.value.field == "login"
+
+
+def test_a_login_of_another_corp_is_tried_like_an_unknown_one(session):
+    """A name that exists only in corp B, tried at corp A with B's password: A's answer, and nothing
+    in A's or B's audit log."""
+    corp_a, corp_b = make_corp(session), make_corp(session)
+    only_in_b = make_staff(session, corp_b, login="chen.jing")
+    with pytest.raises(service.LoginFailed) as err:
+        service.authenticate(session, corp=corp_a.slug, login="chen.jing", password=PASSWORD)
+    assert type(err.value) is service.LoginFailed and err.value.message == "wrong login or password"
+    assert only_in_b.last_login_at is None
+    assert not audit.list_entries(session, corp_id=corp_b.id, action="login.failed", limit=5)
+    assert not audit.list_entries(session, corp_id=corp_a.id, action="login.failed", limit=5)
 
 
 def test_failures_from_one_address_slow_that_address_down_then_pass(session, corp):
@@ -277,23 +320,24 @@ def test_failures_from_one_address_slow_that_address_down_then_pass(session, cor
     max_failures = get_settings().login_max_failures
     for _ in range(max_failures):
         with pytest.raises(service.LoginFailed):
-            service.authenticate(session, login=staff.login, password="wrong-password", ip="10.0.0.1")
+            service.authenticate(session, corp=corp.slug, login=staff.login, password="wrong-password", ip="10.0.0.1")
     with pytest.raises(service.TooManyAttempts):
-        service.authenticate(session, login=staff.login, password=PASSWORD, ip="10.0.0.1")
+        service.authenticate(session, corp=corp_code(staff), login=staff.login, password=PASSWORD, ip="10.0.0.1")
     assert actions(session, corp.id).count("login.failed") == max_failures
     later = utcnow() + dt.timedelta(seconds=5)
-    assert service.authenticate(session, login=staff.login, password=PASSWORD, ip="10.0.0.1", now=later) is staff
+    assert service.authenticate(session, corp=corp.slug, login=staff.login, password=PASSWORD, ip="10.0.0.1",
+                                now=later) is staff
 
 
 def test_a_success_resets_the_failure_count(session, corp):
     staff = make_staff(session, corp)
     for _ in range(get_settings().login_max_failures - 1):
         with pytest.raises(service.LoginFailed):
-            service.authenticate(session, login=staff.login, password="wrong-password")
-    service.authenticate(session, login=staff.login, password=PASSWORD)
+            service.authenticate(session, corp=corp_code(staff), login=staff.login, password="wrong-password")
+    service.authenticate(session, corp=corp_code(staff), login=staff.login, password=PASSWORD)
     for _ in range(get_settings().login_max_failures - 1):
         with pytest.raises(service.LoginFailed) as failed:
-            service.authenticate(session, login=staff.login, password="wrong-password")
+            service.authenticate(session, corp=corp_code(staff), login=staff.login, password="wrong-password")
         assert not isinstance(failed.value, service.TooManyAttempts)
 
 
@@ -301,7 +345,7 @@ def test_inactive_staff_cannot_log_in(session, corp, admin):
     staff = make_staff(session, corp)
     service.update_staff(session, corp_id=corp.id, staff_id=staff.id, is_active=False, actor=principal_of(admin))
     with pytest.raises(service.LoginFailed):
-        service.authenticate(session, login=staff.login, password=PASSWORD)
+        service.authenticate(session, corp=corp_code(staff), login=staff.login, password=PASSWORD)
     entry = audit.list_entries(session, corp_id=corp.id, action="login.failed", limit=1)[0]
     assert entry.detail["reason"] == "staff_inactive"
 
@@ -310,13 +354,13 @@ def test_staff_of_an_inactive_corp_cannot_log_in(session, corp):
     staff = make_staff(session, corp)
     corp.is_active = False
     with pytest.raises(service.LoginFailed):
-        service.authenticate(session, login=staff.login, password=PASSWORD)
+        service.authenticate(session, corp=corp_code(staff), login=staff.login, password=PASSWORD)
 
 
 def test_staff_without_a_password_cannot_log_in(session, corp):
     staff = make_staff(session, corp, password=None)
     with pytest.raises(service.LoginFailed):
-        service.authenticate(session, login=staff.login, password="")
+        service.authenticate(session, corp=corp_code(staff), login=staff.login, password="")
 
 
 # --- console sessions ------------------------------------------------------------------------------
@@ -362,9 +406,9 @@ def test_password_change_revokes_every_session(session, corp, admin):
     service.set_password(session, corp_id=corp.id, staff_id=staff.id, password="a-new-password-1",
                          actor=principal_of(admin))
     assert service.resolve_session(session, token=token) is None
-    assert service.authenticate(session, login=staff.login, password="a-new-password-1") is staff
+    assert service.authenticate(session, corp=corp_code(staff), login=staff.login, password="a-new-password-1") is staff
     with pytest.raises(service.LoginFailed):
-        service.authenticate(session, login=staff.login, password=PASSWORD)
+        service.authenticate(session, corp=corp_code(staff), login=staff.login, password=PASSWORD)
     assert "staff.password_set" in actions(session, corp.id)
 
 
@@ -372,7 +416,7 @@ def test_password_reset_lets_the_new_password_in(session, corp, admin):
     staff = make_staff(session, corp)
     service.set_password(session, corp_id=corp.id, staff_id=staff.id, password="a-new-password-1",
                          actor=principal_of(admin))
-    assert service.authenticate(session, login=staff.login, password="a-new-password-1") is staff
+    assert service.authenticate(session, corp=corp_code(staff), login=staff.login, password="a-new-password-1") is staff
 
 
 def test_short_password_is_refused(session, corp, admin):
@@ -521,9 +565,9 @@ def test_visible_staff_ids(session, corp):
 def test_login_chart(session, corp, admin):
     advisor = make_staff(session, corp)
     service.create_api_key(session, corp_id=corp.id, name="k", scopes=["*"], actor="system")
-    service.authenticate(session, login=advisor.login, password=PASSWORD)
+    service.authenticate(session, corp=corp_code(advisor), login=advisor.login, password=PASSWORD)
     with pytest.raises(service.LoginFailed):
-        service.authenticate(session, login=advisor.login, password="nope-nope-nope")
+        service.authenticate(session, corp=corp_code(advisor), login=advisor.login, password="nope-nope-nope")
     [chart] = service.dashboard_charts(session, principal=principal_of(admin))
     assert len(chart["x"]) == service.LOGIN_CHART_DAYS
     ok, failed = chart["series"]

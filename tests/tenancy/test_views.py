@@ -55,7 +55,7 @@ def test_login_and_logout(session, corp):
     staff = make_staff(session, corp)
     client = make_client(session)
     page = client.get("/login?next=/audit")
-    response = client.post("/login", data={"login": staff.login, "password": PASSWORD,
+    response = client.post("/login", data={"corp": corp.slug, "login": staff.login, "password": PASSWORD,
                                            "csrf_token": csrf_from(page.text), "next": "/audit"})
     assert response.status_code == 303 and response.headers["location"] == "/audit"
     csrf = csrf_from(client.get("/").text)
@@ -68,7 +68,7 @@ def test_login_never_redirects_away(session, corp, target):
     staff = make_staff(session, corp)
     client = make_client(session)
     page = client.get("/login")
-    response = client.post("/login", data={"login": staff.login, "password": PASSWORD,
+    response = client.post("/login", data={"corp": corp.slug, "login": staff.login, "password": PASSWORD,
                                            "csrf_token": csrf_from(page.text), "next": target})
     assert response.headers["location"] == "/"
 
@@ -77,9 +77,9 @@ def test_wrong_password_keeps_next_and_is_audited(session, corp):
     staff = make_staff(session, corp)
     client = make_client(session)
     page = client.get("/login?next=/staff")
-    response = client.post("/login", data={"login": staff.login, "password": "wrong-password",
+    response = client.post("/login", data={"corp": corp.slug, "login": staff.login, "password": "wrong-password",
                                            "csrf_token": csrf_from(page.text), "next": "/staff"})
-    assert response.status_code == 401 and "登录名或密码错误" in response.text
+    assert response.status_code == 401 and "机构代码、登录名或密码错误" in response.text
     assert 'name="next" value="/staff"' in response.text
     assert audit.list_entries(session, corp_id=corp.id, action="login.failed")
 
@@ -88,17 +88,76 @@ def test_a_throttled_login_is_told_to_wait(session, corp, monkeypatch):
     staff = make_staff(session, corp)
     client = make_client(session)
     token = csrf_from(client.get("/login").text)
-    statuses = [client.post("/login", data={"login": staff.login, "password": "wrong-password",
+    statuses = [client.post("/login", data={"corp": corp.slug, "login": staff.login, "password": "wrong-password",
                                             "csrf_token": token}).status_code for _ in range(5)]
     assert statuses == [401] * 5
-    slowed = client.post("/login", data={"login": staff.login, "password": PASSWORD, "csrf_token": token})
+    slowed = client.post("/login", data={"corp": corp.slug, "login": staff.login, "password": PASSWORD,
+                                         "csrf_token": token})
     assert slowed.status_code == 429 and int(slowed.headers["Retry-After"]) >= 1
+
+
+def _login_answer(client, *, corp: str, login: str, password: str) -> tuple[int, str]:
+    token = csrf_from(client.get("/login").text)
+    answer = client.post("/login", data={"corp": corp, "login": login, "password": password, "csrf_token": token})
+    # The page repeats what was typed: take that out, and the (per-browser) form token.
+    body = answer.text.replace(f'value="{corp}"', "CORP").replace(f'value="{login}"', "LOGIN")
+    body = re.sub(r'name="csrf_token" value="[^"]+"', "", body)
+    return answer.status_code, re.sub(r'"X-CSRF-Token": "[^"]+"', "", body)
+
+
+def test_an_unknown_corp_and_a_name_of_another_corp_answer_like_a_wrong_password(session, corp):
+    staff = make_staff(session, corp, login="only.here")
+    other = make_corp(session)
+    wrong_password = _login_answer(make_client(session), corp=corp.slug, login="only.here", password="wrong-pass-1")
+    unknown_corp = _login_answer(make_client(session), corp="no-such-bank", login="only.here", password=PASSWORD)
+    elsewhere = _login_answer(make_client(session), corp=other.slug, login="only.here", password=PASSWORD)
+    assert wrong_password[0] == unknown_corp[0] == elsewhere[0] == 401
+    assert wrong_password[1] == unknown_corp[1] == elsewhere[1]
+    assert staff.last_login_at is None
+
+
+def test_the_same_login_in_two_corps_logs_into_each_corp_through_the_form(session):
+    bank, broker = make_corp(session), make_corp(session)
+    at_bank = make_staff(session, bank, login="wang.fang", name="王芳（银行）", roles=("administrator",))
+    at_broker = make_staff(session, broker, login="wang.fang", name="王芳（证券）", roles=("administrator",))
+    for corp, staff, other in ((bank, at_bank, at_broker), (broker, at_broker, at_bank)):
+        client = make_client(session)
+        log_in(client, "wang.fang", corp=corp.slug)
+        staff_page = client.get("/staff", headers={"accept": "text/html"}).text
+        assert staff.name in staff_page and other.name not in staff_page
+
+
+def test_the_corp_login_address_fills_in_the_code_and_the_browser_remembers_it(session, corp):
+    staff = make_staff(session, corp)
+    client = make_client(session)
+    page = client.get(f"/login/{corp.slug}")
+    assert page.status_code == 200 and f'name="corp" value="{corp.slug}"' in page.text
+    assert 'name="corp" value=""' in make_client(session).get("/login").text
+    # Any code gets the same page: the address tells nothing about which corps exist.
+    assert client.get("/login/no-such-bank").status_code == 200
+    log_in(client, staff)
+    client.cookies.delete("siyu_session")
+    assert f'name="corp" value="{corp.slug}"' in client.get("/login").text
+
+
+def test_the_staff_page_shows_the_corps_login_address(session, corp):
+    admin = console_user(session, corp)
+    page = admin.get("/staff").text
+    assert f"/login/{corp.slug}" in page and corp.slug in page
+
+
+def test_login_form_names_the_missing_field(session, corp):
+    client = make_client(session)
+    token = csrf_from(client.get("/login").text)
+    answer = client.post("/login", data={"corp": "", "login": "x.y", "password": "p", "csrf_token": token})
+    assert answer.status_code == 422 and 'data-field="corp"' in answer.text
 
 
 def test_login_form_needs_its_csrf_cookie(session, corp):
     staff = make_staff(session, corp)
     client = make_client(session)
-    response = client.post("/login", data={"login": staff.login, "password": PASSWORD, "csrf_token": "guess"})
+    response = client.post("/login", data={"corp": corp.slug, "login": staff.login, "password": PASSWORD,
+                                           "csrf_token": "guess"})
     assert response.status_code == 403 and "siyu_session" not in response.cookies
 
 
@@ -154,7 +213,7 @@ def test_create_staff(session, corp, admin):
     staff = staff_named(session, corp, "李娜")
     assert (staff.login, staff.department_id, staff.role_names, staff.sees_department) == (
         "li.na", dept.id, {"operations", "advisor"}, True)
-    assert service.authenticate(session, login="li.na", password="a-good-password") is staff
+    assert service.authenticate(session, corp=corp.slug, login="li.na", password="a-good-password") is staff
     entry = audit.list_entries(session, corp_id=corp.id, action="staff.created", limit=1)[0]
     assert entry.actor == admin.staff.login
 
@@ -235,7 +294,7 @@ def test_htmx_with_a_wrong_csrf_header_is_refused_into_the_flash_area(session, c
 def test_deactivate_and_reactivate(session, corp, admin):
     staff = make_staff(session, corp, name="张伟")
     other = make_client(session)
-    log_in(other, staff.login)
+    log_in(other, staff)
     response = admin.post(f"/staff/{staff.id}/deactivate", htmx=True)
     assert response.status_code == 200 and "已停用" in response.text and "重新启用" in response.text
     assert not staff.is_active
@@ -257,17 +316,17 @@ def test_an_administrator_cannot_deactivate_themselves(session, corp, admin):
 def test_reset_password_typed_or_generated(session, corp, admin):
     staff = make_staff(session, corp, name="张伟")
     other = make_client(session)
-    log_in(other, staff.login)
+    log_in(other, staff)
     typed = admin.post(f"/staff/{staff.id}/password", {"password": "typed-by-admin-1"}, htmx=True)
     assert typed.status_code == 200 and "密码已设置" in typed.text and "typed-by-admin-1" not in typed.text
     assert other.get("/", headers={"accept": "text/html"}).status_code == 303
-    assert service.authenticate(session, login=staff.login, password="typed-by-admin-1") is staff
+    assert service.authenticate(session, corp=corp.slug, login=staff.login, password="typed-by-admin-1") is staff
 
     generated = admin.post(f"/staff/{staff.id}/password", {"password": ""}, htmx=True)
     assert generated.headers["cache-control"] == "no-store"
     secret = re.search(r'data-testid="generated-password">.*?value="([^"]+)"', generated.text, re.S).group(1)
     assert len(secret) >= 12
-    assert service.authenticate(session, login=staff.login, password=secret) is staff
+    assert service.authenticate(session, corp=corp.slug, login=staff.login, password=secret) is staff
     assert secret not in str([e.detail for e in audit.list_entries(session, corp_id=corp.id)])
 
 
@@ -275,7 +334,7 @@ def test_reset_password_errors_next_to_the_field(session, corp, admin):
     staff = make_staff(session, corp)
     response = admin.post(f"/staff/{staff.id}/password", {"password": "short"}, htmx=True)
     assert response.status_code == 422 and field_errors(response.text) == {"password": "密码至少需要 12 个字符"}
-    assert service.authenticate(session, login=staff.login, password=PASSWORD) is staff
+    assert service.authenticate(session, corp=corp.slug, login=staff.login, password=PASSWORD) is staff
 
 
 def test_resetting_ones_own_password_logs_out(session, corp, admin):

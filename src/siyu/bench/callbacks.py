@@ -11,10 +11,13 @@ Then it checks the database: every event stored once, every delivery counted, no
 The baseline is the cheapest route doing the same HTTP work: `POST /wecom/bench-empty/{slug}`, a
 plain async route mounted right after the callback's (the server is started with
 `SIYU_BENCH_ROUTES=1`; production never mounts it), sent the same bodies over the same
-connections. `GET /healthz` is measured too: an ordinary route's overhead next to the empty one.
+connections. `GET /healthz` (a hot route: no database) and `GET /api/v1/me` with an API key (an
+ordinary route: key check, database session, the whole middleware stack) are measured too, next to
+the empty one.
 
 Figures: callbacks_per_s (all deliveries / wall time), events_per_s, ack_p50_ms / ack_p99_ms,
 empty_route_per_s and ratio_to_empty_route (callbacks_per_s / empty_route_per_s), healthz_per_s,
+ordinary_route_per_s and ratio_ordinary_to_empty, ordinary_route_p99_ms,
 lost, stored_twice, jobs_done (jobs the worker finished during the run)."""
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _setup(inst: Installation, emulator_url: str) -> tuple[str, Any, Path]:
+def _setup(inst: Installation, emulator_url: str) -> tuple[str, Any, Path, str]:
     from sqlalchemy.orm import Session
 
     from siyu.db import make_engine
@@ -58,12 +61,15 @@ def _setup(inst: Installation, emulator_url: str) -> tuple[str, Any, Path]:
         service.configure_connection(s, corp_id=corp.id, actor="bench", wecom_corp_id=wecom_id,
                                      secret="bench-secret", token=token, aes_key=aes_key,
                                      base_url=emulator_url + "/cgi-bin/")
+        # The ordinary route's caller: an integration's key, as the firm's systems call the API.
+        api_key, _key = tenancy.create_api_key(s, corp_id=corp.id, name="bench", scopes=["customers:read"],
+                                               actor="bench")
     engine.dispose()
     seed = [{"corp_id": wecom_id, "name": "压测银行", "secret": "bench-secret",
              "staff": [{"userid": f"advisor{i:02d}", "name": f"advisor{i:02d}"} for i in range(20)]}]
     seed_file = inst.root / "emulator-seed.json"
     seed_file.write_text(json.dumps(seed, ensure_ascii=False), encoding="utf-8")
-    return wecom_id, WXBizMsgCrypt(token, aes_key, wecom_id), seed_file
+    return wecom_id, WXBizMsgCrypt(token, aes_key, wecom_id), seed_file, api_key
 
 
 def _requests(crypto, wecom_id: str, port: int, n: int, dup_share: float, rng: random.Random) -> list[bytes]:
@@ -130,6 +136,13 @@ def _healthz(port: int, n: int) -> list[bytes]:
     return [f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()] * n
 
 
+def _ordinary(port: int, api_key: str, n: int) -> list[bytes]:
+    """A cheap authenticated API read (`GET /api/v1/me`): the API key checked, a database session,
+    the route gate, the middleware stack and a JSON answer: what every ordinary request goes through."""
+    return [f"GET /api/v1/me HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {api_key}\r\n\r\n"
+            .encode()] * n
+
+
 def _empty(requests: list[bytes]) -> list[bytes]:
     """The same deliveries, bodies and all, to the empty route mounted like the callback."""
     return [r.replace(b"POST /wecom/callback/bench?", b"POST /wecom/bench-empty/bench?", 1) for r in requests]
@@ -163,7 +176,7 @@ def main(argv: list[str]) -> dict[str, Any]:
         inst.activate()
         port, emulator_port = free_port(), free_port()
         emulator_url = f"http://127.0.0.1:{emulator_port}"
-        wecom_id, crypto, seed_file = _setup(inst, emulator_url)
+        wecom_id, crypto, seed_file, api_key = _setup(inst, emulator_url)
         requests = _requests(crypto, wecom_id, port, args.events, args.duplicates, rng)
         empty = _empty(requests)
         try:
@@ -174,11 +187,13 @@ def main(argv: list[str]) -> dict[str, Any]:
             inst.wait_http(emulator_url + "/_emulator/health")
             inst.wait_http(f"http://127.0.0.1:{port}/healthz")
             # Warm up the server (imports, caches, connections) on every route before measuring.
-            for warm in (_healthz(port, 500), empty[:500]):
+            for warm in (_healthz(port, 500), empty[:500], _ordinary(port, api_key, 500)):
                 asyncio.run(_drive(port, warm, args.connections))
             empty_s, empty_lat, empty_status = asyncio.run(_drive(port, empty, args.connections))
             health_s, _health_lat, health_status = asyncio.run(_drive(port, _healthz(port, len(requests)),
                                                                        args.connections))
+            ordinary = _ordinary(port, api_key, max(1000, len(requests) // 4))
+            ordinary_s, ordinary_lat, ordinary_status = asyncio.run(_drive(port, ordinary, args.connections))
             took_s, latencies, statuses = asyncio.run(_drive(port, requests, args.connections))
             db = _check(inst, wecom_id)
         except (OSError, asyncio.IncompleteReadError) as exc:
@@ -195,6 +210,9 @@ def main(argv: list[str]) -> dict[str, Any]:
         "empty_route_per_s": round(empty_per_s, 1),
         "healthz_per_s": round(len(requests) / health_s, 1),
         "ratio_to_empty_route": round(callbacks_per_s / empty_per_s, 3),
+        "ordinary_route_per_s": round(len(ordinary) / ordinary_s, 1),
+        "ratio_ordinary_to_empty": round(len(ordinary) / ordinary_s / empty_per_s, 3),
+        "ordinary_route_p99_ms": round(percentile(ordinary_lat, 0.99), 2),
         "lost": args.events - db["rows"],
         "events": args.events,
         "deliveries": deliveries,
@@ -207,7 +225,8 @@ def main(argv: list[str]) -> dict[str, Any]:
         "ack_p50_ms": round(percentile(latencies, 0.50), 2),
         "ack_p99_ms": round(percentile(latencies, 0.99), 2),
         "empty_route_p99_ms": round(percentile(empty_lat, 0.99), 2),
-        "baseline_refused": (len(empty) - empty_status.get(200, 0)) + (len(requests) - health_status.get(200, 0)),
+        "baseline_refused": (len(empty) - empty_status.get(200, 0)) + (len(requests) - health_status.get(200, 0))
+                            + (len(ordinary) - ordinary_status.get(200, 0)),
         "connections": args.connections,
         "serve_workers": args.serve_workers,
         "worker": True,

@@ -50,11 +50,13 @@ class Staff(IdMixin, TimestampMixin, Base):
     """A member of staff who may log in to the console and/or serves customers in WeCom."""
 
     __tablename__ = "staff"
-    __table_args__ = (UniqueConstraint("corp_id", "wecom_userid"),)
+    # A login is unique within its corp only: staff log in naming their corp (see tenancy.service.
+    # authenticate), so the same login in another corp reveals nothing and collides with nothing.
+    __table_args__ = (UniqueConstraint("corp_id", "wecom_userid"), UniqueConstraint("corp_id", "login"))
 
     corp_id: Mapped[int] = mapped_column(ForeignKey("corp.id", ondelete="CASCADE"), index=True)
     department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"), index=True)
-    login: Mapped[str] = mapped_column(String(120), unique=True)
+    login: Mapped[str] = mapped_column(String(120))
     name: Mapped[str] = mapped_column(String(120))
     wecom_userid: Mapped[str | None] = mapped_column(String(64))
     password_hash: Mapped[str | None] = mapped_column(String(255))

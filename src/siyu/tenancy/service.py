@@ -277,7 +277,7 @@ def create_staff(
     role_set = _check_roles(roles)
     if password is not None:
         _check_password(password)
-    if session.scalar(select(Staff.id).where(Staff.login == login)):
+    if session.scalar(select(Staff.id).where(Staff.corp_id == corp_id, Staff.login == login)):
         raise Conflict("this login is taken", field="login")
     if wecom_userid and session.scalar(
         select(Staff.id).where(Staff.corp_id == corp_id, Staff.wecom_userid == wecom_userid)
@@ -440,25 +440,26 @@ def visible_staff_ids(session: Session, *, principal: Principal) -> set[int] | N
 # --- login and console sessions ---------------------------------------------------------------
 
 
-# The login throttle. Failures are counted per address, per login as typed (known or not: the same
-# counters, the same answers) and per (login, address). Past a key's free allowance each failure
-# makes the next attempt wait twice as long as the last (1 s, 2 s, 4 s ... at most
-# SIYU_LOGIN_LOCKOUT_MINUTES); a key's count starts again an hour after its first failure once no
-# wait is running. Nobody is locked out for good, and an attacker at one address slows down only
-# themselves: the pair (login, address) has the small allowance, the login alone a large one (a
-# spread-out attack), the address alone a middling one (one address trying many logins).
+# The login throttle. A console account is a corp code and a login (logins are unique within their
+# corp only). Failures are counted per address, per account as typed (an existing one or not, in an
+# existing corp or not: the same counters, the same answers) and per (account, address). Past a key's
+# free allowance each failure makes the next attempt wait twice as long as the last (1 s, 2 s, 4 s ...
+# at most SIYU_LOGIN_LOCKOUT_MINUTES); a key's count starts again an hour after its first failure once
+# no wait is running. Nobody is locked out for good, and an attacker at one address slows down only
+# themselves: the pair (account, address) has the small allowance, the account alone a large one (a
+# spread-out attack), the address alone a middling one (one address trying many accounts).
 THROTTLE_WINDOW = dt.timedelta(hours=1)
 THROTTLE_ADDRESS_FREE = 30
 THROTTLE_LOGIN_FREE = 100
 
 
-def _throttle_keys(login: str, ip: str | None) -> dict[str, int]:
+def _throttle_keys(account: str, ip: str | None) -> dict[str, int]:
     from siyu import pii
 
     settings = get_settings()
     address = ip or "-"
-    return {pii.lookup_hash(f"pair:{login}|{address}", kind="login-throttle"): settings.login_max_failures,
-            pii.lookup_hash(f"login:{login}", kind="login-throttle"): THROTTLE_LOGIN_FREE,
+    return {pii.lookup_hash(f"pair:{account}|{address}", kind="login-throttle"): settings.login_max_failures,
+            pii.lookup_hash(f"login:{account}", kind="login-throttle"): THROTTLE_LOGIN_FREE,
             pii.lookup_hash(f"address:{address}", kind="login-throttle"): THROTTLE_ADDRESS_FREE}
 
 
@@ -470,7 +471,7 @@ def _throttled(session: Session, keys: dict[str, int], now: dt.datetime) -> int:
 
 
 def _count_failure(session: Session, keys: dict[str, int], now: dt.datetime) -> int:
-    """Counts a failure on every key; returns the failures counted on the login's own key."""
+    """Counts a failure on every key; returns the failures counted on the account's own key."""
     cap = dt.timedelta(minutes=get_settings().login_lockout_minutes)
     rows = {r.key: r for r in session.scalars(select(LoginThrottle).where(LoginThrottle.key.in_(list(keys))))}
     login_failures = 0
@@ -494,23 +495,34 @@ def _count_failure(session: Session, keys: dict[str, int], now: dt.datetime) -> 
     return login_failures
 
 
-def authenticate(session: Session, *, login: str, password: str, ip: str | None = None,
+def normalise_corp_code(corp: str | None) -> str:
+    """A corp code as staff type it on the login form: the corp's slug, any case, spaces around."""
+    return (corp or "").strip().lower()[:200]
+
+
+def authenticate(session: Session, *, corp: str, login: str, password: str, ip: str | None = None,
                  now: dt.datetime | None = None) -> Staff:
-    """Check a console login, throttled (see THROTTLE_WINDOW above): the answers, and the work done
-    (a password hash is verified for an unknown login too), are the same whether or not the login
-    exists. Failures of known staff are audited."""
+    """Check a console login: `corp` is the corp's code (its slug), `login` the member of staff's login
+    in that corp. Throttled (see THROTTLE_WINDOW above). The answers, and the work done, are the same
+    whether the corp exists or not, and whether the login exists in it or not: one query looks up the
+    pair, a password hash is verified for an unknown account too, and every failure says "wrong
+    login or password". Failures of known staff are audited in their corp."""
     now = now or utcnow()
+    corp = normalise_corp_code(corp)
     login = (login or "").strip().lower()[:200]
-    keys = _throttle_keys(login, ip)
+    keys = _throttle_keys(f"{corp}|{login}", ip)
     wait = _throttled(session, keys, now)
     if wait:
         raise TooManyAttempts(wait)
-    # A login that could not have been created is not looked up (PostgreSQL refuses NUL in text).
-    plausible = bool(LOGIN_RE.fullmatch(login))
-    staff = session.scalar(select(Staff).where(Staff.login == login)) if plausible else None
+    # An account that could not have been created is not looked up (PostgreSQL refuses NUL in text).
+    plausible = bool(SLUG_RE.fullmatch(corp) and LOGIN_RE.fullmatch(login))
+    found = session.execute(
+        select(Staff, Corp.is_active).join(Corp, Corp.id == Staff.corp_id)
+        .where(Corp.slug == corp, Staff.login == login)
+    ).first() if plausible else None
+    staff, corp_active = found if found is not None else (None, False)
     ok = verify_password(staff.password_hash if staff else None, (password or "")[:MAX_PASSWORD_LENGTH * 4])
-    corp = session.get(Corp, staff.corp_id) if staff is not None else None
-    if staff is None or not ok or not staff.is_active or not (corp and corp.is_active):
+    if staff is None or not ok or not staff.is_active or not corp_active:
         failures = _count_failure(session, keys, now)
         if staff is not None:
             reason = "password" if not ok else "staff_inactive" if not staff.is_active else "corp_inactive"
@@ -651,11 +663,13 @@ def resolve_api_key(session: Session, *, token: str) -> Principal | None:
     prefix, _, secret = token[len(API_KEY_PREFIX):].partition("_")
     if not _KEY_PREFIX_RE.fullmatch(prefix) or not secret:
         return None
-    key = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+    # The key and its corp's state in one query: every API request starts here.
+    found = session.execute(select(ApiKey, Corp.is_active).join(Corp, Corp.id == ApiKey.corp_id)
+                            .where(ApiKey.prefix == prefix)).first()
+    key, corp_active = found if found is not None else (None, False)
     if key is None or key.revoked_at is not None or not same(key.secret_hash, token_hash(secret)):
         return None
-    corp = session.get(Corp, key.corp_id)
-    if corp is None or not corp.is_active:
+    if not corp_active:
         return None
     now = utcnow()
     # Touch at most once a minute: a busy integration should not turn every read into a write.

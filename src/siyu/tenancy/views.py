@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
@@ -23,6 +23,8 @@ from siyu.tenancy.security import new_token, same
 router = APIRouter(include_in_schema=False)
 
 LOGIN_CSRF_COOKIE = "siyu_login_csrf"
+LOGIN_CORP_COOKIE = "siyu_corp"
+LOGIN_CORP_DAYS = 180
 
 administrator = require_roles(Role.ADMINISTRATOR)
 audit_reader = require_roles(*service.AUDIT_READERS)
@@ -44,13 +46,16 @@ def _safe_next(target: str | None) -> str:
 
 
 def _login_page(request: Request, *, error: str | None = None, error_field: str | None = None, login: str = "",
-                next_: str | None = None, status_code: int = 200):
+                corp: str | None = None, next_: str | None = None, status_code: int = 200):
     token = request.cookies.get(LOGIN_CSRF_COOKIE) or new_token(24)
     target = _safe_next(next_ if next_ is not None else request.query_params.get("next"))
+    if corp is None:  # the corp this browser last logged in to, if any
+        corp = request.cookies.get(LOGIN_CORP_COOKIE, "")
     response = render(
         request,
         "login.html",
-        {"error": error, "error_field": error_field, "login": login, "login_csrf": token, "next": target},
+        {"error": error, "error_field": error_field, "login": login, "corp": service.normalise_corp_code(corp)[:40],
+         "login_csrf": token, "next": target},
         status_code=status_code,
     )
     settings = request.app.state.settings
@@ -63,9 +68,17 @@ def login_page(request: Request):
     return _login_page(request)
 
 
+@router.get("/login/{corp_code}")
+def corp_login_page(request: Request, corp_code: str = Path(..., max_length=200)):
+    """The login page with the corp code filled in: the address an administrator hands to staff.
+    Any code is answered with the same page (whether a corp has it is not told here either)."""
+    return _login_page(request, corp=corp_code)
+
+
 @router.post("/login")
 def login_submit(
     request: Request,
+    corp: str = Form("", max_length=200),
     login: str = Form("", max_length=200),
     password: str = Form("", max_length=500),
     csrf_token: str = Form("", max_length=200),
@@ -74,25 +87,30 @@ def login_submit(
 ):
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not expected or not same(expected, csrf_token):
-        return _login_page(request, error=N_("The form expired. Please try again."), login=login, next_=next,
-                           error_field="csrf_token", status_code=403)
-    if not login or not password:
-        return _login_page(request, error=N_("Enter your login and password."), login=login, next_=next,
-                           error_field="password" if login else "login", status_code=422)
+        return _login_page(request, error=N_("The form expired. Please try again."), login=login, corp=corp,
+                           next_=next, error_field="csrf_token", status_code=403)
+    if not corp or not login or not password:
+        field = "corp" if not corp else "login" if not login else "password"
+        return _login_page(request, error=N_("Enter your corp code, login and password."), login=login, corp=corp,
+                           next_=next, error_field=field, status_code=422)
     try:
-        staff = service.authenticate(session, login=login, password=password, ip=client_ip(request))
+        staff = service.authenticate(session, corp=corp, login=login, password=password, ip=client_ip(request))
     except service.TooManyAttempts as exc:
-        page = _login_page(request, error=N_("Too many failed attempts. Try again later."), login=login, next_=next,
-                           status_code=429)
+        page = _login_page(request, error=N_("Too many failed attempts. Try again later."), login=login, corp=corp,
+                           next_=next, status_code=429)
         page.headers["Retry-After"] = str(exc.retry_after)
         return page
     except service.LoginFailed:
-        return _login_page(request, error=N_("Wrong login or password."), login=login, next_=next, status_code=401)
+        return _login_page(request, error=N_("Wrong corp code, login or password."), login=login, corp=corp,
+                           next_=next, status_code=401)
     token = service.start_session(session, staff=staff)
     response = RedirectResponse(_safe_next(next), status_code=303)
     settings = request.app.state.settings
     response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax", secure=settings.cookie_secure,
                         max_age=settings.session_hours * 3600)
+    # Remember the corp code (not the login) for this browser's next login, as a bookmark would.
+    response.set_cookie(LOGIN_CORP_COOKIE, service.normalise_corp_code(corp), httponly=True, samesite="strict",
+                        secure=settings.cookie_secure, max_age=LOGIN_CORP_DAYS * 86400)
     response.delete_cookie(LOGIN_CSRF_COOKIE)
     return response
 
@@ -136,6 +154,7 @@ def _staff_context(session: Session, principal: Principal, *, role: str | None =
         "roles": ROLES,
         "role_filter": role if role in ROLES else "",
         "now": utcnow(),
+        "corp": service.get_corp(session, corp_id=principal.corp_id),
     }
 
 
