@@ -1,7 +1,7 @@
 """logins: a staff login is unique within its corp, not across the installation
 
 Revision ID: 0009_logins
-Revises: 0015_archive_sdk
+Revises: 0012_sop
 Create Date: 2026-12-07 19:40:00
 
 Existing logins were unique across the installation, so they are unique within each corp too:
@@ -12,7 +12,7 @@ since given out the same login.
 from alembic import op
 
 revision = "0009_logins"
-down_revision = "0015_archive_sdk"
+down_revision = "0012_sop"
 branch_labels = None
 depends_on = None
 
