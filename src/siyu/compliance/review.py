@@ -501,6 +501,9 @@ def scan_many(
     return results
 
 
+_DISCLOSED = re.compile(r"有风险[，,、；;\s]*(?:投资|理财|购买|选择)?[须需应]?谨慎|过往业绩不代表|理财非存款")
+
+
 def _customer_scope(found: list[Finding], clause) -> list[Finding]:
     """A customer's own words are not the firm's claims; what third parties solicit in a group still counts,
     unless the customer asks about it (有人让我转到安全账户，这是你们发的吗？). `clause`: a callable giving the
@@ -524,7 +527,9 @@ def _second_opinion(texts: Sequence[str], results: list[tuple[Finding, ...]],
     model = default_model()
     if model is None:
         return
-    which = sorted(i for i in cued if not results[i])  # a message already held gains nothing from it
+    # A message already held gains nothing from it; one that carries a standard risk disclosure (appended by
+    # attach_disclosure to product content) is the rules' to judge: the disclosure's words weigh in the model.
+    which = sorted(i for i in cued if not results[i] and not _DISCLOSED.search(texts[i]))
     for i, op in model.opinions(texts, which=which).items():
         if speakers is not None and speakers[i] == "customer" and (
                 op.category not in MODEL_CUSTOMER_CATEGORIES or "？" in texts[i] or "?" in texts[i]):
