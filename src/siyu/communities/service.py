@@ -339,6 +339,11 @@ def update_group(session: Session, *, principal: Principal, group_id: int, posit
         if group_set_id is not None:
             group_set = get_set(session, principal=principal, set_id=group_set_id)  # type: ignore[arg-type]
             group_set_id = group_set.id
+        from siyu.communities.joinways import schedule_set
+
+        for changed_set in (group.group_set_id, group_set_id):  # both sets' join ways follow
+            if changed_set is not None:
+                schedule_set(session, corp_id=principal.corp_id, set_id=changed_set, reason="groups")  # type: ignore[arg-type]
         group.group_set_id = group_set_id  # type: ignore[assignment]
         changes["group_set_id"] = group_set_id
     if changes:
@@ -444,6 +449,9 @@ def assign_groups(session: Session, *, principal: Principal, set_id: int, group_
     if moved:
         audit.record(session, corp_id=principal.corp_id, actor=principal, action="group_set.groups_added",
                      target_type="group_set", target_id=group_set.id, detail={"groups": moved}, ip=ip)
+        from siyu.communities.joinways import schedule_set
+
+        schedule_set(session, corp_id=principal.corp_id, set_id=group_set.id, reason="groups")  # list the new ones
     return moved
 
 
