@@ -14,12 +14,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from siyu.communities import joinways
+from siyu.communities import group_welcome, joinways
 from siyu.communities.joinway_models import GroupJoinWay, JoinWayStatus
 from siyu.communities.models import GroupSet
 from siyu.db import session_scope, utcnow
 from siyu.jobs.events import subscribe
-from siyu.jobs.registry import JobContext, PermanentFailure, RetryLater, job_handler
+from siyu.jobs.registry import JobContext, PermanentFailure, RetryLater, builtin_schedule, job_handler
 from siyu.tenancy import audit
 
 log = logging.getLogger(__name__)
@@ -113,6 +113,16 @@ def keep_join_way(session: Session, payload: dict[str, Any], job: JobContext) ->
             joinways.schedule_keep(s, way=way, reason="replan")
 
 
+def send_group_text(client, *, sender: str, chat_id: str, text: str) -> None:
+    """A group mass message from the owner to one group; WeCom naming the group in `fail_list` is a
+    failed send (not the owner's group, or dismissed)."""
+    from siyu.wecom.errors import RecipientFailed
+
+    result = client.add_msg_template(chat_type="group", sender=sender, chat_ids=[chat_id], text=text)
+    if chat_id in result.fail_list:
+        raise RecipientFailed(chat_id, "externalcontact/add_msg_template")
+
+
 def _note(way_id: int, *, error: str) -> None:
     with session_scope() as s:
         way = s.get(GroupJoinWay, way_id)
@@ -151,3 +161,91 @@ def _stay_from_payload(session: Session, corp_id: int, payload: dict[str, Any]) 
     return session.scalar(select(GroupMember.id).where(
         GroupMember.corp_id == corp_id, GroupMember.group_id == group_id, GroupMember.member_id == member,
         GroupMember.joined_at == joined_at).order_by(GroupMember.id.desc()).limit(1))
+
+
+# --- welcome into the set's groups ---------------------------------------------------------------------------
+
+
+def _set_id(payload: dict[str, Any]) -> int:
+    value = payload.get("group_set_id")
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise PermanentFailure("payload.group_set_id must be a positive integer")
+    return value
+
+
+@job_handler(group_welcome.PUSH_JOB, max_attempts=20)
+def push_group_welcome(session: Session, payload: dict[str, Any], job: JobContext) -> None:
+    """The set's approved group welcome into WeCom's library: `add` the first time, `edit` after
+    (it replaces the template: a repeat is harmless). A pending edit is never pushed."""
+    from siyu.communities.jobs import wecom_client
+    from siyu.wecom.errors import WeComError
+
+    set_id, corp_id = _set_id(payload), job.corp_id
+    if corp_id is None:
+        raise PermanentFailure("a group welcome job without a corp")
+    with session_scope() as s:
+        todo = group_welcome.welcome_to_push(s, corp_id=corp_id, set_id=set_id)
+    if todo is None:
+        return
+    text, version, template_id = todo
+    client = wecom_client(corp_id)
+    if client is None:
+        return
+    try:
+        if template_id:
+            client.edit_group_welcome_template(template_id=template_id, text=text)
+        else:
+            template_id = client.add_group_welcome_template(text=text, notify=True)
+    except WeComError as exc:
+        if exc.errcode in BUSY:
+            raise RetryLater(RETRY_SECONDS, f"WeCom busy ({exc.errcode})") from exc
+        raise
+    group_welcome.record_push(session, corp_id=corp_id, set_id=set_id, template_id=template_id, version=version)
+
+
+@job_handler("communities.group_welcome_sweep")
+def group_welcome_sweep(session: Session, payload: dict[str, Any], job: JobContext) -> None:
+    """Every minute: each set whose approved group welcome is not the version WeCom has gets a push
+    (a checker's approval reaches WeCom within a minute)."""
+    for corp_id, set_id in group_welcome.sets_to_push(session):
+        group_welcome.schedule_push(session, corp_id=corp_id, set_id=set_id)
+
+
+builtin_schedule("communities.group_welcome_sweep", cron="* * * * *", name="communities.group_welcome_sweep")
+
+
+@job_handler(group_welcome.NEW_GROUP_JOB, max_attempts=20)
+def group_joined_set(session: Session, payload: dict[str, Any], job: JobContext) -> None:
+    """A group came into a set: the set's approved rules posted in it (a group mass message from
+    the owner, once: effect key), and the owner's task to post the announcement."""
+    from siyu.communities.jobs import wecom_client
+    from siyu.communities.models import GroupChat
+    from siyu.compliance.service import content_for_send, prepare_outbound
+    from siyu.wecom import service as wecom
+
+    set_id, corp_id, group_id = _set_id(payload), job.corp_id, payload.get("group_id")
+    if corp_id is None or not isinstance(group_id, int):
+        raise PermanentFailure("payload.group_id must be an integer and the job needs a corp")
+    key = group_welcome.rules_effect_key(group_id, set_id)
+    with session_scope() as s:
+        group = s.get(GroupChat, group_id)
+        if group is None or group.corp_id != corp_id or group.group_set_id != set_id or group.dismissed_at:
+            return
+        group_welcome.open_announcement_task(s, corp_id=corp_id, group=group, set_id=set_id)
+        rules = content_for_send(s, corp_id=corp_id, kind=group_welcome.KIND, owner=(group_welcome.RULES, set_id))
+        if rules.held or not rules.text:
+            return
+        out = prepare_outbound(s, corp_id=corp_id, kind="group_welcome", text=rules.text)
+        if rules.held_by(out):
+            wecom.record_outcome(s, corp_id=corp_id, effect_key=key, endpoint=group_welcome.RULES_ENDPOINT,
+                                 state="blocked", detail=out.summary())
+            return
+        claim = wecom.claim_effect(s, corp_id=corp_id, effect_key=key, endpoint=group_welcome.RULES_ENDPOINT)
+        owner, chat_id, text = group.owner_userid, group.chat_id, out.text
+    client = wecom_client(corp_id)
+    if client is None:
+        return
+    outcome = wecom.call_claimed(claim, lambda: send_group_text(client, sender=owner, chat_id=chat_id, text=text),
+                                 record_in=session)
+    if outcome.state == "failed" and outcome.errcode in BUSY:
+        raise RetryLater(RETRY_SECONDS, f"WeCom busy ({outcome.errcode})")

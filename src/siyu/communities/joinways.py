@@ -223,6 +223,15 @@ def schedule_set(session: Session, *, corp_id: int, set_id: int, reason: str) ->
         schedule_keep(session, way=way, reason=f"{reason}-{stamp}")
 
 
+def groups_came_in(session: Session, *, corp_id: int, set_id: int, group_ids: list[int]) -> None:
+    """Groups came into the set (put in it, or created by WeCom for its join way): its join ways list
+    them, and each gets the set's rules and announcement task (`group_welcome.groups_joined_set`)."""
+    from siyu.communities.group_welcome import groups_joined_set
+
+    schedule_set(session, corp_id=corp_id, set_id=set_id, reason="groups")
+    groups_joined_set(session, corp_id=corp_id, set_id=set_id, group_ids=group_ids)
+
+
 # --- which groups a join way should list ---------------------------------------------------------------------
 
 
@@ -301,6 +310,9 @@ def record_join(session: Session, *, corp_id: int, stay_id: int) -> GroupJoin | 
     if way is not None and group.group_set_id is None:
         group.group_set_id = way.group_set_id  # a group WeCom created for the way (auto_create_room)
         group.positioning = session.get(GroupSet, way.group_set_id).positioning
+        from siyu.communities.group_welcome import groups_joined_set
+
+        groups_joined_set(session, corp_id=corp_id, set_id=way.group_set_id, group_ids=[group.id])
     advisor, code_id = _advisor_for(session, corp_id=corp_id, external_userid=stay.member_id,
                                     invitor=stay.invitor_userid, code_id=way.channel_code_id if way else None)
     staff_id = session.scalar(select(Staff.id).where(Staff.corp_id == corp_id, Staff.wecom_userid == advisor)) \

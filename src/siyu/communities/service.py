@@ -339,11 +339,13 @@ def update_group(session: Session, *, principal: Principal, group_id: int, posit
         if group_set_id is not None:
             group_set = get_set(session, principal=principal, set_id=group_set_id)  # type: ignore[arg-type]
             group_set_id = group_set.id
-        from siyu.communities.joinways import schedule_set
+        from siyu.communities.joinways import groups_came_in, schedule_set
 
-        for changed_set in (group.group_set_id, group_set_id):  # both sets' join ways follow
-            if changed_set is not None:
-                schedule_set(session, corp_id=principal.corp_id, set_id=changed_set, reason="groups")  # type: ignore[arg-type]
+        if group.group_set_id is not None:  # the old set's join ways let the group go
+            schedule_set(session, corp_id=principal.corp_id, set_id=group.group_set_id, reason="groups")
+        if group_set_id is not None:
+            groups_came_in(session, corp_id=principal.corp_id, set_id=group_set_id,  # type: ignore[arg-type]
+                           group_ids=[group.id])
         group.group_set_id = group_set_id  # type: ignore[assignment]
         changes["group_set_id"] = group_set_id
     if changes:
@@ -437,21 +439,22 @@ def assign_groups(session: Session, *, principal: Principal, set_id: int, group_
     the set's positioning unless `apply_positioning` is off. Returns how many groups moved."""
     _require_writer(principal)
     group_set = get_set(session, principal=principal, set_id=set_id)
-    moved = 0
+    moved_ids: list[int] = []
     for group_id in dict.fromkeys(group_ids):
         group = get_group(session, principal=principal, group_id=group_id)
         if group.group_set_id != group_set.id:
             group.group_set_id = group_set.id
-            moved += 1
+            moved_ids.append(group.id)
         if apply_positioning:
             group.positioning = group_set.positioning
+    moved = len(moved_ids)
     session.flush()
     if moved:
         audit.record(session, corp_id=principal.corp_id, actor=principal, action="group_set.groups_added",
                      target_type="group_set", target_id=group_set.id, detail={"groups": moved}, ip=ip)
-        from siyu.communities.joinways import schedule_set
+        from siyu.communities.joinways import groups_came_in
 
-        schedule_set(session, corp_id=principal.corp_id, set_id=group_set.id, reason="groups")  # list the new ones
+        groups_came_in(session, corp_id=principal.corp_id, set_id=group_set.id, group_ids=moved_ids)
     return moved
 
 

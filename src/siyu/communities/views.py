@@ -206,3 +206,8 @@ def group_update(request: Request, group_id: int = Path(ge=1, le=MAX_ID),
                            form={"positioning": positioning, "tags": tags, "group_set": group_set},
                            errors=FieldErrors.of(request, exc))
     return RedirectResponse(f"/groups/{group_id}?saved=1", status_code=303)
+
+
+from siyu.communities import joinway_views  # noqa: E402 - the set's joining pages (/groups/sets/{id}/…)
+
+router.include_router(joinway_views.router)

@@ -484,7 +484,7 @@ class WeComClient:
     def add_msg_template(self, *, sender: str | None = None, external_userids: Sequence[str] = (),
                          text: str | None = None, attachments: Sequence[Mapping[str, Any]] = (),
                          chat_type: Literal["single", "group"] = "single",
-                         allow_select: bool | None = None) -> MsgTemplateResult:
+                         allow_select: bool | None = None, chat_ids: Sequence[str] = ()) -> MsgTemplateResult:
         """A mass message (群发) task; the sender confirms it in WeCom, then results come from
         `iter_groupmsg_send_result`."""
         if not text and not attachments:
@@ -496,6 +496,8 @@ class WeComClient:
             body["sender"] = sender
         if external_userids:
             body["external_userid"] = list(external_userids)
+        if chat_ids:  # group chats: only the sender's own groups among them receive it
+            body["chat_id_list"] = list(chat_ids)
         if text:
             body["text"] = {"content": text}
         if attachments:
