@@ -339,6 +339,33 @@ def record_join(session: Session, *, corp_id: int, stay_id: int) -> GroupJoin | 
 # --- what the console shows ----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Attribution:
+    join_way: str  # "set name" or "set name · channel name"
+    channel: str
+    advisor: str
+
+
+def attribution(session: Session, *, corp_id: int, stay_ids: list[int]) -> dict[int, Attribution]:
+    """Each stay's join as a person reads it: by which set's join way and channel, brought by whom."""
+    if not stay_ids:
+        return {}
+    rows = list(session.scalars(select(GroupJoin).where(GroupJoin.corp_id == corp_id,
+                                                        GroupJoin.stay_id.in_(sorted(set(stay_ids))))))
+    channels = _channel_names(session, corp_id, {r.channel_code_id for r in rows if r.channel_code_id})
+    sets = {s.id: s.name for s in session.scalars(select(GroupSet).where(
+        GroupSet.id.in_({r.group_set_id for r in rows if r.group_set_id})))}
+    staff = {s.id: s.name for s in session.scalars(select(Staff).where(
+        Staff.id.in_({r.advisor_staff_id for r in rows if r.advisor_staff_id})))}
+    out = {}
+    for r in rows:
+        channel = channels.get(r.channel_code_id or 0, "")
+        way = " · ".join(p for p in (sets.get(r.group_set_id or 0, ""), channel) if p) if r.join_way_id else ""
+        out[r.stay_id] = Attribution(join_way=way, channel=channel,
+                                     advisor=staff.get(r.advisor_staff_id or 0) or r.advisor_userid or "")
+    return out
+
+
 @dataclass
 class WayView:
     id: int

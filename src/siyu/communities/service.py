@@ -239,6 +239,7 @@ class MemberRow:
     state: str | None
     left_at: dt.datetime | None = None
     quit_scene: int | None = None
+    stay_id: int | None = None  # the stay's row: its join's attribution (siyu.communities.joinways)
 
 
 @dataclass
@@ -276,7 +277,7 @@ def _member_rows(session: Session, corp_id: int, rows: list[GroupMember]) -> lis
         out.append(MemberRow(display_name=name, member_type=r.member_type, customer_id=customer_id,
                              joined_at=r.joined_at, join_scene=r.join_scene,
                              invitor_name=staff.get(r.invitor_userid or "", r.invitor_userid or ""),
-                             state=r.state, left_at=r.left_at, quit_scene=r.quit_scene))
+                             state=r.state, left_at=r.left_at, quit_scene=r.quit_scene, stay_id=r.id))
     return out
 
 
