@@ -93,7 +93,8 @@ def test_an_add_through_a_channel_code_gets_its_persona_welcome_and_is_counted(e
     welcomes = wait_for(lambda: len(w := emulator.get(f"/corps/{wecom_id}/welcomes")) >= 3 and w, timeout=20)
     texts = {w["external_userid"]: w["text"] for w in welcomes}
     assert texts[direct["external_userid"]] == DEFAULT
-    assert texts[second["external_userid"]].endswith("我是理财知识讲师李老师，新客礼包已为您准备好。\n\n回复 1 加入理财学习群")
+    assert texts[second["external_userid"]].endswith("我是理财知识讲师李老师，新客礼包已为您准备好。\n\n"
+                                                     "回复 1 加入理财学习群")
     assert len(welcomes) == 3, "one welcome per add"
 
     # 5. The first customer deletes zhangsan: the code counts one lost.
