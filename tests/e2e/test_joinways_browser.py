@@ -53,7 +53,8 @@ def wired_corp(live_server, emulator):  # noqa: F811
     assert made.returncode == 0, made.stderr
     keys = json.loads(made.stdout.strip().splitlines()[-1])
     emulator.post("/corps", {
-        "corp_id": wecom_id, "name": "活码测试银行", "secret": secret, "staff": [{"userid": "jwzhang", "name": "张顾问"}],
+        "corp_id": wecom_id, "name": "活码测试银行", "secret": secret,
+        "staff": [{"userid": "jwzhang", "name": "张顾问"}],
         "callback": {"url": f"{live_server.url}/wecom/callback/{slug}", "token": keys["token"],
                      "encoding_aes_key": keys["aes_key"]},
         # The emulator's explicit friendlier switch: groups of 4 so a few scans fill one.
@@ -92,8 +93,8 @@ def _way(emulator, wecom_id):  # noqa: F811
 
 def test_a_join_from_scan_to_the_group_page(page, live_server, emulator, wired_corp, screenshot):  # noqa: F811
     slug, wecom_id = wired_corp
-    customers = [emulator.post(f"/corps/{wecom_id}/add_contact", {"userid": "jwzhang", "name": name})["external_userid"]
-                 for name in ("何静", "罗文", "宋雨")]
+    customers = [emulator.post(f"/corps/{wecom_id}/add_contact", {"userid": "jwzhang", "name": name})
+                 ["external_userid"] for name in ("何静", "罗文", "宋雨")]
     chats = [emulator.post(f"/corps/{wecom_id}/group_chats", {"owner": "jwzhang", "name": name, "members": []},
                            expect=201)["chat_id"] for name in ("活码测试1群", "活码测试2群")]
 
