@@ -194,3 +194,23 @@ def test_the_api_needs_its_scopes_and_sees_only_its_corp(session, org):
     other, _ = api_client(session, make_corp(session), scopes=["*"])
     assert other.get(f"/api/v1/communities/group-sets/{group_set.id}/joining").status_code == 404
     assert other.delete(f"/api/v1/communities/join-ways/{made.json()['id']}").status_code == 404
+
+
+def test_a_verification_gate_hands_out_the_sets_join_way(session, org):
+    from siyu.acquisition import verification
+
+    corp, ops, _, group_set, _ = org
+    gate = verification.save_community(session, corp_id=corp.id, actor="test", name="高净值验证群", verify_by="sms",
+                                       qr_image_url="https://img.example/old-qr.png")
+    with pytest.raises(Conflict) as exc:
+        joinways.link_gate(session, principal=ops, set_id=group_set.id, gated_community_id=gate.id)
+    assert exc.value.field == "gated_community_id", "the set needs its set-wide join way first"
+    way = joinways.create_way(session, principal=ops, set_id=group_set.id)
+    joinways.link_gate(session, principal=ops, set_id=group_set.id, gated_community_id=gate.id)
+    assert verification.join_way_qr(gate) is None, "not before WeCom made the join way"
+    way.config_id, way.qr_code = "cfg1", "https://wework.qpic.cn/wwpic/join/cfg1/0"
+    session.flush()
+    assert verification.join_way_qr(gate) == way.qr_code
+    assert joinways.gates(session, corp_id=corp.id, set_id=group_set.id) == [(gate.id, "高净值验证群")]
+    with pytest.raises(NotFound):
+        joinways.link_gate(session, principal=ops, set_id=group_set.id, gated_community_id="x")

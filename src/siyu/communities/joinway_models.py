@@ -107,3 +107,15 @@ class GroupOwnerTask(IdMixin, TimestampMixin, Base):
     text: Mapped[str] = mapped_column(Text, default="")  # the approved text to post
     version: Mapped[int | None] = mapped_column(Integer)
     done_at: Mapped[dt.datetime | None]
+
+
+class GatedJoinWay(IdMixin, TimestampMixin, Base):
+    """A verification gate (acquisition's gated community) that hands out a set's join way to the
+    customers it verified, instead of an uploaded group QR image."""
+
+    __tablename__ = "gated_join_way"
+    __table_args__ = (UniqueConstraint("gated_community_id"),)
+
+    corp_id: Mapped[int] = mapped_column(ForeignKey("corp.id", ondelete="CASCADE"), index=True)
+    gated_community_id: Mapped[int] = mapped_column(ForeignKey("gated_community.id", ondelete="CASCADE"))
+    group_set_id: Mapped[int] = mapped_column(ForeignKey("group_set.id", ondelete="CASCADE"))

@@ -48,6 +48,8 @@ def _page(request: Request, session: Session, principal: Principal, set_id: int,
                "texts": group_welcome.texts(session, corp_id=principal.corp_id, set_id=group_set.id),
                "tasks": group_welcome.list_tasks(session, principal=principal, set_id=group_set.id),
                "codes": _code_options(session, principal.corp_id), "when_full": joinways.WHEN_FULL,
+               "gates": joinways.gates(session, corp_id=principal.corp_id, set_id=group_set.id),
+               "gate_options": joinways.gate_options(session, corp_id=principal.corp_id),
                "statuses": joinways.STATUSES, "errors": FieldErrors(), "form": None,
                "saved": request.query_params.get("saved") == "1"}
     context.update(extra)
@@ -121,3 +123,16 @@ def task_done(request: Request, set_id: int = SET_ID, task_id: int = Path(ge=1, 
               principal: Principal = Depends(readers), session: Session = Depends(get_session)) -> Response:
     group_welcome.complete_task(session, principal=principal, task_id=task_id, ip=client_ip(request))
     return RedirectResponse(f"/groups/sets/{set_id}/joining?saved=1#tasks", status_code=303)
+
+
+@router.post("/groups/sets/{set_id}/gates")
+def gate_link(request: Request, set_id: int = SET_ID, gated_community_id: str = Form("", max_length=30),
+              principal: Principal = Depends(writers), session: Session = Depends(get_session)) -> Response:
+    try:
+        with session.begin_nested():
+            joinways.link_gate(session, principal=principal, set_id=set_id, gated_community_id=gated_community_id,
+                               ip=client_ip(request))
+    except SiyuError as exc:
+        return _page(request, session, principal, set_id, status_code=exc.status_code,
+                     errors=FieldErrors.of(request, exc, "gated_community_id"))
+    return RedirectResponse(f"/groups/sets/{set_id}/joining?saved=1", status_code=303)

@@ -27,7 +27,14 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from siyu.communities.joinway_models import GroupJoin, GroupJoinWay, GroupSetJoining, JoinWayStatus, WhenFull
+from siyu.communities.joinway_models import (
+    GatedJoinWay,
+    GroupJoin,
+    GroupJoinWay,
+    GroupSetJoining,
+    JoinWayStatus,
+    WhenFull,
+)
 from siyu.communities.models import GroupChat, GroupMember, GroupSet
 from siyu.console.i18n import N_
 from siyu.customers.listing import CALENDAR_ZONE
@@ -506,3 +513,57 @@ def set_options(session: Session, *, corp_id: int) -> list[tuple[int, str]]:
                            .where(GroupSet.corp_id == corp_id, GroupJoinWay.channel_code_id.is_(None),
                                   GroupJoinWay.status != JoinWayStatus.DELETED.value).order_by(GroupSet.name))
     return [(r.id, r.name) for r in rows]
+
+
+# --- the verification gate ---------------------------------------------------------------------------------
+
+
+def gate_join_way(session: Session, *, corp_id: int, gated_community_id: int) -> GroupJoinWay | None:
+    """The set-wide join way a verification gate hands out (made at WeCom, not deleted), if linked."""
+    set_id = session.scalar(select(GatedJoinWay.group_set_id).where(
+        GatedJoinWay.corp_id == corp_id, GatedJoinWay.gated_community_id == gated_community_id))
+    return live_way_for_set(session, corp_id=corp_id, set_id=set_id) if set_id is not None else None
+
+
+def gates(session: Session, *, corp_id: int, set_id: int) -> list[tuple[int, str]]:
+    """The verification gates that hand out the set's join way: (gated community id, name)."""
+    from siyu.acquisition.models import GatedCommunity
+
+    return [(r.id, r.name) for r in session.execute(
+        select(GatedCommunity.id, GatedCommunity.name).join(GatedJoinWay,
+                                                            GatedJoinWay.gated_community_id == GatedCommunity.id)
+        .where(GatedJoinWay.corp_id == corp_id, GatedJoinWay.group_set_id == set_id).order_by(GatedCommunity.name))]
+
+
+def gate_options(session: Session, *, corp_id: int) -> list[tuple[int, str]]:
+    from siyu.acquisition.models import GatedCommunity
+
+    return [(c.id, c.name) for c in session.scalars(select(GatedCommunity).where(GatedCommunity.corp_id == corp_id)
+                                                    .order_by(GatedCommunity.name).limit(500))]
+
+
+def link_gate(session: Session, *, principal: Principal, set_id: int, gated_community_id: object,
+              ip: str | None = None) -> None:
+    """Let a verification gate hand out the set's (set-wide) join way to the customers it verified;
+    a gate hands out one set's at most (linking it again moves it)."""
+    from siyu.acquisition.models import GatedCommunity
+
+    _require_writer(principal)
+    group_set = _set(session, corp_id=principal.corp_id, set_id=set_id)
+    try:
+        gate_id = int(gated_community_id)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        gate_id = 0
+    gate = session.get(GatedCommunity, gate_id) if valid_id(gate_id) else None
+    if gate is None or gate.corp_id != principal.corp_id:
+        raise NotFound("verification gate not found", field="gated_community_id")
+    if not any(w.channel_code_id is None for w in list_ways(session, corp_id=principal.corp_id, set_id=set_id)):
+        raise Conflict("create the set's join way for the whole set first", field="gated_community_id")
+    row = session.scalar(select(GatedJoinWay).where(GatedJoinWay.gated_community_id == gate.id))
+    if row is None:
+        session.add(GatedJoinWay(corp_id=principal.corp_id, gated_community_id=gate.id, group_set_id=group_set.id))
+    else:
+        row.group_set_id = group_set.id
+    session.flush()
+    audit.record(session, corp_id=principal.corp_id, actor=principal, action="gated_community.join_way_linked",
+                 target_type="gated_community", target_id=gate.id, detail={"group_set_id": group_set.id}, ip=ip)
