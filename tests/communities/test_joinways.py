@@ -176,6 +176,8 @@ def test_the_joining_page_in_chinese_and_its_bad_input(session, org):
     assert user.get(f"/groups/sets/{group_set.id}").text.count(f"/groups/sets/{group_set.id}/joining") == 1
     advisor = console_user(session, corp, roles=["advisor"])
     assert advisor.post(f"/groups/sets/{group_set.id}/join-ways", data={}).status_code == 403
+    seen = advisor.get(f"/groups/sets/{group_set.id}/joining")
+    assert seen.status_code == 200 and "福利0群" not in seen.text, "an advisor sees only the groups they own"
 
 
 def test_the_api_needs_its_scopes_and_sees_only_its_corp(session, org):

@@ -427,8 +427,10 @@ def overview(session: Session, *, principal: Principal, set_id: int, days: int =
     group_set = _set(session, corp_id=principal.corp_id, set_id=set_id)
     joining = settings(session, corp_id=principal.corp_id, set_id=group_set.id)
     ways = list_ways(session, corp_id=principal.corp_id, set_id=group_set.id)
-    groups = list(session.scalars(select(GroupChat).where(
-        GroupChat.corp_id == principal.corp_id, GroupChat.group_set_id == group_set.id,
+    from siyu.communities.service import _visible
+
+    groups = list(session.scalars(select(GroupChat).where(  # an advisor sees the groups they own
+        *_visible(session, principal), GroupChat.group_set_id == group_set.id,
         GroupChat.dismissed_at.is_(None)).order_by(GroupChat.wecom_created_at, GroupChat.id)))
     names = {g.chat_id: g.name for g in groups}
     listed = {c for w in ways for c in w.chat_ids or []}
@@ -461,7 +463,8 @@ def overview(session: Session, *, principal: Principal, set_id: int, days: int =
     series = {"x": x, "series": [{"name": name, "values": [per[name][d] for d in x]} for name in sorted(per)]}
     views = [WayView(id=w.id, state=w.state, channel_code_id=w.channel_code_id,
                      channel_name=channels.get(w.channel_code_id or 0, ""), config_id=w.config_id,
-                     qr_code=w.qr_code, status=w.status, chat_names=[names.get(c, c) for c in w.chat_ids or []],
+                     qr_code=w.qr_code, status=w.status,
+                     chat_names=[names[c] for c in w.chat_ids or [] if c in names],
                      rotations=w.rotations, rotated_at=w.rotated_at, exhausted_at=w.exhausted_at,
                      last_error=w.last_error, joins=join_counts.get(w.id, 0)) for w in ways]
     fills = [GroupFill(id=g.id, name=g.name, member_count=g.member_count, capacity=joining.capacity,
