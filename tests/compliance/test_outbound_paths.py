@@ -538,6 +538,33 @@ def test_group_invitation_goes_out_only_in_its_approved_version(emulator, wired)
     _assert_blocked(_outbound(wired.corp_id, welcome.invitation_effect_key(wired.corp_id, msgid)))
 
 
+def test_the_group_keyword_is_answered_with_the_codes_join_way(emulator, wired):  # noqa: F811
+    """The welcome flow's invitation went out with the welcome; the customer's "1" gets the join way
+    (群活码) the channel code hands out — its QR code — once, and only with the invitation approved."""
+    from siyu.communities.joinway_models import GroupJoinWay
+    from siyu.communities.models import GroupSet
+
+    flow_id, customer = _code_customer(emulator, wired, invitation="回复 1 加入稳健理财学习群")
+    with session_scope() as s:
+        code_id = s.get(acquisition_models.WelcomeFlow, flow_id).code_id
+        group_set = GroupSet(corp_id=wired.corp_id, name="稳健理财学习群组")
+        s.add(group_set)
+        s.flush()
+        s.add(GroupJoinWay(corp_id=wired.corp_id, group_set_id=group_set.id, channel_code_id=code_id,
+                           state="jw-test", config_id="cfg-test", qr_code="https://wework.qpic.cn/wwpic/join/cfg/0",
+                           chat_ids=["wrtest"], status="active", rotations=0))
+    _answers(wired, "1", customer)  # the invitation is not approved yet: nothing
+    assert emulator.get(f"/corps/{wired.wecom_id}/mass_messages") == []
+    approve_all_committed(wired.corp_id)
+    msgid = _answers(wired, "1", customer)
+    (sent,) = emulator.get(f"/corps/{wired.wecom_id}/mass_messages")
+    assert (sent["chat_type"], sent["sender"], sent["text"]) == ("single", "zhangsan", None)
+    assert sent["attachments"] == [{"msgtype": "image",
+                                    "image": {"pic_url": "https://wework.qpic.cn/wwpic/join/cfg/0"}}]
+    assert [r["external_userid"] for r in sent["results"]] == [customer]
+    assert _outbound(wired.corp_id, welcome.invitation_effect_key(wired.corp_id, msgid)).state == "sent"
+
+
 def _set_group(emulator, w: Wired, name: str) -> int:  # noqa: F811
     """A group zhangsan owns at WeCom, read into Siyu; its id."""
     from siyu.communities import sync
@@ -604,7 +631,8 @@ KNOWN_PATHS: dict[tuple[str, str], tuple[str, ...]] = {
         "test_keyword_task_click_carries_its_disclosure_and_never_a_planted_promise",
         "test_keyword_reply_edit_goes_out_only_once_approved",
         "test_keyword_task_click_sends_the_version_approved_at_the_click",
-        "test_group_invitation_goes_out_only_in_its_approved_version"),
+        "test_group_invitation_goes_out_only_in_its_approved_version",
+        "test_the_group_keyword_is_answered_with_the_codes_join_way"),
     ("siyu/communities/joinway_jobs.py", "add_msg_template"): (
         "test_group_rules_go_out_only_in_their_approved_version_and_never_a_planted_promise",),
     ("siyu/handover/jobs.py", "transfer_customer"): (
