@@ -90,7 +90,9 @@ def add_template(state: EmulatorState, corp: Corp, body: dict[str, Any]) -> dict
     content = _content(body)
     notify = _notify(body)
     if len(corp.group_welcome_templates) >= TEMPLATES_MAX:
-        raise ApiError(41064, f"the corp's group welcome library holds at most {TEMPLATES_MAX} templates")
+        # WeCom documents the limit but not the errcode of a full library: the emulator answers its
+        # invalid-parameter code with a message saying so.
+        raise ApiError(40058, f"the corp's group welcome library holds at most {TEMPLATES_MAX} templates")
     template_id = "msg" + state.new_id("", 24)
     corp.group_welcome_templates[template_id] = {"content": content, "notify": notify,
                                                  "created_at": int(state.now()), "edits": 0}
