@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -139,3 +140,31 @@ def test_demo_welcomes_are_approved_with_one_edit_awaiting_approval(session, tmp
         plan = welcome.plan_welcome(session, corp_id=info.corp_id, state=code.state, userid="zhangwei",
                                     external_userid="wmdemo0001", customer_name="周先生")
         assert plan.held_reason is None and plan.text and demo.DEMO_PENDING_EDIT[:8] not in plan.text
+
+
+def test_demo_has_a_set_handed_out_by_a_join_way_that_rolls_over(session, tmp_path):
+    """The welfare set: its two groups, small capacity and threshold, WeCom creating the next group,
+    its join way waiting for the worker, and its welcome texts approved with the demo's content."""
+    from siyu.communities import group_welcome, joinways
+    from siyu.communities.models import GroupSet
+    from siyu.wecom import service as wecom
+    from siyu.wecom.crypto import generate_aes_key
+
+    info = demo.seed_demo(session, data_dir=tmp_path)
+    wecom.configure_connection(session, corp_id=info.corp_id, actor="demo", wecom_corp_id=demo.DEMO_WECOM_CORP_ID,
+                               secret=demo.DEMO_WECOM_SECRET, token="tok12345", aes_key=generate_aes_key())
+    demo._seed_channel_codes(session, corp_id=info.corp_id)
+    demo._seed_join_way(session, corp_id=info.corp_id)
+    demo._seed_join_way(session, corp_id=info.corp_id)  # a second run adds nothing
+    demo._approve_seeded_content(session, corp_id=info.corp_id)
+    (group_set,) = session.scalars(select(GroupSet).where(GroupSet.corp_id == info.corp_id,
+                                                          GroupSet.name == demo.DEMO_JOIN_SET[0])).all()
+    (way,) = joinways.list_ways(session, corp_id=info.corp_id, set_id=group_set.id)
+    joining = joinways.settings(session, corp_id=info.corp_id, set_id=group_set.id)
+    assert (joining.capacity, joining.rotate_at, joining.when_full) == (6, 5, "auto_create")
+    assert joinways.plan(session, way=way, joining=joining).chat_ids == list(demo.DEMO_JOIN_SET[3])
+    texts = group_welcome.texts(session, corp_id=info.corp_id, set_id=group_set.id)
+    assert [t.in_force for t in texts.values()] == list(demo.DEMO_GROUP_WELCOME)
+    assert demo._emulator_command("127.0.0.1", 9999, data_dir=tmp_path) is not None
+    seed = json.loads((tmp_path / "emulator-seed.json").read_text(encoding="utf-8"))
+    assert seed["limits"]["group_capacity"] == demo.DEMO_GROUP_CAPACITY

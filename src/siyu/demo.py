@@ -380,7 +380,22 @@ DEMO_GROUPS: tuple[tuple[str, str, str, str, str | None, tuple[str, ...], str,
      (("wmdemo0005chen", 8, None), ("wmdemo0006chu", 5, None), ("wmdemo0009shen", 1, None))),
     ("wrdemo0004hnw", "高净值客户沙龙", "zhangwei", "high_net_worth", None, ("私行",), "",
      (("wmdemo0001zhou", 25, None),)),
+    ("wrdemo0005welfare1", "稳健理财福利1群", "chenjing", "benefit", None, ("群活码",), "",
+     (("wmdemo0006chu", 2, None),)),
+    ("wrdemo0006welfare2", "稳健理财福利2群", "chenjing", "benefit", None, ("群活码",), "",
+     (("wmdemo0009shen", 1, None),)),
 )
+
+# The group set handed out by one join way (群活码) that rolls over: the emulator's groups hold
+# DEMO_GROUP_CAPACITY members (its explicit friendlier switch; WeCom's are 200), a group leaves the
+# join way at DEMO_ROTATE_AT, and WeCom creates the next group when both are full.
+DEMO_JOIN_SET = ("稳健理财福利群组", "benefit", "福利群：扫码入群，满员自动换群。",
+                 ("wrdemo0005welfare1", "wrdemo0006welfare2"))
+DEMO_GROUP_CAPACITY, DEMO_ROTATE_AT = 6, 5
+DEMO_GROUP_WELCOME = ("欢迎加入稳健理财福利群！每周五晚8点福利抽奖，理财问题随时问群主。",
+                      "群规：1. 禁止发广告、链接和二维码；2. 不私加群友推销；3. 文明交流。违者移出群聊。",
+                      "本群每周五晚8点福利抽奖，请勿相信任何私聊转账要求。")
+DEMO_GROUP_SCANS = ("群友钱女士", "群友孙先生", "群友李女士", "群友周先生", "群友吴女士", "群友郑先生")
 
 
 def demo_group_members() -> set[str]:
@@ -623,6 +638,7 @@ def connect_demo_wecom(*, database_url: str, api_url: str) -> dict[str, str]:
             if cfg is None:
                 service.set_default_welcome(session, corp_id=corp.id, actor="demo", text=DEMO_WELCOME, enabled=True)
                 _seed_channel_codes(session, corp_id=corp.id)
+                _seed_join_way(session, corp_id=corp.id)
                 _approve_seeded_content(session, corp_id=corp.id)
     finally:
         engine.dispose()
@@ -658,6 +674,67 @@ def _seed_channel_codes(session: Session, *, corp_id: int) -> None:
         for text in variants:
             welcome.add_variant(session, corp_id=corp_id, actor="demo", code_id=code.id, text=text)
         welcome.save_flow(session, corp_id=corp_id, actor="demo", code_id=code.id, enabled=True)
+
+
+def _seed_join_way(session: Session, *, corp_id: int) -> None:
+    """The set handed out by one join way that rolls over (its groups are small in the demo's
+    emulator), its group welcome, rules and announcement (approved with the other seeded content),
+    as the operations manager (李娜) sets them up. WeCom (the emulator) makes the join way when the
+    worker runs."""
+    try:
+        from siyu.communities import group_welcome, joinways
+        from siyu.communities import service as communities
+        from siyu.communities.models import GroupSet
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("siyu.communities"):
+            return
+        raise
+    from siyu.tenancy.models import Staff
+    from siyu.tenancy.principal import Principal
+
+    name, positioning, description, chat_ids = DEMO_JOIN_SET
+    if session.scalar(select(GroupSet.id).where(GroupSet.corp_id == corp_id, GroupSet.name == name)) is not None:
+        return
+    staff = session.scalar(select(Staff).where(Staff.corp_id == corp_id, Staff.login == "demo.ops"))
+    ops = Principal(corp_id=corp_id, kind="staff", label=staff.login, staff_id=staff.id,
+                    roles=frozenset(staff.role_names))
+    group_set = communities.create_set(session, principal=ops, name=name, description=description,
+                                       positioning=positioning)
+    from siyu.communities import sync
+
+    groups = [g for c in chat_ids if (g := sync.get_by_chat_id(session, corp_id=corp_id, chat_id=c)) is not None]
+    communities.assign_groups(session, principal=ops, set_id=group_set.id, group_ids=[g.id for g in groups])
+    joinways.configure(session, principal=ops, set_id=group_set.id, capacity=DEMO_GROUP_CAPACITY,
+                       rotate_at=DEMO_ROTATE_AT, when_full="auto_create", room_base_name="稳健理财福利",
+                       room_base_id=len(chat_ids) + 1)
+    joinways.create_way(session, principal=ops, set_id=group_set.id)
+    welcome_text, rules, announcement = DEMO_GROUP_WELCOME
+    group_welcome.save_texts(session, principal=ops, set_id=group_set.id, welcome_text=welcome_text,
+                             rules_text=rules, announcement_text=announcement)
+
+
+def demo_join_way_config(database_url: str, *, wait: float) -> str | None:
+    """The WeCom config id of the demo set's join way, once the worker made it (at most `wait` s)."""
+    from siyu.communities.joinway_models import GroupJoinWay
+    from siyu.communities.models import GroupSet
+    from siyu.db import make_engine
+    from siyu.tenancy.models import Corp
+
+    engine = make_engine(database_url)
+    deadline = time.monotonic() + wait
+    try:
+        while True:
+            with Session(engine) as session:
+                config_id = session.scalar(select(GroupJoinWay.config_id)
+                                           .join(GroupSet, GroupSet.id == GroupJoinWay.group_set_id)
+                                           .join(Corp, Corp.id == GroupSet.corp_id)
+                                           .where(Corp.slug == DEMO_SLUG, GroupSet.name == DEMO_JOIN_SET[0],
+                                                  GroupJoinWay.qr_code.is_not(None)))
+            if config_id or time.monotonic() > deadline:
+                return config_id
+            time.sleep(0.5)
+    finally:
+        engine.dispose()
 
 
 DEMO_PENDING_EDIT = "您好，我是{顾问名}。双十二新客礼已上线，添加后回复“礼包”即可领取；市场有风险，投资需谨慎。"
@@ -714,9 +791,11 @@ def _emulator_command(host: str, port: int, *, data_dir: Path, callback: dict[st
                         for chat_id, name, owner, _p, _s, _t, notice, members in DEMO_GROUPS],
         # The emulator is as strict as WeCom by default: each mass message waits for its sender to
         # confirm it, which the demo's simulated staff do a few seconds later (`_SimulatedStaff`).
-        # One friendlier switch is on explicitly: the simulated customers' chats reach archive
-        # monitoring without each answering the prompt first.
-        "limits": {"auto_confirm_mass_messages": False, "archive_consent_default": True},
+        # Two friendlier switches are on explicitly: the simulated customers' chats reach archive
+        # monitoring without each answering the prompt first, and customer groups are small so the
+        # demo's join way visibly rolls over to the next group.
+        "limits": {"auto_confirm_mass_messages": False, "archive_consent_default": True,
+                   "group_capacity": DEMO_GROUP_CAPACITY},
     }
     if callback:
         spec["callback"] = callback
@@ -919,6 +998,13 @@ def _demo_adds(emulator_url: str, *, database_url: str, wait: float = 20.0) -> N
             for _ in range(1 + position % 2):
                 with contextlib.suppress(httpx.HTTPError):
                     client.post("/add_contact", json={"config_id": config_id, "name": next(names, "")})
+        # Customers scan the welfare set's join way: the first group fills and the join way rolls over.
+        join_way = demo_join_way_config(database_url, wait=wait)
+        for i, name in enumerate(DEMO_GROUP_SCANS if join_way else ()):
+            with contextlib.suppress(httpx.HTTPError):
+                added = client.post("/add_contact", json={"userid": advisors[i % len(advisors)], "name": name})
+                client.post(f"/join_ways/{join_way}/scan", json={"member_id": added.json()["external_userid"]})
+                time.sleep(1.0)  # customers scan one after another; the rollover keeps up
 
 
 def _registered_codes(database_url: str, *, wait: float) -> list[str]:

@@ -69,7 +69,8 @@ def test_an_add_through_a_channel_code_gets_its_persona_welcome_and_is_counted(e
     (sent,) = wait_for(lambda: emulator.get(f"/corps/{wecom_id}/welcomes"), timeout=20)
     assert time.monotonic() - started < 20
     assert sent["external_userid"] == added["external_userid"]
-    assert sent["text"] == "陈女士您好，我是理财知识讲师李老师，新客礼包已为您准备好。"
+    assert sent["text"] == "陈女士您好，我是理财知识讲师李老师，新客礼包已为您准备好。\n\n回复 1 加入理财学习群", \
+        "the flow's approved group invitation ends the welcome"
     assert sent["attachments"] == [{"msgtype": "link", "link": {"title": "新客礼包", "url": "https://h5.example/gift"}}]
 
     # 2. The add is attributed to the code and its counters move.
@@ -92,7 +93,8 @@ def test_an_add_through_a_channel_code_gets_its_persona_welcome_and_is_counted(e
     welcomes = wait_for(lambda: len(w := emulator.get(f"/corps/{wecom_id}/welcomes")) >= 3 and w, timeout=20)
     texts = {w["external_userid"]: w["text"] for w in welcomes}
     assert texts[direct["external_userid"]] == DEFAULT
-    assert texts[second["external_userid"]].endswith("我是理财知识讲师李老师，新客礼包已为您准备好。")
+    assert texts[second["external_userid"]].endswith("我是理财知识讲师李老师，新客礼包已为您准备好。\n\n"
+                                                     "回复 1 加入理财学习群")
     assert len(welcomes) == 3, "one welcome per add"
 
     # 5. The first customer deletes zhangsan: the code counts one lost.

@@ -538,6 +538,82 @@ def test_group_invitation_goes_out_only_in_its_approved_version(emulator, wired)
     _assert_blocked(_outbound(wired.corp_id, welcome.invitation_effect_key(wired.corp_id, msgid)))
 
 
+def test_the_group_keyword_is_answered_with_the_codes_join_way(emulator, wired):  # noqa: F811
+    """The welcome flow's invitation went out with the welcome; the customer's "1" gets the join way
+    (群活码) the channel code hands out — its QR code — once, and only with the invitation approved."""
+    from siyu.communities.joinway_models import GroupJoinWay
+    from siyu.communities.models import GroupSet
+
+    flow_id, customer = _code_customer(emulator, wired, invitation="回复 1 加入稳健理财学习群")
+    with session_scope() as s:
+        code_id = s.get(acquisition_models.WelcomeFlow, flow_id).code_id
+        group_set = GroupSet(corp_id=wired.corp_id, name="稳健理财学习群组")
+        s.add(group_set)
+        s.flush()
+        s.add(GroupJoinWay(corp_id=wired.corp_id, group_set_id=group_set.id, channel_code_id=code_id,
+                           state="jw-test", config_id="cfg-test", qr_code="https://wework.qpic.cn/wwpic/join/cfg/0",
+                           chat_ids=["wrtest"], status="active", rotations=0))
+    _answers(wired, "1", customer)  # the invitation is not approved yet: nothing
+    assert emulator.get(f"/corps/{wired.wecom_id}/mass_messages") == []
+    approve_all_committed(wired.corp_id)
+    msgid = _answers(wired, "1", customer)
+    (sent,) = emulator.get(f"/corps/{wired.wecom_id}/mass_messages")
+    assert (sent["chat_type"], sent["sender"], sent["text"]) == ("single", "zhangsan", None)
+    assert sent["attachments"] == [{"msgtype": "image",
+                                    "image": {"pic_url": "https://wework.qpic.cn/wwpic/join/cfg/0"}}]
+    assert [r["external_userid"] for r in sent["results"]] == [customer]
+    assert _outbound(wired.corp_id, welcome.invitation_effect_key(wired.corp_id, msgid)).state == "sent"
+
+
+def _set_group(emulator, w: Wired, name: str) -> int:  # noqa: F811
+    """A group zhangsan owns at WeCom, read into Siyu; its id."""
+    from siyu.communities import sync
+
+    chat = emulator.post(f"/corps/{w.wecom_id}/group_chats", {"owner": "zhangsan", "name": name,
+                                                              "members": [w.customers[0]]}, expect=201)
+    with session_scope() as s:
+        client = wecom.client_for_corp(s, corp_id=w.corp_id)
+    detail = client.get_group_chat(chat["chat_id"])  # the call holds no transaction
+    with session_scope() as s:
+        group, _ = sync.apply_group_chat(s, corp_id=w.corp_id, detail=detail)
+        return group.id
+
+
+def _group_rules(w: Wired, group_id: int, set_id: int) -> None:
+    from siyu.communities import group_welcome, joinway_jobs
+
+    with session_scope() as s:
+        joinway_jobs.group_joined_set(s, {"group_id": group_id, "group_set_id": set_id},
+                                      _ctx(w.corp_id, group_welcome.NEW_GROUP_JOB))
+
+
+def test_group_rules_go_out_only_in_their_approved_version_and_never_a_planted_promise(emulator, wired):  # noqa: F811
+    from siyu.communities import group_welcome
+    from siyu.communities import service as communities
+    from siyu.tenancy.principal import Principal
+
+    ops = Principal(corp_id=wired.corp_id, kind="system", label="ops")
+    first, second = _set_group(emulator, wired, "稳健理财1群"), _set_group(emulator, wired, "稳健理财2群")
+    with session_scope() as s:
+        set_id = communities.create_set(s, principal=ops, name="稳健理财群组").id
+        group_welcome.save_texts(s, principal=ops, set_id=set_id, rules_text="群规：禁止广告，文明交流。")
+        communities.assign_groups(s, principal=ops, set_id=set_id, group_ids=[first, second])
+    _group_rules(wired, first, set_id)  # nothing approved yet: nothing posted
+    assert _mass_texts(emulator, wired) == []
+    approve_all_committed(wired.corp_id)
+    _group_rules(wired, first, set_id)
+    _group_rules(wired, first, set_id)  # the job again: posted once
+    (posted,) = emulator.get(f"/corps/{wired.wecom_id}/mass_messages")
+    assert (posted["chat_type"], posted["sender"]) == ("group", "zhangsan")
+    assert posted["text"] == "群规：禁止广告，文明交流。"
+    with session_scope() as s:  # edited: pending; the approved rules are what a new group gets
+        group_welcome.save_texts(s, principal=ops, set_id=set_id, rules_text="群规：请勿私加群友。")
+    _plant(wired.corp_id, "group_welcome", PROMISE)  # after the approval
+    _group_rules(wired, second, set_id)
+    assert len(_mass_texts(emulator, wired)) == 1 and "保本" not in _customer_side(emulator, wired.wecom_id)
+    _assert_blocked(_outbound(wired.corp_id, group_welcome.rules_effect_key(second, set_id)))
+
+
 # --- the list of paths ---------------------------------------------------------------------------------------
 
 # Every place in src/ that calls a WeCom method sending to customers, or the SMS provider, and the
@@ -555,7 +631,10 @@ KNOWN_PATHS: dict[tuple[str, str], tuple[str, ...]] = {
         "test_keyword_task_click_carries_its_disclosure_and_never_a_planted_promise",
         "test_keyword_reply_edit_goes_out_only_once_approved",
         "test_keyword_task_click_sends_the_version_approved_at_the_click",
-        "test_group_invitation_goes_out_only_in_its_approved_version"),
+        "test_group_invitation_goes_out_only_in_its_approved_version",
+        "test_the_group_keyword_is_answered_with_the_codes_join_way"),
+    ("siyu/communities/joinway_jobs.py", "add_msg_template"): (
+        "test_group_rules_go_out_only_in_their_approved_version_and_never_a_planted_promise",),
     ("siyu/handover/jobs.py", "transfer_customer"): (
         "test_handover_message_carries_its_disclosure_and_never_a_planted_promise",
         "test_handover_message_requiring_approval_is_held_until_approved"),

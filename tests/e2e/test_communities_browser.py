@@ -15,7 +15,7 @@ def test_the_group_list_and_a_group_page(page, log_in, screenshot):
     page.locator("nav.sidebar a[href='/groups']").click()
     expect(page.locator("main h1")).to_have_text("客户群")
     rows = page.get_by_test_id("group-row")
-    expect(rows).to_have_count(4)
+    expect(rows).to_have_count(6)
     expect(page.get_by_test_id("groups")).to_contain_text("新手课堂")
     screenshot("communities-list")
 

@@ -63,7 +63,8 @@ def _page(request: Request, session: Session, *, token: str, community: GatedCom
         "code_minutes": int(verification.CODE_TTL.total_seconds() // 60),
     }
     if verified:  # the only place the group code enters a page
-        context["group_image"] = verification.group_code_image(community)
+        # A group set's join way handed out here wins over an uploaded image (it rolls over when full).
+        context["group_image"] = verification.join_way_qr(community) or verification.group_code_image(community)
         context["join_url"] = community.join_url
     return _headers(render(request, "h5/gate.html", context, status_code=status_code))
 

@@ -71,7 +71,8 @@ def keyword_reply(session: Session, payload: dict[str, Any], job: JobContext) ->
 
 @subscribe("chat.customer_message", name="acquisition.group_invitation", queue="wecom", max_attempts=20)
 def group_invitation(session: Session, payload: dict[str, Any], job: JobContext) -> None:
-    """A customer answers their channel code's group keyword: the flow's approved group invitation
+    """A customer answers their channel code's group keyword: the code's group join way (群活码, its
+    QR code) when it hands one out, else the flow's approved group invitation
     (`welcome.decide_invitation`), sent once per message like a keyword reply."""
     corp_id, msgid = job.corp_id, payload.get("msgid")
     advisor, customer = payload.get("staff_userid"), payload.get("customer_userid")
@@ -87,7 +88,8 @@ def group_invitation(session: Session, payload: dict[str, Any], job: JobContext)
     if decision.outcome != "sending":
         return
     outcome = wecom.call_claimed(decision.claim, lambda: _send(
-        client, sender=advisor, customer=customer, text=decision.text, attachments=()), record_in=session)
+        client, sender=advisor, customer=customer, text=decision.text, attachments=decision.attachments),
+        record_in=session)
     if outcome.state == "failed" and outcome.errcode in BUSY:
         raise RetryLater(RETRY_SECONDS, f"WeCom busy ({outcome.errcode})")
 

@@ -234,7 +234,7 @@ def save_community(session: Session, *, corp_id: int, actor: Principal | str, na
     qr_image_url = service.url_field(qr_image_url, field="qr_image_url")
     mime = image_type(qr_image) if qr_image else ""
     has_image = bool(qr_image) or (community is not None and community.qr_image is not None and not remove_image)
-    if not (join_url or qr_image_url or has_image):
+    if not (join_url or qr_image_url or has_image or (community is not None and join_way_qr(community))):
         raise InvalidInput("give the group code: upload its QR image, or enter an image address or a join link",
                            field="qr_image")
     clash = session.scalar(select(GatedCommunity.id).where(GatedCommunity.corp_id == corp_id,
@@ -644,6 +644,22 @@ def _verified(session: Session, *, community: GatedCommunity, visit: GatedVisit,
              "external_userid": visit.external_userid, "firm_customer_id": visit.firm_customer_id},
             corp_id=community.corp_id, key=f"verification:{record.id}")
     return record
+
+
+def join_way_qr(community: GatedCommunity) -> str | None:
+    """The QR code of the group set's join way (群活码) this community hands out instead of an
+    uploaded image (linked on the set's joining page, kept by the communities domain); None when
+    there is none."""
+    from sqlalchemy.orm import object_session
+
+    from siyu import domain_module
+
+    joinways = domain_module("communities", "joinways")
+    session = object_session(community)
+    if joinways is None or session is None or community.id is None:
+        return None
+    way = joinways.gate_join_way(session, corp_id=community.corp_id, gated_community_id=community.id)
+    return way.qr_code if way is not None else None
 
 
 def group_code_image(community: GatedCommunity) -> str:

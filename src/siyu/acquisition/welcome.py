@@ -7,8 +7,10 @@ flow's group invitation submits a new version for approval (a text the wording r
 refused); a send takes the approved version in force, never the latest edit, and a flow whose variants
 have none approved holds its welcome (recorded as held with the reason). Before each send the
 approved text goes through compliance's outbound guard (`prepare_send`: the risk disclosure appended
-to product content; a block, or a "review" finding the checker did not see, holds it back). A customer
-who answers a flow's group keyword gets its group invitation the same way (`decide_invitation`)."""
+to product content; a block, or a "review" finding the checker did not see, holds it back). The flow's
+approved group invitation ("回复 1 加入…") ends the welcome. A customer who answers the flow's group
+keyword gets the group join way (群活码) the channel code hands out — its QR code, kept by the
+communities domain — or, when the code has none, the group invitation again (`decide_invitation`)."""
 
 from __future__ import annotations
 
@@ -356,8 +358,12 @@ def plan_welcome(session: Session, *, corp_id: int, state: str | None, userid: s
         if variant is not None:
             content = content_for_send(session, corp_id=corp_id, kind="welcome", owner=(WELCOME_VARIANT, variant.id))
             name, title = _speaker(session, corp_id=corp_id, code=code, userid=userid)
-            text = render(content.text, customer=customer_name or "", advisor_name=name, advisor_title=title)
-            template = content.text.replace(VAR_NAME, name).replace(VAR_TITLE, title)
+            body = content.text
+            invitation = invitation_for_welcome(session, corp_id=corp_id, flow=flow)
+            if invitation:  # "回复 1 加入…": the welcome carries the flow's approved group invitation
+                body = f"{body}\n\n{invitation}"
+            text = render(body, customer=customer_name or "", advisor_name=name, advisor_title=title)
+            template = body.replace(VAR_NAME, name).replace(VAR_TITLE, title)
             return WelcomePlan(text=text, attachments=from_gate(content.attachments), code_id=code.id,
                                variant_id=variant.id, needs_customer_name=VAR_CUSTOMER in content.text,
                                template=template, customer=customer_name or "", content=content)
@@ -422,6 +428,7 @@ class Invitation:
     outcome: str  # none | held | blocked | opted_out | sending
     text: str = ""
     claim: Any = None
+    attachments: tuple = ()  # the set's join way, when the channel code hands one out
 
 
 def decide_invitation(session: Session, *, corp_id: int, msgid: str, advisor_userid: str, customer_userid: str,
@@ -470,7 +477,31 @@ def decide_invitation(session: Session, *, corp_id: int, msgid: str, advisor_use
         return Invitation("blocked")
     claim = wecom.claim_effect(session, corp_id=corp_id, effect_key=key, endpoint="add_msg_template",
                                event_time=sent_at)
+    attachments = join_way_attachments(session, corp_id=corp_id, code_id=code_id)
+    if attachments:  # the invitation went out with the welcome: the answer is the group's QR code itself
+        return Invitation("sending", text="", claim=claim, attachments=tuple(attachments))
     return Invitation("sending", text=out.text, claim=claim)
+
+
+def join_way_attachments(session: Session, *, corp_id: int, code_id: int | None) -> list[dict[str, Any]]:
+    """The join way (群活码) a channel code hands out — its group set's, kept by the communities
+    domain — as WeCom attachments; [] when the code has none (or communities is not installed)."""
+    from siyu import domain_module
+
+    joinways = domain_module("communities", "joinways")
+    way = joinways.live_way_for_code(session, corp_id=corp_id, code_id=code_id) if joinways else None
+    return joinways.attachments_for(session, way=way) if way is not None else []
+
+
+def invitation_for_welcome(session: Session, *, corp_id: int, flow: WelcomeFlow) -> str:
+    """The flow's approved group invitation ("回复 1 加入…"), sent at the end of the welcome; "" when
+    the flow has no group keyword or no approved invitation (the welcome then goes out without it)."""
+    from siyu.compliance.service import content_for_send
+
+    if not flow.group_keyword or not flow.group_invitation:
+        return ""
+    content = content_for_send(session, corp_id=corp_id, kind="group_invitation", owner=(WELCOME_FLOW, flow.id))
+    return "" if content.held else (content.text or "")
 
 
 # --- follow-ups (no welcome code) -----------------------------------------------------------------------

@@ -127,3 +127,8 @@ def sync_groups(request: Request, principal: Principal = Depends(write_communiti
                 session: Session = Depends(get_session)) -> SyncOut:
     """Queue a full sync of the corp's groups from WeCom (scope `communities:write`)."""
     return SyncOut(run=service.request_sync(session, principal=principal, ip=client_ip(request)))
+
+
+from siyu.communities import joinway_api  # noqa: E402 - join ways, joins and welcome texts of a set
+
+router.include_router(joinway_api.router)

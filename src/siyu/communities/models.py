@@ -112,3 +112,6 @@ class GroupTag(IdMixin, Base):
     corp_id: Mapped[int] = mapped_column(ForeignKey("corp.id", ondelete="CASCADE"))
     group_id: Mapped[int] = mapped_column(BigId, ForeignKey("group_chat.id", ondelete="CASCADE"))
     tag: Mapped[str] = mapped_column(String(30))
+
+
+from siyu.communities import joinway_models  # noqa: E402,F401 - join ways, joins, owner tasks (same registry)

@@ -239,6 +239,7 @@ class MemberRow:
     state: str | None
     left_at: dt.datetime | None = None
     quit_scene: int | None = None
+    stay_id: int | None = None  # the stay's row: its join's attribution (siyu.communities.joinways)
 
 
 @dataclass
@@ -276,7 +277,7 @@ def _member_rows(session: Session, corp_id: int, rows: list[GroupMember]) -> lis
         out.append(MemberRow(display_name=name, member_type=r.member_type, customer_id=customer_id,
                              joined_at=r.joined_at, join_scene=r.join_scene,
                              invitor_name=staff.get(r.invitor_userid or "", r.invitor_userid or ""),
-                             state=r.state, left_at=r.left_at, quit_scene=r.quit_scene))
+                             state=r.state, left_at=r.left_at, quit_scene=r.quit_scene, stay_id=r.id))
     return out
 
 
@@ -339,6 +340,13 @@ def update_group(session: Session, *, principal: Principal, group_id: int, posit
         if group_set_id is not None:
             group_set = get_set(session, principal=principal, set_id=group_set_id)  # type: ignore[arg-type]
             group_set_id = group_set.id
+        from siyu.communities.joinways import groups_came_in, schedule_set
+
+        if group.group_set_id is not None:  # the old set's join ways let the group go
+            schedule_set(session, corp_id=principal.corp_id, set_id=group.group_set_id, reason="groups")
+        if group_set_id is not None:
+            groups_came_in(session, corp_id=principal.corp_id, set_id=group_set_id,  # type: ignore[arg-type]
+                           group_ids=[group.id])
         group.group_set_id = group_set_id  # type: ignore[assignment]
         changes["group_set_id"] = group_set_id
     if changes:
@@ -432,18 +440,22 @@ def assign_groups(session: Session, *, principal: Principal, set_id: int, group_
     the set's positioning unless `apply_positioning` is off. Returns how many groups moved."""
     _require_writer(principal)
     group_set = get_set(session, principal=principal, set_id=set_id)
-    moved = 0
+    moved_ids: list[int] = []
     for group_id in dict.fromkeys(group_ids):
         group = get_group(session, principal=principal, group_id=group_id)
         if group.group_set_id != group_set.id:
             group.group_set_id = group_set.id
-            moved += 1
+            moved_ids.append(group.id)
         if apply_positioning:
             group.positioning = group_set.positioning
+    moved = len(moved_ids)
     session.flush()
     if moved:
         audit.record(session, corp_id=principal.corp_id, actor=principal, action="group_set.groups_added",
                      target_type="group_set", target_id=group_set.id, detail={"groups": moved}, ip=ip)
+        from siyu.communities.joinways import groups_came_in
+
+        groups_came_in(session, corp_id=principal.corp_id, set_id=group_set.id, group_ids=moved_ids)
     return moved
 
 

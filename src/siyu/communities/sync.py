@@ -73,7 +73,7 @@ def open_members(session: Session, group_id: int) -> dict[str, GroupMember]:
 
 
 def _event_payload(group: GroupChat, member: GroupMember) -> dict[str, object]:
-    return {"group_id": group.id, "chat_id": group.chat_id, "group_name": group.name,
+    return {"group_id": group.id, "stay_id": member.id, "chat_id": group.chat_id, "group_name": group.name,
             "group_set_id": group.group_set_id, "positioning": group.positioning,
             "owner_userid": group.owner_userid, "external_userid": member.member_id,
             "customer_id": member.customer_id, "join_scene": member.join_scene, "state": member.state,

@@ -169,7 +169,11 @@ def set_delete(request: Request, set_id: int = Path(ge=1, le=MAX_ID), principal:
 def _group_page(request: Request, session: Session, principal: Principal, group_id: int, *, status_code: int = 200,
                 **extra) -> Response:
     detail = service.group_detail(session, principal=principal, group_id=group_id)
+    from siyu.communities.joinways import attribution
+
     context = {"d": detail, "g": detail.group, "sets": service.list_sets(session, principal=principal),
+               "joins": attribution(session, corp_id=principal.corp_id,
+                                    stay_ids=[m.stay_id for m in detail.members if m.stay_id]),
                "may_write": principal.has_role(*WRITERS), "errors": FieldErrors(), "form": None,
                "saved": request.query_params.get("saved") == "1",
                "chart": {"key": "group_joins", "kind": "bar", "x": detail.series["x"],
@@ -206,3 +210,8 @@ def group_update(request: Request, group_id: int = Path(ge=1, le=MAX_ID),
                            form={"positioning": positioning, "tags": tags, "group_set": group_set},
                            errors=FieldErrors.of(request, exc))
     return RedirectResponse(f"/groups/{group_id}?saved=1", status_code=303)
+
+
+from siyu.communities import joinway_views  # noqa: E402 - the set's joining pages (/groups/sets/{id}/…)
+
+router.include_router(joinway_views.router)

@@ -67,6 +67,7 @@ TRANSFER_MSG_MAX_CHARS = 200
 GROUP_TRANSFER_BATCH_MAX = 100
 JOIN_WAY_CHATS_MAX = 5
 ROOM_BASE_NAME_MAX = 40
+GROUP_WELCOME_TEXT_MAX_BYTES = 3000
 
 # Endpoints where sending the same request twice has the effect of sending it once: reads, and
 # mark_tag (adding a tag that is there / removing one that is not changes nothing). Everything
@@ -84,6 +85,8 @@ IDEMPOTENT_ENDPOINTS = frozenset({
     "externalcontact/groupchat/get",
     "externalcontact/groupchat/get_join_way",
     "externalcontact/groupchat/update_join_way",  # it replaces the whole configuration: twice is once
+    "externalcontact/group_welcome_template/get",
+    "externalcontact/group_welcome_template/edit",  # it replaces the whole template: twice is once
     "externalcontact/transfer_result",
     "externalcontact/resigned/transfer_result",
 })
@@ -498,7 +501,7 @@ class WeComClient:
             raise ValueError("sender: a group mass message needs its sender (the groups' owner)")
         if external_userids:
             body["external_userid"] = list(external_userids)
-        if chat_ids:
+        if chat_ids:  # group chats: only the sender's own groups among them receive it
             body["chat_id_list"] = list(chat_ids)
         if text:
             body["text"] = {"content": text}
@@ -642,6 +645,45 @@ class WeComClient:
 
     def del_join_way(self, config_id: str) -> None:
         self._call("POST", "externalcontact/groupchat/del_join_way", json={"config_id": config_id})
+
+    # --- group welcome templates (入群欢迎语素材) ---------------------------------------------------
+
+    @staticmethod
+    def _group_welcome_body(*, text: str | None, link: Mapping[str, Any] | None, image: Mapping[str, Any] | None
+                            ) -> dict[str, Any]:
+        if text is not None and len(text.encode()) > GROUP_WELCOME_TEXT_MAX_BYTES:
+            raise ValueError(f"text: at most {GROUP_WELCOME_TEXT_MAX_BYTES} bytes")
+        body: dict[str, Any] = {}
+        if text:
+            body["text"] = {"content": text}
+        if link:
+            body["link"] = dict(link)
+        if image:
+            body["image"] = dict(image)
+        if not body:
+            raise ValueError("a group welcome needs a text, a link or an image")
+        return body
+
+    def add_group_welcome_template(self, *, text: str | None = None, link: Mapping[str, Any] | None = None,
+                                   image: Mapping[str, Any] | None = None, notify: bool = True) -> str:
+        """A template in the corp's group welcome library (≤100); returns its template_id. `notify`
+        tells the owners to apply it to their groups in the app."""
+        body = self._group_welcome_body(text=text, link=link, image=image)
+        body["notify"] = 1 if notify else 0
+        return str(self._call("POST", "externalcontact/group_welcome_template/add", json=body)["template_id"])
+
+    def edit_group_welcome_template(self, *, template_id: str, text: str | None = None,
+                                    link: Mapping[str, Any] | None = None,
+                                    image: Mapping[str, Any] | None = None) -> None:
+        body = self._group_welcome_body(text=text, link=link, image=image)
+        self._call("POST", "externalcontact/group_welcome_template/edit", json={"template_id": template_id, **body})
+
+    def get_group_welcome_template(self, template_id: str) -> dict[str, Any]:
+        data = self._call("POST", "externalcontact/group_welcome_template/get", json={"template_id": template_id})
+        return {k: data[k] for k in ("text", "image", "link", "miniprogram", "file", "video") if k in data}
+
+    def del_group_welcome_template(self, template_id: str) -> None:
+        self._call("POST", "externalcontact/group_welcome_template/del", json={"template_id": template_id})
 
     # --- handover (在职继承 / 离职继承) ---------------------------------------------------------
 

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from siyu.wecom.client import redact
-from siyu.wecom.emulator import contacts, groups, messaging, transfers
+from siyu.wecom.emulator import contacts, group_welcome, groups, messaging, transfers
 from siyu.wecom.emulator.state import ApiCall, ApiError, Corp, EmulatorState, IssuedToken
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,10 @@ ENDPOINTS: dict[str, Endpoint] = {
     "externalcontact/groupchat/get_join_way": Endpoint("POST", groups.get_join_way),
     "externalcontact/groupchat/update_join_way": Endpoint("POST", groups.update_join_way),
     "externalcontact/groupchat/del_join_way": Endpoint("POST", groups.del_join_way),
+    "externalcontact/group_welcome_template/add": Endpoint("POST", group_welcome.add_template),
+    "externalcontact/group_welcome_template/edit": Endpoint("POST", group_welcome.edit_template),
+    "externalcontact/group_welcome_template/get": Endpoint("POST", group_welcome.get_template),
+    "externalcontact/group_welcome_template/del": Endpoint("POST", group_welcome.del_template),
     "externalcontact/transfer_customer": Endpoint("POST", transfers.transfer_customer),
     "externalcontact/resigned/transfer_customer": Endpoint("POST", transfers.resigned_transfer_customer),
     "externalcontact/transfer_result": Endpoint("POST", transfers.transfer_result),

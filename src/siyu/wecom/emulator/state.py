@@ -99,6 +99,9 @@ class Limits(BaseModel):
     callback_retries: int = Field(3, ge=0, description="retries after the first attempt")
     callback_retry_delay: float = Field(1.0, ge=0)
     certified: bool = Field(False, description="a certified corp's customer groups hold 500 members, else 200")
+    group_capacity: int | None = Field(
+        None, ge=2, le=500, description="a friendlier mode for demos and tests: customer groups hold this many "
+        "members instead of WeCom's 200/500")
 
 
 class Faults(BaseModel):
@@ -406,6 +409,7 @@ class Corp:
     moments_seen: dict[tuple[str, int], int] = field(default_factory=dict)
     group_chats: dict[str, GroupChat] = field(default_factory=dict)
     join_ways: dict[str, JoinWay] = field(default_factory=dict)
+    group_welcome_templates: dict[str, dict[str, Any]] = field(default_factory=dict)  # template_id -> body
     transfers: list[Transfer] = field(default_factory=list)
     # Chat archive (会话存档, see emulator/archive.py): the archived records in seq order, and each
     # customer's answer to the consent prompt (absent: not asked, so not archived unless the corp's
