@@ -172,3 +172,6 @@ def daily_sync(session: Session, payload: dict[str, Any], job: JobContext) -> No
 
 
 builtin_schedule("communities.daily_sync", cron="40 2 * * *", name="communities.daily_sync")
+
+
+from siyu.communities import moderation_jobs  # noqa: E402, F401 - registers red-line moderation and group health jobs
