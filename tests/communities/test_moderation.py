@@ -12,7 +12,7 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
-from communities.factories import T0, chat_id, make_group, wecom_chat
+from communities.factories import T0, chat_id, wecom_chat
 from customers.factories import external_id, make_customer
 from siyu.communities import moderation, sync
 from siyu.communities.models import ModerationHit, ModerationTerm
@@ -170,8 +170,8 @@ def test_the_owner_handles_a_hit_and_a_removal_seen_by_the_sync_closes_it(sessio
     members = [{"userid": "zhang", "type": 1, "join_scene": 1}]
     sync.apply_group_chat(session, corp_id=corp.id, at=T0 + dt.timedelta(hours=5), quit_scene=1, left_ids=[outsider],
                           detail=wecom_chat(group.chat_id, name=group.name, owner="zhang", members=members))
-    from siyu.communities.moderation_jobs import removed_offender
     from customers.factories import job_context
+    from siyu.communities.moderation_jobs import removed_offender
 
     payload = next(j.payload for j in session.scalars(select(Job).where(
         Job.corp_id == corp.id, Job.name == "event:group.left:communities.removed_offender"))
@@ -249,6 +249,6 @@ def test_scan_texts_uses_the_compliance_matcher():
     from siyu.compliance.matcher import DictEntry, Dictionary
 
     listing = moderation.CompiledList(Dictionary([DictEntry("赌球", "forbidden_topic", "block", "r")], version="t"), ())
-    got = moderation.scan_texts(["今晚一起赌 球", "wx号：abc_123456", "保本吗"], ["text", "text", "text"], listing=listing)
+    got = moderation.scan_texts(["今晚一起赌 球", "wx号：abc_123456", "保本吗"], ["text"] * 3, listing=listing)
     assert [[f.category for f in fs] for fs in got] == [["forbidden_topic"], ["wechat_id"], []]
     assert moderation.severity_of(got[0]) == "block" and moderation.severity_of(got[1]) == "review"
