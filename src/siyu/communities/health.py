@@ -81,9 +81,11 @@ def last_content_at(session: Session, *, corp_id: int, chat_ids: Sequence[str]) 
     The SOP domain answers when it is installed: `siyu.sop.service.last_slot_sent_at(session, *,
     corp_id, chat_ids) -> dict[chat_id, datetime]` (the last slot sent to each group). Until then,
     the last message staff wrote in the group, from the chat archive, stands for it."""
+    import importlib.util
+
     from siyu import domain_module
 
-    sop = domain_module("sop", "service")
+    sop = domain_module("sop", "service") if importlib.util.find_spec("siyu.sop") is not None else None
     if sop is not None and hasattr(sop, "last_slot_sent_at"):
         return dict(sop.last_slot_sent_at(session, corp_id=corp_id, chat_ids=list(chat_ids)))
     from siyu.compliance.archive import last_group_messages
