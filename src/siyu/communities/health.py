@@ -186,7 +186,7 @@ def compute(session: Session, *, group: GroupChat, day: dt.date, window: int = W
     leaves = [s for s in stays if s.left_at is not None and start <= s.left_at < end]
     messages = group_activity(session, corp_id=group.corp_id, roomids=[group.chat_id], since=start, until=end)
     customer_msgs = [m for m in messages if not m.sender_is_staff]
-    waits, waiting = owner_waits(messages, owner=group.owner_userid, end=end)
+    waits, waiting = owner_waits(messages, owner=group.owner_userid, end=min(end, utcnow()))
     content = last_content_at(session, corp_id=group.corp_id, chat_ids=[group.chat_id]).get(group.chat_id)
     days_since = (day - local_day(content)).days if content is not None and content < end else None
     standing = customer_standing(session, corp_id=group.corp_id, external_userids=[s.member_id for s in now_in])
