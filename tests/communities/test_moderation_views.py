@@ -58,7 +58,8 @@ def test_the_owner_sees_and_handles_the_alert(session, setup):
     hit_id = session.scalar(select(ModerationHit.id).where(ModerationHit.corp_id == corp.id))
     bad = ops.post(f"/groups/moderation/hits/{hit_id}", {"status": "dismissed", "note": ""})
     assert bad.status_code == 422 and 'data-field="note"' in bad.text
-    done = ops.post(f"/groups/moderation/hits/{hit_id}", {"status": "removed", "note": "已移出"}, follow_redirects=False)
+    done = ops.post(f"/groups/moderation/hits/{hit_id}", {"status": "removed", "note": "已移出"},
+                    follow_redirects=False)
     assert done.status_code == 303
     assert "已移出" in ops.get("/groups/moderation", params={"status": "removed"}).text
     bad_status = ops.get("/groups/moderation", params={"status": "nope"})
