@@ -46,6 +46,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from siyu.communities.models import GroupChat, GroupHealth, GroupMember, MemberType
+from siyu.console.i18n import N_
 from siyu.customers.listing import CALENDAR_ZONE
 from siyu.db import utcnow
 
@@ -55,8 +56,8 @@ MIN_AGE_DAYS = 3
 DYING_SCORE = 35
 ENDED_AFTER_DAYS = 14
 WEIGHTS = {"activity": 0.35, "content": 0.25, "replies": 0.15, "retention": 0.15, "standing": 0.10}
-REASONS = {"quiet": "No customer wrote in 7 days", "shrinking": "Many customers left this week",
-           "low_score": "Health score below %(n)s"}
+REASONS = {"quiet": N_("No customer wrote in 7 days"), "shrinking": N_("Many customers left this week"),
+           "low_score": N_("Health score below %(n)s")}
 
 
 def day_start(day: dt.date) -> dt.datetime:

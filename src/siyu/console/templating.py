@@ -58,6 +58,8 @@ NAV: list[tuple[str, str, frozenset[str]]] = [
     ("/acquisition/gated", "Gated communities", frozenset({"administrator", "operations", "compliance", "auditor"})),
     ("/acquisition/keywords", "Keyword replies", frozenset({"administrator", "operations", "advisor"})),
     ("/groups", "Communities", frozenset({"administrator", "operations", "advisor"})),
+    ("/groups/moderation", "Red-line alerts in groups",
+     frozenset({"administrator", "operations", "advisor", "compliance", "auditor"})),
     ("/campaigns", "Campaigns", frozenset({"administrator", "operations"})),
     ("/compliance", "Compliance", frozenset({"administrator", "compliance", "auditor"})),
     ("/compliance/products", "Products & suitability", frozenset({"administrator", "compliance", "operations"})),
