@@ -17,7 +17,7 @@ Score (0–100), each part between 0 and 1:
     A  activity     speakers / max(3, 20 % of the customers), at most 1
     C  content      1 when the last planned content is ≤ 2 days old, 0 at ≥ 14 days or never, linear between
     R  replies      the owner's median wait: 1 at ≤ 30 min, 0 at ≥ 8 h, linear between; 1 when nobody waited
-    G  retention    1 − leaves / (20 % of the customers at the window's start), at least 0
+    G  retention    1 − leaves / max(2, 20 % of the customers at the window's start), at least 0
     Q  standing     (verified share + invested share) / 2
 
 A group is **dying** (an alert: `group.dying`, the home page and the lists) when it is at least
@@ -26,8 +26,9 @@ A group is **dying** (an alert: `group.dying`, the home page and the lists) when
 *low score* — score below `DYING_SCORE`.
 
 Lifetime per positioning: a group has ended when it was dismissed, or when no customer wrote in it
-for `ENDED_AFTER_DAYS` days (it ended with the last customer message, or at its creation when none
-ever wrote). Reported: groups, ended, the median lifetime of the ended ones and how many ended
+for `ENDED_AFTER_DAYS` days. Its life ended with the last customer message (a group dismissed long
+after it fell silent died when it fell silent); a group where no customer ever wrote ended at its
+dismissal, or at its creation. Reported: groups, ended, the median lifetime of the ended ones and how many ended
 within 7 and within 30 days.
 
 `communities.daily_health` (a built-in schedule shortly after midnight in Shanghai) stores each live
@@ -142,7 +143,7 @@ def score_parts(*, speakers: int, customers: int, days_since_content: int | None
         "activity": _clamp(speakers / max(3.0, 0.2 * customers)),
         "content": content,
         "replies": replies,
-        "retention": _clamp(1 - leaves / max(1.0, 0.2 * customers_at_start)),
+        "retention": _clamp(1 - leaves / max(2.0, 0.2 * customers_at_start)),
         "standing": _clamp((verified_share + invested_share) / 2),
     }
 
@@ -325,7 +326,7 @@ def lifetimes(session: Session, *, corp_id: int, group_ids: Sequence[int] | None
         created = g.wecom_created_at or g.created_at
         active = last.get(g.chat_id) or created
         if g.dismissed_at is not None:
-            end = g.dismissed_at
+            end = last[g.chat_id] if g.chat_id in last else g.dismissed_at
         elif now - active >= dt.timedelta(days=ENDED_AFTER_DAYS):
             end = active
         else:
