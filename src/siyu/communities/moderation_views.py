@@ -92,10 +92,10 @@ def _terms_page(request: Request, session: Session, principal: Principal, *, cat
                 status_code: int = 200, **extra) -> Response:
     category = category if category in moderation.TERM_CATEGORIES else ""
     terms = moderation.list_terms(session, corp_id=principal.corp_id, category=category or None)
-    by_category: dict[str, list] = {}
+    by_category: dict[str, list] = {c: [] for c in moderation.TERM_CATEGORIES}
     for t in terms:
         by_category.setdefault(t.category, []).append(t)
-    context = {"by_category": by_category, "category": category, "total": len(terms),
+    context = {"by_category": {c: ts for c, ts in by_category.items() if ts}, "category": category, "total": len(terms),
                "can_edit": principal.has_role(*moderation.EDITORS), "form": {}, "errors": FieldErrors(),
                "import_errors": None, "imported": None, **_labels()}
     context.update(extra)
