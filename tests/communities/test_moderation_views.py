@@ -98,3 +98,21 @@ def test_the_group_page_shows_health_and_alerts_and_the_overview_lists_dying_gro
     assert 'data-testid="group-health"' in listing.text
     overview = ops.get("/groups/health")
     assert overview.status_code == 200 and 'data-testid="lifetimes"' in overview.text
+
+
+def test_the_api_gives_health_and_red_line_alerts_without_the_text(session, setup):
+    from tenancy.factories import api_client
+
+    corp, _, group = setup
+    client, _ = api_client(session, corp, scopes=["communities:read"])
+    got = client.get(f"/api/v1/communities/groups/{group.id}/health")
+    assert got.status_code == 200, got.text
+    body = got.json()
+    assert body["group_id"] == group.id and 0 <= body["score"] <= 100 and body["speakers"] == 2
+    alerts = client.get("/api/v1/communities/red-line-alerts", params={"status": "open"}).json()["items"]
+    assert [(a["severity"], a["suggested_action"], a["member_name"]) for a in alerts] == [("block", "remove", "推***")]
+    assert "13800138000" not in client.get("/api/v1/communities/red-line-alerts").text
+    assert client.get("/api/v1/communities/red-line-alerts", params={"status": "nope"}).status_code == 422
+    other = make_corp(session)
+    other_client, _ = api_client(session, other, scopes=["communities:read"])
+    assert other_client.get(f"/api/v1/communities/groups/{group.id}/health").status_code == 404
