@@ -395,6 +395,18 @@ def scan_texts(texts: Sequence[str], msgtypes: Sequence[str], *, listing: Compil
     return out
 
 
+def try_text(session: Session, *, corp_id: int, text: str) -> tuple[str | None, list[Finding]]:
+    """The corp's red-line list on one text as a member's group message: the severity (None: no red
+    line) and the findings with spans into `text`."""
+    text = (text or "").replace("\r\n", "\n")
+    if not text.strip():
+        raise InvalidInput("write a text to test", field="text")
+    if len(text) > 4000:
+        raise InvalidInput("the text is at most %(max)s characters", field="text", params={"max": 4000})
+    findings = scan_texts([text], ["text"], listing=compiled_list(session, corp_id=corp_id))[0]
+    return (severity_of(findings) if findings else None), findings
+
+
 def severity_of(findings: Iterable[Finding]) -> str:
     """block when a blocking term matched or a contact comes with an ad (see the module)."""
     findings = list(findings)

@@ -97,7 +97,7 @@ def _terms_page(request: Request, session: Session, principal: Principal, *, cat
         by_category.setdefault(t.category, []).append(t)
     context = {"by_category": {c: ts for c, ts in by_category.items() if ts}, "category": category, "total": len(terms),
                "can_edit": principal.has_role(*moderation.EDITORS), "form": {}, "errors": FieldErrors(),
-               "import_errors": None, "imported": None, **_labels()}
+               "import_errors": None, "imported": None, "test": None, "test_errors": None, **_labels()}
     context.update(extra)
     return render(request, "communities/moderation_terms.html", context, status_code=status_code)
 
@@ -121,6 +121,20 @@ def term_add(request: Request, category: str = Form("", max_length=30), phrase: 
                            form={"category": category, "phrase": phrase, "severity": severity, "note": note},
                            errors=FieldErrors.of(request, exc))
     return RedirectResponse(TERMS + "?saved=1", status_code=303)
+
+
+@router.post(TERMS + "/test")
+def terms_test(request: Request, text: str = Form("", max_length=20000), principal: Principal = Depends(term_readers),
+               session: Session = Depends(get_session)) -> Response:
+    """Test a text against the list as a member's message: the red lines found, with their spans."""
+    try:
+        severity, findings = moderation.try_text(session, corp_id=principal.corp_id, text=text)
+    except SiyuError as exc:
+        return _terms_page(request, session, principal, status_code=exc.status_code, test={"text": text},
+                           test_errors=FieldErrors.of(request, exc, "text"))
+    return _terms_page(request, session, principal, test={
+        "text": text, "severity": severity,
+        "findings": [{**f.as_dict(), "match": text[f.start:f.end]} for f in findings]})
 
 
 @router.post(TERMS + "/{term_id}/active")
