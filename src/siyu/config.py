@@ -83,6 +83,14 @@ class Settings(BaseSettings):
     metrics_dir: Path | None = None
     metrics_token: SecretStr = SecretStr("")
     metrics_allow: str = "127.0.0.1/32,::1/128"
+    # The chat archive through WeCom's Finance SDK: the path of its C library
+    # (libWeWorkFinanceSdk_C.so, from WeCom's admin console), an optional HTTP proxy for it, and how
+    # long one GetChatData may take. A corp reads its archive through the SDK once its archive secret
+    # and private keys are set (`siyu compliance archive-sdk`); until then, from the feed URL.
+    archive_sdk_library: Path | None = None
+    archive_sdk_proxy: str = ""
+    archive_sdk_proxy_password: SecretStr = SecretStr("")
+    archive_sdk_timeout_seconds: int = Field(default=10, ge=1, le=120)
 
     @field_validator("outbound_local_networks", "wecom_api_hosts", "trusted_proxies", mode="before")
     @classmethod

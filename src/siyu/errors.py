@@ -161,6 +161,16 @@ def install_error_handlers(app: FastAPI) -> None:
         # FastAPI answers a request body it cannot decode (not UTF-8, say) with a bare 400: name the body.
         if exc.status_code == 400 and exc.detail == "There was an error parsing the body" and not wants_html(request):
             return JSONResponse({"detail": exc.detail, "field": "body"}, status_code=400)
+        if exc.status_code in (404, 405) and wants_html(request):
+            # An unknown console address (a mistyped link, a page of a domain switched off) is
+            # answered with the console's own page, in the person's language, not with JSON.
+            from siyu.console.i18n import translations
+            from siyu.console.templating import request_locale
+
+            _ = translations(request_locale(request)).gettext
+            message = _("This page does not exist.") if exc.status_code == 404 else _(
+                "This page cannot be used that way.")
+            return _html_error(request, message=message, status=exc.status_code)
         return await http_exception_handler(request, exc)
 
     @app.exception_handler(IntegrityError)

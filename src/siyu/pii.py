@@ -72,6 +72,25 @@ def lookup_hash(value: str, *, kind: str) -> str:
     return hmac.new(key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
 
 
+def blind_index(values: list[str], *, kind: str) -> list[int]:
+    """Keyed 63-bit tokens of short values (n-grams of a name) for a searchable index that stores no
+    clear text: equal values give equal tokens, and without the key a token says nothing of its value.
+    A separate sub-key from the lookup hashes; `kind` separates the indexes (and corps) from each other."""
+    base = _blind_base(_current()[1], kind)
+    out = []
+    for value in values:
+        h = base.copy()
+        h.update(value.encode())
+        out.append(int.from_bytes(h.digest()[:8], "big") >> 1)  # non-negative: fits a signed BIGINT
+    return out
+
+
+@lru_cache(maxsize=256)
+def _blind_base(lookup_key: bytes, kind: str):
+    key = hmac.new(lookup_key, b"siyu/pii/blind", hashlib.sha256).digest()
+    return hmac.new(key, f"{kind}\x00".encode(), hashlib.sha256)
+
+
 class EncryptedString(TypeDecorator):
     """A column holding text encrypted with the PII key; Python sees the clear text."""
 

@@ -119,7 +119,8 @@ def _open(session, community, *, ext=None, ip=IP, now=T0):
 
 
 def _send(session, token, key, outbox, *, phone=PHONE, ip=IP, now=T0):
-    return v.request_code(session, token=token, key=key, phone=phone, ip=ip, now=now, provider=outbox)
+    return v.request_code(session, token=token, key=key, phone=phone, ip=ip, now=now, provider=outbox,
+                          consent_version=0)
 
 
 # --- phone numbers --------------------------------------------------------------------------------------
@@ -485,13 +486,13 @@ def test_h5_page_over_http(session, corp, show_codes):
     assert "data:image/png" not in page.text and community.join_url not in page.text  # not even in the source
     key = re.search(r'name="visit" value="([^"]+)"', page.text).group(1)
 
-    bad = client.post(link + "/phone", data={"visit": key, "phone": "12345"})
+    bad = client.post(link + "/phone", data={"visit": key, "phone": "12345", "consent": "0"})
     assert bad.status_code == 422 and 'data-field="phone"' in bad.text and "请输入 11 位手机号码" in bad.text
 
-    sent = client.post(link + "/phone", data={"visit": key, "phone": "138 1234 5678"})
+    sent = client.post(link + "/phone", data={"visit": key, "phone": "138 1234 5678", "consent": "0"})
     assert sent.status_code == 200 and "138****5678" in sent.text
     assert community.join_url not in sent.text and "data:image/png" not in sent.text
-    again = client.post(link + "/phone", data={"visit": key, "phone": PHONE})
+    again = client.post(link + "/phone", data={"visit": key, "phone": PHONE, "consent": "0"})
     assert again.status_code == 429 and "秒后再重新获取" in again.text
 
     code = re.search(r"\d{6}", v.sms_outbox(session, corp_id=corp.id)[0].text).group(0)

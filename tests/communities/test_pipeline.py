@@ -4,8 +4,6 @@ communities subscribers, which read each group back with `groupchat/get`. Redeli
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from sqlalchemy import func, select
 
@@ -17,6 +15,7 @@ from siyu.db import session_scope
 from siyu.jobs.events import subscribe
 from siyu.jobs.models import Job
 from siyu.wecom.client import WeComClient
+from waiting import wait_for
 from wecom.conftest import emulator, wire_siyu_corp  # noqa: F401 - the emulator fixture
 from wecom.test_pipeline import siyu_server, worker  # noqa: F401 - a real server and worker
 
@@ -43,16 +42,6 @@ def wired(emulator, siyu_server, worker):  # noqa: F811
     client = WeComClient(corp.wecom_id, corp.secret, base_url=emulator.api_url)
     yield corp.corp_id, corp.wecom_id, client
     client.close()
-
-
-def wait_for(predicate, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("timed out")
 
 
 def _group(corp_id: int, chat_id: str) -> GroupChat | None:

@@ -336,7 +336,7 @@ def _ask_code(session, corp, outbox: Outbox, phone: str):
                                  verify_by="sms", join_url="https://h5.example/join/1")
     _c, _visit, key = v.open_visit(session, token=v.link_token(community), ip="203.0.113.7")
     return v.request_code(session, token=v.link_token(community), key=key, phone=phone, ip="203.0.113.7",
-                          provider=outbox)
+                          provider=outbox, consent_version=0)
 
 
 def test_verification_sms_carries_its_disclosure_and_never_a_planted_promise(session, monkeypatch):

@@ -85,3 +85,13 @@ def test_params_that_do_not_fit_the_message_do_not_break_it():
     error = SiyuError("unknown role(s): %(roles)s", params={"other": 1})
     assert error.message == "unknown role(s): %(roles)s"
     assert Conflict("plain").message == "plain" and Conflict("plain").params == {}
+
+
+def test_an_unknown_console_address_is_the_consoles_404_page_and_json_for_the_api(client):
+    page = client.get("/no-such-page", headers={"accept": "text/html"})
+    assert page.status_code == 404 and "页面不存在" in page.text and 'lang="zh-CN"' in page.text
+    assert page.headers["content-type"].startswith("text/html")
+    english = client.get("/no-such-page?lang=en", headers={"accept": "text/html"})
+    assert "This page does not exist." in english.text
+    api = client.get("/api/v1/no-such-thing", headers={"accept": "text/html"})
+    assert api.status_code == 404 and api.json() == {"detail": "Not Found"}

@@ -29,6 +29,7 @@ def test_customers_bench_small(own_installation):
     assert result["customers"] == 3000 and result["follows"] >= 3000 and result["tag_links"] > 0
     assert set(result["queries"]) >= {"list_first_page", "filter_stage", "filter_advisor", "filter_tag",
                                       "filter_state_prefix", "filter_added_range", "filter_combined", "search_name",
+                                      "search_part_of_name",
                                       "customer_360"}
     for figures in result["queries"].values():
         assert figures["p95_ms"] >= figures["p50_ms"] > 0 and figures["baseline_plain_p50_ms"] > 0

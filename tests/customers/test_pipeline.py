@@ -4,8 +4,6 @@ profile back from the emulator's `externalcontact/get`. Duplicate deliveries cha
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from sqlalchemy import func, select
 
@@ -14,6 +12,7 @@ from siyu.customers.models import CustomerEvent, CustomerFollow
 from siyu.db import session_scope
 from siyu.jobs.models import Job
 from siyu.wecom.client import WeComClient
+from waiting import wait_for
 from wecom.conftest import emulator, wire_siyu_corp  # noqa: F401 - the emulator fixture
 from wecom.test_pipeline import siyu_server, worker  # noqa: F401 - a real server and worker
 
@@ -27,16 +26,6 @@ def wired(emulator, siyu_server, worker):  # noqa: F811
     client = WeComClient(corp.wecom_id, corp.secret, base_url=emulator.api_url)
     yield corp.corp_id, corp.wecom_id, client
     client.close()
-
-
-def wait_for(predicate, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("timed out")
 
 
 def _customer(corp_id: int, external_userid: str):

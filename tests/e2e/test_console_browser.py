@@ -53,7 +53,7 @@ def test_admin_logs_in_and_lands_on_the_dashboard(page, live_server, log_in, scr
     page.on("response", lambda r: broken.append(f"{r.status} {r.url}") if r.status >= 400 else None)
     log_in("demo.admin")
     expect(page).to_have_url(live_server.url + "/")
-    expect(page.get_by_test_id("who")).to_have_text("demo.admin")
+    expect(page.get_by_test_id("who")).to_have_text("王敏")
     page.wait_for_load_state("networkidle")
     expect_charts_drawn(page)
     screenshot("console-dashboard")
@@ -94,7 +94,7 @@ def test_english_switch(page, log_in, screenshot):
 )
 def test_admin_page_opens(page, live_server, log_in, screenshot, path, shows, name):
     log_in("demo.admin")
-    expect(page.get_by_test_id("who")).to_have_text("demo.admin")
+    expect(page.get_by_test_id("who")).to_have_text("王敏")
     response = page.goto(path)
     assert response is not None and response.status == 200, f"{path} answered {response and response.status}"
     page.wait_for_load_state("networkidle")
@@ -107,7 +107,7 @@ def test_admin_page_opens(page, live_server, log_in, screenshot, path, shows, na
 
 def test_the_layout_fills_the_viewport_below_the_top_bar(page, log_in):
     log_in("demo.admin")
-    expect(page.get_by_test_id("who")).to_have_text("demo.admin")
+    expect(page.get_by_test_id("who")).to_have_text("王敏")
     page.goto("/jobs")
     box = page.evaluate("""() => {
         const top = document.querySelector('.topbar').getBoundingClientRect();
@@ -122,7 +122,7 @@ def test_the_layout_fills_the_viewport_below_the_top_bar(page, log_in):
 
 def test_administrators_see_the_queue_lag_per_queue(page, log_in, screenshot):
     log_in("demo.admin")
-    expect(page.get_by_test_id("who")).to_have_text("demo.admin")
+    expect(page.get_by_test_id("who")).to_have_text("王敏")
     page.goto("/jobs")
     lag = page.get_by_test_id("queue-lag")
     expect(lag).to_be_visible()

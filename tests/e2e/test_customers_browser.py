@@ -83,3 +83,18 @@ def test_a_tag_added_on_the_360_page(page, log_in, screenshot):
     expect(page.get_by_test_id("tag-library")).to_be_visible()
     assert page.get_by_test_id("library-tag").count() >= 2
     screenshot("customers-tag-library")
+
+
+def test_part_of_a_name_finds_the_customer(page, log_in, screenshot):
+    log_in("demo.ops")
+    page.goto("/customers")
+    filters = page.get_by_test_id("customer-filters")
+    expect(filters.locator("#q")).to_have_attribute("placeholder", "姓名或备注的一部分，或编号的开头")
+    filters.locator("#q").fill("建国")  # 周建国's given name: the list shows only the masked name
+    filters.locator("button[type=submit]").click()
+    expect(page.get_by_test_id("customer-total")).to_contain_text("符合条件的客户 1 位")
+    row = page.get_by_test_id("customer-row")
+    expect(row).to_have_count(1)
+    expect(row.locator("a.strong")).to_have_text("周**")
+    expect(page.get_by_test_id("customers-table")).not_to_contain_text("wmdemo")  # no WeCom ids where people read
+    screenshot("customers-search-part-of-name")

@@ -32,7 +32,7 @@ def test_api_docs_render_with_no_external_request(page, live_server, screenshot)
 def test_console_pages_run_under_the_policy(page, live_server, log_in, screenshot):
     external, violations = _watch(page, live_server)
     log_in("demo.admin")
-    expect(page.get_by_test_id("who")).to_have_text("demo.admin")
+    expect(page.get_by_test_id("who")).to_have_text("王敏")
     page.goto("/")
     expect(page.locator("[data-chart] svg").first).to_be_visible()
     page.goto("/api-keys")

@@ -34,9 +34,20 @@ def test_customer_verifies_on_the_phone_and_sees_the_group_code(page, browser, l
         customer.goto(link)
         expect(customer.locator("h1")).to_have_text("验证客户身份")
         assert "data:image" not in customer.content() and "h5.example/join" not in customer.content()
+        customer.locator("#phone").fill("138 0013 8000")
+        customer.get_by_role("button", name="获取验证码").click()  # the privacy notice not agreed to
+        expect(customer.locator("[data-field='consent']")).to_have_text("请先阅读个人信息处理规则并勾选同意")
+        notice = customer.get_by_test_id("notice-link")
+        expect(notice).to_have_text("《个人信息处理规则》")
+        with customer.context.expect_page() as opened:
+            notice.click()
+        expect(opened.value.get_by_test_id("notice-text")).to_contain_text("个人信息保护法")
+        opened.value.close()
+        customer.get_by_test_id("consent").locator("input").check()
         customer.locator("#phone").fill("1381234")
         customer.get_by_role("button", name="获取验证码").click()
         expect(customer.locator("[data-field='phone']")).to_have_text("请输入 11 位手机号码")
+        expect(customer.get_by_test_id("consent").locator("input")).to_be_checked()  # kept with the error
         customer.screenshot(path=str(SCREENSHOTS / "verification-h5-phone-error.png"), full_page=True)
 
         customer.locator("#phone").fill("138 0013 8000")

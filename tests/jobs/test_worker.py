@@ -8,8 +8,7 @@ import datetime as dt
 import signal
 import subprocess
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,21 +18,11 @@ from siyu.db import utcnow
 from siyu.jobs import service
 from siyu.jobs.models import Job
 from siyu.jobs.worker import run_worker
+from waiting import wait_for
 
 from .conftest import EFFECT_TABLE, worker_command, worker_env
 
 pytestmark = pytest.mark.slow
-
-
-def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def states(committed, queue) -> dict[int, str]:

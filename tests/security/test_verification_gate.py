@@ -42,7 +42,8 @@ def test_a_stranger_and_a_customer_see_the_same_answer(session, corp, firm):
     t1, k1, customer_visit = _open(session, community)
     t2, k2, stranger_visit = _open(session, community, ip="203.0.113.50")
     a = _send(session, t1, k1, outbox)
-    b = v.request_code(session, token=t2, key=k2, phone=STRANGER, ip="203.0.113.50", now=T0, provider=outbox)
+    b = v.request_code(session, token=t2, key=k2, phone=STRANGER, ip="203.0.113.50", now=T0, provider=outbox,
+                       consent_version=0)
     assert _visible(a) == _visible(b) == "code"
     assert [p for p, _t in outbox.sent] == [PHONE]  # no SMS to a number the firm does not know
     # Any code the stranger types is "not right", exactly as a customer's wrong code.
@@ -57,11 +58,11 @@ def test_every_check_counts_against_the_limits(session, corp, firm):
     for i in range(v.MAX_SENDS_PER_IP_HOUR):
         token, key, _ = _open(session, community, ip="203.0.113.77")
         v.request_code(session, token=token, key=key, phone=f"1390000{i:04d}", ip="203.0.113.77",
-                       now=T0 + i * v.MIN_SEND_INTERVAL, provider=outbox)
+                       now=T0 + i * v.MIN_SEND_INTERVAL, provider=outbox, consent_version=0)
     token, key, _ = _open(session, community, ip="203.0.113.77")
     with pytest.raises(v.RateLimited):
         v.request_code(session, token=token, key=key, phone="13900005555", ip="203.0.113.77",
-                       now=T0 + 30 * v.MIN_SEND_INTERVAL, provider=outbox)
+                       now=T0 + 30 * v.MIN_SEND_INTERVAL, provider=outbox, consent_version=0)
     assert session.scalar(select(func.count()).select_from(VerificationCode)
                           .where(VerificationCode.corp_id == corp.id)) == v.MAX_SENDS_PER_IP_HOUR
     assert len(firm.requests) == v.MAX_SENDS_PER_IP_HOUR  # refused before the firm is asked

@@ -331,7 +331,8 @@ def test_session_resolves_to_the_staff_with_a_csrf_token(session, corp):
     principal = service.resolve_session(session, token=token)
     assert principal == Principal(corp_id=corp.id, kind="staff", label=staff.login, staff_id=staff.id,
                                   department_id=dept.id, roles=frozenset({"advisor", "operations"}),
-                                  sees_department=True, csrf_token=row.csrf_token, session_id=row.id)
+                                  sees_department=True, csrf_token=row.csrf_token, session_id=row.id,
+                                  display_name=staff.name)
     assert service.resolve_session(session, token=token + "x") is None
     assert service.resolve_session(session, token="") is None
 

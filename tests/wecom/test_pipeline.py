@@ -23,6 +23,7 @@ from siyu.jobs.worker import run_worker
 from siyu.wecom import service
 from siyu.wecom.emulator.server import ServerThread
 from siyu.wecom.models import WecomInboxEvent, WecomOutbound
+from waiting import wait_for
 from wecom.conftest import wire_siyu_corp
 
 pytestmark = pytest.mark.slow
@@ -69,16 +70,6 @@ def wired(emulator, siyu_server, worker):
         service.set_default_welcome(s, corp_id=corp.corp_id, actor="test", text=WELCOME, enabled=True)
         approve_all(s, corp.corp_id)  # compliance approves the welcome
     return corp.corp_id, corp.wecom_id
-
-
-def wait_for(predicate, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("timed out")
 
 
 def settled(emulator, corp_id: int, wecom_id: str, adds: int):

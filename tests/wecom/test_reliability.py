@@ -35,6 +35,7 @@ from siyu.jobs.worker import run_worker
 from siyu.wecom import service
 from siyu.wecom.emulator.server import ServerThread
 from siyu.wecom.models import WecomOutbound
+from waiting import wait_for
 from wecom.conftest import wire_siyu_corp
 
 pytestmark = pytest.mark.slow
@@ -82,16 +83,6 @@ def welcome_worker(**kwargs) -> Iterator[None]:
         stop.set()
         thread.join(20)
         assert not thread.is_alive()
-
-
-def wait_for(predicate, timeout: float, what: str = "the condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def welcome_jobs(corp_id: int) -> list[Job]:

@@ -21,17 +21,13 @@ from siyu.acquisition.schemas import (
     PersonaOut,
 )
 from siyu.db import get_session
-from siyu.tenancy.deps import require_scope
+from siyu.tenancy.deps import API_ERRORS, require_scope
 from siyu.tenancy.principal import Principal
 from siyu.tenancy.service import MAX_ID
 
 router = APIRouter(prefix="/api/v1/acquisition", tags=["acquisition"])
 
-ERRORS = {
-    401: {"description": "no valid API key"},
-    403: {"description": "the key lacks the scope"},
-    422: {"description": "a parameter is not valid (`field` or `errors[].field` names it)"},
-}
+ERRORS = API_ERRORS
 read_acquisition = require_scope("acquisition:read")
 
 

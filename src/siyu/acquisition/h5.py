@@ -17,6 +17,7 @@ from siyu.console.forms import FieldErrors
 from siyu.console.templating import render
 from siyu.db import get_session
 from siyu.errors import SiyuError, localized_message
+from siyu.privacy import notices
 from siyu.tenancy.deps import client_ip
 
 router = APIRouter(include_in_schema=False)
@@ -47,12 +48,16 @@ def step_of(visit: GatedVisit) -> str:
     return "code" if visit.status in ("code_sent", "refused") else "phone"
 
 
-def _page(request: Request, *, token: str, community: GatedCommunity, visit: GatedVisit, key: str,
-          errors: FieldErrors | None = None, phone: str = "", status_code: int = 200) -> Response:
+def _page(request: Request, session: Session, *, token: str, community: GatedCommunity, visit: GatedVisit, key: str,
+          errors: FieldErrors | None = None, phone: str = "", ticked: str = "", status_code: int = 200) -> Response:
     step = step_of(visit)
     verified = step == "verified"
     context = {
         "token": token, "community": community, "key": key, "step": step, "errors": errors,
+        "notice": notices.current(session, corp_id=community.corp_id),
+        # the box stays ticked on a page answered with an error (a mistyped number)
+        "agreed_version": visit.notice_version if visit.notice_version is not None
+        else int(ticked) if ticked.isascii() and ticked.isdigit() else None,
         "phone": phone, "masked_phone": pii.mask_phone(visit.phone) if visit.phone else "",
         "sms": True,  # the one-time code is always asked for
         "code_minutes": int(verification.CODE_TTL.total_seconds() // 60),
@@ -69,23 +74,38 @@ def gate_open(request: Request, token: str = TOKEN, session: Session = Depends(g
         community, visit, key = verification.open_visit(session, token=token, ip=client_ip(request))
     except SiyuError as exc:
         return _error(request, token, exc)
-    return _page(request, token=token, community=community, visit=visit, key=key)
+    return _page(request, session, token=token, community=community, visit=visit, key=key)
+
+
+@router.get(PAGE + "/privacy")
+def gate_privacy_notice(request: Request, token: str = TOKEN, version: int | None = None,
+                        session: Session = Depends(get_session)):
+    """The corp's privacy notice, as the gate's tick box links to it (a version, or the one in force)."""
+    try:
+        community, _ext = verification.read_token(session, token=token)
+        notice = notices.current(session, corp_id=community.corp_id) if version is None else notices.get_version(
+            session, corp_id=community.corp_id, version=version)
+    except SiyuError as exc:
+        return _error(request, token, exc)
+    return _headers(render(request, "h5/notice.html", {"community": community, "notice": notice, "token": token}))
 
 
 @router.post(PAGE + "/phone")
 def gate_phone(request: Request, token: str = TOKEN, visit: str = Form("", max_length=100),
-               phone: str = Form("", max_length=100), session: Session = Depends(get_session)):
+               phone: str = Form("", max_length=100), consent: str = Form("", max_length=20),
+               session: Session = Depends(get_session)):
     try:
         community, current = verification.get_visit(session, token=token, key=visit)
     except SiyuError as exc:
         return _error(request, token, exc)
     try:
-        current = verification.request_code(session, token=token, key=visit, phone=phone, ip=client_ip(request))
+        current = verification.request_code(session, token=token, key=visit, phone=phone, ip=client_ip(request),
+                                            consent_version=consent)
     except SiyuError as exc:
         # What the refusal recorded (a wrong number the firm does not know) is committed with the page.
-        return _page(request, token=token, community=community, visit=current, key=visit, phone=phone,
-                     errors=FieldErrors.of(request, exc, "phone"), status_code=exc.status_code)
-    return _page(request, token=token, community=community, visit=current, key=visit, phone=phone)
+        return _page(request, session, token=token, community=community, visit=current, key=visit, phone=phone,
+                     ticked=consent, errors=FieldErrors.of(request, exc, "phone"), status_code=exc.status_code)
+    return _page(request, session, token=token, community=community, visit=current, key=visit, phone=phone)
 
 
 @router.post(PAGE + "/code")
@@ -99,6 +119,6 @@ def gate_code(request: Request, token: str = TOKEN, visit: str = Form("", max_le
         current = verification.enter_code(session, token=token, key=visit, code=code, ip=client_ip(request))
     except SiyuError as exc:
         # Wrong entries are counted in this transaction, which commits with the page.
-        return _page(request, token=token, community=community, visit=current, key=visit,
+        return _page(request, session, token=token, community=community, visit=current, key=visit,
                      errors=FieldErrors.of(request, exc, "code"), status_code=exc.status_code)
-    return _page(request, token=token, community=community, visit=current, key=visit)
+    return _page(request, session, token=token, community=community, visit=current, key=visit)

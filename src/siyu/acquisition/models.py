@@ -273,6 +273,9 @@ class GatedVisit(IdMixin, Base):
     firm_customer_id: Mapped[str | None] = mapped_column(String(64))
     phone_tries: Mapped[int] = mapped_column(Integer, default=0)
     opened_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # The privacy notice the visitor agreed to before giving their phone (siyu.privacy.notices).
+    notice_version: Mapped[int | None] = mapped_column(Integer)
+    consented_at: Mapped[dt.datetime | None] = mapped_column()
 
 
 class VerificationCode(IdMixin, Base):

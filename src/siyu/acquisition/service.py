@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
@@ -424,3 +425,22 @@ def recent_adds(session: Session, *, corp_id: int, code_id: int, limit: int = 20
                                                          ChannelAdd.code_id == code_id)
                                 .order_by(ChannelAdd.id.desc()).limit(limit)))
 
+
+def channel_names(session: Session, *, corp_id: int, states: Iterable[str]) -> dict[str, str]:
+    """The names of the corp's channel codes with these states (what a person reads for a state)."""
+    wanted = sorted(set(states))[:1000]
+    if not wanted:
+        return {}
+    return dict(session.execute(select(ChannelCode.state, ChannelCode.name).where(
+        ChannelCode.corp_id == corp_id, ChannelCode.state.in_(wanted))).all())
+
+
+def _register() -> None:
+    # The customer list and 360 page show a follow's channel by its code's name (see
+    # siyu.customers.service.register_channel_namer): customers does not import acquisition.
+    from siyu.customers.service import register_channel_namer
+
+    register_channel_namer(channel_names)
+
+
+_register()

@@ -482,15 +482,20 @@ def _code_hash(visit_id: int, code: str) -> str:
     return pii.lookup_hash(f"{visit_id}:{code}", kind="otp")
 
 
-def request_code(session: Session, *, token: str, key: str, phone: str, ip: str | None,
+def request_code(session: Session, *, token: str, key: str, phone: str, ip: str | None, consent_version: object,
                  now: dt.datetime | None = None, hook_client: httpx.Client | None = None,
                  provider: SmsProvider | None = None) -> GatedVisit:
-    """The customer entered their phone: asks the firm (when the community wants it), then sends a
-    code (when it wants SMS) or verifies at once (firm only). Returns the visit with its new status."""
+    """The customer agreed to the privacy notice in force (`consent_version`, the version the page
+    showed) and entered their phone: asks the firm (when the community wants it), then sends a code
+    (when it wants SMS) or verifies at once (firm only). Returns the visit with its new status.
+    Without the consent for the notice in force nothing is taken (field `consent`)."""
+    from siyu.privacy import notices
+
     now = now or utcnow()
     community, visit = get_visit(session, token=token, key=key)
     if visit.status == "verified":
         return visit
+    notice = notices.check_agreed(session, corp_id=community.corp_id, agreed_version=consent_version)
     phone = normalise_phone(phone)
     phone_h, ip_hash = phone_hash(phone), _ip_hash(ip)
     wants_firm = community.verify_by in ("firm", "both")
@@ -509,6 +514,8 @@ def request_code(session: Session, *, token: str, key: str, phone: str, ip: str 
                           client=hook_client)
     visit.phone_tries += 1
     visit.phone, visit.phone_hash = phone, phone_h
+    if visit.notice_version != notice.version:
+        _record_notice_consent(session, community=community, visit=visit, version=notice.version, now=now)
     visit.firm_customer_id = answer.firm_customer_id if answer is not None else None
     # Knowing a number is never enough: the one-time code proves the visitor holds it. A number the
     # firm does not know gets the same answer as a customer's (a code "on its way"), a code that is
@@ -519,6 +526,18 @@ def request_code(session: Session, *, token: str, key: str, phone: str, ip: str 
     visit.status = "refused" if not_customer else "code_sent"
     session.flush()
     return visit
+
+
+def _record_notice_consent(session: Session, *, community: GatedCommunity, visit: GatedVisit, version: int,
+                           now: dt.datetime) -> None:
+    """The visitor agreed to notice `version` before giving their phone: on the visit always, and in
+    the consent ledger when the page knows who they are (a link sent to one customer)."""
+    from siyu.privacy.service import record_consent
+
+    visit.notice_version, visit.consented_at = version, now
+    if visit.external_userid:
+        record_consent(session, corp_id=community.corp_id, actor="h5", external_userid=visit.external_userid,
+                       purpose="personal_info", granted=True, source="h5", at=now, notice_version=version)
 
 
 def _send_code(session: Session, *, community: GatedCommunity, visit: GatedVisit, phone: str, ip_hash: str,

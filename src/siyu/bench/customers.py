@@ -9,7 +9,8 @@ with executemany in large batches.
 
 Then each query of the console is timed `--reps` times through the same service functions the pages
 call, with varying parameters: the list's first page and a later one, every filter alone, a combined
-filter, search by exact name (lookup hash) and by external id, an advisor's and a team lead's own
+filter, search by exact name (lookup hash), by part of a name (the blind index of name and remark
+n-grams, siyu.customers.search) and by external id, an advisor's and a team lead's own
 list, and a customer's 360 page. A list or filter timing is a whole page's service calls: the page of
 rows and the per-stage counts (the chart and the total). Figures: p50/p95 per query and the p95 over
 all of them (target < 150 ms).
@@ -36,7 +37,7 @@ from typing import Any
 
 from siyu.bench.common import Installation, percentile, workdir
 
-TABLES = ("customer", "customer_follow", "customer_tag_link", "customer_event", "customer_note")
+TABLES = ("customer", "customer_follow", "customer_tag_link", "customer_event", "customer_note", "customer_search_gram")
 STAGES = (("new", 35), ("activated", 20), ("invested", 20), ("reinvested", 10), ("dormant", 10), ("lost", 5))
 SURNAMES = ("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
             "姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤")
@@ -116,6 +117,7 @@ def _load(db: Path, *, corp_id: int, advisors: list[tuple[int, str]], n: int, ba
           now: dt.datetime) -> dict[str, Any]:
     """Bulk-insert the customers with everything that hangs off them; returns samples to query with."""
     from siyu import pii
+    from siyu.customers import search
     from siyu.customers.contacts import name_hash, remark_hash
 
     now = now.astimezone(dt.UTC).replace(tzinfo=None)
@@ -143,11 +145,12 @@ def _load(db: Path, *, corp_id: int, advisors: list[tuple[int, str]], n: int, ba
     start = now - dt.timedelta(days=HISTORY_DAYS)
     step = dt.timedelta(days=HISTORY_DAYS) / n
     samples: dict[str, Any] = {"names": [], "external_ids": [], "states": CHANNELS, "tag_ids": tag_ids}
-    counts = {"customers": 0, "follows": 0, "tag_links": 0, "events": 0, "notes": 0}
+    counts = {"customers": 0, "follows": 0, "tag_links": 0, "events": 0, "notes": 0, "search_grams": 0}
     sql = {
         "customer": "INSERT INTO customer (id, corp_id, external_userid, name, name_hash, gender, unionid, stage, "
-                    "firm_customer_id, first_added_at, lost_at, profile_synced_at, updated_at, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "firm_customer_id, first_added_at, lost_at, profile_synced_at, search_version, updated_at, "
+                    "created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         "follow": "INSERT INTO customer_follow (corp_id, customer_id, staff_id, wecom_userid, remark, remark_hash, "
                   "description, add_time, add_way, state, status, ended_at, stage, shared, updated_at, created_at) "
                   "VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -156,6 +159,7 @@ def _load(db: Path, *, corp_id: int, advisors: list[tuple[int, str]], n: int, ba
                  "source_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         "note": "INSERT INTO customer_note (corp_id, customer_id, author_staff_id, text, created_at) "
                 "VALUES (?, ?, ?, ?, ?)",
+        "gram": "INSERT OR IGNORE INTO customer_search_gram (corp_id, gram, customer_id) VALUES (?, ?, ?)",
     }
     next_id = 1
     while next_id <= n:
@@ -170,7 +174,8 @@ def _load(db: Path, *, corp_id: int, advisors: list[tuple[int, str]], n: int, ba
             rows["customer"].append((
                 cid, corp_id, ext, pii.encrypt(name, context="customer.name"), name_hash(name), rng.randint(0, 2),
                 None, stage, f"F{cid:09d}" if rng.random() < 0.3 else None, added_s,
-                _stamp(added + dt.timedelta(days=30)) if lost else None, added_s, added_s, added_s))
+                _stamp(added + dt.timedelta(days=30)) if lost else None, added_s, search.VERSION, added_s, added_s))
+            searchable = [name]
             if cid % 997 == 0:
                 samples["names"].append(name)
                 samples["external_ids"].append(ext)
@@ -181,6 +186,7 @@ def _load(db: Path, *, corp_id: int, advisors: list[tuple[int, str]], n: int, ba
                 at = added + dt.timedelta(days=20 * k)
                 state = rng.choice(CHANNELS) if rng.random() < 0.85 else None
                 remark = name[0] + ("先生" if rng.random() < 0.5 else "女士") if rng.random() < 0.4 else None
+                searchable.append(remark)
                 status = "lost" if lost else "active"
                 rows["follow"].append((
                     corp_id, cid, staff_id, userid,
@@ -193,6 +199,8 @@ def _load(db: Path, *, corp_id: int, advisors: list[tuple[int, str]], n: int, ba
                                       f'{{"wecom_userid": "{userid}", "staff_id": {staff_id}, '
                                       f'"state": {json.dumps(state)}}}',
                                       f"bench:{cid}:{k}"))
+            rows["gram"].extend((r["corp_id"], r["gram"], r["customer_id"])
+                                for r in search.index_rows(corp_id, cid, searchable))
             if stage != "new":
                 rows["event"].append((corp_id, cid, "stage_changed", _stamp(added + dt.timedelta(days=7)), "firm",
                                       None, f'{{"from": "new", "to": "{stage}"}}', None))
@@ -201,6 +209,7 @@ def _load(db: Path, *, corp_id: int, advisors: list[tuple[int, str]], n: int, ba
             if rng.random() < 0.05:
                 note = pii.encrypt("客户关注稳健型产品，下周回访。", context="customer_note.text")
                 rows["note"].append((corp_id, cid, advisors[chosen[0]][0], note, added_s))
+        rows["gram"].sort()  # the index's own order: appended pages rather than scattered ones
         conn.execute("BEGIN")
         for key, statement in sql.items():
             conn.executemany(statement, rows[key])
@@ -210,6 +219,7 @@ def _load(db: Path, *, corp_id: int, advisors: list[tuple[int, str]], n: int, ba
         counts["tag_links"] += len(rows["tag"])
         counts["events"] += len(rows["event"])
         counts["notes"] += len(rows["note"])
+        counts["search_grams"] += len(rows["gram"])
         next_id += batch
     conn.close()
     samples["counts"] = counts
@@ -228,6 +238,7 @@ def _queries(session, setup: dict[str, Any], samples: dict[str, Any], rng: rando
     advisors = setup["advisor_principals"]
     today = dt.date.today()
     customer_ids = [rng.randint(1, samples["counts"]["customers"]) for _ in range(200)]
+    part_of_name = _part_of_name(samples, rng)
 
     def page(principal, **filters):
         f = service.make_filters(**filters)
@@ -256,11 +267,22 @@ def _queries(session, setup: dict[str, Any], samples: dict[str, Any], rng: rando
                                         staff_id=rng.choice(setup["advisors"])[0],
                                         tag_id=rng.choice(samples["tag_ids"][:10]), **window()),
         "search_name": lambda: page(ops, q=rng.choice(samples["names"])),
+        "search_part_of_name": lambda: page(ops, q=part_of_name()),
         "search_external_id": lambda: page(ops, q=rng.choice(samples["external_ids"])),
         "advisor_own_list": lambda: page(rng.choice(advisors)),
         "lead_department_list": lambda: page(lead),
         "customer_360": lambda: service.customer_detail(session, principal=ops, customer_id=rng.choice(customer_ids)),
     }
+
+
+def _part_of_name(samples: dict[str, Any], rng: random.Random) -> Callable[[], str]:
+    """What staff type to find someone by part of a name: the given name (one or two characters),
+    or the surname with the first character of the given name."""
+    def draw() -> str:
+        name = rng.choice(samples["names"])
+        return name[1:] if rng.random() < 0.5 else name[:2]
+
+    return draw
 
 
 def _plain_queries(session, setup: dict[str, Any], samples: dict[str, Any], rng: random.Random
@@ -272,14 +294,30 @@ def _plain_queries(session, setup: dict[str, Any], samples: dict[str, Any], rng:
     part. Same parameters as `_queries`, same warm-up and repetitions."""
     from sqlalchemy import and_, exists, func, select
 
+    from siyu.customers import search
     from siyu.customers.contacts import name_hash
-    from siyu.customers.models import Customer, CustomerEvent, CustomerFollow, CustomerNote, CustomerTagLink
+    from siyu.customers.models import (
+        Customer,
+        CustomerEvent,
+        CustomerFollow,
+        CustomerNote,
+        CustomerSearchGram,
+        CustomerTagLink,
+    )
     from siyu.tenancy.models import Staff
 
     corp_id = setup["corp_id"]
     today = dt.date.today()
     customer_ids = [rng.randint(1, samples["counts"]["customers"]) for _ in range(200)]
     lead = setup["lead"]
+    part_of_name = _part_of_name(samples, rng)
+
+    def containing(q: str):
+        # the same blind index, asked plainly: every token of the query present
+        wanted = search.tokens(corp_id, search.query_grams(q))
+        return Customer.id.in_(select(CustomerSearchGram.customer_id).where(
+            CustomerSearchGram.corp_id == corp_id, CustomerSearchGram.gram.in_(wanted))
+            .group_by(CustomerSearchGram.customer_id).having(func.count() == len(wanted)))
 
     def follow_where(*conds):
         return exists().where(CustomerFollow.customer_id == Customer.id, CustomerFollow.status == "active", *conds)
@@ -330,6 +368,7 @@ def _plain_queries(session, setup: dict[str, Any], samples: dict[str, Any], rng:
                                                        CustomerTagLink.tag_id == rng.choice(samples["tag_ids"][:10])),
                                         *window()),
         "search_name": lambda: page(Customer.name_hash == name_hash(rng.choice(samples["names"]))),
+        "search_part_of_name": lambda: page(containing(part_of_name())),
         "search_external_id": lambda: page(Customer.external_userid == rng.choice(samples["external_ids"])),
         "advisor_own_list": lambda: page(staff_of(rng.choice(setup["advisor_principals"]))),
         "lead_department_list": department_list,

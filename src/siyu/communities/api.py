@@ -26,17 +26,13 @@ from siyu.communities.schemas import (
     SyncOut,
 )
 from siyu.db import get_session
-from siyu.tenancy.deps import client_ip, require_scope
+from siyu.tenancy.deps import API_ERRORS, client_ip, require_scope
 from siyu.tenancy.principal import Principal
 from siyu.tenancy.service import MAX_ID
 
 router = APIRouter(prefix="/api/v1/communities", tags=["communities"])
 
-ERRORS = {
-    401: {"description": "no valid API key"},
-    403: {"description": "the key lacks the scope"},
-    422: {"description": "a parameter is not valid (`field` or `errors[].field` names it)"},
-}
+ERRORS = API_ERRORS
 NOT_FOUND = {404: {"description": "no such group or group set in the key's corp"}}
 read_communities = require_scope("communities:read")
 write_communities = require_scope("communities:write")

@@ -40,16 +40,12 @@ from siyu.compliance.schemas import (
     RiskAssessmentOut,
 )
 from siyu.db import get_session
-from siyu.tenancy.deps import require_scope
+from siyu.tenancy.deps import API_ERRORS, require_scope
 from siyu.tenancy.principal import Principal
 
 router = APIRouter(prefix="/api/v1/compliance", tags=["compliance"])
 
-ERRORS = {
-    401: {"description": "no valid API key"},
-    403: {"description": "the key lacks the scope"},
-    422: {"description": "a parameter is not valid (`field` or `errors[].field` names it)"},
-}
+ERRORS = API_ERRORS
 NOT_FOUND = {404: {"description": "no such product in the key's corp (`field`: product)"}}
 CONFLICT = {409: {"description": "the catalogue already has this code"}}
 

@@ -4,10 +4,11 @@ Where the messages come from
 - The corp's archive feed, polled by a recurring job with a stored cursor (`archive_cursor.seq`):
   `GET {origin of the corp's WeCom API base URL}/_emulator/corps/{wecom corp id}/archive?seq=N&limit=M`
   answering `{"errcode": 0, "chatdata": [{"seq", "msgid", "publickey_ver", "message": {…}}]}`.
-  The WeCom emulator serves it (see `siyu.wecom.emulator.archive` for the record shape). Real WeCom
-  hands archived chats out only through its archive SDK (GetChatData + DecryptData with the firm's
-  RSA key); a deployment runs a small bridge that wraps the SDK and serves this same JSON at this
-  path of its API base URL's host, with the access token as `access_token`.
+  The WeCom emulator serves it (see `siyu.wecom.emulator.archive` for the record shape).
+- Real WeCom's Finance SDK (`siyu.compliance.finance_sdk`): the native library loaded with ctypes
+  (GetChatData by seq, each message's key opened with the corp's RSA private key of its version,
+  DecryptData), answering the same items; used for a corp once its archive secret and keys are set
+  and the installation names the library (SIYU_ARCHIVE_SDK_LIBRARY).
 - A JSON-lines export of the same records (`siyu compliance archive-import FILE --corp SLUG`): one
   record per line, either the decrypted message itself or a feed item with `message` inside.
   A line that cannot be read is reported with its number and stores nothing; the others are stored.

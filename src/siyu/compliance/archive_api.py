@@ -17,17 +17,13 @@ from sqlalchemy.orm import Session
 from siyu.compliance import archive
 from siyu.db import get_session
 from siyu.tenancy import audit
-from siyu.tenancy.deps import client_ip, require_scope
+from siyu.tenancy.deps import API_ERRORS, client_ip, require_scope
 from siyu.tenancy.principal import Principal
 from siyu.tenancy.service import MAX_ID
 
 router = APIRouter(prefix="/alerts", tags=["chat-archive alerts"])
 
-ERRORS = {
-    401: {"description": "no valid API key"},
-    403: {"description": "the key lacks the scope"},
-    422: {"description": "a parameter is not valid (`field` or `errors[].field` names it)"},
-}
+ERRORS = API_ERRORS
 NOT_FOUND = {404: {"description": "no such alert in the key's corp (`field`: alert)"}}
 CLOSED = {409: {"description": "the alert is already closed"}}
 EVIDENCE_SCOPE = "alerts:evidence"

@@ -42,3 +42,41 @@ def archive_import(
     typer.echo(json.dumps({"lines": len(lines), **result.as_dict()}, ensure_ascii=False))
     if result.errors:
         raise typer.Exit(1)
+
+
+def archive_sdk(
+    corp: str = typer.Option(..., "--corp", help="the corp's slug"),
+    secret_file: Path = typer.Option(..., "--secret-file", exists=True, dir_okay=False, readable=True,
+                                     help="a file holding the archive app's secret (not on the command line)"),
+    key: list[str] = typer.Option(..., "--key", help="VERSION=PEMFILE: the private key of WeCom's key version "
+                                  "VERSION (repeat for each version still in use)"),
+    disable: bool = typer.Option(False, "--disable", help="store the settings but keep reading the feed URL"),
+) -> None:
+    """Read a corp's chat archive through WeCom's Finance SDK: store its archive secret and private keys
+    (encrypted). The installation's SIYU_ARCHIVE_SDK_LIBRARY names the SDK's library."""
+    from sqlalchemy import select
+
+    from siyu.compliance import finance_sdk
+    from siyu.db import session_scope
+    from siyu.errors import InvalidInput
+    from siyu.tenancy.models import Corp
+
+    keys: dict[int, str] = {}
+    for spec in key:
+        version, sep, path = spec.partition("=")
+        if not sep or not version.isdigit() or not Path(path).is_file():
+            typer.echo(f"--key {spec!r}: expected VERSION=PEMFILE with an existing file", err=True)
+            raise typer.Exit(2)
+        keys[int(version)] = Path(path).read_text()
+    try:
+        with session_scope() as session:
+            corp_id = session.scalar(select(Corp.id).where(Corp.slug == corp))
+            if corp_id is None:
+                typer.echo(f"--corp: no corp with slug {corp!r}", err=True)
+                raise typer.Exit(2)
+            finance_sdk.set_config(session, corp_id=corp_id, actor="cli", secret=secret_file.read_text().strip(),
+                                   private_keys=keys, enabled=not disable)
+    except InvalidInput as exc:
+        typer.echo(f"{exc.field}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps({"corp": corp, "key_versions": sorted(keys), "enabled": not disable}))

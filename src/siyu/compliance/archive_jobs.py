@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from siyu.compliance import archive
+from siyu.compliance import archive, finance_sdk
 from siyu.compliance.models import ArchiveCursor
 from siyu.db import utcnow
 from siyu.errors import NotFound
@@ -51,8 +51,12 @@ def poll_all(session: Session, payload: dict[str, Any], job: JobContext) -> None
 def poll(session: Session, payload: dict[str, Any], job: JobContext) -> None:
     if job.corp_id is None:
         return
+    sdk = None
     try:
-        fetch = archive.http_fetcher(corp_id=job.corp_id)  # before this session begins
+        # Before this session begins: the Finance SDK when the corp reads its archive through it,
+        # otherwise the feed URL of its WeCom connection (the emulator, or a bridge serving it).
+        sdk = finance_sdk.sdk_fetcher(corp_id=job.corp_id)
+        fetch = sdk or archive.http_fetcher(corp_id=job.corp_id)
         result = archive.poll_feed(session, corp_id=job.corp_id, fetch=fetch)
     except NotFound:
         return  # not connected (any more): nothing to poll
@@ -61,6 +65,9 @@ def poll(session: Session, payload: dict[str, Any], job: JobContext) -> None:
         archive.record_poll_failure(session, corp_id=job.corp_id, error=str(exc))
         log.warning("archive poll of corp %s failed: %s", job.corp_id, exc)
         return
+    finally:
+        if sdk is not None:
+            sdk.close()
     if result.stored or result.rejected:
         log.info("archive poll of corp %s: %s", job.corp_id, result.as_dict())
 

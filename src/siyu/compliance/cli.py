@@ -278,9 +278,10 @@ def seed_info() -> None:
 
 
 # Chat-archive import (会话存档导入): compliance/archive_cli.py.
-from siyu.compliance.archive_cli import archive_import  # noqa: E402
+from siyu.compliance.archive_cli import archive_import, archive_sdk  # noqa: E402
 
 app.command("archive-import")(archive_import)
+app.command("archive-sdk")(archive_sdk)
 
 
 if __name__ == "__main__":

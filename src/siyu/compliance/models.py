@@ -267,7 +267,7 @@ class ContentEvent(IdMixin, Base):
 
 # --- chat-archive monitoring (会话存档监控) -------------------------------------------------------------
 
-from siyu.pii import EncryptedString  # noqa: E402
+from siyu.pii import EncryptedString, EncryptedText  # noqa: E402
 
 ARCHIVE_TEXT_MAX = 4000  # characters of a message's text kept (and scanned)
 
@@ -282,6 +282,21 @@ class ArchiveCursor(Base):
     seq: Mapped[int] = mapped_column(BigId, default=0)
     polled_at: Mapped[dt.datetime | None] = mapped_column()
     last_error: Mapped[str] = mapped_column(String(300), default="")
+
+
+class ArchiveSdkConfig(Base):
+    """How a corp reads its chat archive through WeCom's Finance SDK: the archive app's secret and
+    the private keys (PEM, by WeCom's key version) that open each message's key. Both encrypted."""
+
+    __tablename__ = "archive_sdk_config"
+
+    corp_id: Mapped[int] = mapped_column(ForeignKey("corp.id", ondelete="CASCADE"), primary_key=True,
+                                         autoincrement=False)
+    secret: Mapped[str] = mapped_column(EncryptedText(context="archive_sdk.secret"))
+    private_keys: Mapped[str] = mapped_column(EncryptedText(context="archive_sdk.private_keys"))  # JSON {ver: PEM}
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(160), default="")
 
 
 class ArchiveMessage(IdMixin, TimestampMixin, Base):

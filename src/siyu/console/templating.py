@@ -73,6 +73,7 @@ NAV: list[tuple[str, str, frozenset[str]]] = [
      frozenset({"administrator", "compliance", "operations", "auditor"})),
     ("/compliance/privacy", "Personal data requests", frozenset({"administrator", "compliance", "auditor"})),
     ("/compliance/retention", "Retention", frozenset({"administrator", "compliance", "auditor"})),
+    ("/compliance/privacy-notice", "Privacy notice", frozenset({"administrator", "compliance", "auditor"})),
     ("/analytics", "Analytics", frozenset({"administrator", "operations", "auditor"})),
     ("/jobs", "Job queue", frozenset({"administrator", "operations"})),
     ("/staff", "Staff & roles", frozenset({"administrator"})),

@@ -25,17 +25,13 @@ from siyu.customers.schemas import (
 )
 from siyu.db import get_session
 from siyu.errors import Forbidden
-from siyu.tenancy.deps import client_ip, require_scope
+from siyu.tenancy.deps import API_ERRORS, client_ip, require_scope
 from siyu.tenancy.principal import Principal
 from siyu.tenancy.service import MAX_ID, UNMASK_SCOPE
 
 router = APIRouter(prefix="/api/v1/customers", tags=["customers"])
 
-ERRORS = {
-    401: {"description": "no valid API key"},
-    403: {"description": "the key lacks the scope"},
-    422: {"description": "a parameter is not valid (`field` or `errors[].field` names it)"},
-}
+ERRORS = API_ERRORS
 NOT_FOUND = {404: {"description": "no such customer in the key's corp"}}
 read_customers = require_scope("customers:read")
 write_customers = require_scope("customers:write")

@@ -359,8 +359,10 @@ def apply_profile(session: Session, *, corp_id: int, detail: ExternalContactDeta
     first = min((_epoch(f.createtime, now) for f in follows), default=now)
     customer = ensure_customer(session, corp_id=corp_id, external_userid=contact.external_userid, added_at=first)
     name = (contact.name or "").strip()[:MAX_NAME] or None
+    searchable_changed = customer.search_version == 0
     if name != customer.name:
         customer.name, customer.name_hash = name, name_hash(name)
+        searchable_changed = True
     customer.gender = contact.gender if contact.gender in (0, 1, 2) else 0
     customer.unionid = (contact.unionid or None) and contact.unionid[:64]
     staff_cache: dict[str, int | None] = {}
@@ -372,6 +374,7 @@ def apply_profile(session: Session, *, corp_id: int, detail: ExternalContactDeta
         remark = f.remark.strip()[:MAX_NAME] or None
         if remark != follow.remark:
             follow.remark, follow.remark_hash = remark, remark_hash(remark)
+            searchable_changed = True
         description = f.description.strip()[:300] or None
         if description != follow.description:
             follow.description = description
@@ -385,6 +388,10 @@ def apply_profile(session: Session, *, corp_id: int, detail: ExternalContactDeta
             if tag.tag_id and tag.type in (1, None):
                 wecom_tags[tag.tag_id] = (tag.group_name or "", tag.tag_name or "")
     _sync_tags(session, customer, wecom_tags, now)
+    if searchable_changed:
+        from siyu.customers import search  # search folds text as exact search does (normalise, here)
+
+        search.reindex(session, customer=customer)
     customer.profile_synced_at = now
     session.flush()
     return customer

@@ -342,6 +342,21 @@ def daily_tag_sync(session: Session, payload: dict[str, Any], job: JobContext) -
 builtin_schedule("customers.daily_tag_sync", cron="20 2 * * *", name="customers.daily_tag_sync")
 
 
+@job_handler("customers.search_backfill")
+def search_backfill(session: Session, payload: dict[str, Any], job: JobContext) -> None:
+    """Every few minutes: customers not yet in the search index (stored before it existed, or before
+    its folding changed) are indexed, a batch at a time; new and changed customers are indexed as
+    their profile is written."""
+    from siyu.customers import search
+
+    done = search.backfill(session)
+    if done:
+        log.info("search index: %s customers indexed", done)
+
+
+builtin_schedule("customers.search_backfill", cron="*/5 * * * *", name="customers.search_backfill")
+
+
 @job_handler(corp_tags.MARK_JOB, max_attempts=20)
 def mark_tag(session: Session, payload: dict[str, Any], job: JobContext) -> None:
     """Send one tag change made in Siyu to WeCom (`mark_tag`) at most once: the claim under the

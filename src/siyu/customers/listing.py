@@ -31,7 +31,7 @@ from sqlalchemy import Select, func, select, union
 from sqlalchemy.orm import Session
 
 from siyu import pii
-from siyu.customers import contacts
+from siyu.customers import contacts, search
 from siyu.customers.models import Customer, CustomerFollow, CustomerTag, CustomerTagLink, FollowStatus, LifecycleStage
 from siyu.db import is_postgres
 from siyu.errors import InvalidInput
@@ -167,10 +167,28 @@ def _followed_by(corp_id: int, staff_ids: Iterable[int]) -> Select:
         CustomerFollow.status == FollowStatus.ACTIVE.value)
 
 
-def _search_ids(corp_id: int, q: str) -> Select:
-    """Customers whose external_userid, firm id, exact name or an advisor's exact remark is `q`."""
-    parts = [select(Customer.id).where(Customer.corp_id == corp_id, Customer.external_userid == q),
-             select(Customer.id).where(Customer.corp_id == corp_id, Customer.firm_customer_id == q)]
+ID_PREFIX_MIN = 4  # an id prefix shorter than this would match too much to be a search
+
+
+def _prefix(column, prefix: str, *, postgres: bool):
+    if postgres:
+        return column.startswith(prefix, autoescape=True)
+    # A range on the binary-ordered index is exactly a prefix match; LIKE could not use the index.
+    return (column >= prefix) & (column < prefix + "\U0010ffff")
+
+
+def _search_ids(corp_id: int, q: str, *, postgres: bool) -> Select:
+    """Customers whose name or an advisor's remark contains `q` (the blind index), whose exact name or
+    remark is `q`, or whose external_userid or firm id is `q` or starts with it (4 characters or more)."""
+    if len(q) >= ID_PREFIX_MIN:
+        parts = [select(Customer.id).where(Customer.corp_id == corp_id, _prefix(column, q, postgres=postgres))
+                 for column in (Customer.external_userid, Customer.firm_customer_id)]
+    else:
+        parts = [select(Customer.id).where(Customer.corp_id == corp_id, Customer.external_userid == q),
+                 select(Customer.id).where(Customer.corp_id == corp_id, Customer.firm_customer_id == q)]
+    partial = search.matching_ids(corp_id, q)
+    if partial is not None:
+        parts.append(partial)
     name_hash = contacts.name_hash(q)
     if name_hash:
         parts.append(select(Customer.id).where(Customer.corp_id == corp_id, Customer.name_hash == name_hash))
@@ -180,10 +198,7 @@ def _search_ids(corp_id: int, q: str) -> Select:
 
 
 def _state_prefix(session: Session, prefix: str):
-    if is_postgres(session):
-        return CustomerFollow.state.startswith(prefix, autoescape=True)
-    # A range on the binary-ordered index is exactly a prefix match; LIKE could not use the index.
-    return (CustomerFollow.state >= prefix) & (CustomerFollow.state < prefix + "\U0010ffff")
+    return _prefix(CustomerFollow.state, prefix, postgres=is_postgres(session))
 
 
 @dataclass(frozen=True)
@@ -247,8 +262,8 @@ def _id_sets(session: Session, scope: Scope) -> list[IdSet]:
     f, corp_id = scope.filters, scope.corp_id
     sets = []
     if f.q:
-        found = _search_ids(corp_id, f.q)
-        sets.append(IdSet(found, Customer.id.in_(found), lambda s, cap: 0))  # a handful at most
+        found = _search_ids(corp_id, f.q, postgres=is_postgres(session))
+        sets.append(IdSet(found, Customer.id.in_(found), _sized(found)))  # a part of a name can match many
     if scope.staff_ids is not None:
         followed = _followed_by(corp_id, scope.staff_ids)
         mine = select(CustomerFollow.id).where(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, SmallInteger, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, SmallInteger, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from siyu.db import Base, BigId, IdMixin, TimestampMixin, utcnow
@@ -49,6 +49,7 @@ class Customer(IdMixin, TimestampMixin, Base):
         Index("ix_customer_corp_added", "corp_id", "first_added_at", "id"),
         Index("ix_customer_corp_stage_added", "corp_id", "stage", "first_added_at", "id"),
         Index("ix_customer_corp_name_hash", "corp_id", "name_hash"),
+        Index("ix_customer_search_version", "search_version"),
     )
 
     corp_id: Mapped[int] = mapped_column(ForeignKey("corp.id", ondelete="CASCADE"))
@@ -64,6 +65,8 @@ class Customer(IdMixin, TimestampMixin, Base):
     lost_at: Mapped[dt.datetime | None] = mapped_column()
     # When the profile was last read from WeCom (None: not yet).
     profile_synced_at: Mapped[dt.datetime | None] = mapped_column()
+    # The version of the search index (siyu.customers.search) its name and remarks are in; 0: not yet.
+    search_version: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
@@ -141,6 +144,19 @@ class CustomerTagLink(Base):
     corp_id: Mapped[int] = mapped_column(BigId)
     stage: Mapped[str] = mapped_column(String(16), default=LifecycleStage.NEW.value)  # the customer's, as on follows
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class CustomerSearchGram(Base):
+    """The blind index of names and remarks (siyu.customers.search): a keyed token per character and
+    per pair of characters, so that part of a name finds its customers without storing or decrypting
+    the name. Rebuilt for a customer whenever its name or a remark changes."""
+
+    __tablename__ = "customer_search_gram"
+    __table_args__ = (Index("ix_customer_search_gram_customer", "customer_id"), {"sqlite_with_rowid": False})
+
+    corp_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    gram: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id", ondelete="CASCADE"), primary_key=True)
 
 
 class CustomerNote(IdMixin, TimestampMixin, Base):

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from siyu.customers import sidebar
+from siyu.customers import search, sidebar
 from siyu.customers.models import Customer, CustomerEvent, CustomerFollow, CustomerNote, CustomerTag, CustomerTagLink
 from siyu.privacy.service import Erased, register_purger, register_subject_domain
 
@@ -60,6 +60,7 @@ def erase(session: Session, *, corp_id: int, external_userid: str) -> Erased:
     follows = list(session.scalars(select(CustomerFollow).where(CustomerFollow.customer_id == c.id)))
     for f in follows:
         f.remark = f.remark_hash = f.description = None
+    search.reindex(session, customer=c)  # the blind index of the name and remarks goes with them
     out.erased["profile"] = 1
     out.erased["follow_remarks"] = len(follows)
     out.erased["notes"] = session.execute(delete(CustomerNote).where(CustomerNote.customer_id == c.id)).rowcount

@@ -397,6 +397,27 @@ def follow_endings(session: Session, *, corp_id: int, since: dt.datetime, until:
     return out
 
 
+# What people read for a follow's `state` (the tracking parameter of the code it came through): the
+# channel code's name, which acquisition keeps. It registers a lookup here so that customers need not
+# import it; without one the raw state is shown.
+_channel_namers: list = []
+
+
+def register_channel_namer(namer) -> None:
+    """`namer(session, corp_id=, states=) -> {state: name}` for the states it knows."""
+    if namer not in _channel_namers:
+        _channel_namers.append(namer)
+
+
+def channel_names(session: Session, *, corp_id: int, states: Iterable[str | None]) -> dict[str, str]:
+    wanted = {s for s in states if s}
+    names: dict[str, str] = {}
+    for namer in _channel_namers:
+        if wanted - names.keys():
+            names.update(namer(session, corp_id=corp_id, states=wanted - names.keys()))
+    return names
+
+
 # Who else knows of handovers in flight: the handover domain (a higher layer) registers its check
 # here (`register_transfer_check`), so customers and acquisition ask without importing it.
 _transfer_checks: list = []

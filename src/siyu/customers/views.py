@@ -82,6 +82,8 @@ def customers_page(
     filters_query = {k: v for k, v in values.items() if v}
     return render(request, "customers/index.html", {
         "rows": rows,
+        "channel_names": service.channel_names(session, corp_id=principal.corp_id,
+                                               states=[f.state for r in rows for f in r.follows]),
         "next_after": next_after,
         "after": after,
         "total": sum(counts.values()),
@@ -134,6 +136,8 @@ def _detail_context(session: Session, principal: Principal, customer_id: int, **
     context = {
         "d": detail,
         "c": detail.row,
+        "channel_names": service.channel_names(session, corp_id=principal.corp_id,
+                                               states=[f.state for f in detail.row.follows]),
         "stage_labels": STAGE_LABELS,
         "add_way_labels": ADD_WAY_LABELS,
         "follow_status_labels": FOLLOW_STATUS_LABELS,

@@ -10,18 +10,14 @@ from sqlalchemy.orm import Session
 from siyu.db import get_session
 from siyu.privacy import service as privacy
 from siyu.privacy.schemas import USERID_PATTERN, ConsentIn, ConsentOut, ConsentState
-from siyu.tenancy.deps import require_scope
+from siyu.tenancy.deps import API_ERRORS, require_scope
 from siyu.tenancy.principal import Principal
 
 router = APIRouter(prefix="/api/v1/compliance", tags=["compliance"])
 
 read_consent = require_scope("consent:read")
 write_consent = require_scope("consent:write")
-ERRORS = {
-    401: {"description": "no valid API key"},
-    403: {"description": "the key lacks the scope"},
-    422: {"description": "a parameter is not valid (`field` or `errors[].field` names it)"},
-}
+ERRORS = API_ERRORS
 
 @router.post("/consents", response_model=ConsentOut, status_code=201, responses=ERRORS)
 def post_consent(body: ConsentIn, principal: Principal = Depends(write_consent),

@@ -31,6 +31,7 @@ class ConsentRecord(IdMixin, Base):
     actor: Mapped[str] = mapped_column(String(120))
     actor_staff_id: Mapped[int | None] = mapped_column(BigId)
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    notice_version: Mapped[int | None] = mapped_column(Integer)  # the privacy notice agreed to (H5 pages)
 
 
 class DataSubjectRequest(IdMixin, TimestampMixin, Base):
@@ -88,3 +89,20 @@ class PurgeRun(IdMixin, Base):
     status: Mapped[str] = mapped_column(String(16), default="running")  # running | done
     counts: Mapped[dict] = mapped_column(JSON, default=dict)
     chunks: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class PrivacyNotice(IdMixin, Base):
+    """One published version of a corp's privacy notice (个人信息处理规则), the text a customer reads
+    and agrees to before an H5 page collects their phone. Versions are never edited: a change is a new
+    version, and what a customer agreed to stays readable by its number."""
+
+    __tablename__ = "privacy_notice"
+    __table_args__ = (UniqueConstraint("corp_id", "version"),)
+
+    corp_id: Mapped[int] = mapped_column(ForeignKey("corp.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(100))
+    text: Mapped[str] = mapped_column(Text)
+    published_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    published_by: Mapped[str] = mapped_column(String(120))
+

@@ -46,7 +46,7 @@ from siyu.privacy.models import ConsentRecord, DataSubjectRequest, PurgeRun, Ret
 from siyu.tenancy import audit
 from siyu.tenancy.principal import Principal
 
-PURPOSES = ("marketing", "chat_archiving", "data_sharing", "profiling")
+PURPOSES = ("marketing", "chat_archiving", "data_sharing", "profiling", "personal_info")
 SOURCES = ("h5", "advisor", "import", "api", "chat", "wecom")
 USERID_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 NOTE_MAX = 1000
@@ -112,7 +112,7 @@ def _label(actor: Principal | str) -> tuple[str, int | None]:
 
 def record_consent(session: Session, *, corp_id: int, actor: Principal | str, external_userid: str, purpose: str,
                    granted: bool, source: str, note: str = "", staff_userid: str = "",
-                   at: dt.datetime | None = None) -> ConsentRecord:
+                   at: dt.datetime | None = None, notice_version: int | None = None) -> ConsentRecord:
     """Append a grant or a withdrawal. An advisor recording on the customer's behalf must say how
     the customer told them (the note)."""
     corp_id = _corp(corp_id)
@@ -128,7 +128,7 @@ def record_consent(session: Session, *, corp_id: int, actor: Principal | str, ex
     label, staff_id = _label(actor)
     row = ConsentRecord(corp_id=corp_id, external_userid=external_userid, purpose=purpose, granted=granted,
                         source=source, note=note, staff_userid=(staff_userid or "")[:64], actor=label[:120],
-                        actor_staff_id=staff_id, at=at or utcnow())
+                        actor_staff_id=staff_id, at=at or utcnow(), notice_version=notice_version)
     session.add(row)
     session.flush()
     audit.record(session, corp_id=corp_id, actor=actor, action="consent.granted" if granted else "consent.withdrawn",

@@ -5,6 +5,8 @@
   customer's consent ledger looked up by WeCom id.
 - 保存期限 `/compliance/retention`: retention policies per record class (edited by compliance) and
   the last purge runs.
+- 个人信息处理规则 `/compliance/privacy-notice`: the privacy notice H5 pages show before they take a
+  phone number, published version after version by compliance.
 
 Compliance officers act; administrators and auditors read (never the export itself). Thin: parse,
 check the role, call the service. Mounted by the app with every domain's views."""
@@ -20,6 +22,7 @@ from siyu.console.i18n import N_
 from siyu.console.templating import render
 from siyu.db import get_session
 from siyu.errors import InvalidInput, SiyuError, localized_message
+from siyu.privacy import notices
 from siyu.privacy import service as privacy
 from siyu.tenancy.deps import require_roles
 from siyu.tenancy.principal import Principal
@@ -36,7 +39,8 @@ KIND_LABELS = {"export": N_("Export (copy of the data)"), "delete": N_("Delete")
 STATUS_LABELS = {"requested": N_("Requested"), "in_progress": N_("In progress"), "done": N_("Done"),
                  "refused": N_("Refused")}
 PURPOSE_LABELS = {"marketing": N_("Marketing messages"), "chat_archiving": N_("Chat archiving"),
-                  "data_sharing": N_("Data sharing with the firm"), "profiling": N_("Profiling")}
+                  "data_sharing": N_("Data sharing with the firm"), "profiling": N_("Profiling"),
+                  "personal_info": N_("Personal information on H5 pages")}
 SOURCE_LABELS = {"h5": N_("H5 page"), "advisor": N_("Advisor on the customer's behalf"), "import": N_("Import"),
                  "api": N_("API"), "chat": N_("Chat reply"), "wecom": N_("WeCom")}
 CLASS_LABELS = {
@@ -197,3 +201,35 @@ def retention_edit(request: Request, record_class: str = Path(max_length=40), ke
         return _retention(request, session, principal, errors=FieldErrors.of(request, exc, "keep_days"),
                           failed_class=record_class, status_code=exc.status_code)
     return RedirectResponse(f"{RETENTION}?notice=saved", status_code=303)
+
+
+# --- the privacy notice of the H5 pages (siyu.privacy.notices) --------------------------------------------
+
+NOTICE = "/compliance/privacy-notice"
+
+
+def _notice_page(request: Request, session: Session, principal: Principal, *, status_code: int = 200,
+                 **extra) -> Response:
+    current = notices.current(session, corp_id=principal.corp_id)
+    context = {"current": current, "versions": notices.versions(session, corp_id=principal.corp_id),
+               "can_work": principal.has_role(*privacy.WORKER_ROLES), "errors": {},
+               "form": {"title": current.title, "text": current.text}, "published": request.query_params.get(
+                   "notice") == "published"}
+    context.update(extra)
+    return render(request, "privacy/notice.html", context, status_code=status_code)
+
+
+@router.get(NOTICE)
+def notice_page(request: Request, principal: Principal = Depends(readers), session: Session = Depends(get_session)):
+    return _notice_page(request, session, principal)
+
+
+@router.post(NOTICE)
+def notice_publish(request: Request, title: str = Form("", max_length=400), text: str = Form("", max_length=40_000),
+                   principal: Principal = Depends(workers), session: Session = Depends(get_session)):
+    try:
+        notices.publish(session, corp_id=principal.corp_id, actor=principal, title=title, text=text)
+    except SiyuError as exc:
+        return _notice_page(request, session, principal, errors=FieldErrors.of(request, exc, "text"),
+                            form={"title": title, "text": text}, status_code=exc.status_code)
+    return RedirectResponse(f"{NOTICE}?notice=published", status_code=303)

@@ -145,6 +145,14 @@ def api_principal(request: Request, session: Session = Depends(get_session)) -> 
     return principal
 
 
+# The answers every /api/v1 route may give before its handler runs, for the OpenAPI description.
+API_ERRORS: dict[int | str, dict[str, str]] = {
+    401: {"description": "no valid API key"},
+    403: {"description": "the key lacks the scope"},
+    422: {"description": "a parameter is not valid (`field` or `errors[].field` names it)"},
+}
+
+
 def require_scope(scope: str) -> Callable[..., Principal]:
     async def dependency(principal: Principal = Depends(api_principal)) -> Principal:  # no I/O: no threadpool hop
         if not principal.has_scope(scope):

@@ -18,6 +18,7 @@ class Principal:
     sees_department: bool = False
     csrf_token: str | None = None
     session_id: int | None = None
+    display_name: str = ""  # what people read: the staff member's name (label stays the login, for audit)
 
     def has_role(self, *roles: str) -> bool:
         return bool(self.roles.intersection(roles))

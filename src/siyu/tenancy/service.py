@@ -550,6 +550,7 @@ def _principal_for_staff(staff: Staff, **extra) -> Principal:
         department_id=staff.department_id,
         roles=frozenset(staff.role_names),
         sees_department=staff.sees_department,
+        display_name=staff.name or "",
         **extra,
     )
 
