@@ -1,7 +1,7 @@
 """moderation: red-line list and hits in groups, group health
 
 Revision ID: 0013_moderation
-Revises: 0007_communities
+Revises: 0016_privacy_notice
 Create Date: 2026-12-07 19:34:04.417461
 
 The red-line list of each corp for group chats and the hits it raised (siyu.communities.moderation),
@@ -15,7 +15,7 @@ import siyu.db
 import siyu.pii
 
 revision = "0013_moderation"
-down_revision = "0007_communities"
+down_revision = "0016_privacy_notice"
 branch_labels = None
 depends_on = None
 
