@@ -110,6 +110,7 @@ def seed_demo(session: Session, *, data_dir: Path) -> DemoInfo:
     _seed_quality(session, corp_id=corp.id)
     _seed_communities(session, corp_id=corp.id)
     _seed_sop(session, corp_id=corp.id)
+    _seed_group_activity(session, corp_id=corp.id)
 
     logins = []
     staff_by_login = {s.login: s for s in session.scalars(select(Staff).where(Staff.corp_id == corp.id))}
@@ -538,6 +539,109 @@ def _seed_sop(session: Session, *, corp_id: int) -> None:
         from siyu.sop.jobs import enqueue_journey_jobs
 
         enqueue_journey_jobs(session, corp_id=corp_id, sends=[x for x in sends if x.step_id == day1.id])
+
+
+# A simulated outsider (a WeChat user who is no advisor's contact) who scanned the benefit group's QR
+# code and posted an ad with a phone number: the red-line alert of the demo.
+DEMO_OUTSIDER = ("wmdemo0099outsider", "推广小刘")
+DEMO_OUTSIDER_AD = "各位老板好，内部渠道高收益理财，保本保息，名额有限，私聊我或打电话 13800138000"
+DEMO_LIVE_OUTSIDER = "推广小赵"
+DEMO_LIVE_AD = "免费领取内部理财资料，加我微信 vx_fortune888，手机 13900139000"
+
+
+def _seed_group_activity(session: Session, *, corp_id: int) -> int:
+    """Three weeks of archived group chats that make the demo groups' health differ — 新手课堂第1期 lively
+    (daily lessons, quick replies), 新手课堂第2期 gone quiet a week ago, 稳健理财福利群 in between with
+    slow replies, 高净值客户沙龙 silent — and the outsider who joined the benefit group yesterday and
+    posted an ad with a phone number (a red-line alert for its owner). Then the stored daily health of
+    the last two weeks. Deterministic; a second run adds nothing."""
+    import random
+
+    from sqlalchemy import func
+
+    try:
+        from siyu.communities import health, moderation, sync
+        from siyu.communities.models import GroupMember
+        from siyu.compliance import archive
+        from siyu.compliance.models import ArchiveMessage
+    except ModuleNotFoundError:
+        return 0
+    from siyu.wecom.schemas import GroupChat as WecomGroupChat
+
+    if session.scalar(select(ArchiveMessage.id).where(ArchiveMessage.corp_id == corp_id,
+                                                      ArchiveMessage.msgid.like("demo-g-%")).limit(1)):
+        return 0
+    rng = random.Random(20261207)
+    zone = health.CALENDAR_ZONE
+    today = health.china_today()
+    records: list = []
+
+    def say(chat_id: str, sender: str, at: dt.datetime, text: str) -> None:
+        records.append(archive.ArchiveRecord(msgid=f"demo-g-{len(records) + 1:05d}", sender=sender, tolist=(),
+                                             roomid=chat_id, msgtype="text", sent_at=at.astimezone(dt.UTC),
+                                             text=text))
+
+    questions = ("今天的内容讲得很清楚，谢谢老师", "请问定投每个月扣款日可以改吗？", "打卡第{n}天",
+                 "这个风险等级适合我吗？", "周五的活动几点开始？", "收到，学习了")
+    # (chat id, owner, days with activity, owner's typical reply in minutes, customers who speak)
+    plan = (("wrdemo0001novice1", "zhangwei", range(20, -1, -1), 8, ("wmdemo0001zhou", "wmdemo0002wu")),
+            ("wrdemo0002novice2", "liuyang", range(12, 7, -1), 25, ("wmdemo0003zheng", "wmdemo0004feng")),
+            ("wrdemo0003benefit", "chenjing", range(8, -1, -2), 300, ("wmdemo0005chen",)),
+            ("wrdemo0004hnw", "zhangwei", (10,), 60, ("wmdemo0001zhou",)))
+    for chat_id, owner, days, typical, speakers in plan:
+        for back in days:
+            day = today - dt.timedelta(days=back)
+            evening = dt.datetime.combine(day, dt.time(20, 0), zone)
+            if back == 0 and dt.datetime.now(zone) < evening + dt.timedelta(hours=1):
+                evening = dt.datetime.now(zone) - dt.timedelta(hours=2)
+            say(chat_id, owner, evening,
+                f"各位好，今天的内容：第{21 - back}讲《认识风险与收益》。理财非存款，产品有风险，投资须谨慎。")
+            for i, customer in enumerate(speakers):
+                asked = evening + dt.timedelta(minutes=10 + 7 * i + rng.randint(0, 5))
+                say(chat_id, customer, asked, rng.choice(questions).format(n=21 - back))
+            reply = asked + dt.timedelta(minutes=max(1, int(rng.expovariate(1 / typical))))
+            say(chat_id, owner, reply, "谢谢大家，问题我逐一回复，有需要可以私聊我。")
+    # A product group of last month that lived five days: created 40 days ago, dismissed 20 days ago.
+    ended = "wrdemo0005product"
+    if sync.get_by_chat_id(session, corp_id=corp_id, chat_id=ended) is None:
+        created = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=40)
+        old, _ = sync.apply_group_chat(session, corp_id=corp_id, at=created, detail=WecomGroupChat.model_validate({
+            "chat_id": ended, "name": "稳健添利产品体验群", "owner": "liuyang", "create_time": int(created.timestamp()),
+            "notice": "", "admin_list": [], "member_list": [
+                {"userid": "liuyang", "type": 1, "join_time": int(created.timestamp()), "join_scene": 1},
+                {"userid": "wmdemo0003zheng", "type": 2, "join_time": int(created.timestamp()), "join_scene": 3}]}))
+        old.positioning = "product"
+        for back in range(5):
+            at = created + dt.timedelta(days=back, hours=11)
+            say(ended, "liuyang", at, "今天介绍稳健添利理财 2 号的申赎规则。理财非存款，产品有风险，投资须谨慎。")
+            say(ended, "wmdemo0003zheng", at + dt.timedelta(minutes=15), rng.choice(questions).format(n=back + 1))
+        sync.mark_dismissed(session, corp_id=corp_id, chat_id=ended, at=created + dt.timedelta(days=20))
+    # The outsider scanned the benefit group's QR code yesterday and posted an ad.
+    outsider, name = DEMO_OUTSIDER
+    joined = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=1, hours=3)
+    group = sync.get_by_chat_id(session, corp_id=corp_id, chat_id="wrdemo0003benefit")
+    if group is not None:
+        present = list(session.scalars(select(GroupMember).where(GroupMember.group_id == group.id,
+                                                                 GroupMember.left_at.is_(None))))
+        if outsider not in {m.member_id for m in present}:
+            members = [{"userid": m.member_id, "type": 1 if m.member_type == "staff" else 2,
+                        "join_time": int(m.joined_at.timestamp()), "join_scene": m.join_scene,
+                        **({"invitor": {"userid": m.invitor_userid}} if m.invitor_userid else {})} for m in present]
+            members.append({"userid": outsider, "type": 2, "join_time": int(joined.timestamp()), "join_scene": 3,
+                            "name": name})
+            sync.apply_group_chat(session, corp_id=corp_id, at=joined, detail=WecomGroupChat.model_validate({
+                "chat_id": group.chat_id, "name": group.name, "owner": group.owner_userid,
+                "create_time": int((group.wecom_created_at or joined).timestamp()), "notice": group.notice,
+                "admin_list": [], "member_list": members}))
+        say(group.chat_id, outsider, joined + dt.timedelta(minutes=20), DEMO_OUTSIDER_AD)
+    result = archive.ingest_records(session, corp_id=corp_id, records=records, source="file")
+    first, last = session.execute(select(func.min(ArchiveMessage.id), func.max(ArchiveMessage.id))
+                                  .where(ArchiveMessage.corp_id == corp_id,
+                                         ArchiveMessage.msgid.like("demo-g-%"))).one()
+    moderation.moderate_range(session, corp_id=corp_id, first_id=first, last_id=last)
+    for back in range(14, 0, -1):
+        health.store_corp(session, corp_id=corp_id, day=today - dt.timedelta(days=back))
+    return result.stored
 
 
 def _seed_gated_community(session: Session, *, corp_id: int) -> None:
@@ -1005,6 +1109,19 @@ def _demo_adds(emulator_url: str, *, database_url: str, wait: float = 20.0) -> N
                 added = client.post("/add_contact", json={"userid": advisors[i % len(advisors)], "name": name})
                 client.post(f"/join_ways/{join_way}/scan", json={"member_id": added.json()["external_userid"]})
                 time.sleep(1.0)  # customers scan one after another; the rollover keeps up
+        _demo_outsider(client)
+
+
+def _demo_outsider(client) -> None:
+    """A simulated outsider scans the benefit group's QR code and posts an ad with a WeChat id and a phone
+    number: the archive feed brings it in within a minute and the group's owner gets a red-line alert."""
+    import httpx
+
+    with contextlib.suppress(httpx.HTTPError):
+        outsider = client.post("/customers", json={"name": DEMO_LIVE_OUTSIDER}).json().get("external_userid")
+        if outsider:
+            client.post("/group_chats/wrdemo0003benefit/join", json={"member_id": outsider, "scene": 3})
+            client.post("/messages", json={"from": outsider, "roomid": "wrdemo0003benefit", "text": DEMO_LIVE_AD})
 
 
 def _registered_codes(database_url: str, *, wait: float) -> list[str]:

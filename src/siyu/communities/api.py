@@ -5,13 +5,15 @@ limited to the API key's corp: another corp's group is simply not found."""
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from sqlalchemy.orm import Session
 
-from siyu.communities import service
+from siyu.communities import health, moderation, service
 from siyu.communities.schemas import (
     GroupDetailOut,
+    GroupHealthOut,
     GroupList,
     GroupOut,
     GroupPatch,
@@ -19,6 +21,8 @@ from siyu.communities.schemas import (
     GroupSetList,
     GroupSetOut,
     GroupSetPatch,
+    RedLineAlertList,
+    RedLineAlertOut,
     SyncOut,
 )
 from siyu.db import get_session
@@ -132,3 +136,26 @@ def sync_groups(request: Request, principal: Principal = Depends(write_communiti
 from siyu.communities import joinway_api  # noqa: E402 - join ways, joins and welcome texts of a set
 
 router.include_router(joinway_api.router)
+
+
+@router.get("/groups/{group_id}/health", response_model=GroupHealthOut, responses={**ERRORS, **NOT_FOUND})
+def group_health(group_id: int = Path(ge=1, le=MAX_ID), principal: Principal = Depends(read_communities),
+                 session: Session = Depends(get_session)) -> GroupHealthOut:
+    """The group's health over the last 7 days up to now: figures, score and whether it is dying
+    (scope `communities:read`)."""
+    group = service.get_group(session, principal=principal, group_id=group_id)
+    f = health.compute(session, group=group, day=health.china_today())
+    return GroupHealthOut(group_id=group.id, **{k: getattr(f, k) for k in GroupHealthOut.model_fields
+                                                if k != "group_id"})
+
+
+@router.get("/red-line-alerts", response_model=RedLineAlertList, responses=ERRORS)
+def red_line_alerts(status: Literal["open", "warned", "removed", "dismissed"] | None = Query(None),
+                    group_id: int | None = Query(None, ge=1, le=MAX_ID),
+                    principal: Principal = Depends(read_communities),
+                    session: Session = Depends(get_session)) -> RedLineAlertList:
+    """Red-line alerts raised by members' messages in the corp's groups, newest first, at most 200
+    (scope `communities:read`; the message text is not in the API)."""
+    rows = moderation.list_hits(session, principal=principal, status=status, group_id=group_id)
+    return RedLineAlertList(items=[RedLineAlertOut(**{k: getattr(r, k) for k in RedLineAlertOut.model_fields})
+                                   for r in rows])

@@ -174,4 +174,5 @@ def daily_sync(session: Session, payload: dict[str, Any], job: JobContext) -> No
 builtin_schedule("communities.daily_sync", cron="40 2 * * *", name="communities.daily_sync")
 
 
-from siyu.communities import joinway_jobs  # noqa: E402,F401 - join ways and joining register their jobs
+# Join ways and joining, red-line moderation and group health register their jobs on import.
+from siyu.communities import joinway_jobs, moderation_jobs  # noqa: E402,F401

@@ -115,3 +115,81 @@ class GroupTag(IdMixin, Base):
 
 
 from siyu.communities import joinway_models  # noqa: E402,F401 - join ways, joins, owner tasks (same registry)
+
+# --- red-line moderation (群红线): see siyu.communities.moderation -------------------------------------------------
+
+
+class ModerationTerm(IdMixin, TimestampMixin, Base):
+    """One entry of the corp's red-line list for group chats (群红线词库): a phrase of a category
+    (outsiders' ads, competitors, scams, illegal fund-raising, forbidden topics, an allowed link
+    domain), matched by the compliance matcher. Deactivated, never deleted (the list is audited)."""
+
+    __tablename__ = "moderation_term"
+    __table_args__ = (UniqueConstraint("corp_id", "phrase_key"), Index("ix_moderation_term_corp_cat", "corp_id",
+                                                                        "category"))
+
+    corp_id: Mapped[int] = mapped_column(ForeignKey("corp.id", ondelete="CASCADE"))
+    category: Mapped[str] = mapped_column(String(24))
+    phrase: Mapped[str] = mapped_column(String(100))
+    phrase_key: Mapped[str] = mapped_column(String(100))  # normalised (siyu.compliance.normalize)
+    severity: Mapped[str] = mapped_column(String(8), default="review")  # block | review
+    note: Mapped[str] = mapped_column(String(300), default="")
+    is_active: Mapped[bool] = mapped_column(default=True)
+    updated_by: Mapped[str] = mapped_column(String(120), default="")
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ModerationHit(IdMixin, TimestampMixin, Base):
+    """A member's group message that crossed a red line (群红线告警), once per message (msgid): the
+    evidence, the member, the group and its owner, the suggested action and what the owner did.
+    `status`: open → warned | removed (the owner removed the member in WeCom) | dismissed."""
+
+    __tablename__ = "moderation_hit"
+    __table_args__ = (
+        UniqueConstraint("corp_id", "msgid"),
+        Index("ix_moderation_hit_corp_status", "corp_id", "status", "sent_at"),
+        Index("ix_moderation_hit_corp_member", "corp_id", "member_id"),
+        Index("ix_moderation_hit_owner", "corp_id", "owner_staff_id", "status"),
+    )
+
+    corp_id: Mapped[int] = mapped_column(ForeignKey("corp.id", ondelete="CASCADE"))
+    msgid: Mapped[str] = mapped_column(String(128))
+    group_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("group_chat.id", ondelete="SET NULL"))
+    chat_id: Mapped[str] = mapped_column(String(64))
+    member_id: Mapped[str] = mapped_column(String(64))  # the sender's external_userid
+    customer_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("customer.id", ondelete="SET NULL"))
+    member_name: Mapped[str | None] = mapped_column(EncryptedString(context="moderation_hit.member_name"))
+    owner_userid: Mapped[str] = mapped_column(String(64), default="")
+    owner_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
+    msgtype: Mapped[str] = mapped_column(String(32))
+    sent_at: Mapped[dt.datetime]
+    severity: Mapped[str] = mapped_column(String(8))  # block | review
+    categories: Mapped[list] = mapped_column(JSON, default=list)
+    findings: Mapped[list] = mapped_column(JSON, default=list)  # category, severity, source, start, end, phrase
+    excerpt: Mapped[str] = mapped_column(EncryptedString(context="moderation_hit.excerpt", length=2000), default="")
+    suggested_action: Mapped[str] = mapped_column(String(8))  # warn | remove
+    # In how many groups this member crossed a red line (this one included) when the hit was raised.
+    offender_groups: Mapped[int] = mapped_column(Integer, default=1)
+    status: Mapped[str] = mapped_column(String(12), default="open")
+    handled_by: Mapped[str] = mapped_column(String(120), default="")
+    handled_at: Mapped[dt.datetime | None]
+    note: Mapped[str] = mapped_column(String(500), default="")
+
+
+# --- group health (社群健康度): see siyu.communities.health ----------------------------------------------------------
+
+
+class GroupHealth(IdMixin, TimestampMixin, Base):
+    """A group's health on one calendar day (Asia/Shanghai), computed by the daily job over the 7 days
+    ending that day: the figures, the score (0–100) and whether the group is dying."""
+
+    __tablename__ = "group_health"
+    __table_args__ = (UniqueConstraint("group_id", "day"), Index("ix_group_health_corp_day", "corp_id", "day"))
+
+    corp_id: Mapped[int] = mapped_column(ForeignKey("corp.id", ondelete="CASCADE"))
+    group_id: Mapped[int] = mapped_column(BigId, ForeignKey("group_chat.id", ondelete="CASCADE"))
+    day: Mapped[dt.date]
+    score: Mapped[int] = mapped_column(Integer)
+    dying: Mapped[bool] = mapped_column(default=False)
+    reasons: Mapped[list] = mapped_column(JSON, default=list)  # why dying: quiet, shrinking, low_score
+    figures: Mapped[dict] = mapped_column(JSON, default=dict)

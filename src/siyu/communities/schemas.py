@@ -23,6 +23,8 @@ class GroupOut(BaseModel):
     customer_count: int
     wecom_created_at: dt.datetime | None
     dismissed_at: dt.datetime | None
+    health_score: int | None = Field(None, description="the latest daily health score, 0–100 (none yet: null)")
+    dying: bool = Field(False, description="the latest daily health says the group is dying")
 
 
 class GroupList(BaseModel):
@@ -95,3 +97,46 @@ class GroupSetPatch(BaseModel):
 
 class SyncOut(BaseModel):
     run: str
+
+
+class GroupHealthOut(BaseModel):
+    """A group's health over the 7 days up to now (see docs/architecture.md, Group health)."""
+
+    group_id: int
+    day: dt.date
+    score: int = Field(description="0–100")
+    dying: bool
+    reasons: list[Literal["quiet", "shrinking", "low_score"]]
+    parts: dict[str, float] = Field(description="activity, content, replies, retention, standing: each 0–1")
+    customers: int
+    joins: int
+    leaves: int
+    joins_by_state: dict[str, int] = Field(description="joins by the join way's state ('' without one)")
+    messages: int
+    speakers: int
+    owner_median_wait_min: float | None
+    owner_waiting: int
+    days_since_content: int | None
+    verified_share: float
+    invested_share: float
+
+
+class RedLineAlertOut(BaseModel):
+    id: int
+    group_id: int | None
+    group_name: str
+    owner_name: str
+    member_name: str = Field(description="masked")
+    customer_id: int | None
+    sent_at: dt.datetime
+    msgtype: str
+    severity: Literal["block", "review"]
+    categories: list[str]
+    suggested_action: Literal["warn", "remove"]
+    offender_groups: int = Field(description="in how many groups this member crossed a red line")
+    status: Literal["open", "warned", "removed", "dismissed"]
+    handled_at: dt.datetime | None
+
+
+class RedLineAlertList(BaseModel):
+    items: list[RedLineAlertOut]

@@ -98,6 +98,14 @@ def _visible(session: Session, principal: Principal):
     return conditions
 
 
+def visible_group_ids(session: Session, *, principal: Principal, include_dismissed: bool = True) -> list[int]:
+    """The ids of every group the caller may see (for figures over all of them)."""
+    conditions = _visible(session, principal)
+    if not include_dismissed:
+        conditions.append(GroupChat.dismissed_at.is_(None))
+    return list(session.scalars(select(GroupChat.id).where(*conditions)))
+
+
 def get_group(session: Session, *, principal: Principal, group_id: int) -> GroupChat:
     group = session.get(GroupChat, group_id) if valid_id(group_id) else None
     if group is None or session.scalar(select(GroupChat.id).where(GroupChat.id == group.id,
@@ -123,6 +131,8 @@ class GroupRow:
     customer_count: int
     wecom_created_at: dt.datetime | None
     dismissed_at: dt.datetime | None
+    health_score: int | None = None  # the latest daily health (siyu.communities.health)
+    dying: bool = False
 
 
 @dataclass
@@ -141,6 +151,7 @@ class GroupFilters:
     group_set_id: int | None = None
     tag: str | None = None
     include_dismissed: bool = False
+    ids: list[int] | None = None  # only these groups (a page listing chosen groups)
 
 
 def make_filters(*, q: str | None = None, owner_staff_id: object = None, positioning: str | None = None,
@@ -190,6 +201,8 @@ def list_groups(session: Session, *, principal: Principal, filters: GroupFilters
         conditions.append(GroupChat.positioning == f.positioning)
     if f.group_set_id is not None:
         conditions.append(GroupChat.group_set_id == f.group_set_id)
+    if f.ids is not None:
+        conditions.append(GroupChat.id.in_(list(f.ids)))
     if f.tag:
         conditions.append(GroupChat.id.in_(select(GroupTag.group_id).where(GroupTag.corp_id == principal.corp_id,
                                                                            GroupTag.tag == f.tag)))
@@ -212,11 +225,16 @@ def _rows(session: Session, groups: list[GroupChat]) -> list[GroupRow]:
         Staff.id.in_({g.owner_staff_id for g in groups if g.owner_staff_id})))}
     sets = {s.id: s.name for s in session.scalars(select(GroupSet).where(
         GroupSet.id.in_({g.group_set_id for g in groups if g.group_set_id})))}
+    from siyu.communities.health import latest
+
+    scores = latest(session, group_ids=ids)
     return [GroupRow(id=g.id, name=g.name, owner_name=owners.get(g.owner_staff_id or 0, g.owner_userid),
                      owner_staff_id=g.owner_staff_id, positioning=g.positioning, group_set_id=g.group_set_id,
                      group_set_name=sets.get(g.group_set_id or 0, ""), tags=tags.get(g.id, []),
                      member_count=g.member_count, customer_count=g.customer_count,
-                     wecom_created_at=g.wecom_created_at, dismissed_at=g.dismissed_at) for g in groups]
+                     wecom_created_at=g.wecom_created_at, dismissed_at=g.dismissed_at,
+                     health_score=scores[g.id].score if g.id in scores else None,
+                     dying=g.id in scores and scores[g.id].dying) for g in groups]
 
 
 def owner_options(session: Session, *, principal: Principal) -> list[tuple[int, str]]:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from siyu.communities import service
+from siyu.communities import health, moderation, moderation_views, service
 from siyu.console.forms import FieldErrors
 from siyu.console.templating import render
 from siyu.db import get_session
@@ -19,6 +19,7 @@ from siyu.tenancy.deps import client_ip, require_roles
 from siyu.tenancy.principal import Principal
 
 router = APIRouter(include_in_schema=False)
+router.include_router(moderation_views.router)  # /groups/moderation, /groups/health: before /groups/{group_id}
 
 WRITERS = ("administrator", "operations")
 readers = require_roles(*WRITERS, "advisor")
@@ -171,9 +172,24 @@ def _group_page(request: Request, session: Session, principal: Principal, group_
     detail = service.group_detail(session, principal=principal, group_id=group_id)
     from siyu.communities.joinways import attribution
 
+    group = service.get_group(session, principal=principal, group_id=group_id)
+    today = health.china_today()
+    figures = health.compute(session, group=group, day=today)
+    trend = health.series(session, group=group, today=today)
     context = {"d": detail, "g": detail.group, "sets": service.list_sets(session, principal=principal),
                "joins": attribution(session, corp_id=principal.corp_id,
                                     stay_ids=[m.stay_id for m in detail.members if m.stay_id]),
+               "health": figures, "health_charts": [
+                   {"key": "group_members", "kind": "line", "x": trend["x"],
+                    "series": [{"name": "members", "values": trend["members"]}]},
+                   {"key": "group_messages", "kind": "bar", "x": trend["x"],
+                    "series": [{"name": "messages", "values": trend["messages"]},
+                               {"name": "speakers", "values": trend["speakers"]}]},
+                   {"key": "group_scores", "kind": "line", "x": trend["x"],
+                    "series": [{"name": "score", "values": trend["scores"]}]}],
+               "hits": moderation.list_hits(session, principal=principal, status=None, group_id=group.id, limit=20),
+               "finding_labels": moderation.FINDING_CATEGORIES, "statuses": moderation.STATUSES,
+               "actions": moderation.ACTIONS, "reasons": health.REASONS, "dying_score": health.DYING_SCORE,
                "may_write": principal.has_role(*WRITERS), "errors": FieldErrors(), "form": None,
                "saved": request.query_params.get("saved") == "1",
                "chart": {"key": "group_joins", "kind": "bar", "x": detail.series["x"],

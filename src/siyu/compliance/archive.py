@@ -153,6 +153,15 @@ def _content(msg: dict, msgtype: str) -> tuple[str, int | None]:
         return "[转账] " + _str(transfer, "memo", max_len=500, required=False, prefix="transfer."), amount
     if msgtype == "image":
         return "[图片]", None
+    if msgtype == "card":  # 名片: a person's contact card (an outsider's card in a group is an ad)
+        card = _section(msg, "card")
+        parts = [_str(card, k, max_len=200, required=False, prefix="card.") for k in ("corpname", "userid")]
+        return "[名片] " + " ".join(p for p in parts if p), None
+    if msgtype == "weapp":  # 小程序
+        app = _section(msg, "weapp")
+        parts = [_str(app, k, max_len=2000, required=False, prefix="weapp.")
+                 for k in ("title", "description", "displayname")]
+        return "[小程序] " + "\n".join(p for p in parts if p), None
     return f"[{msgtype}]", None
 
 
@@ -267,6 +276,7 @@ def ingest_records(session: Session, *, corp_id: int, records: Sequence[ArchiveR
     result.alerts = len(scan_messages(session, corp_id=corp_id, messages=rows))
     if source == "feed":
         publish_customer_messages(session, corp_id=corp_id, messages=rows)
+    publish_group_messages(session, corp_id=corp_id, messages=rows)
     if rows:
         _enqueue_quality_waits(session, corp_id=corp_id, first_id=min(r.id for r in rows),
                                last_id=max(r.id for r in rows))
@@ -306,6 +316,81 @@ def publish_customer_messages(session: Session, *, corp_id: int, messages: Seque
                     corp_id=corp_id, key=f"{corp_id}:{m.msgid}", returning=False)
         n += 1
     return n
+
+
+GROUP_MESSAGES_EVENT = "chat.group_messages"
+
+
+def publish_group_messages(session: Session, *, corp_id: int, messages: Sequence[ArchiveMessage]) -> bool:
+    """Announce that group-chat messages were stored (`chat.group_messages`, one event per ingest with
+    the range of stored row ids, keyed by it): communities moderates them and counts them for group
+    health. Only new rows are announced (a redelivered msgid is not stored again); the payload holds
+    ids, never text (read it with `group_messages`)."""
+    from siyu.jobs.events import publish
+
+    ids = [m.id for m in messages if m.roomid]
+    if not ids:
+        return False
+    first, last = min(ids), max(ids)
+    publish(session, GROUP_MESSAGES_EVENT, {"first_id": first, "last_id": last}, corp_id=corp_id,
+            key=f"{corp_id}:{first}:{last}")
+    return True
+
+
+@dataclass(frozen=True)
+class GroupMessage:
+    """One archived group-chat message, as other domains read it (the text only when asked for)."""
+
+    id: int
+    msgid: str
+    roomid: str
+    sender: str
+    sender_is_staff: bool
+    msgtype: str
+    sent_at: dt.datetime
+    text: str = ""
+
+
+def group_messages(session: Session, *, corp_id: int, first_id: int, last_id: int) -> list[GroupMessage]:
+    """The group-chat messages stored with row ids first_id..last_id (a `chat.group_messages` range),
+    with their text, oldest first."""
+    rows = session.scalars(select(ArchiveMessage).where(
+        ArchiveMessage.corp_id == _corp_id(corp_id), ArchiveMessage.id >= first_id, ArchiveMessage.id <= last_id,
+        ArchiveMessage.roomid != "").order_by(ArchiveMessage.sent_at, ArchiveMessage.id))
+    return [GroupMessage(id=m.id, msgid=m.msgid, roomid=m.roomid, sender=m.sender, sender_is_staff=m.sender_is_staff,
+                         msgtype=m.msgtype, sent_at=m.sent_at, text=m.text) for m in rows]
+
+
+def group_activity(session: Session, *, corp_id: int, roomids: Sequence[str], since: dt.datetime,
+                   until: dt.datetime | None = None) -> list[GroupMessage]:
+    """Who said something when in these group chats (no text), oldest first: the figures of group health."""
+    if not roomids:
+        return []
+    out: list[GroupMessage] = []
+    ids = sorted(set(roomids))
+    for i in range(0, len(ids), 500):
+        q = select(ArchiveMessage.id, ArchiveMessage.msgid, ArchiveMessage.roomid, ArchiveMessage.sender,
+                   ArchiveMessage.sender_is_staff, ArchiveMessage.msgtype, ArchiveMessage.sent_at).where(
+            ArchiveMessage.corp_id == _corp_id(corp_id), ArchiveMessage.roomid.in_(ids[i:i + 500]),
+            ArchiveMessage.sent_at >= since)
+        if until is not None:
+            q = q.where(ArchiveMessage.sent_at < until)
+        out.extend(GroupMessage(*row) for row in session.execute(q))
+    out.sort(key=lambda m: (m.sent_at, m.id))
+    return out
+
+
+def last_group_messages(session: Session, *, corp_id: int, roomids: Sequence[str], staff: bool
+                        ) -> dict[str, dt.datetime]:
+    """Per group chat, when staff (or, with staff=False, a customer) last wrote in it."""
+    out: dict[str, dt.datetime] = {}
+    ids = sorted(set(roomids))
+    for i in range(0, len(ids), 500):
+        out.update(session.execute(
+            select(ArchiveMessage.roomid, func.max(ArchiveMessage.sent_at)).where(
+                ArchiveMessage.corp_id == _corp_id(corp_id), ArchiveMessage.roomid.in_(ids[i:i + 500]),
+                ArchiveMessage.sender_is_staff.is_(staff)).group_by(ArchiveMessage.roomid)).all())
+    return out
 
 
 def customer_message_text(session: Session, *, corp_id: int, msgid: str) -> str | None:

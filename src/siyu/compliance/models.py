@@ -306,6 +306,7 @@ class ArchiveMessage(IdMixin, TimestampMixin, Base):
     __table_args__ = (
         UniqueConstraint("corp_id", "msgid"),
         Index("ix_archive_message_corp_sent", "corp_id", "sent_at"),
+        Index("ix_archive_message_corp_room_sent", "corp_id", "roomid", "sent_at"),  # group health
     )
 
     corp_id: Mapped[int] = mapped_column(ForeignKey("corp.id", ondelete="CASCADE"))

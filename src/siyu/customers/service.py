@@ -54,6 +54,7 @@ from siyu.customers.models import (
     CustomerTag,
     CustomerTagGroup,
     CustomerTagLink,
+    LifecycleStage,
 )
 from siyu.db import utcnow
 from siyu.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -465,4 +466,31 @@ def customer_refs(session: Session, *, corp_id: int, external_userids: Iterable[
         for r in rows:
             out[r.external_userid] = CustomerRef(id=r.id, external_userid=r.external_userid,
                                                  name_masked=pii.mask_name(r.name), stage=r.stage)
+    return out
+
+
+@dataclass(frozen=True)
+class CustomerStanding:
+    verified: bool  # linked to the firm's customer record (the verification gate, or staff)
+    invested: bool  # the firm reported an investment (已投资) at least once
+
+
+def customer_standing(session: Session, *, corp_id: int, external_userids: Iterable[str]
+                      ) -> dict[str, CustomerStanding]:
+    """Whether each of the corp's customers among `external_userids` is verified and has invested
+    (for a domain that counts its people, e.g. a group's health). Unknown ids are left out."""
+    ids = sorted({e for e in external_userids if isinstance(e, str) and e})
+    out: dict[str, CustomerStanding] = {}
+    for start in range(0, len(ids), 500):
+        rows = session.execute(select(Customer.id, Customer.external_userid, Customer.firm_customer_id, Customer.stage)
+                               .where(Customer.corp_id == corp_id,
+                                      Customer.external_userid.in_(ids[start:start + 500])))
+        by_id = {r.id: r for r in rows}
+        invested = set(session.scalars(select(CustomerEvent.customer_id).where(
+            CustomerEvent.corp_id == corp_id, CustomerEvent.customer_id.in_(list(by_id)),
+            CustomerEvent.kind == "invested").distinct())) if by_id else set()
+        for r in by_id.values():
+            out[r.external_userid] = CustomerStanding(
+                verified=bool(r.firm_customer_id),
+                invested=r.id in invested or r.stage in (LifecycleStage.INVESTED, LifecycleStage.REINVESTED))
     return out

@@ -1,7 +1,7 @@
 """joinways: join ways that roll over, attributed joins, welcome to the groups, owner tasks, gates
 
 Revision ID: 0011_joinways
-Revises: 0016_privacy_notice
+Revises: 0009_logins
 Create Date: 2026-12-07 20:02:41.361522
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 import siyu.db
 
 revision = "0011_joinways"
-down_revision = "0016_privacy_notice"
+down_revision = "0009_logins"
 branch_labels = None
 depends_on = None
 

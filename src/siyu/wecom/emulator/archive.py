@@ -21,6 +21,8 @@ and per `msgtype` instead of `text`:
     link       "link": {"title": "...", "description": "...", "link_url": "https://...", "image_url": ""}
     redpacket  "redpacket": {"type": 1, "wish": "恭喜发财", "totalcnt": 1, "totalamount": 888}   (fen)
     transfer   "transfer": {"amount": 10000, "memo": "..."}                                  (fen)
+    card       "card": {"corpname": "...", "userid": "..."}                       (a contact card, 名片)
+    weapp      "weapp": {"title": "...", "description": "...", "username": "...", "displayname": "..."} (小程序)
 
 `msgtime` is in milliseconds; `roomid` is the group chat id ("" in a single chat).
 
@@ -48,7 +50,7 @@ from siyu.wecom.emulator.state import AdminError, Corp, EmulatorState, locked
 
 FEED_MAX_LIMIT = 1000  # GetChatData's limit
 PUBLICKEY_VER = 1
-MSGTYPES = ("text", "image", "link", "redpacket", "transfer")
+MSGTYPES = ("text", "image", "link", "redpacket", "transfer", "card", "weapp")
 
 
 class MessageIn(BaseModel):
@@ -57,10 +59,10 @@ class MessageIn(BaseModel):
     from_: str = Field(alias="from", min_length=1, max_length=64)
     to: list[str] = Field(default_factory=list, max_length=500)
     roomid: str | None = Field(None, max_length=64)
-    msgtype: Literal["text", "image", "link", "redpacket", "transfer"] = "text"
+    msgtype: Literal["text", "image", "link", "redpacket", "transfer", "card", "weapp"] = "text"
     text: str = Field("", max_length=4000, description="text: the content; redpacket: the wish; transfer: the memo; "
-                                                      "link: the title")
-    description: str = Field("", max_length=500, description="link: its description")
+                                                      "link, weapp: the title; card: the card's name (userid)")
+    description: str = Field("", max_length=500, description="link, weapp: its description; card: the company")
     link_url: str = Field("", max_length=2000)
     amount: int = Field(0, ge=0, le=100_000_000, description="redpacket / transfer: fen")
     msgtime: int | None = Field(None, ge=0, description="milliseconds since the epoch (default: now)")
@@ -96,6 +98,15 @@ def _content(body: MessageIn, msgid: str) -> dict[str, Any]:
             raise AdminError(422, "link_url: a link message needs its URL")
         return {"link": {"title": body.text, "description": body.description, "link_url": body.link_url,
                          "image_url": ""}}
+    if body.msgtype == "card":
+        if not body.text:
+            raise AdminError(422, "text: a card message needs the card's user id")
+        return {"card": {"corpname": body.description, "userid": body.text}}
+    if body.msgtype == "weapp":
+        if not body.text:
+            raise AdminError(422, "text: a mini-program message needs its title")
+        return {"weapp": {"title": body.text, "description": body.description, "username": "gh_emulator@app",
+                          "displayname": body.description or body.text}}
     if body.msgtype == "redpacket":
         return {"redpacket": {"type": 1, "wish": body.text or "恭喜发财，大吉大利", "totalcnt": 1,
                               "totalamount": body.amount}}
