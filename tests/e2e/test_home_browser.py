@@ -4,6 +4,7 @@ figure followed to its list shows as many rows as it said. Screenshots per role 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -41,3 +42,29 @@ def test_a_figure_leads_to_the_rows_it_counts(page, log_in):
     tile.click()
     expect(page).to_have_url(re.compile(r"/jobs\?state=dead$"))
     assert page.locator("[data-testid=job-row][data-state=dead]").count() == n
+
+
+@pytest.mark.parametrize("login", [login for login, _sections in ROLES])
+def test_each_roles_home_on_a_phone(browser, live_server, login):
+    """Every role's home page at 390 px: the menu folds, the figures stack, nothing scrolls sideways."""
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 390, "height": 844}, locale="zh-CN",
+                                  timezone_id="Asia/Shanghai", is_mobile=True, has_touch=True)
+    context.set_default_timeout(10_000)
+    phone = context.new_page()
+    try:
+        phone.goto("/login")
+        phone.fill("#corp", live_server.demo["corp_slug"])
+        phone.fill("#login", login)
+        phone.fill("#password", live_server.password)
+        phone.click("form[action='/login'] button[type=submit]")
+        expect(phone.locator("main h1")).to_have_text("今日")
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+        phone.screenshot(path=str(_phone_path(login)), full_page=True)
+    finally:
+        context.close()
+
+
+def _phone_path(login: str) -> Path:
+    folder = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"home-{login.removeprefix('demo.')}-phone.png"
