@@ -19,12 +19,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from siyu.communities.joinway_models import GroupOwnerTask, GroupSetJoining
-from siyu.communities.models import GroupChat, GroupSet
+from siyu.communities.models import GroupChat
 from siyu.db import utcnow
-from siyu.errors import Forbidden, InvalidInput, NotFound
+from siyu.errors import InvalidInput, NotFound
 from siyu.jobs.service import enqueue
 from siyu.tenancy import audit
-from siyu.tenancy.models import Role
 from siyu.tenancy.principal import Principal
 from siyu.tenancy.service import valid_id
 
@@ -37,19 +36,8 @@ TEXT_MAX = {WELCOME: 1000, RULES: 2000, ANNOUNCEMENT: 1000}  # WeCom: a group we
 PUSH_JOB = "communities.group_welcome_push"
 NEW_GROUP_JOB = "communities.group_joined_set"
 RULES_ENDPOINT = "add_msg_template"
-WRITERS = (Role.ADMINISTRATOR, Role.OPERATIONS)
-
-
-def _require_writer(principal: Principal) -> None:
-    if principal.kind == "staff" and not principal.has_role(*WRITERS):
-        raise Forbidden("your role does not allow this")
-
-
-def _set(session: Session, *, corp_id: int, set_id: int) -> GroupSet:
-    group_set = session.get(GroupSet, set_id) if valid_id(set_id) else None
-    if group_set is None or group_set.corp_id != corp_id:
-        raise NotFound("group set not found", field="group_set_id")
-    return group_set
+# Who may write a set's texts, and how a set is found in the caller's corp: as for its join ways.
+from siyu.communities.joinways import WRITERS, _require_writer, _set  # noqa: E402,F401
 
 
 @dataclass(frozen=True)
