@@ -98,7 +98,7 @@ def test_a_join_from_scan_to_the_group_page(page, live_server, emulator, wired_c
     chats = [emulator.post(f"/corps/{wecom_id}/group_chats", {"owner": "jwzhang", "name": name, "members": []},
                            expect=201)["chat_id"] for name in ("活码测试1群", "活码测试2群")]
 
-    page.goto("/login")
+    page.goto(f"/login/{slug}")  # the corp's login address fills in its code
     page.fill("#login", f"ops.{slug}")
     page.fill("#password", live_server.password)
     page.click("form[action='/login'] button[type=submit]")
@@ -148,6 +148,8 @@ def test_a_join_from_scan_to_the_group_page(page, live_server, emulator, wired_c
             "3 人" in page.get_by_test_id("join-ways").inner_text()
     _until(rolled_over)
     expect(page.get_by_test_id("join-way-qr")).to_be_visible()
+    # the QR is drawn by Siyu from WeCom's link: it loads, it is no broken outside image
+    assert page.get_by_test_id("join-way-qr").evaluate("img => img.complete && img.naturalWidth > 100")
     expect(page.get_by_test_id("join-way-status")).to_have_text("启用")
     expect(page.get_by_test_id("fill-row")).to_have_count(2)
     expect(page.get_by_test_id("fill-levels")).to_contain_text("3 / 4")

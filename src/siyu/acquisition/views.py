@@ -6,8 +6,6 @@ form, check the role, call the service."""
 
 from __future__ import annotations
 
-import io
-
 from fastapi import APIRouter, Depends, Form, Path, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
@@ -15,6 +13,7 @@ from sqlalchemy.orm import Session
 from siyu.acquisition import service, welcome
 from siyu.console.forms import FieldErrors
 from siyu.console.i18n import N_
+from siyu.console.qr import qr_png
 from siyu.console.templating import render
 from siyu.db import get_session
 from siyu.errors import InvalidInput, NotFound, SiyuError
@@ -163,15 +162,10 @@ def code_page(request: Request, code_id: int = Path(ge=1, le=MAX_ID), principal:
 def code_poster_png(code_id: int = Path(ge=1, le=MAX_ID), principal: Principal = Depends(operators),
                     session: Session = Depends(get_session)):
     """The code's QR as a PNG (made with segno), large enough to print."""
-    import segno
-
     code = service.get_channel_code(session, corp_id=principal.corp_id, code_id=code_id)
     if not code.qr_url:
         raise NotFound("the code has no QR yet: WeCom has not created it", field="code_id")
-    buf = io.BytesIO()
-    segno.make(code.qr_url, error="m").save(buf, kind="png", scale=12, border=4, dark="#1d2939")
-    return Response(buf.getvalue(), media_type="image/png",
-                    headers={"Content-Disposition": f'attachment; filename="channel-code-{code.id}.png"'})
+    return qr_png(code.qr_url, filename=f"channel-code-{code.id}.png")
 
 
 @router.get(PAGE + "/codes/{code_id}/poster")

@@ -13,9 +13,10 @@ from sqlalchemy.orm import Session
 
 from siyu.communities import group_welcome, joinways
 from siyu.console.forms import FieldErrors
+from siyu.console.qr import qr_png
 from siyu.console.templating import render
 from siyu.db import get_session
-from siyu.errors import SiyuError
+from siyu.errors import NotFound, SiyuError
 from siyu.tenancy.deps import client_ip, require_roles
 from siyu.tenancy.principal import Principal
 
@@ -54,6 +55,16 @@ def _page(request: Request, session: Session, principal: Principal, set_id: int,
                "saved": request.query_params.get("saved") == "1"}
     context.update(extra)
     return render(request, "communities/joining.html", context, status_code=status_code)
+
+
+@router.get("/groups/sets/{set_id}/join-ways/{way_id}/qr.png")
+def join_way_qr(set_id: int = SET_ID, way_id: int = Path(ge=1, le=MAX_ID), principal: Principal = Depends(readers),
+                session: Session = Depends(get_session)) -> Response:
+    """The join way's QR, drawn here from WeCom's link so that the page needs no outside image."""
+    way = joinways.get_way(session, corp_id=principal.corp_id, way_id=way_id)
+    if way.group_set_id != set_id or not way.qr_code:
+        raise NotFound("join way not found", field="join_way_id")
+    return qr_png(way.qr_code, scale=8)
 
 
 @router.get("/groups/sets/{set_id}/joining")
