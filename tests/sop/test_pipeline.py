@@ -229,3 +229,37 @@ def test_a_moments_slot_posts_once_visible_by_tag(emulator, wired):  # noqa: F81
     moments = emulator.get(f"/corps/{corp.wecom_id}/moments")
     assert len(moments) == 1 and sorted(moments[0]["senders"]) == ["lisi", "zhangsan"]
     assert sop_jobs.check_one(send_id)[0] == "sent"
+
+
+def test_an_unapproved_customer_sop_step_never_goes_out(emulator, wired):  # noqa: F811
+    from customers.factories import make_customer
+    from siyu.sop.models import SopJourneySend
+
+    corp, principal, _set_id, _chats = wired
+    ext = emulator.post(f"/corps/{corp.wecom_id}/add_contact", {"userid": "lisi", "name": "钱先生"})["external_userid"]
+    with session_scope() as s:
+        journey = service.create_journey(s, principal=principal, name="新客关怀（待审）", event="added")
+        service.add_step(s, principal=principal, journey_id=journey.id, day_offset=0, time="00:00", title="第0天",
+                         text="您好，欢迎！本周新客专享活动请留意群公告。")  # submitted, not approved
+        make_customer(s, principal.corp_id, userid="lisi", external_userid=ext)
+    with session_scope() as s:
+        sop_jobs.enrol_added(s, {"external_userid": ext, "userid": "lisi"}, _job(corp.corp_id, "sop.enrol_added"))
+        send_id = s.scalar(select(SopJourneySend.id).where(SopJourneySend.corp_id == corp.corp_id))
+    assert sop_jobs.step_send_one(send_id) == "held"
+    assert _messages(emulator, corp.wecom_id, "lisi") == [], "nothing unapproved reached WeCom"
+
+
+def test_an_unapproved_moments_slot_is_never_posted(emulator, wired):  # noqa: F811
+    corp, principal, set_id, _chats = wired
+    now = utcnow()
+    local = now.astimezone(service.CALENDAR_ZONE)
+    with session_scope() as s:
+        slot = service.add_slots(s, principal=principal, set_id=set_id, on_date=local.date().isoformat(),
+                                 time=f"{local.hour:02d}:{local.minute:02d}", content_type="knowledge",
+                                 title="朋友圈待审", text="每周知识：分散投资降低单一资产波动。", channel="moments")[0]
+        service.plan(s, corp_id=principal.corp_id, start=now - dt.timedelta(minutes=2),
+                     end=now + dt.timedelta(minutes=2), set_ids=[set_id], enqueue_jobs=False)
+        send_id = s.scalar(select(SopSend.id).join(SopRun, SopRun.id == SopSend.run_id)
+                           .where(SopRun.slot_id == slot.id))
+    assert sop_jobs.send_one(send_id) == "held"
+    assert emulator.get(f"/corps/{corp.wecom_id}/moments") == [], "nothing unapproved was posted"
