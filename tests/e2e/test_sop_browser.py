@@ -70,7 +70,7 @@ def test_build_an_sop_week_in_the_console(page, log_in, screenshot):
 
     expect(page.get_by_test_id("slots").get_by_test_id("slot-row")).not_to_have_count(0)
     page.goto("/sop/tasks")
-    expect(page.locator("main h1")).to_have_text("群主任务")
+    expect(page.locator("main h1")).to_have_text("群主待办")
     # The demo's week is planned: each owner of 新手课堂 has their sends to confirm, the next one first.
     expect(page.get_by_test_id("task-row")).not_to_have_count(0)
     expect(page.get_by_test_id("tasks")).to_contain_text("入群须知")

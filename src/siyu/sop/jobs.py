@@ -452,10 +452,11 @@ def step_check(session: Session, payload: dict[str, Any], job: JobContext) -> No
         raise RetryLater(60, "the advisor has not confirmed yet")
 
 
-@subscribe("customer.added", name="sop.enrol_added", queue=QUEUE)
+@subscribe("customer.added", name="sop.enrol_added", together=True)
 def enrol_added(session: Session, payload: dict[str, Any], job: JobContext) -> None:
     """A new contact: enrolled in each active "added" journey whose filter they match (the add's
-    channel state, the follow's tags, the customer's stage)."""
+    channel state, the follow's tags, the customer's stage). It only writes to the database, so it
+    runs in the add's shared job after the contact is recorded: an add costs no job more for it."""
     from siyu.customers import contacts
     from siyu.sop.service import enrol, matches
 
