@@ -43,14 +43,19 @@ from siyu.errors import InvalidInput
 from siyu.wecom import service
 from siyu.wecom.crypto import MAX_BODY_BYTES, CallbackCryptoError
 from siyu.wecom.events import EventParseError, WecomEvent, parse_event
-from siyu.wecom.inbox import open_callback, store_event
+from siyu.wecom.inbox import Delivery, open_callback
 from siyu.wecom.spool import CallbackSpool, SpoolDrainer, SpooledEvent, SpoolFull, database_unavailable
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/wecom/callback", include_in_schema=False)
 
-_committer = GroupCommitter(name="wecom-callbacks")
+def _store_batch(session: Session, deliveries: list[tuple[int, Delivery]]) -> list[bool]:
+    return service.store_and_dispatch(session, deliveries)
+
+
+# Units are (corp id, delivery): a batch is stored and published in a few multi-row statements.
+_committer = GroupCommitter(name="wecom-callbacks", run_many=_store_batch)
 
 
 # How long a callback waits for its commit before it is spooled instead (WeCom waits 5 s).
@@ -149,11 +154,8 @@ def _load_target(corp_slug: str) -> service.CallbackTarget | None:
 
 def _store_and_dispatch(session: Session, *, corp_id: int, event: WecomEvent, plaintext: str,
                         received_at: dt.datetime | None = None) -> bool:
-    received = store_event(session, event=event, plaintext=plaintext, received_at=received_at)
-    if received.created:
-        service.dispatch_event(session, corp_id=corp_id, event_id=received.id, natural_key=received.natural_key,
-                               received_at=received.received_at, event=event)
-    return received.created
+    delivery = Delivery(event=event, plaintext=plaintext, received_at=received_at or utcnow())
+    return service.store_and_dispatch(session, [(corp_id, delivery)])[0]
 
 
 def _spool_event(corp_id: int, plaintext: str, received_at: dt.datetime) -> None:
@@ -206,8 +208,7 @@ async def receive(request: Request) -> PlainTextResponse:
     corp_id = target.corp_id
     received_at = utcnow()
     # Answered only once the event is committed, or else on disk in the spool.
-    future = _committer.submit(lambda session: _store_and_dispatch(session, corp_id=corp_id, event=event,
-                                                                   plaintext=plaintext, received_at=received_at))
+    future = _committer.submit((corp_id, Delivery(event=event, plaintext=plaintext, received_at=received_at)))
     try:
         created = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), STORE_WAIT_SECONDS)
     except Exception as exc:
