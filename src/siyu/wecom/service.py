@@ -206,8 +206,15 @@ def dispatch_event(session: Session, *, corp_id: int, event_id: int, natural_key
     domain_event = event.domain_event
     if domain_event is not None:
         body = {**event.payload(), "inbox_event_id": event_id, "received_at": received_at.isoformat()}
-        publish_ids(session, domain_event, body, corp_id=corp_id, key=natural_key, returning=False)
+        publish_ids(session, domain_event, body, corp_id=corp_id, key=event_key(corp_id, natural_key), returning=False)
     return True
+
+
+def event_key(corp_id: int, natural_key: str) -> str:
+    """The key a stored event's domain event is published under (its jobs' idempotency keys):
+    scoped to the corp like the inbox's own uniqueness, so that one corp's event can never
+    stand for another's that happens to have the same natural key."""
+    return f"corp{corp_id}:{natural_key}"
 
 
 def store_and_dispatch(session: Session, deliveries: Sequence[tuple[int, Delivery]]) -> list[bool]:
@@ -225,7 +232,7 @@ def store_and_dispatch(session: Session, deliveries: Sequence[tuple[int, Deliver
         if row.id is not None and domain_event is not None:
             body = {**delivery.event.payload(), "inbox_event_id": row.id,
                     "received_at": delivery.received_at.isoformat()}
-            published.append((domain_event, body, corp_id, row.natural_key))
+            published.append((domain_event, body, corp_id, event_key(corp_id, row.natural_key)))
     if published:
         publish_many(session, published)
     return [row.created for row in stored]
