@@ -109,3 +109,18 @@ def test_a_missing_snapshot_or_engine_is_named(tmp_path):
         DuckDBEngine.from_snapshot(tmp_path)
     with pytest.raises(EngineError, match="unknown engine 'spark'"):
         open_engine("spark")
+
+
+def test_an_unreachable_clickhouse_server_is_named_without_its_password():
+    import socket
+
+    import pytest
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(EngineError) as caught:
+        from siyu.analytics.engines import ClickHouseEngine
+
+        ClickHouseEngine(f"http://siyu:s3cret@127.0.0.1:{port}/siyu")
+    assert f"ClickHouse at http://127.0.0.1:{port}" in str(caught.value) and "s3cret" not in str(caught.value)

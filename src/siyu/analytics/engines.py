@@ -432,6 +432,7 @@ class ClickHouseEngine(_CopyEngine):
         else:
             import clickhouse_connect
 
+            self._server = _redact(url)
             try:
                 self._client = clickhouse_connect.get_client(dsn=url, settings={"join_use_nulls": 1})
             except Exception as exc:  # noqa: BLE001 - connection errors of every kind name the server
@@ -448,7 +449,11 @@ class ClickHouseEngine(_CopyEngine):
 
     def _query(self, sql: str) -> list[tuple]:
         if self._client is not None:
-            return [tuple(r) for r in self._client.query(sql, settings={"join_use_nulls": 1}).result_rows]
+            try:
+                return [tuple(r) for r in self._client.query(sql, settings={"join_use_nulls": 1}).result_rows]
+            except Exception as exc:  # noqa: BLE001 - the driver's errors name the server; its URL has the password
+                raise EngineError(f"ClickHouse at {self._server}: {exc.__class__.__name__}: "
+                                  f"{str(exc).splitlines()[0][:300] if str(exc) else ''}") from None
         import json
 
         settings = ", ".join(f"{k} = {v}" for k, v in CLICKHOUSE_SETTINGS.items())
