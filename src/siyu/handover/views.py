@@ -38,7 +38,7 @@ REASONS = (N_("not a customer of the handing advisor"), N_("already in another h
            N_("transferred twice in the last 90 days"), N_("every take-over advisor has this customer already"),
            N_("the customer refused the transfer"), N_("the take-over advisor has reached WeCom's customer limit"),
            N_("WeCom has no record of this transfer"), N_("retry requested"),
-           N_("the call's answer was lost; the result query decides"), 
+           N_("the call's answer was lost; the result query decides"),
            N_("WeCom lists no customers of this member waiting for a handover (not resigned, or all assigned)"),
            N_("WeCom does not list this customer as waiting for a handover"))
 
