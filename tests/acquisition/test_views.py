@@ -47,7 +47,8 @@ def test_create_a_code_and_see_it_listed(session, corp, ops):
     assert "手机银行入口" in ops.get("/acquisition").text
     assert ops.get(f"/acquisition/codes/{code.id}/poster.png").status_code == 404  # no QR yet
     # While WeCom registers the code, its poster panel asks again by itself; once registered, it stops.
-    assert 'id="poster" hx-get="/acquisition/codes/%d" hx-select="#poster" hx-trigger="every 3s"' % code.id in detail.text
+    poll = f'id="poster" hx-get="/acquisition/codes/{code.id}" hx-select="#poster" hx-trigger="every 3s"'
+    assert poll in detail.text
     assert 'title="zhangsan">张三</td>' in detail.text  # advisors by name, the WeCom id on hover
     code.qr_url = "https://wework.qpic.cn/wwpic/emulator/abc/0"
     code.status = "active"

@@ -136,7 +136,8 @@ def _code_page(request: Request, session: Session, principal: Principal, code_id
         "stats": service.code_stats(session, corp_id=corp_id, codes=[code])[code.id],
         "persona": persona,
         "persona_labels": PERSONA_LABELS,
-        "advisors": [{"userid": a.userid, "name": staff_names.get(a.userid, a.userid), "cap": a.daily_cap, "today": today.get(a.userid, 0),
+        "advisors": [{"userid": a.userid, "name": staff_names.get(a.userid, a.userid), "cap": a.daily_cap,
+                      "today": today.get(a.userid, 0),
                       "offered": a.userid in (code.wecom_users or [])}
                      for a in service.code_advisors(session, corp_id=corp_id, code_id=code.id)],
         "channel_labels": CHANNEL_LABELS,
