@@ -124,3 +124,26 @@ def test_an_unreachable_clickhouse_server_is_named_without_its_password():
 
         ClickHouseEngine(f"http://siyu:s3cret@127.0.0.1:{port}/siyu")
     assert f"ClickHouse at http://127.0.0.1:{port}" in str(caught.value) and "s3cret" not in str(caught.value)
+
+
+def test_another_process_holding_the_duckdb_file_is_waited_for_then_named(tmp_path):
+    import subprocess
+    import sys
+
+    import pytest
+
+    from siyu.analytics import engines
+
+    path = tmp_path / "held.duckdb"
+    holder = subprocess.Popen([sys.executable, "-c", f"import duckdb, sys, time; c = duckdb.connect({str(path)!r}); "
+                               "print('ready', flush=True); sys.stdin.readline()"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        with pytest.raises(EngineError, match="in use by another process"):
+            engines._connect_duckdb(str(path), wait_s=0.3)
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    with DuckDBEngine(path) as engine:  # free again
+        assert engine.rows("SELECT COUNT(*) FROM analytics_event") == [(0,)]

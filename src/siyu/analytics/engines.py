@@ -320,6 +320,30 @@ def duckdb_path() -> Path:
     return Path(configured) if configured else get_settings().data_dir / "analytics.duckdb"
 
 
+DUCKDB_LOCK_WAIT_S = 30.0
+
+
+def _connect_duckdb(path: str, wait_s: float | None = None):
+    """A connection to the DuckDB file. One process at a time may hold it (a report holds it for
+    its duration): another process waits for it, up to DUCKDB_LOCK_WAIT_S."""
+    import time
+
+    import duckdb
+
+    deadline = time.monotonic() + (DUCKDB_LOCK_WAIT_S if wait_s is None else wait_s)
+    pause = 0.02
+    while True:
+        try:
+            return duckdb.connect(path)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise EngineError(f"the analytics DuckDB file {path}: {str(exc).splitlines()[0]}") from None
+            if time.monotonic() > deadline:
+                raise EngineError(f"the analytics DuckDB file {path} is in use by another process") from None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
+
+
 class DuckDBEngine(_CopyEngine):
     """DuckDB in-process over its own file, appended from the main database before each report."""
 
@@ -329,12 +353,10 @@ class DuckDBEngine(_CopyEngine):
 
     def __init__(self, path: str | Path | None = None, *, sa_engine: SAEngine | Connection | None = None,
                  threads: int | None = None) -> None:
-        import duckdb
-
         self.path = Path(path) if path is not None else duckdb_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.sa_engine = sa_engine
-        self.con = duckdb.connect(str(self.path))
+        self.con = _connect_duckdb(str(self.path))
         if threads:
             self.con.execute(f"SET threads = {int(threads)}")
         for ddl in _DUCKDB_DDL:
