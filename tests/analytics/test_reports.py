@@ -232,3 +232,17 @@ def test_a_corp_reads_its_own_events_only(engine_name, session, tmp_path, ev):
     assert rep("cac", engine_name, session, tmp_path, by="channel")["rows"][0]["customers"] == 1
     corp_rows = rep("cac", engine_name, session, tmp_path, Filters(corp_id=corp.id), by="channel")["rows"]
     assert corp_rows == [{"channel": "ad", "cost_fen": 0, "customers": 2, "cac_fen": 0}]
+
+
+def test_an_advisor_sees_the_customers_they_added(engine_name, session, tmp_path, ev):
+    ev.add("mine", ADD, at("2026-03-02"), channel="ad", advisor="wang")
+    ev.add("mine", ADD, at("2026-03-05"), channel="ad", advisor="li")  # added again by another: still wang's
+    ev.add("mine", "coupon.redeemed", at("2026-03-06"), amount_fen=300)
+    ev.add("theirs", ADD, at("2026-03-02"), channel="ad", advisor="li")
+    ev.spend(10_000, "2026-03-01", "2026-03-31", channel="ad")
+    wang = rep("cac", engine_name, session, tmp_path, Filters(advisors=("wang",)), by="channel")
+    assert wang["rows"] == [{"channel": "ad", "cost_fen": 300, "customers": 1, "cac_fen": 300}]
+    both = rep("funnel", engine_name, session, tmp_path, Filters(advisors=["wang", "li"]), steps=[ADD], window_days=1)
+    assert both["steps"][0]["customers"] == 2
+    nobody = rep("funnel", engine_name, session, tmp_path, Filters(advisors=()), steps=[ADD], window_days=1)
+    assert nobody["steps"][0]["customers"] == 0

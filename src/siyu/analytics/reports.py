@@ -5,8 +5,9 @@ The exact counting rules are in docs/analytics.md. In short:
 
 - The data set is one corp's events (`Filters.corp_id`) or, with `corp_id=None`, the events loaded by
   `siyu analytics import` without a corp.
-- A customer's *first add* is their earliest `customer.added` (ties: the lower id). Their channel and
-  campaign are the first add's. The channel and campaign filters select customers by their first add.
+- A customer's *first add* is their earliest `customer.added` (ties: the lower id). Their channel,
+  campaign and advisor are the first add's. The channel, campaign and advisors filters select
+  customers by their first add.
 - Dates are Asia/Shanghai calendar days, both ends included; each report says which events the date
   range selects.
 
@@ -28,7 +29,7 @@ How a report is defined (for new reports, e.g. in another module):
 `q.with_base()` opens a WITH clause defining `ev` (the data set's events, customer filter applied;
 columns id, customer_key, type, ts_s, channel, join_way, campaign, advisor, persona, variant,
 product, group_key, amount_fen), `fa` (one row per selected customer with an add: customer_key, t
-= first add's ts_s, channel, campaign) and `sp` (the data set's spend: channel, campaign, d_from,
+= first add's ts_s, channel, campaign, advisor) and `sp` (the data set's spend: channel, campaign, d_from,
 d_to, amount_fen); add CTEs with `q.with_base("x AS (...)", ...)`. `q.d` is the engine's dialect
 (`q.d.idiv`, `q.d.day`, `q.d.week`, `q.d.yyyymm`, `q.d.lit` for every value put into SQL).
 A report returns plain JSON-able data built from integers the engine returned (compute shares and
@@ -71,8 +72,13 @@ class Filters:
     date_to: dt.date | None = None
     channel: str | None = None
     campaign: str | None = None
+    # customers whose first add was by one of these advisors (WeCom user ids): an advisor's own
+    # figures, a department's (its advisors); None: everyone, () nobody
+    advisors: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.advisors is not None and not isinstance(self.advisors, tuple):
+            object.__setattr__(self, "advisors", tuple(self.advisors))
         if self.date_from and self.date_to and self.date_from > self.date_to:
             raise ReportError(f"--from {self.date_from} is after --to {self.date_to}")
 
@@ -130,20 +136,23 @@ class Query:
                "group_key, amount_fen"
         ctes = [
             f"ev0 AS (SELECT {cols} FROM {self.engine.events} ev_src WHERE {self.corp()})",
-            "fa0 AS (SELECT customer_key, t, channel, campaign FROM (SELECT customer_key, ts_s AS t, channel, "
-            "campaign, ROW_NUMBER() OVER (PARTITION BY customer_key ORDER BY ts_s, id) AS rn FROM ev0 "
-            "WHERE type = 'customer.added') firsts WHERE rn = 1)",
+            "fa0 AS (SELECT customer_key, t, channel, campaign, advisor FROM (SELECT customer_key, ts_s AS t, "
+            "channel, campaign, advisor, ROW_NUMBER() OVER (PARTITION BY customer_key ORDER BY ts_s, id) AS rn "
+            "FROM ev0 WHERE type = 'customer.added') firsts WHERE rn = 1)",
         ]
         conditions = []
         if f.channel is not None:
             conditions.append(f"channel = {d.lit(f.channel)}")
         if f.campaign is not None:
             conditions.append(f"campaign = {d.lit(f.campaign)}")
+        if f.advisors is not None:
+            conditions.append(f"advisor IN ({', '.join(d.lit(a) for a in f.advisors)})" if f.advisors else "1 = 0")
         if conditions:
-            ctes.append(f"fa AS (SELECT customer_key, t, channel, campaign FROM fa0 WHERE {' AND '.join(conditions)})")
+            where = " AND ".join(conditions)
+            ctes.append(f"fa AS (SELECT customer_key, t, channel, campaign, advisor FROM fa0 WHERE {where})")
             ctes.append(f"ev AS (SELECT {cols} FROM ev0 WHERE customer_key IN (SELECT customer_key FROM fa))")
         else:
-            ctes.append("fa AS (SELECT customer_key, t, channel, campaign FROM fa0)")
+            ctes.append("fa AS (SELECT customer_key, t, channel, campaign, advisor FROM fa0)")
             ctes.append(f"ev AS (SELECT {cols} FROM ev0)")
         ctes.append(f"sp AS (SELECT channel, campaign, d_from, d_to, amount_fen FROM {self.engine.spend} sp_src "
                     f"WHERE {self.corp()})")
@@ -388,6 +397,8 @@ def _cost_sql(q: Query, key: str) -> str:
         spend_filter.append(f"sp.channel = {d.lit(q.f.channel)}")
     if q.f.campaign is not None:
         spend_filter.append(f"sp.campaign = {d.lit(q.f.campaign)}")
+    if q.f.advisors is not None:  # entered spend is a channel's or campaign's, not an advisor's
+        spend_filter.append("1 = 0")
     spend_where = " AND ".join([spend_where, *spend_filter])
     return (f"cost AS (SELECT COALESCE(e.{key}, fa0.{key}) AS k, COALESCE(e.amount_fen, 0) AS amount FROM ev e "
             f"LEFT JOIN fa0 ON fa0.customer_key = e.customer_key WHERE e.type IN ({types}) AND {q.in_range('e.ts_s')} "
