@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ from sqlalchemy.orm import Session
 from siyu.analytics.events import DIMENSIONS, EVENT_TYPES
 
 KEY_MAX = 64
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 AMOUNT_MAX = 10**15  # fen: ten trillion yuan, far above any single order
 FIELDS = frozenset(("customer_id", "type", "ts", "amount_fen", *DIMENSIONS))
 _TYPES = frozenset(EVENT_TYPES)
@@ -55,8 +57,10 @@ class ImportedEvent:
 
     @property
     def source_key(self) -> str:
-        canonical = json.dumps([self.customer_key, self.type, self.ts.isoformat(), self.amount_fen, list(self.dims)],
-                               ensure_ascii=False, separators=(",", ":"))
+        # fields joined by a control character, which no field may contain (NUL: none): unambiguous
+        canonical = "\x1f".join((self.customer_key, self.type, self.ts.isoformat(),
+                                  "\x00" if self.amount_fen is None else str(self.amount_fen),
+                                  *("\x00" if d is None else d for d in self.dims)))
         return "import:" + hashlib.sha256(canonical.encode()).hexdigest()[:48]
 
 
@@ -73,7 +77,7 @@ def _key(value: Any, name: str, *, required: bool) -> str | None:
         raise LineError(name, "a string is expected" + (" or a whole number" if name == "customer_id" else ""))
     if len(value) > KEY_MAX:
         raise LineError(name, f"longer than {KEY_MAX} characters")
-    if any(ord(ch) < 32 for ch in value):
+    if _CONTROL.search(value):
         raise LineError(name, "contains control characters")
     return value
 
@@ -125,7 +129,7 @@ def parse_line(line: str) -> ImportedEvent | None:
             raise LineError("amount_fen", "negative")
         if amount > AMOUNT_MAX:
             raise LineError("amount_fen", "too large")
-    dims = tuple(_key(obj.get(name), name, required=False) for name in DIMENSIONS)
+    dims = tuple(_key(obj[name], name, required=False) if name in obj else None for name in DIMENSIONS)
     return ImportedEvent(customer_key, kind, ts, amount, dims)  # type: ignore[arg-type]
 
 
