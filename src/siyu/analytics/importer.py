@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from siyu.analytics.events import DIMENSIONS, EVENT_TYPES
 
 KEY_MAX = 64
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f]")
 AMOUNT_MAX = 10**15  # fen: ten trillion yuan, far above any single order
 FIELDS = frozenset(("customer_id", "type", "ts", "amount_fen", *DIMENSIONS))
 _TYPES = frozenset(EVENT_TYPES)
