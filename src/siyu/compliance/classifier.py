@@ -26,6 +26,7 @@ passes per batch, not Python work per character.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -418,5 +419,24 @@ class Model:
 
 
 @functools.lru_cache(maxsize=1)
-def default_model() -> Model | None:
+def _shipped_model() -> Model | None:
     return Model.load()
+
+
+_override: list[Model | None] = []
+
+
+def default_model() -> Model | None:
+    """The model the review uses: the shipped one, or the one `using` put in force."""
+    return _override[-1] if _override else _shipped_model()
+
+
+@contextlib.contextmanager
+def using(model: Model | None):
+    """Review with `model` (None: no second opinion) instead of the shipped one, inside the block: how
+    cross-validation scores a fold with a model that never saw it."""
+    _override.append(model)
+    try:
+        yield model
+    finally:
+        _override.pop()
