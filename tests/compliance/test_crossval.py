@@ -22,7 +22,8 @@ def lines() -> list[Labelled]:
     out = []
     for k in range(24):
         n, m = k % 7 + 1, k % 5 + 2
-        out.append(Labelled(f"v{k}", BAD[k % 2].format(n=n, m=m), "violation", "block", "illegal_fundraising", "advisor"))
+        out.append(Labelled(f"v{k}", BAD[k % 2].format(n=n, m=m), "violation", "block", "illegal_fundraising",
+                            "advisor"))
         out.append(Labelled(f"o{k}", GOOD[k % 2].format(n=n, m=m), "ok", "pass", "", "advisor"))
     return out
 
