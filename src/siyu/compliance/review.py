@@ -53,9 +53,12 @@ from siyu.compliance.rules import (
     ESCALATED,
     NUMERAL_BIT,
     RETURN_OR_SAFETY,
+    SOLICITED_PROMISES,
     CueIndex,
     Rule,
+    asks_for_help,
     clause_bounds,
+    customer_solicits,
     exempt_reason,
     inner_refusal,
     rules_for,
@@ -508,11 +511,19 @@ def _customer_scope(found: list[Finding], clause) -> list[Finding]:
     """A customer's own words are not the firm's claims; what third parties solicit in a group still counts,
     unless the customer asks about it (有人让我转到安全账户，这是你们发的吗？). `clause`: a callable giving the
     message's clause text and offsets."""
+    if any(f.category in SOLICITED_PROMISES and f.severity == "block" for f in found):
+        # A member's promise with an invitation (…真的零风险，有想加入的私我) is fund-raising in the group.
+        ctext = clause()[0]
+        if customer_solicits(ctext):
+            found = [replace(f, category="illegal_fundraising", note=f"群内招揽：{f.note or f.category}")
+                     if f.category in SOLICITED_PROMISES and f.severity == "block" else f for f in found]
     found = [f for f in found if f.category in CUSTOMER_CATEGORIES]
     if found and any(f.source != "detector" for f in found):
         ctext, cindex = clause()
         index = cindex.tolist()
-        found = [f for f in found if f.source == "detector" or not sentence_asks(ctext, bisect_left(index, f.start))]
+        # A request to the group (谁能帮我收个码？) solicits; it is not a question to the firm.
+        found = [f for f in found if f.source == "detector" or not sentence_asks(ctext, k := bisect_left(index, f.start))
+                 or asks_for_help(ctext, k)]
     return found
 
 

@@ -25,7 +25,7 @@ sound-alikes and rule hits alike:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from siyu.compliance.normalize import normalize
 
@@ -113,7 +113,7 @@ CERT = (r"(?:至少|最少|起码|保底|最低|稳稳|稳拿|稳定|稳|保证|
 CERT_AFTER = (r"(?:稳稳的|稳稳|稳了|妥妥的|妥妥|跑不掉|没问题|是肯定的|是确定的|是固定的|是一定的|板上钉钉|保底|打底|起步|起|"
               r"有保证|有保障|锁定|只多不少|不会少|少不了|稳赚|稳拿|拿得到|能拿到|肯定有|一定有|肯定能|一定能|铁板钉钉|十拿九稳|跑不了|"
               r"是铁板钉钉|稳如泰山|不是梦|不在话下|轻轻松松|轻松)")
-TIME = (r"(?:上一个|上个封闭期|上一封闭期|上一轮|上一期|上周|上星期|上礼拜|昨天|前天|本周以来|这周|本月以来|这个月|上季度|上个季度|去年同期|近|过去|最近|今年以来|今年|去年|前年|成立以来|历史|往年|上半年|上一年|年初至今|上个月|上月|这半年|这一年|任职|管理期间|"
+TIME = (r"(?:年初到现在|年初以来|今年到现在|成立到现在|上一个|上个封闭期|上一封闭期|上一轮|上一期|上周|上星期|上礼拜|昨天|前天|本周以来|这周|本月以来|这个月|上季度|上个季度|去年同期|近|过去|最近|今年以来|今年|去年|前年|成立以来|历史|往年|上半年|上一年|年初至今|上个月|上月|这半年|这一年|任职|管理期间|"
         r"过往|往期|上一期|上期|前几期|已到期|\d{4}年|年均|年平均|平均每年)")
 
 # Another firm or its products, and what disparages them.
@@ -127,7 +127,7 @@ SLUR = (r"坑人|坑钱|全是坑|是坑|坑|骗人|骗子|骗局|骗钱|骗佣�
         r"没一个涨|外行|菜鸟|不负责|新手|啥也不会|什么也不会|什么都不会|不咋地|不怎么样|没保障|坑爹|猫腻|黑幕|收割|乱收费|乱扣费|"
         r"霸王条款|陷阱|太黑|心黑|吃相难看|小作坊|野鸡|皮包公司|踩雷|雷区|不透明|乱扣|坑惨|套路深|不实在|骗老人|"
         r"服务差(?!别|异|距)|就是卖产品的|只管卖|只顾卖|只会卖|不管(?:你|您|客户)?(?:的)?死活|态度差(?!别|异)|效率低|专坑|专骗|没良心|不讲信用|说倒就倒|早晚要出事|迟早出事|早晚出事|亏惨|找不到人|都是机器人|只能认栽|"
-        r"根本不赔|评级差|出了名的难|出了名的|理赔难|难赔|趁早退|尾货|卖不出去|滞销|挑剩|换我们|换成我们|全是陷阱")
+        r"冲业绩|噱头|假资质|什么都不赔|亏钱的产品|不管(?:您|你)亏不亏|根本不赔|评级差|出了名的难|出了名的|理赔难|难赔|趁早退|尾货|卖不出去|滞销|挑剩|换我们|换成我们|全是陷阱")
 
 # Insurance words (not 存款保险, deposit insurance).
 INS = (r"(?<!存款)(?:保险(?!保障|条例|标识|范围|限额|基金|制度)|年金|增额寿|增额终身寿|寿险|分红险|万能险|这款险|保单|储蓄险|养老险|教育金|人寿|"
@@ -136,7 +136,7 @@ NO_NEG = r"(?:(?!不是|并非|非|不同|区别|不一样)[^。？])"
 
 CREDIT = r"征信|zheng信|征xin|zhengxin|zx|信用|流水|收入证明|工作证明|资质|抵押|担保|负债|芝麻分"
 
-CODE = r"六位数|6位数|四位数|那串数字|短信里的数字|验证码|yan证码|验证ma|yzm|密码|支付密码|交易密码|cvv|cvn|安全码|动态码|校验码|短信码|三位码|背面三位|卡背|有效期"
+CODE = r"动态口令|六位数|6位数|四位数|那串数字|短信里的数字|验证码|yan证码|验证ma|yzm|密码|支付密码|交易密码|cvv|cvn|安全码|动态码|校验码|短信码|三位码|背面三位|卡背|有效期"
 
 RULES: tuple[Rule, ...] = (
     # -- principal guarantee (paraphrased) ---------------------------------------------------
@@ -197,12 +197,13 @@ RULES: tuple[Rule, ...] = (
          rf"(?:分红|红利|万能(?:账户)?(?:结算)?利率|结算利率){_C}{{0,6}}(?:固定|保证|确定|肯定|一定|每年都有|年年都有|年年有|锁定|稳定|"
          rf"至少|不低于|保底|稳拿)|(?:固定|保证|确定|稳定)(?:的)?(?:分红|红利)|(?:分红|红利)(?:率)?(?:是|有|能达到|能拿|高达)?{PCT}",
          (("分红", "红利", "结算利率", "万能"),),
-         unless=r"不保证|非保证|不确定|不固定|存在不确定|可能为零|演示|假设", inner_negation=True),
+         unless=r"(?:不保证|非保证|不确定|不固定|存在不确定|可能为零|演示|假设)(?![^。]*(?:其实|但是|不过|实际上|基本是|基本都))", inner_negation=True),
     # -- past performance without the disclaimer (co-occurrence) -------------------------------
     Rule("performance_no_disclaimer", "past_performance", "block", FUND_PROMO,
          rf"(?:{TIME}{_S}{{0,14}}(?:收益|回报|涨幅|涨了|涨|赚了|赚|年化|增长|业绩|排名|翻|利率|胜率|为正)(?:{_S}{{0,10}}){PCT}|"
          rf"{TIME}(?:(?!跌|亏|撤|降|回落)[^，。？]){{0,3}}(?:\+|上涨|涨了|涨|收益|赚了)?{PCT}|"
-         rf"(?:最高|最好)(?:的)?(?:一只|一款|一期)(?:{_C}{{0,2}})(?:翻了|赚了|涨了)(?:{_C}{{0,2}}){PCT})",
+         rf"(?:最高|最好)(?:的)?(?:一只|一款|一期)(?:{_C}{{0,2}})(?:翻了|赚了|涨了)(?:{_C}{{0,2}}){PCT}|"
+         rf"同类(?:排名)?前(?:\d|{_N})|{TIME}(?:{_C}{{0,6}})(?:都是|均为|均在|全部|都在)(?:{_C}{{0,2}}){PCT})",
          (("上一个", "上个封闭期", "上一封闭期", "上一轮", "上周", "上星期", "上礼拜", "昨天", "前天", "本周以来", "这周", "本月以来", "这个月", "上季度", "上个季度", "去年同期", "过去", "最近", "今年", "去年", "前年", "成立以来", "历史", "往年", "上半年", "上一年", "年初至今", "上个月", "上月", "半年", "三年", "五年", "一年", "任职", "管理期间", "过往", "往期", "上一期", "上期", "前几期", "已到期", "年均", "平均每年", "年平均", "最高", "最好", "近一", "近二", "近两", "近三", "近五", "近半", "近六", "近十", "近1", "近2", "近3", "近5", "近6", "0年", "1年", "2年", "3年", "4年", "5年", "6年", "7年", "8年", "9年",), ("收益", "回报", "涨", "赚", "年化", "增长", "业绩", "排名", "翻", "利率", "胜率", "为正", "近一", "近二", "近两", "近三", "近五", "近半", "近六", "近十", "近1", "近2", "近3", "近5", "近6", "今年以来", "成立以来", "年初至今",),),
          numeric="percent",
          unless=r"过往业绩|历史业绩|过去业绩|以往业绩|历史(?:结算)?利率不代表|不代表(?:其|产品|基金)?(?:的)?未来|不预示|"
@@ -412,7 +413,7 @@ RULES: tuple[Rule, ...] = (
          rf"(?:分红|红利|结算利率)(?:{_C}{{0,4}})(?:都有|每年都|年年|一直|固定|稳定|保证|至少|不低于|起码)(?:{_C}{{0,4}}){PCT}",
          (("分红", "红利", "结算利率", "万能"),),
          numeric="digit",
-         unless=r"不保证|非保证|不确定|不固定|存在不确定|可能为零|演示|假设|过往|历史|不代表", inner_negation=True),
+         unless=r"(?:不保证|非保证|不确定|不固定|存在不确定|可能为零|演示|假设|过往|历史|不代表)(?![^。]*(?:其实|但是|不过|实际上|基本是|基本都))", inner_negation=True),
     Rule("price_certain", "principal_guarantee", "block", AD_LAW_25,
          r"跌不了|亏不了|赔不了|跌不下去|只涨不跌|稳涨不跌|只赚不亏|只赚不赔|涨回来是肯定|肯定能涨回来|一定会涨回来",
          (("跌不了", "亏不了", "赔不了", "跌不下去", "只涨不跌", "稳涨不跌", "只赚不", "涨回来"),)),
@@ -488,6 +489,112 @@ RULES: tuple[Rule, ...] = (
          (("不用写", "别写", "不要写", "不用填", "别填", "不用告知", "别告知", "别说", "不用说", "填到", "写到", "填成", "写成", "改成"),)),
 )
 
+
+# -- third pass (issue 11): families by structure, riding the cue groups of their topic ---------------
+def _widen(rules: tuple[Rule, ...], extra: dict[tuple[str, int], tuple[str, ...]]) -> tuple[Rule, ...]:
+    """The rules with more cue words in some of their groups: a new family over the same topic then shares
+    the widened group (and its one cue bit, CueIndex) instead of taking a bit of its own."""
+    out = []
+    for r in rules:
+        groups = [g + extra.get((r.rule_id, k), ()) for k, g in enumerate(r.cues)]
+        out.append(replace(r, cues=tuple(groups)) if groups != list(r.cues) else r)
+    return tuple(out)
+
+
+RULES = _widen(RULES, {
+    ("illegal_fundraising", 0): ("项目", "合作社", "基地", "联盟", "商城", "产业园", "会员卡", "充值", "入股", "认购", "全额返还",
+                                 "本金全退", "本金全返", "全返", "消费即投资", "持币", "生息", "付息", "回购", "本息一起还", "三倍", "翻倍"),
+    ("fraud_request", 0): ("动态口令", "核验", "验资", "解冻", "解锁", "对公账户", "保证金", "解冻费", "输一下", "借我", "借用"),
+    ("insurance_as_deposit", 0): ("理解成", "看成", "保险公司"),
+    ("insurance_as_deposit", 1): ("存",),
+    ("declaration_skip", 0): ("简单勾", "随便勾", "随便填", "随便写", "别勾", "不写", "就别写", "不用管"),
+    ("loan_regardless", 1): ("别急", "就能批", "能批", "也做", "照批", "都批", "都做", "也给批", "也能下", "都能下", "照样下", "不影响",
+                             "无需任何证明", "不需要任何证明", "无需证明", "不需要证明", "不用证明", "无需手续", "免证明"),
+    ("loan_regardless", 0): ("无需任何证明", "不需要任何证明", "无需证明", "不需要证明", "不用证明", "无需手续", "免证明"),
+    ("private_fund_promotion", 0): ("凑", "拼团", "份额转让", "转让份额", "名义", "承诺函", "门槛", "变通", "300万", "100万"),
+    ("pressure_countdown", 0): ("保留至", "保留到", "作废", "停售", "还有一天", "还有两天", "还有三天", "还有1天", "还有2天", "还有3天"),
+    ("disparagement", 0): ("冲业绩", "噱头", "假资质", "什么都不赔", "亏钱的产品", "亏不亏"),
+    ("performance_no_disclaimer", 0): ("年初到现在", "年初以来", "今年到现在", "成立到现在", "实现率", "结算利率", "同类"),
+    ("performance_no_disclaimer", 1): ("实现率", "结算利率", "同类", "都是", "均为", "均在", "全部", "都在"),
+})
+_CUES = {r.rule_id: r.cues for r in RULES}
+_FIG = rf"(?:{PCT}|{AMOUNT}|\d+)"
+_FIXED_CUES = ("定好", "定死", "写死", "说好", "固定", "稳定派息", "稳定付息", "准时到账", "按这个给", "按这个数", "按这个算", "按上限",
+               "按最高", "不会打折", "不打折", "一分不会少", "一分不少", "只多不少", "雷打不动", "没有不赚", "没一个亏", "没有一个亏",
+               "没有亏的", "都赚了", "都赚钱了", "个个都赚", "人人都赚", "没人亏", "基本是固定", "基本固定", "只会比", "不会比这少")
+_CALL_CUES = ("必破", "必到", "必上", "必回", "必定", "必反弹", "稳稳的上涨", "稳稳上涨", "稳稳的涨", "稳稳涨", "概率", "不低于", "个板",
+              "止损都不用", "肯定上涨", "一定上涨", "肯定反弹", "一定反弹", "必然上涨", "必然反弹")
+_SUBSIDY_CUES = ("自掏腰包", "补您", "补给您", "贴您", "补你", "贴你", "首购", "首投", "首次购买", "首单", "新客首", "体验金")
+
+RULES = RULES + (
+    Rule("scheme_returns", "illegal_fundraising", "block", FUNDRAISING_RULE,
+         rf"(?:项目|合作社|基地|联盟|商城|社区|股权|产业园|会员卡|会员|入股|认购){_S}{{0,24}}(?:年化|年息|年收益|月息|分红|回报|利息|返还|返)"
+         rf"(?:{_C}{{0,4}})(?:(?:[89]|[1-9]\d)(?:\.\d+)?%|百分之(?:[八九]|[一二三四五六七八九]?十)|\d+(?:万|千|元|块))|"
+         rf"(?:交|充值|充|入会|认购|入股|投|存)(?:{_C}{{0,3}})(?:\d+(?:\.\d+)?|{_N})(?:万|千|元)(?:{_S}{{0,20}})"
+         rf"(?:每月|每个月|每年|每季度|每半年|每天|每周|按月|月月|年底)(?:{_C}{{0,6}})(?:领|返|拿|付|发|分红|到账|补贴)|"
+         rf"(?:本金|本息)(?:{_C}{{0,2}})(?:全退|全返|全额退还|全额返还|一起还|一并返还)|消费全返|全额返还|原价回购|消费即投资|持币生息|"
+         rf"(?:保底|固定)(?:{_C}{{0,2}})(?:三倍|两倍|翻倍|\d+倍)",
+         _CUES["illegal_fundraising"],
+         unless=r"年金|保险|保单|寿险|养老金|社保|公积金|犹豫期|退保|保费|国债|存款|大额存单|理财产品|基金"),
+    Rule("fixed_payout", "return_promise", "block", AD_LAW_25,
+         rf"(?:收益|回报|利息|年化|分红|派息)(?:{_C}{{0,6}})(?:定好|定死|写死|说好|固定|稳定)(?:了|的)?(?:{_S}{{0,10}})(?:\d|{_N})|"
+         rf"(?:固定|稳定|准时)(?:派息|付息|分红|给利息|到账)(?:{_C}{{0,4}})(?:\d|{_N})|"
+         rf"(?:每月|每个月|每年|每季|每天|月月|年年)(?:{_C}{{0,6}})(?:固定|稳定|准时)(?:{_C}{{0,4}})(?:\d|{_N})|"
+         rf"{_FIG}(?:{_S}{{0,12}})(?:按这个(?:数)?(?:给|兑付|算|发)|不会打折|不打折|一分不会少|一分不少|只多不少|雷打不动)|"
+         rf"没有不赚的|没(?:有)?一个亏|没有亏的|都赚(?:钱)?了|个个都赚|人人都赚|没人亏|按(?:上限|最高)(?:{_C}{{0,2}})兑付|基本(?:是|都是)?固定|"
+         rf"只会比(?:{_C}{{0,8}})多|不会比(?:这|{_FIG})少",
+         (_FIXED_CUES,),
+         unless=r"还款|扣款|定投|月供|贷款|借款|工资|缴费|保费|定期存款|社保|养老金|年金|保证利益|合同约定的?保证|保证领取"),
+    Rule("price_call", "securities_advice", "block", SECURITIES_RULE,
+         rf"(?:必破|必到|必上|必回)(?:{_C}{{0,2}})\d+|必定(?:会)?(?:反弹|上涨|大涨|拉升|涨)|必反弹|"
+         rf"(?:明天|下周|明早|下周一|开盘|后市|节后|这周|本周)(?:{_C}{{0,8}})(?:稳稳(?:的)?|肯定|一定|必然)(?:上涨|涨|拉升|反弹)|"
+         rf"(?:上涨|涨停|盈利|赚钱)(?:的)?概率(?:{_C}{{0,3}})(?:[5-9]\d|100)(?:\.\d+)?%|"
+         rf"(?:明天|下周|明早|开盘|竞价)(?:{_C}{{0,8}})(?:不低于|至少|最少)(?:{_C}{{0,2}})(?:\d|{_N})(?:个点|%)|"
+         rf"目标(?:{_C}{{0,2}})(?:\d|{_N})个板|止损都不用",
+         (_CALL_CUES,), inner_negation=True),
+    Rule("fraud_transfer", "anti_fraud", "block", FRAUD_RULE,
+         rf"(?:转|转到|转入|打到|汇到|缴|交|存)(?:{_C}{{0,12}})(?:核验|验证|验资|解冻|解锁|保管|监管)(?:账户|账号|卡)|"
+         rf"(?:对公账户|核验账户)(?:{_S}{{0,16}})(?:解锁|解冻|退回|返还|放款|核验)|"
+         rf"(?:解冻|解锁|放款|提现|激活)(?:{_S}{{0,12}})(?:先|需|需要|得)(?:{_C}{{0,4}})(?:缴|交|转|付)(?:{_C}{{0,6}})(?:保证金|手续费|解冻费|验资|押金|刷流水)|"
+         rf"(?:保证金|手续费|解冻费|押金)(?:{_S}{{0,12}})(?:后方可|才能|才可以|就能)(?:放款|提现|到账|解冻)|"
+         rf"(?:链接|网页|页面)(?:{_C}{{0,6}})(?:输|填|录入)(?:{_C}{{0,4}})(?:密码|验证码|口令)|"
+         rf"借(?:我|用)(?:{_C}{{0,4}})(?:银行卡|卡|账户)(?:{_C}{{0,6}})(?:收|转)",
+         _CUES["fraud_request"], inner_negation=True),
+    Rule("insurance_named_deposit", "insurance_as_deposit", "block", INSURANCE_RULE,
+         rf"(?:{INS}){_S}{{0,30}}“[\u4e00-\u9fa5]{{1,4}}存(?:单)?”|“[\u4e00-\u9fa5]{{1,4}}存(?:单)?”{_S}{{0,40}}(?:人寿|保险公司|承保)|"
+         rf"[\u4e00-\u9fa5]{{1,3}}存(?:{_C}{{0,20}})(?:人寿|保险公司)(?:承保|出的)|"
+         rf"(?:保险公司|人寿)(?:的|出的)(?:定期|存款|存单)|(?:定期|存款|存单)(?:{_S}{{0,30}})(?:保险公司|人寿)(?:出的|的|承保)|"
+         rf"(?:就当|当成|当作|理解成|看成)(?:是)?(?:{_C}{{0,3}})(?:零存整取|整存整取|存款|定期|存单|储蓄)",
+         _CUES["insurance_as_deposit"],
+         unless=r"(?<!没什么)(?<!没啥)(?<!没有)(?:不一样|不同于|不相同)|的区别|区别是|两回事|不是存款|并非存款|不等于存款|不能当(?:作|成)?存款|不是储蓄|非存款|存款保险"),
+    Rule("health_hidden", "suitability_evasion", "block", SUITABILITY_RULE,
+         rf"(?:健康告知|告知|体检|结节|病|住院|手术|用药|服药|血压|血糖|既往|小毛病|小问题)(?:{_S}{{0,20}})"
+         rf"(?:别写|不用写|别填|不用填|不写|别勾|简单勾|随便勾|随便填|随便写|不用管|不用告知|别告知)(?!错|漏)|"
+         rf"(?:别写|不用写|别填|不用填|简单勾|随便勾|随便填)(?!错|漏)(?:{_S}{{0,16}})(?:结节|病|住院|手术|用药|服药|血压|血糖|既往|小毛病|小问题|核保)",
+         _CUES["declaration_skip"]),
+    Rule("loan_credit_waived", "loan_promise", "block", LOAN_RULE,
+         rf"(?:征信|黑户|逾期|负债|网贷|花户|白户|信用)(?:{_S}{{0,20}})(?:也能批|就能批|(?<!可)能批(?!不)|也做|照批|都批|都做|也给批|也能下|都能下|照样下|"
+         rf"不影响(?:审批|放款|下款|贷款|借款)?(?:$|，|。|的))|"
+         rf"(?:无需|不需要|不用|免)(?:任何)?(?:证明|资料|手续|审核)(?:{_S}{{0,12}})(?:直接|马上|立即|当天)?(?:放款|到账|下款)",
+         _CUES["loan_regardless"],
+         firm_types=frozenset({"bank", "consumer_finance"}), unless=r"以审批结果为准|以实际审批为准|需审核征信|根据综合评估|会影响|影响审批"),
+    Rule("qualification_dodged", "private_fund_promotion", "block", PRIVATE_FUND_RULE,
+         rf"(?:私募|门槛|起投|合格投资者|\d+万)(?:{_S}{{0,24}})(?:凑(?!巧)|拼团|拼单|合买|份额转让|转让份额|一个人的名义|挂在|代持|变通)|"
+         rf"(?:资产证明|收入证明|流水)(?:{_C}{{0,4}})(?:我来|我帮您|我们来|帮您)(?:想办法|搞定|处理|做)|"
+         rf"(?:转过来|转到您名下|借)(?:{_S}{{0,10}})凑(?:够|齐)(?:{_S}{{0,16}})(?:再转回|转回去|再转走|认定完)|"
+         rf"签(?:个)?(?:合格投资者)?承诺函(?:{_S}{{0,12}})(?:就行|就可以|资产证明)",
+         _CUES["private_fund_promotion"], firm_types=frozenset({"bank", "broker", "fund"}), inner_negation=True),
+    Rule("pressure_expiry", "pressure", "review", PRESSURE_RULE,
+         rf"(?:仅|只)?保留(?:至|到)(?:{_C}{{0,6}})(?:今晚|今天|明天|\d+点|\d+号|周[一二三四五六日])|过期作废|"
+         rf"(?:停售|下架|涨价|截止)(?:{_C}{{0,4}})(?:还有|仅剩|只剩|就剩)(?:{_N})(?:天|小时)|"
+         rf"(?:还有|仅剩|只剩)(?:{_N})(?:天|小时)(?:{_C}{{0,4}})(?:停售|下架|涨价|截止)",
+         _CUES["pressure_countdown"]),
+    Rule("subsidy_on_purchase", "purchase_incentive", "block", FUND_INCENTIVE,
+         rf"(?:自掏腰包|私人|自己)(?:{_C}{{0,8}})(?:补|贴|返|给)(?:您|你)?(?:{_C}{{0,6}})(?:收益|利息|差|钱|红包)|"
+         rf"(?:首购|首投|首次购买|首单|新客首)(?:{_S}{{0,16}})(?:送|赠|返|领)(?:{_C}{{0,6}})(?:\d|{_N}|话费|体验金|红包|现金|券|礼)",
+         (_SUBSIDY_CUES,), inner_negation=True),
+)
+
 RULES_BY_ID = {r.rule_id: r for r in RULES}
 
 
@@ -527,16 +634,20 @@ class CueIndex:
         bits: dict[str, int] = {}
         self.need: list[int] = []
         nbit = 0
+        # Rules that share a cue group (the same words) share its bit: a family of rules over one topic
+        # costs one bit, however many patterns it has.
+        group_bit: dict[frozenset[str], int] = {}
         for rule in rules:
             need = 0
             for group in rule.cues:
-                bit = 1 << nbit
-                nbit += 1
-                need |= bit
-                for w in group:
-                    k = normalize(w)
-                    if k:
+                words = frozenset(k for k in (normalize(w) for w in group) if k)
+                bit = group_bit.get(words)
+                if bit is None:
+                    bit = group_bit[words] = 1 << nbit
+                    nbit += 1
+                    for k in words:
                         bits[k] = bits.get(k, 0) | bit
+                need |= bit
             self.need.append(need)
         if nbit > 62:  # pragma: no cover - a guard for whoever adds rules (bit 62: numeral words)
             raise ValueError("too many cue groups for one int64 mask")
@@ -558,7 +669,7 @@ _STRONG_NEG_BEFORE = re.compile(
     r"不再|已不|已经不|千万别|千万不要|不可|并没有|从来没有|不会有|不会因|无任何|没有哪|不存在什么|世上没有|天下没有|哪里有)"
 )
 # Not negations though they start like one: 不得不说, 不能不提, 不要错过, 不用担心.
-_NOT_NEGATIONS = re.compile(r"不得不|不能不|不可不|不要错过|不用担心|不必担心|别担心|不怕|不仅|不但|不光|不只|不错|不少|不管|"
+_NOT_NEGATIONS = re.compile(r"不是我吹|不是吹|不骗你|不骗您|不瞒你|不瞒您|不夸张|不是我说|不开玩笑|不得不|不能不|不可不|不要错过|不用担心|不必担心|别担心|不怕|不仅|不但|不光|不只|不错|不少|不管|"
                             r"无论|非常|没想到|别人|别的|别家|未来|无数|不断|不停|不久|无忧|没关系|不用愁|毫无疑问|无疑")
 # A plain negation right before the hit, or with at most two characters between (不收费带单, 不给您保证).
 _WEAK_NEG_DIRECT = re.compile(r"(?:(?:不|非|无|未|没|没有|别|勿)(?:任何|一定|必然|绝对|完全|所谓的?|什么)?|不[^，。？、]{1,2})$")
@@ -612,7 +723,7 @@ _REPORTED = re.compile(r"(?:凡是|凡|只要|所谓|这些|看到|听着|有人
 # by law: saying so is not a promise. A sentence about them and no other product is exempt from
 # the promise and pressure families.
 _DEPOSIT = re.compile(r"(?<!比)(?<!比银行)(?<!比放)(?<!比存)(?:存款(?!保险)|大额存单|定期存款|活期|整存整取|零存整取|国债|储蓄国债|结构性存款|存款保险|存单)")
-_OTHER_PRODUCT = re.compile(r"理财(?!经理|师)|基金|(?<!存款)保险(?!保障)|年金|(?<!存款保)险|信托|私募|股票|债基|投连|万能|分红|收益凭证|凭证(?!式)")
+_OTHER_PRODUCT = re.compile(r"底层|投向|项目|策略|组合|理财(?!经理|师)|基金|(?<!存款)保险(?!保障)|年金|(?<!存款保)险|信托|私募|股票|债基|投连|万能|分红|收益凭证|凭证(?!式)")
 DEPOSIT_EXEMPT = frozenset({"promise", "principal_guarantee", "return_promise", "pressure", "illegal_fundraising"})
 # "…和浮动收益的理财不一样": a product named only to contrast it does not make the sentence about it.
 _CONTRAST = re.compile(r"(?:和|跟|与|不像|不同于)[^，。？]{0,14}(?:不一样|不同|有区别|不是一回事|没有关系|无关)")
@@ -621,7 +732,7 @@ _CONTRAST = re.compile(r"(?:和|跟|与|不像|不同于)[^，。？]{0,14}(?:�
 ESCALATED = frozenset({"pressure", "superlative"})
 RETURN_OR_SAFETY = re.compile(r"收益|回报|年化|赚|涨|追高|利息|分红|保本|安全|稳健|无风险|不亏|翻倍|高息")
 # Pressure words need something to buy in the message (国庆假期最后一天 is not a sales push).
-_PURCHASE = re.compile(r"券|限时|咨询|优惠|预约|买|购|抢|认购|申购|投保|下单|产品|理财|基金|保险|额度|收益|利率|存单|签|配置|入手|上车|名额|份额|开户|办理")
+_PURCHASE = re.compile(r"(?<!风)险|停售|申请|借款|券|限时|咨询|优惠|预约|买|购|抢|认购|申购|投保|下单|产品|理财|基金|保险|额度|收益|利率|存单|签|配置|入手|上车|名额|份额|开户|办理")
 # Free of charge, nothing to buy: a countdown for a free event is not a sales push.
 _FREE = re.compile(r"不收(?:任何)?费用|不收费|免费参加|免费报名|免费领取|免费预约|免费检查|免费体检|不需要(?:新)?(?:投保|购买)|无需购买|无需投保|与购买无关|不用买|不限购买")
 # Commentary on an index or the market is not a product's past performance.
@@ -669,8 +780,29 @@ def exempt_reason(ctext: str, start: int, end: int, category: str, severity: str
     return None
 
 
+# "别信外面那些骗子，我们这个才是真正的保本": a warning that sets the firm's own product apart asserts it.
+_OURS_REAL = re.compile(r"才是(?:真正|正规|靠谱)|(?:我们|咱们|我这|这个|这款)[^，。？]{0,4}才是")
+
 _CLAUSE_MARK = re.compile("[，。？]")
 _SENTENCE_MARK = re.compile("[。？]")
+
+
+# A customer's promise to the group with an invitation to join is fund-raising, not an opinion.
+SOLICITED_PROMISES = frozenset({"principal_guarantee", "return_promise", "promise"})
+_SOLICIT = re.compile(r"私我|私聊我|加我|想加入|想参与|想了解的|感兴趣的|带(?:你|大家|你们)(?:一起)?(?:赚|投|做)|一起(?:投|赚|做)|拉(?:你|您)进|进群|"
+                      r"名额(?:有限|不多)|(?:找|联系)我")
+_HELP = re.compile(r"(?:谁能|谁可以|谁有|有没有人|哪位|谁愿意|谁方便)[^，。？]{0,8}(?:帮|借|收|代|转|租)")
+
+
+def customer_solicits(ctext: str) -> bool:
+    return _SOLICIT.search(ctext) is not None
+
+
+def asks_for_help(ctext: str, pos: int) -> bool:
+    """The sentence holding `pos` asks the group to do something (谁能帮我收个码？): a request, not a question."""
+    ss = max(ctext.rfind("。", 0, pos), ctext.rfind("？", 0, pos)) + 1
+    m = _SENTENCE_MARK.search(ctext, pos)
+    return _HELP.search(ctext, ss, m.end() if m else len(ctext)) is not None
 
 
 def sentence_asks(ctext: str, start: int) -> bool:
@@ -745,7 +877,7 @@ def scope_reason(ctext: str, start: int, end: int, *, education: bool,
             sentence = ctext[ss:se]
             if _QUOTE_META.search(sentence) or education:
                 return "quoted"
-    if education and EDUCATION.search(ctext[:start] + "|" + ctext[end:]) and _REPORTED.search(
+    if education and not _OURS_REAL.search(ctext, cs, ce) and EDUCATION.search(ctext[:start] + "|" + ctext[end:]) and _REPORTED.search(
             ctext[ss:start] + "|" + ctext[end:se]):
         return "education"
     return None
