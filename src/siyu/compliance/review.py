@@ -522,8 +522,8 @@ def _customer_scope(found: list[Finding], clause) -> list[Finding]:
         ctext, cindex = clause()
         index = cindex.tolist()
         # A request to the group (谁能帮我收个码？) solicits; it is not a question to the firm.
-        found = [f for f in found if f.source == "detector" or not sentence_asks(ctext, k := bisect_left(index, f.start))
-                 or asks_for_help(ctext, k)]
+        found = [f for f in found if f.source == "detector"
+                 or not sentence_asks(ctext, k := bisect_left(index, f.start)) or asks_for_help(ctext, k)]
     return found
 
 
