@@ -61,6 +61,7 @@ from siyu.compliance.rules import (
     customer_solicits,
     exempt_reason,
     inner_refusal,
+    plausible_sound_alike,
     rules_for,
     scope_reason,
     sentence_asks,
@@ -590,7 +591,7 @@ def _phonetic_pattern(lexeme: int, key: str) -> Pattern:
 
 
 _AFFIRM_RE = re.compile(r"^(?:是的|是啊|是呀|是滴|对的|对啊|对呀|对|当然|肯定|那肯定|没错|放心|必须的|必须|那必须|"
-                        r"可以的|没问题|绝对|保证|包的|嗯|恩|yes|是|一定|百分百|妥妥)(?!不|是不)")
+                        r"可以的|没问题|绝对|保证|包的|嗯|恩|yes|是(?=[，。！？!]|$)|一定|百分百|妥妥)(?!不|是不)")
 
 
 def _in_scope(message: str, clause: tuple[str, np.ndarray], found: list[Finding], rule_cands, previous: str | None,
@@ -602,6 +603,8 @@ def _in_scope(message: str, clause: tuple[str, np.ndarray], found: list[Finding]
     kept: list[Finding] = []
     index = cindex.tolist()
     for f in found:
+        if f.source == "phonetic" and not plausible_sound_alike(message, f.start, f.end):
+            continue
         cs = bisect_left(index, f.start)
         ce = max(cs, bisect_right(index, f.end - 1))
         bounds = clause_bounds(ctext, cs, ce)
