@@ -467,6 +467,8 @@ def scan_many(
         k = clause_of[i]
         return ctext_all[c0[k]:c1[k]], cindex_all[c0[k]:c1[k]] - sub_start[k]
 
+    # Per message whose rule candidates were filtered: some rule's `unless` does not match it (for the second opinion).
+    unexcused: dict[int, bool] = {}
     for i in todo:
         customer = speakers is not None and speakers[i] == "customer"
         found: list[Finding] = []
@@ -478,8 +480,9 @@ def scan_many(
             # Only rules that can fire: their `unless` does not match and their pattern does.
             k = clause_of[i]
             ctext = ctext_all[c0[k]:c1[k]]
-            cands = [r for r in cands if (r.unless_regex is None or not r.unless_regex.search(ctext))
-                     and r.regex.search(ctext)]
+            cands = [r for r in cands if r.unless_regex is None or not r.unless_regex.search(ctext)]
+            unexcused[i] = bool(cands)
+            cands = [r for r in cands if r.regex.search(ctext)]
         if found or cands or answers:
             found = _in_scope(originals[i], clause_text(i), found, cands,
                               previous[i] if previous is not None and not customer else None, dictionary, lexicons)
@@ -498,9 +501,19 @@ def scan_many(
     if second_opinion and rule_cands:
         # Cued: a rule family's cue words are there, its rules found nothing that stands, and none of them was
         # excused by its own exemption (首付至少30% is a loan's down payment, not a return).
-        cued = [i for i, rules in rule_cands.items() if not results[i] and any(
-            r.unless_regex is None or not r.unless_regex.search(clause_text(i)[0]) for r in rules)]
-        _second_opinion(originals, results, speakers, lexicons, cued)
+        cued = []
+        for i, rules in rule_cands.items():
+            if results[i]:
+                continue
+            ok = unexcused.get(i)
+            if ok is None:
+                k = clause_of[i]
+                ctext = ctext_all[c0[k]:c1[k]]
+                ok = any(r.unless_regex is None or not r.unless_regex.search(ctext) for r in rules)
+            if ok:
+                cued.append(i)
+        _second_opinion(originals, results, speakers, lexicons, cued,
+                        (cn.codes, cindex_all, c0, c1, sub_start, clause_of))
     lap("second_opinion")
     return results
 
@@ -530,19 +543,28 @@ def _customer_scope(found: list[Finding], clause) -> list[Finding]:
 
 def _second_opinion(texts: Sequence[str], results: list[tuple[Finding, ...]],
                     speakers: Sequence[str | None] | None, lexicons: frozenset[str] | None,
-                    cued: Iterable[int]) -> None:
+                    cued: Iterable[int], clauses: tuple | None = None) -> None:
     """The statistical model's "review" on the messages nothing else holds (it never clears or lowers a hit).
 
     It is asked only about messages that hold the cue words of a rule family (`cued`) whose rules found nothing
     that stands: a second look where the rules looked, not a verdict on every chat line (ordinary service chat
-    has no cue and is not the model's to judge)."""
+    has no cue and is not the model's to judge). `clauses`: when given, scan_many's clause text of its scoped
+    messages (code units, offsets, each message's start and end in them, its start in the joined original, and
+    the message → scoped number map), so that the model does not normalise the messages again."""
     model = default_model()
     if model is None:
         return
     # A message already held gains nothing from it; one that carries a standard risk disclosure (appended by
     # attach_disclosure to product content) is the rules' to judge: the disclosure's words weigh in the model.
     which = sorted(i for i in cued if not results[i] and not _DISCLOSED.search(texts[i]))
-    for i, op in model.opinions(texts, which=which).items():
+    if clauses is None:
+        opinions = model.opinions(texts, which=which)
+    else:  # the clause text the rules looked at is the model's input too: not normalised again
+        codes, index, c0, c1, bases, clause_of = clauses
+        ks = [clause_of[i] for i in which]
+        opinions = model.opinions_on_clauses([texts[i].replace(BARRIER, " ") for i in which], codes, index,
+                                             np.asarray(c0)[ks], np.asarray(c1)[ks], np.asarray(bases)[ks], ids=which)
+    for i, op in opinions.items():
         if speakers is not None and speakers[i] == "customer" and (
                 op.category not in MODEL_CUSTOMER_CATEGORIES or "？" in texts[i] or "?" in texts[i]):
             continue  # a customer's question is never held
