@@ -36,6 +36,7 @@ FAMILIES: dict[str, tuple[str, list[str]]] = {
         "每个月固定到账2000收益，比房租还稳",
         "买过这只的客户就没有一个亏的，放心上车",
         "您投50万，一年后给您的只会比55万多",
+        "您先放三万，月底准时给您打900利息",
     ]),
     # certainty about a price
     "price_call": ("securities_advice", [
@@ -43,6 +44,7 @@ FAMILIES: dict[str, tuple[str, list[str]]] = {
         "大盘回调到位了，这只龙头后市一定反弹，加仓",
         "我们的模型选出的票次日上涨概率92%",
         "明早竞价进，收盘不低于6个点",
+        "这只转债下周必冲150，先上车",
     ]),
     # transfers to "verification" accounts, fees before a loan, codes typed into a link
     "fraud_transfer": ("anti_fraud", [
@@ -62,12 +64,14 @@ FAMILIES: dict[str, tuple[str, list[str]]] = {
         "甲状腺那个结节您就别写了，核保会麻烦",
         "健康告知那页随便勾一下就行，有点小毛病没关系",
         "住院的事不用写，我帮您搞定",
+        "测评不够没事，我在系统里帮您把等级调高一档",
     ]),
     # credit trouble waived
     "loan_credit_waived": ("loan_promise", [
         "有逾期也能批，放心申请",
         "征信那点小问题不影响，直接来办",
         "无需任何证明，点一下马上放款",
+        "网黑也不怕，欠多少都能下款",
     ]),
     # the qualified-investor check dodged
     "qualification_dodged": ("private_fund_promotion", [
@@ -84,6 +88,7 @@ FAMILIES: dict[str, tuple[str, list[str]]] = {
     "subsidy_on_purchase": ("purchase_incentive", [
         "您在我这儿买，我自掏腰包再贴您半个点的收益",
         "新客首购满1000元，送50元话费",
+        "这单签了，首年保费返您15%",
     ]),
 }
 
@@ -167,3 +172,15 @@ def test_the_new_families_share_cue_bits():
     by_id = {r.rule_id: need for r, need in zip(index.rules, index.need, strict=True)}
     assert by_id["scheme_returns"] == by_id["illegal_fundraising"]
     assert by_id["health_hidden"] == by_id["declaration_skip"]
+
+
+def test_tone_marked_pinyin_and_kin_of_the_promises():
+    assert blocked("这款理财 bǎo běn，放心买")
+    assert blocked("年金险保受益，领到老")
+    assert not findings("身故保险金的受益人请填写配偶")
+
+
+def test_a_quoted_disclaimer_then_broken_is_no_disclaimer():
+    assert blocked("都说过往业绩不代表未来，但这位经理年年正收益")
+    assert not findings("这只债基过去三年每年都是正收益，但这是过去的情况，并不代表今后也会如此")
+    assert not findings("分红不固定，演示利率是中档假设，实际每年由公司决定")
