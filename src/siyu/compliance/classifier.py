@@ -26,6 +26,7 @@ passes per batch, not Python work per character.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -144,15 +145,58 @@ def negated_positions(codes: np.ndarray) -> np.ndarray:
     return out
 
 
+def _salt_start(salt: int) -> np.uint64:
+    return np.uint64((salt * int(_P2)) & 0xFFFF_FFFF_FFFF_FFFF)
+
+
+def _char_unigram_buckets() -> np.ndarray:
+    """The bucket of every one-character n-gram, by code unit (a one-character n-gram ignores negation)."""
+    pos, b = _hash_grams(np.arange(0x10000, dtype=np.uint16), 1, _SALT[("c", 1)], np.zeros(0x10000, dtype=bool))
+    out = np.zeros(0x10000, dtype=np.int64)
+    out[pos] = b
+    return out
+
+
+_UNIGRAM_BUCKETS = _char_unigram_buckets()
+
+
 def batch_features(codes: np.ndarray, sounds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """For the clause text (uint16 codes) of messages joined by BARRIER: (message, bucket, position, length)
-    of every n-gram."""
-    scodes = sounds[codes]
-    negated = negated_positions(codes)
-    msg_of = np.cumsum(codes == _BAR)  # message number of every character
+    of every n-gram.
+
+    The same n-grams and buckets as `_hash_grams` per kind, computed with fewer passes: the code units widened
+    once, the barrier masks shared by the character and sound n-grams (a sound is never a barrier), and the
+    one-character buckets looked up in a table."""
+    size = len(codes)
+    is_bar = codes == _BAR
+    msg_of = np.cumsum(is_bar)  # message number of every character
+    wide = {"c": codes.astype(np.uint64), "s": sounds[codes].astype(np.uint64)}
+    neg_p = np.where(negated_positions(codes), _P1, np.uint64(0))
+    ok_pos: dict[int, np.ndarray] = {}
+    for n in (1, 2, 3):
+        m = size - n + 1
+        if m > 0:
+            ok = ~is_bar[:m]
+            for k in range(1, n):
+                ok &= ~is_bar[k : k + m]
+            ok_pos[n] = np.flatnonzero(ok)
     msgs, buckets, poss, lens = [], [], [], []
     for kind, n in _GRAMS:
-        pos, b = _hash_grams(codes if kind == "c" else scodes, n, _SALT[(kind, n)], negated)
+        pos = ok_pos.get(n)
+        if pos is None:
+            pos, b = np.empty(0, np.int64), np.empty(0, np.int64)
+        elif kind == "c" and n == 1:
+            b = _UNIGRAM_BUCKETS[codes[pos]]
+        else:
+            m = size - n + 1
+            c = wide[kind]
+            h = neg_p[:m] ^ _salt_start(_SALT[(kind, n)])
+            for k in range(n):
+                np.bitwise_xor(h, c[k : k + m], out=h)
+                np.multiply(h, _P1, out=h)
+            h = h[pos]
+            h ^= h >> np.uint64(29)
+            b = (h & np.uint64(MASK)).astype(np.int64)
         msgs.append(msg_of[pos])
         buckets.append(b)
         poss.append(pos)
@@ -374,49 +418,106 @@ class Model:
             return {}
         sub = [texts[i].replace(BARRIER, " ") for i in idx]
         cn = normalize_clauses(BARRIER.join(sub))
-        msg, bucket, pos, glen = batch_features(cn.codes, self.sounds)
-        counts = np.bincount(msg, minlength=len(sub)).astype(np.float64)
+        bars = np.flatnonzero(cn.codes == _BAR)
+        c0 = np.concatenate(([0], bars + 1))
+        c1 = np.concatenate((bars, [len(cn.codes)]))
+        bases = np.concatenate(([0], np.cumsum([len(t) + 1 for t in sub])[:-1]))
+        return self.opinions_on_clauses(sub, cn.codes, cn.index, c0, c1, bases, ids=idx)
+
+    def opinions_on_clauses(self, texts: Sequence[str], codes: np.ndarray, index: np.ndarray, c0: np.ndarray,
+                            c1: np.ndarray, bases: np.ndarray, *, ids: Sequence[int]) -> dict[int, Opinion]:
+        """`opinions` of messages whose clause text is already at hand (the wording review has it for a batch):
+        `codes`/`index` the clause text of messages joined by BARRIER and the offset in the joined original of
+        each code unit; message j (`texts[j]`, reported as `ids[j]`) is `codes[c0[j]:c1[j]]`, starting at
+        `bases[j]` in the joined original (c0 ascending).
+
+        A message shorter than MIN_CHARS is never held, so it is not hashed; the others' features are their
+        own (no n-gram crosses a barrier), so their scores are those of `opinions` to the last bit."""
+        c0 = np.asarray(c0, dtype=np.int64)
+        lens = np.asarray(c1, dtype=np.int64) - c0
+        n_all = len(lens)
+        if not n_all:
+            return {}
+        # As the batch scoring has always counted lengths: the first message of a batch of several one
+        # character short, the last one character long.
+        counted = lens.copy()
+        if n_all > 1:
+            counted[0] -= 1
+            counted[-1] += 1
+        long = np.flatnonzero(counted >= MIN_CHARS)
+        if not long.size:
+            return {}
+        # Gather the long messages' code units, joined by BARRIER, in one fancy index: the slot after each
+        # message reads the barrier that follows it in `codes` (one is appended after the last).
+        src_start, src_len = c0[long], lens[long]
+        offsets = np.concatenate(([0], np.cumsum(src_len + 1)[:-1]))
+        total = int(offsets[-1] + src_len[-1])
+        seg = np.repeat(np.arange(len(long)), src_len + 1)[:total]
+        src = src_start[seg] + (np.arange(total) - offsets[seg])
+        joined = np.concatenate((codes, np.array([_BAR], dtype=codes.dtype)))[src]
+        msg, bucket, pos_, glen = batch_features(joined, self.sounds)
+        n = len(long)
+        counts = np.bincount(msg, minlength=n).astype(np.float64)
         val = (1.0 / np.sqrt(np.maximum(counts, 1.0)))[msg]
         contrib = self.w[bucket] * val
-        z = np.bincount(msg, weights=contrib, minlength=len(sub)) + self.bias
+        z = np.bincount(msg, weights=contrib, minlength=n) + self.bias
         out: dict[int, Opinion] = {}
-        length = np.diff(np.concatenate(([0], np.flatnonzero(cn.codes == _BAR), [len(cn.codes)]))) - 1
-        length[-1] += 1  # the last message has no barrier after it
-        hot = np.flatnonzero((z >= self.threshold) & (length >= MIN_CHARS))
+        hot = np.flatnonzero(z >= self.threshold)
         if not hot.size:
             return out
-        # Offsets: each message's start in the joined original; the n-grams of each hot message (msg is sorted).
-        starts = np.concatenate(([0], np.cumsum([len(t) + 1 for t in sub])[:-1]))
+        # The n-grams of each hot message (msg is sorted).
         keep = np.flatnonzero(np.isin(msg, hot))
         keep = keep[np.argsort(msg[keep], kind="stable")]
         lo = np.searchsorted(msg[keep], hot, side="left")
         hi = np.searchsorted(msg[keep], hot, side="right")
-        for j, a0, b0 in zip(hot.tolist(), lo.tolist(), hi.tolist(), strict=True):
+        for k, a0, b0 in zip(hot.tolist(), lo.tolist(), hi.tolist(), strict=True):
+            j = int(long[k])
+            text, base, first = texts[j], int(offsets[k]), int(c0[j])
+            at = index[first : first + int(lens[j])] - int(bases[j])  # offset in the message of each code unit
             sel = keep[a0:b0]
             zc = self.wc[bucket[sel]].T @ val[sel] + self.bias_c
             cat = self.categories[int(np.argmax(zc))]
             # The reason: the n-grams of two or three characters that weighed most, merged where they overlap.
-            long = sel[glen[sel] >= 2]
-            top = long[np.argsort(-contrib[long])[:4]]
+            long_grams = sel[glen[sel] >= 2]
+            top = long_grams[np.argsort(-contrib[long_grams])[:4]]
             spans: list[list[int]] = []
             for t in top.tolist():
                 if contrib[t] <= 0:
                     break
-                a, b = int(pos[t]), int(pos[t] + glen[t])
-                s, e = int(cn.index[a]) - int(starts[j]), int(cn.index[b - 1]) + 1 - int(starts[j])
+                a, b = int(pos_[t]) - base, int(pos_[t] + glen[t]) - base
+                s, e = int(at[a]), int(at[b - 1]) + 1
                 for sp in spans:
                     if s <= sp[1] and sp[0] <= e:
                         sp[0], sp[1] = min(s, sp[0]), max(e, sp[1])
                         break
                 else:
                     spans.append([s, e])
-            reasons = tuple(sub[j][s:e] for s, e in spans)
-            s, e = spans[0] if spans else (0, len(sub[j]))
-            out[idx[j]] = Opinion(score=1 / (1 + math.exp(-float(z[j]))), category=cat, start=s, end=e,
+            reasons = tuple(text[s:e] for s, e in spans)
+            s, e = spans[0] if spans else (0, len(text))
+            out[ids[j]] = Opinion(score=1 / (1 + math.exp(-float(z[k]))), category=cat, start=s, end=e,
                                   reasons=reasons)
         return out
 
 
 @functools.lru_cache(maxsize=1)
-def default_model() -> Model | None:
+def _shipped_model() -> Model | None:
     return Model.load()
+
+
+_override: list[Model | None] = []
+
+
+def default_model() -> Model | None:
+    """The model the review uses: the shipped one, or the one `using` put in force."""
+    return _override[-1] if _override else _shipped_model()
+
+
+@contextlib.contextmanager
+def using(model: Model | None):
+    """Review with `model` (None: no second opinion) instead of the shipped one, inside the block: how
+    cross-validation scores a fold with a model that never saw it."""
+    _override.append(model)
+    try:
+        yield model
+    finally:
+        _override.pop()

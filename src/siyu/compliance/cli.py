@@ -234,6 +234,42 @@ def train(
     typer.echo(json.dumps({**report, "model": str(out or classifier.MODEL_PATH)}, ensure_ascii=False))
 
 
+@app.command("cv")
+def cv(
+    files: list[Path] = typer.Argument(None, help="labelled JSON lines (default: the development corpus; never "
+                                       "the test part)", dir_okay=False),
+    folds: int = typer.Option(5, min=2, max=20, help="k of the k-fold cross-validation"),
+    seed: int = typer.Option(7, help="seed of the fold split"),
+    as_json: bool = typer.Option(False, "--json", help="the figures as one JSON object"),
+) -> None:
+    """The whole review cross-validated: each fold reviewed with a statistical model trained without it;
+    lists the violations the rules miss and the false alarms."""
+    from siyu.compliance import classifier
+    from siyu.compliance.crossval import cross_validate_engine, format_cross_validation
+    from siyu.compliance.evaluation import LabelledFileError, parse_labelled
+
+    paths = list(files or [classifier.MODEL_PATH.parent / "corpus" / "dev.jsonl"])
+    items = []
+    for p in paths:
+        if p.name.startswith("test"):
+            raise _bad("FILES", f"{p}: the test part is never trained on (docs/compliance-corpus.md)")
+        try:
+            with p.open("rb") as fh:
+                items += parse_labelled(fh)
+        except OSError as exc:
+            raise _bad("FILES", f"cannot read {p}: {exc.strerror}") from None
+        except LabelledFileError as exc:
+            for n, fld, msg in exc.errors:
+                typer.echo(f"{p}: line {n}: {fld}: {msg}", err=True)
+            raise typer.Exit(2) from None
+    result = cross_validate_engine(items, folds=folds, seed=seed)
+    if as_json:
+        typer.echo(json.dumps({**result.report.figures(), "folds": folds, "thresholds": result.thresholds},
+                              ensure_ascii=False))
+    else:
+        typer.echo(format_cross_validation(items, result))
+
+
 def _bad(option: str, message: str) -> typer.Exit:
     typer.echo(f"{option}: {message}", err=True)
     return typer.Exit(2)

@@ -185,10 +185,13 @@ def _brief(findings: Sequence[Finding]) -> list[dict]:
 
 
 def evaluate(items: Sequence[Labelled], *, dictionary: Dictionary | None = None,
-             lexicons: frozenset[str] | None = None, second_opinion: bool = True) -> Report:
+             lexicons: frozenset[str] | None = None, second_opinion: bool = True,
+             findings_of: Sequence[Sequence[Finding]] | None = None) -> Report:
+    """The figures of `items` reviewed now, or of the findings already made for them (`findings_of`, in order)."""
     report = Report()
-    for item, findings in zip(items, review_labelled(items, dictionary=dictionary, lexicons=lexicons,
-                                                     second_opinion=second_opinion), strict=True):
+    if findings_of is None:
+        findings_of = review_labelled(items, dictionary=dictionary, lexicons=lexicons, second_opinion=second_opinion)
+    for item, findings in zip(items, findings_of, strict=True):
         verdict = verdict_of(findings)
         held = verdict != "pass"
         report.held += held

@@ -53,11 +53,15 @@ from siyu.compliance.rules import (
     ESCALATED,
     NUMERAL_BIT,
     RETURN_OR_SAFETY,
+    SOLICITED_PROMISES,
     CueIndex,
     Rule,
+    asks_for_help,
     clause_bounds,
+    customer_solicits,
     exempt_reason,
     inner_refusal,
+    plausible_sound_alike,
     rules_for,
     scope_reason,
     sentence_asks,
@@ -463,6 +467,8 @@ def scan_many(
         k = clause_of[i]
         return ctext_all[c0[k]:c1[k]], cindex_all[c0[k]:c1[k]] - sub_start[k]
 
+    # Per message whose rule candidates were filtered: some rule's `unless` does not match it (for the second opinion).
+    unexcused: dict[int, bool] = {}
     for i in todo:
         customer = speakers is not None and speakers[i] == "customer"
         found: list[Finding] = []
@@ -474,8 +480,9 @@ def scan_many(
             # Only rules that can fire: their `unless` does not match and their pattern does.
             k = clause_of[i]
             ctext = ctext_all[c0[k]:c1[k]]
-            cands = [r for r in cands if (r.unless_regex is None or not r.unless_regex.search(ctext))
-                     and r.regex.search(ctext)]
+            cands = [r for r in cands if r.unless_regex is None or not r.unless_regex.search(ctext)]
+            unexcused[i] = bool(cands)
+            cands = [r for r in cands if r.regex.search(ctext)]
         if found or cands or answers:
             found = _in_scope(originals[i], clause_text(i), found, cands,
                               previous[i] if previous is not None and not customer else None, dictionary, lexicons)
@@ -494,9 +501,19 @@ def scan_many(
     if second_opinion and rule_cands:
         # Cued: a rule family's cue words are there, its rules found nothing that stands, and none of them was
         # excused by its own exemption (首付至少30% is a loan's down payment, not a return).
-        cued = [i for i, rules in rule_cands.items() if not results[i] and any(
-            r.unless_regex is None or not r.unless_regex.search(clause_text(i)[0]) for r in rules)]
-        _second_opinion(originals, results, speakers, lexicons, cued)
+        cued = []
+        for i, rules in rule_cands.items():
+            if results[i]:
+                continue
+            ok = unexcused.get(i)
+            if ok is None:
+                k = clause_of[i]
+                ctext = ctext_all[c0[k]:c1[k]]
+                ok = any(r.unless_regex is None or not r.unless_regex.search(ctext) for r in rules)
+            if ok:
+                cued.append(i)
+        _second_opinion(originals, results, speakers, lexicons, cued,
+                        (cn.codes, cindex_all, c0, c1, sub_start, clause_of))
     lap("second_opinion")
     return results
 
@@ -508,29 +525,46 @@ def _customer_scope(found: list[Finding], clause) -> list[Finding]:
     """A customer's own words are not the firm's claims; what third parties solicit in a group still counts,
     unless the customer asks about it (有人让我转到安全账户，这是你们发的吗？). `clause`: a callable giving the
     message's clause text and offsets."""
+    if any(f.category in SOLICITED_PROMISES and f.severity == "block" for f in found):
+        # A member's promise with an invitation (…真的零风险，有想加入的私我) is fund-raising in the group.
+        ctext = clause()[0]
+        if customer_solicits(ctext):
+            found = [replace(f, category="illegal_fundraising", note=f"群内招揽：{f.note or f.category}")
+                     if f.category in SOLICITED_PROMISES and f.severity == "block" else f for f in found]
     found = [f for f in found if f.category in CUSTOMER_CATEGORIES]
     if found and any(f.source != "detector" for f in found):
         ctext, cindex = clause()
         index = cindex.tolist()
-        found = [f for f in found if f.source == "detector" or not sentence_asks(ctext, bisect_left(index, f.start))]
+        # A request to the group (谁能帮我收个码？) solicits; it is not a question to the firm.
+        found = [f for f in found if f.source == "detector"
+                 or not sentence_asks(ctext, k := bisect_left(index, f.start)) or asks_for_help(ctext, k)]
     return found
 
 
 def _second_opinion(texts: Sequence[str], results: list[tuple[Finding, ...]],
                     speakers: Sequence[str | None] | None, lexicons: frozenset[str] | None,
-                    cued: Iterable[int]) -> None:
+                    cued: Iterable[int], clauses: tuple | None = None) -> None:
     """The statistical model's "review" on the messages nothing else holds (it never clears or lowers a hit).
 
     It is asked only about messages that hold the cue words of a rule family (`cued`) whose rules found nothing
     that stands: a second look where the rules looked, not a verdict on every chat line (ordinary service chat
-    has no cue and is not the model's to judge)."""
+    has no cue and is not the model's to judge). `clauses`: when given, scan_many's clause text of its scoped
+    messages (code units, offsets, each message's start and end in them, its start in the joined original, and
+    the message → scoped number map), so that the model does not normalise the messages again."""
     model = default_model()
     if model is None:
         return
     # A message already held gains nothing from it; one that carries a standard risk disclosure (appended by
     # attach_disclosure to product content) is the rules' to judge: the disclosure's words weigh in the model.
     which = sorted(i for i in cued if not results[i] and not _DISCLOSED.search(texts[i]))
-    for i, op in model.opinions(texts, which=which).items():
+    if clauses is None:
+        opinions = model.opinions(texts, which=which)
+    else:  # the clause text the rules looked at is the model's input too: not normalised again
+        codes, index, c0, c1, bases, clause_of = clauses
+        ks = [clause_of[i] for i in which]
+        opinions = model.opinions_on_clauses([texts[i].replace(BARRIER, " ") for i in which], codes, index,
+                                             np.asarray(c0)[ks], np.asarray(c1)[ks], np.asarray(bases)[ks], ids=which)
+    for i, op in opinions.items():
         if speakers is not None and speakers[i] == "customer" and (
                 op.category not in MODEL_CUSTOMER_CATEGORIES or "？" in texts[i] or "?" in texts[i]):
             continue  # a customer's question is never held
@@ -579,7 +613,7 @@ def _phonetic_pattern(lexeme: int, key: str) -> Pattern:
 
 
 _AFFIRM_RE = re.compile(r"^(?:是的|是啊|是呀|是滴|对的|对啊|对呀|对|当然|肯定|那肯定|没错|放心|必须的|必须|那必须|"
-                        r"可以的|没问题|绝对|保证|包的|嗯|恩|yes|是|一定|百分百|妥妥)(?!不|是不)")
+                        r"可以的|没问题|绝对|保证|包的|嗯|恩|yes|是(?=[，。！？!]|$)|一定|百分百|妥妥)(?!不|是不)")
 
 
 def _in_scope(message: str, clause: tuple[str, np.ndarray], found: list[Finding], rule_cands, previous: str | None,
@@ -591,6 +625,8 @@ def _in_scope(message: str, clause: tuple[str, np.ndarray], found: list[Finding]
     kept: list[Finding] = []
     index = cindex.tolist()
     for f in found:
+        if f.source == "phonetic" and not plausible_sound_alike(message, f.start, f.end):
+            continue
         cs = bisect_left(index, f.start)
         ce = max(cs, bisect_right(index, f.end - 1))
         bounds = clause_bounds(ctext, cs, ce)
