@@ -47,9 +47,10 @@ class SegmentCount(IdMixin, Base):
     counted_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
-# Indexes that segment rules probe, one customer at a time, on other domains' tables (declared here,
-# where the queries that need them are): an event of a kind in a window, an order of a kind in a
-# window, a join through a join way.
-Index("ix_customer_event_customer_kind_at", CustomerEvent.customer_id, CustomerEvent.kind, CustomerEvent.at)
-Index("ix_firm_order_customer_kind_at", FirmOrder.customer_id, FirmOrder.kind, FirmOrder.occurred_at)
+# Indexes of other domains' tables that segment rules need (declared here, where the queries that need
+# them are): the customers with an event of a kind in a window, or an order of a kind in a window, as
+# one index range (corp, kind, time) that holds the customer id; a join through a join way, per customer.
+Index("ix_customer_event_corp_kind_at", CustomerEvent.corp_id, CustomerEvent.kind, CustomerEvent.at,
+      CustomerEvent.customer_id)
+Index("ix_firm_order_corp_kind_at", FirmOrder.corp_id, FirmOrder.kind, FirmOrder.occurred_at, FirmOrder.customer_id)
 Index("ix_group_join_customer", GroupJoin.customer_id, GroupJoin.join_way_id)

@@ -5,7 +5,7 @@ Revises: 0017_analytics
 Create Date: 2026-12-07 22:42:59.147918
 
 Saved segments (siyu.audiences) with the per-day count history, and the indexes that segment rules
-probe per customer: timeline events by kind and time, orders by kind and time, joins by join way.
+need: timeline events and orders by corp, kind and time (with the customer id), joins by customer.
 """
 
 import sqlalchemy as sa
@@ -57,10 +57,10 @@ def upgrade() -> None:
         batch_op.create_index('ix_segment_count_corp_day', ['corp_id', 'day'], unique=False)
 
     with op.batch_alter_table('customer_event', schema=None) as batch_op:
-        batch_op.create_index('ix_customer_event_customer_kind_at', ['customer_id', 'kind', 'at'], unique=False)
+        batch_op.create_index('ix_customer_event_corp_kind_at', ['corp_id', 'kind', 'at', 'customer_id'], unique=False)
 
     with op.batch_alter_table('firm_order', schema=None) as batch_op:
-        batch_op.create_index('ix_firm_order_customer_kind_at', ['customer_id', 'kind', 'occurred_at'], unique=False)
+        batch_op.create_index('ix_firm_order_corp_kind_at', ['corp_id', 'kind', 'occurred_at', 'customer_id'], unique=False)
 
     with op.batch_alter_table('group_join', schema=None) as batch_op:
         batch_op.create_index('ix_group_join_customer', ['customer_id', 'join_way_id'], unique=False)
@@ -72,10 +72,10 @@ def downgrade() -> None:
         batch_op.drop_index('ix_group_join_customer')
 
     with op.batch_alter_table('firm_order', schema=None) as batch_op:
-        batch_op.drop_index('ix_firm_order_customer_kind_at')
+        batch_op.drop_index('ix_firm_order_corp_kind_at')
 
     with op.batch_alter_table('customer_event', schema=None) as batch_op:
-        batch_op.drop_index('ix_customer_event_customer_kind_at')
+        batch_op.drop_index('ix_customer_event_corp_kind_at')
 
     with op.batch_alter_table('segment_count', schema=None) as batch_op:
         batch_op.drop_index('ix_segment_count_corp_day')
