@@ -9,7 +9,14 @@ import uuid
 
 from sqlalchemy.orm import Session
 
-from siyu.customers.models import Customer, CustomerEvent, CustomerFollow, CustomerTag, CustomerTagGroup, CustomerTagLink
+from siyu.customers.models import (
+    Customer,
+    CustomerEvent,
+    CustomerFollow,
+    CustomerTag,
+    CustomerTagGroup,
+    CustomerTagLink,
+)
 from siyu.integration.models import FirmOrder
 
 _seq = itertools.count(1)

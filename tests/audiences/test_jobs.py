@@ -22,7 +22,8 @@ def test_daily_counts_make_a_history(session, monkeypatch):
     for _ in range(2):
         customer(session, corp.id, stage="invested")
     link(session, customer(session, corp.id), t)
-    invested = service.create_segment(session, principal=me, name="已投", rule={"kind": "stage", "stages": ["invested"]})
+    invested = service.create_segment(session, principal=me, name="已投",
+                                      rule={"kind": "stage", "stages": ["invested"]})
     tagged = service.create_segment(session, principal=me, name="有标签", rule={"kind": "tags", "tag_ids": [t.id]})
 
     # 23:30 UTC on 03-01 is already 03-02 in Shanghai

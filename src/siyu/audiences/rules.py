@@ -279,7 +279,8 @@ def _parse(data: Any, path: str, depth: int, count: list[int]) -> Node:
         condition = model.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        raise InvalidInput(str(err["msg"]).removeprefix("Value error, "), field=_path(path, tuple(err["loc"]))) from None
+        message = str(err["msg"]).removeprefix("Value error, ")
+        raise InvalidInput(message, field=_path(path, tuple(err["loc"]))) from None
     return Node("cond", condition=condition)
 
 

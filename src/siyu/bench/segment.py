@@ -193,7 +193,8 @@ _RISK = """EXISTS (SELECT 1 FROM customer_risk_assessment a
                     WHERE a.corp_id = :corp AND a.customer_ref IN (c.external_userid, c.firm_customer_id)
                       AND a.level IN ('C3', 'C4', 'C5')
                       AND NOT EXISTS (SELECT 1 FROM customer_risk_assessment b
-                                      WHERE b.corp_id = :corp AND b.customer_ref IN (c.external_userid, c.firm_customer_id)
+                                      WHERE b.corp_id = :corp
+                                        AND b.customer_ref IN (c.external_userid, c.firm_customer_id)
                                         AND (b.assessed_at > a.assessed_at
                                              OR (b.assessed_at = a.assessed_at AND b.id > a.id))))"""
 _HOLDS = """EXISTS (SELECT o.product_code FROM firm_order o WHERE o.customer_id = c.id GROUP BY o.product_code
