@@ -46,7 +46,8 @@ def test_build_count_and_save_a_segment(session):
     assert segment.last_count == 3
     shown = user.get(saved.headers["location"])
     assert "贵宾已投" in shown.text and 'name="c1_tag_ids"' in shown.text
-    assert "贵宾已投" in user.get("/audiences").text
+    listing = user.get("/audiences").text
+    assert "贵宾已投" in listing and "新建客群" in listing  # Simplified Chinese by default
 
     removed = user.post("/audiences/builder", {**form, "segment_id": str(segment.id), "action": "remove:1"}, htmx=True)
     assert 'name="c1_kind"' not in removed.text

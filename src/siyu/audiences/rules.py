@@ -237,6 +237,42 @@ class Node:
             yield from c.conditions()
 
 
+# Pydantic's error types as the project's own message ids (translated in the console).
+_MESSAGES = {
+    "too_short": "choose at least one",
+    "too_long": "too many values (at most %(max_length)s)",
+    "literal_error": "not one of the allowed values: %(expected)s",
+    "int_parsing": "a whole number",
+    "int_type": "a whole number",
+    "int_from_float": "a whole number",
+    "greater_than_equal": "at least %(ge)s",
+    "less_than_equal": "at most %(le)s",
+    "extra_forbidden": "unknown field",
+    "missing": "required",
+    "date_parsing": "a date (YYYY-MM-DD)",
+    "date_from_datetime_parsing": "a date (YYYY-MM-DD)",
+    "date_type": "a date (YYYY-MM-DD)",
+    "bool_parsing": "true or false",
+    "bool_type": "true or false",
+    "string_type": "a text",
+    "list_type": "a list",
+}
+
+
+def _message(err: dict) -> tuple[str, dict]:
+    if err["type"] == "value_error":
+        return str(err["msg"]).removeprefix("Value error, "), {}
+    message = _MESSAGES.get(err["type"])
+    if message is None:
+        return str(err["msg"]), {}
+    ctx = {k: str(v) for k, v in (err.get("ctx") or {}).items()}
+    try:
+        message % ctx
+    except (KeyError, TypeError, ValueError):
+        return str(err["msg"]), {}
+    return message, ctx
+
+
 def _path(base: str, loc: tuple) -> str:
     out = base
     for part in loc:
@@ -279,8 +315,8 @@ def _parse(data: Any, path: str, depth: int, count: list[int]) -> Node:
         condition = model.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        message = str(err["msg"]).removeprefix("Value error, ")
-        raise InvalidInput(message, field=_path(path, tuple(err["loc"]))) from None
+        message, params = _message(err)
+        raise InvalidInput(message, field=_path(path, tuple(err["loc"])), params=params) from None
     return Node("cond", condition=condition)
 
 

@@ -86,9 +86,8 @@ class _Compiler:
         found = set(self.session.scalars(select(column).where(model.corp_id == self.corp_id, column.in_(wanted))))
         missing = sorted(wanted - found, key=str)
         if missing:
-            raise InvalidInput("no such %(what)s in this corp: %(ids)s", field=path,
-                               params={"what": model.__tablename__.replace("_", " "),
-                                       "ids": ", ".join(map(str, missing[:5]))})
+            raise InvalidInput("not in this corp: %(ids)s", field=path,
+                               params={"ids": ", ".join(map(str, missing[:5]))})
 
     def node(self, node: rules.Node, path: str) -> ColumnElement[bool]:
         if node.condition is not None:
