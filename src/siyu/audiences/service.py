@@ -305,8 +305,10 @@ def rule_customer_ids(session: Session, *, corp_id: int, rule: dict, now: dt.dat
     to use as a subquery. A rule that is not valid is an `InvalidInput` naming the field path."""
     from siyu.customers.models import Customer
 
-    return select(Customer.id).where(Customer.corp_id == corp_id,
-                                     compile_rule(session, corp_id=corp_id, rule=rule, now=now))
+    # correlate(None): used inside a query over `customer` too, it keeps its own FROM customer.
+    return (select(Customer.id).where(Customer.corp_id == corp_id,
+                                      compile_rule(session, corp_id=corp_id, rule=rule, now=now))
+            .correlate(None))
 
 
 def segment_customer_ids(session: Session, *, corp_id: int, segment_id: int, now: dt.datetime | None = None) -> Select:
