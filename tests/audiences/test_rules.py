@@ -327,3 +327,22 @@ def test_a_saved_segment_as_a_subquery_of_other_queries(session, corp):
     with pytest.raises(Exception) as err:
         service.segment_customer_ids(session, corp_id=other.id, segment_id=seg.id)
     assert err.value.field == "segment_id"
+
+
+def test_tags_beside_a_stage_follow_stage_changes(session, corp):
+    """With a stage beside tags, the tag set is read by (tag, stage): a stage change moves the customer."""
+    from siyu.customers import contacts
+
+    t = tag(session, corp.id)
+    c = customer(session, corp.id, stage="new")
+    link(session, c, t)
+    rule = {"all": [{"kind": "stage", "stages": ["invested", "reinvested"]}, {"kind": "tags", "tag_ids": [t.id]}]}
+    assert members(session, corp.id, rule) == set()
+    contacts.change_stage(session, c, "invested", at=NOW, actor="test")
+    session.flush()
+    assert members(session, corp.id, rule) == {c.id}
+    both = {"all": [{"kind": "stage", "stages": ["invested"]}, {"kind": "stage", "stages": ["new", "invested"]},
+                    {"kind": "tags", "match": "all", "tag_ids": [t.id]}]}
+    assert members(session, corp.id, both) == {c.id}
+    assert members(session, corp.id, {"all": [{"kind": "stage", "stages": ["invested"]},
+                                              {"kind": "tags", "match": "none", "tag_ids": [t.id]}]}) == set()
