@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Form, Path, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -203,8 +203,10 @@ def _row_errors(request: Request, exc: SiyuError) -> FieldErrors:
             f = "group_ids"
         key = f"c{i}_{f}" if f and f != "kind" else f"c{i}"
         errors[key] = localized_message(request, exc)
-    else:
-        errors.add(request, exc, "rule")
+    elif exc.field in ("name", "description", "add_kind"):
+        errors[exc.field] = localized_message(request, exc)
+    else:  # a rule the builder does not show row by row (made through the API)
+        errors["form"] = localized_message(request, exc)
     return errors
 
 
@@ -373,7 +375,7 @@ async def _save(request: Request, session: Session, principal: Principal, segmen
         with session.begin_nested():
             rule = segment.rule if advanced else rule_from_rows(match, rows)
             if rule is None:
-                raise InvalidInput("add at least one condition", field="rule")
+                raise InvalidInput("add at least one condition", field="add_kind")
             if segment is None:
                 segment = service.create_segment(session, principal=principal, name=values["name"],
                                                  description=values["description"], rule=rule)
@@ -389,15 +391,21 @@ async def _save(request: Request, session: Session, principal: Principal, segmen
     return RedirectResponse(f"{PAGE}/{segment.id}?saved=1", status_code=303)
 
 
+# The form's fixed fields, declared (the rows' fields are read from the form by `rows_from_form`).
+_NAME, _DESCRIPTION, _ADD_KIND = Form("", max_length=200), Form("", max_length=1000), Form("", max_length=40)
+
+
 @router.post(PAGE)
-async def segment_create(request: Request, principal: Principal = Depends(writers),
+async def segment_create(request: Request, name: str = _NAME, description: str = _DESCRIPTION,
+                         add_kind: str = _ADD_KIND, principal: Principal = Depends(writers),
                          session: Session = Depends(get_session)) -> Response:
     return await _save(request, session, principal, None)
 
 
 @router.post(PAGE + "/{segment_id}")
-async def segment_update(request: Request, segment_id: int = SEGMENT_ID, principal: Principal = Depends(writers),
-                         session: Session = Depends(get_session)) -> Response:
+async def segment_update(request: Request, segment_id: int = SEGMENT_ID, name: str = _NAME,
+                         description: str = _DESCRIPTION, add_kind: str = _ADD_KIND,
+                         principal: Principal = Depends(writers), session: Session = Depends(get_session)) -> Response:
     return await _save(request, session, principal, segment_id)
 
 
