@@ -6,7 +6,7 @@ __version__ = "0.1.0"
 # `views.router`, Alembic sees each domain's `models`, the worker loads each domain's `jobs`.
 DOMAINS: tuple[str, ...] = ("tenancy", "jobs", "console", "wecom", "privacy", "compliance", "customers",
                              "acquisition", "communities", "sop", "handover", "quality", "integration",
-                             "analytics")
+                             "analytics", "audiences")
 
 
 def domain_module(domain: str, part: str):

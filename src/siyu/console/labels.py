@@ -97,6 +97,9 @@ AUDIT_ACTIONS: dict[str, str] = {
     "sop.template_created": N_("SOP template created"),
     "sop.template_removed": N_("SOP template removed"),
     "webhook_delivery.redelivered": N_("Webhook redelivered"),
+    "segment.create": N_("Segment created"),
+    "segment.delete": N_("Segment deleted"),
+    "segment.update": N_("Segment changed"),
     "webhook_endpoint.created": N_("Webhook endpoint created"),
     "webhook_endpoint.enabled": N_("Webhook endpoint switched"),
     "wecom.connection_changed": N_("WeCom connection changed"),
@@ -147,6 +150,8 @@ def audit_action_label(action: str, gettext: Callable[[str], str]) -> str:
 
 JOB_KINDS: dict[str, str] = {
     "acquisition.commit_lead_list": N_("Import a lead list"),
+    "audiences.count_all": N_("Daily segment counts"),
+    "audiences.count_corp": N_("Count a corp's segments"),
     "acquisition.daily_codes": N_("Daily channel code check"),
     "acquisition.expire_code": N_("Expire a channel code"),
     "acquisition.keyword_task_send": N_("Send a keyword task"),
