@@ -11,9 +11,9 @@ order, the archived message), whichever job delivers it and however often.
 | domain event | analytics event | dimensions |
 | --- | --- | --- |
 | customer.added (WeCom) | customer.added | channel (the code's state), campaign, advisor, persona, variant |
-| customer.verified (H5 gate) | customer.verified | channel of the customer's code |
+| customer.verified (H5 gate) | customer.verified | (reports take the channel of the customer's add) |
 | customer.lost (WeCom) | customer.lost | advisor |
-| group.joined / group.left (communities) | group.joined / group.left | group_key (chat id), join_way (state), advisor (owner) |
+| group.joined / group.left | group.joined / group.left | group_key (chat id), join_way (state), advisor |
 | chat.direct_messages (chat archive) | message.received / message.sent | advisor |
 | customer.invested / customer.redeemed (firm orders) | order.invested / order.redeemed | product, amount_fen |
 

@@ -160,7 +160,8 @@ def add_spend(session: Session, *, corp_id: int, actor: Principal, amount: objec
     session.add(row)
     session.flush()
     audit.record(session, corp_id=corp_id, actor=actor, action="analytics.spend_added",
-                 target_type="analytics_spend", target_id=row.id, detail={"amount_fen": fen, "channel": channel_key, "campaign": campaign_key,
+                 target_type="analytics_spend", target_id=row.id,
+                 detail={"amount_fen": fen, "channel": channel_key, "campaign": campaign_key,
                          "day_from": start.isoformat(), "day_to": end.isoformat()})
     return row
 
