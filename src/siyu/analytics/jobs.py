@@ -28,7 +28,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from siyu.analytics import service
+from siyu.analytics import backfill, service  # noqa: F401 - backfill registers its job
 from siyu.db import utcnow
 from siyu.jobs.events import subscribe
 from siyu.jobs.registry import JobContext, PermanentFailure, RetryLater
