@@ -2,9 +2,9 @@
 
 | stored | event | source key (the feed's own, so live and backfilled rows never double) |
 | --- | --- | --- |
-| the customer timeline's adds (`customer_event` kind added; a handover's take-over add is no add) | customer.added | the timeline's (`wecom:<inbox id>:added`), else `customer_event:<id>` |
+| timeline adds (no handover take-over) | customer.added | `wecom:<inbox id>:added` / `customer_event:<id>` |
 | follows with no add on the timeline (a full sync found them) | customer.added | `follow:<id>:added` |
-| the timeline's losses (the customer deleted the advisor) | customer.lost | `wecom:<inbox id>:lost`, else `customer_event:<id>` |
+| timeline losses (customer left) | customer.lost | `wecom:<inbox id>:lost` / `customer_event:<id>` |
 | verifications at the gate | customer.verified | `verification:<id>` |
 | group stays of known customers | group.joined, group.left | `stay:<id>:joined`, `stay:<id>:left` |
 | the firm's orders | order.invested, order.redeemed | `firm_order:<id>` |
