@@ -180,3 +180,105 @@ def delete_spend(session: Session, *, corp_id: int, actor: Principal, spend_id: 
                  detail={"amount_fen": row.amount_fen, "channel": row.channel, "campaign": row.campaign})
     session.delete(row)
     session.flush()
+
+
+# --- events the firm pushes (firm integration API) ---------------------------------------------------
+
+FIRM_EVENT_TYPES = ("campaign.reward_paid", "coupon.redeemed", "order.matured")
+FIRM_BATCH_MAX = 1000
+# Which fields each kind needs: money that was paid or used has an amount; a maturity names its product.
+_FIRM_REQUIRED = {"campaign.reward_paid": ("amount_fen",), "coupon.redeemed": ("amount_fen",),
+                  "order.matured": ("product_code",)}
+_FIRM_FIELDS = ("type", "firm_customer_id", "occurred_at", "amount_fen", "product_code", "campaign", "channel")
+
+
+def _firm_key(value: object, field: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value.strip()) > MAX_KEY:
+        raise InvalidInput("1–%(n)s characters", field=field, params={"n": MAX_KEY})
+    return value.strip()
+
+
+def check_firm_event(session: Session, *, principal: Principal, body: object):
+    """The event row of a firm's event, checked field by field (InvalidInput names the field; an
+    unknown customer is NotFound naming firm_customer_id)."""
+    from siyu.customers.service import get_customer_by_firm_id
+    from siyu.integration.service import valid_amount, valid_order_id, valid_time
+
+    if not isinstance(body, Mapping):
+        raise InvalidInput("an event is a JSON object", field="body")
+    event_id = valid_order_id(body.get("event_id"), field="event_id")
+    kind = body.get("type")
+    if kind not in FIRM_EVENT_TYPES:
+        raise InvalidInput("type is one of %(types)s", field="type", params={"types": ", ".join(FIRM_EVENT_TYPES)})
+    for name in _FIRM_REQUIRED[kind]:
+        if body.get(name) is None:
+            raise InvalidInput("%(type)s needs %(field)s", field=name, params={"type": kind, "field": name})
+    amount = valid_amount(body["amount_fen"]) if body.get("amount_fen") is not None else None
+    occurred_at = valid_time(body.get("occurred_at"), field="occurred_at")
+    product = _firm_key(body.get("product_code"), "product_code")
+    campaign, channel = _firm_key(body.get("campaign"), "campaign"), _firm_key(body.get("channel"), "channel")
+    customer = get_customer_by_firm_id(session, principal=principal, firm_customer_id=body.get("firm_customer_id"))
+    return event_row(corp_id=principal.corp_id, customer_id=customer.id, type=kind, ts=occurred_at,
+                     source_key=f"firm_event:{event_id}", amount_fen=amount, product=product, campaign=campaign,
+                     channel=channel), event_id, customer
+
+
+def _stored_firm_event(session: Session, corp_id: int, source_key: str) -> AnalyticsEvent | None:
+    return session.scalar(select(AnalyticsEvent).where(AnalyticsEvent.corp_id == corp_id,
+                                                       AnalyticsEvent.source_key == source_key))
+
+
+def _same_or_conflict(stored: AnalyticsEvent, row: Mapping[str, Any]) -> None:
+    from siyu.errors import Conflict
+
+    pairs = {"type": "type", "customer_id": "firm_customer_id", "ts": "occurred_at", "amount_fen": "amount_fen",
+             "product": "product_code", "campaign": "campaign", "channel": "channel"}
+    for column, field in pairs.items():
+        if getattr(stored, column) != row[column]:
+            raise Conflict("this event id was pushed before with another %(field)s", field=field,
+                           params={"field": field})
+
+
+def record_firm_event(session: Session, *, principal: Principal, body: object) -> tuple[AnalyticsEvent, bool]:
+    """Records a reward paid, a coupon used or an order matured, as the firm pushed it; idempotent by the
+    firm's event id: (event, created). The same id with another body: Conflict naming the field."""
+    row, _event_id, _customer = check_firm_event(session, principal=principal, body=body)
+    stored = _stored_firm_event(session, principal.corp_id, row["source_key"])
+    if stored is not None:
+        _same_or_conflict(stored, row)
+        return stored, False
+    record_many(session, [row])
+    return _stored_firm_event(session, principal.corp_id, row["source_key"]), True
+
+
+def record_firm_events(session: Session, *, principal: Principal, items: object
+                       ) -> list[tuple[AnalyticsEvent, bool]]:
+    """Up to FIRM_BATCH_MAX events, all or nothing: every item is checked before any is stored; a bad
+    one raises `siyu.integration.service.BatchRejected` naming each index and field."""
+    from siyu.errors import SiyuError
+    from siyu.integration.service import BatchRejected
+
+    if not isinstance(items, list) or not 1 <= len(items) <= FIRM_BATCH_MAX:
+        raise InvalidInput("items is a list of 1–%(max)s events", field="items", params={"max": FIRM_BATCH_MAX})
+    errors, checked, seen = [], [], {}
+    for index, item in enumerate(items):
+        try:
+            row, event_id, _customer = check_firm_event(session, principal=principal, body=item)
+            if event_id in seen:
+                raise InvalidInput("event %(id)s is in the batch twice", field="event_id", params={"id": event_id})
+            seen[event_id] = index
+            stored = _stored_firm_event(session, principal.corp_id, row["source_key"])
+            if stored is not None:
+                _same_or_conflict(stored, row)
+            checked.append((row, stored))
+        except SiyuError as exc:
+            errors.append({"index": index, "field": exc.field or "body", "detail": exc.message,
+                           "status": exc.status_code})
+    if errors:
+        status = 404 if all(e["status"] == 404 for e in errors) else 422
+        raise BatchRejected(errors, status_code=status)
+    record_many(session, [row for row, stored in checked if stored is None])
+    return [(stored or _stored_firm_event(session, principal.corp_id, row["source_key"]), stored is None)
+            for row, stored in checked]
