@@ -92,7 +92,8 @@ def _tables(data: dict[str, Any], names: dash.Names, gettext) -> dict[str, dict[
                              for yi, r in enumerate(ret["rows"]) for w in r["weeks"]]}}
     for key, by, label in (("cac_channel", "channel", g("Channel")), ("cac_campaign", "campaign", g("Campaign"))):
         rows = data[key]["rows"]
-        shown = [(names.channel(r[by]) if by == "channel" else (r[by] or "—")) for r in rows]
+        shown = [(names.channel(r[by]) if r[by] else g("No channel")) if by == "channel"
+                 else (r[by] or g("No campaign")) for r in rows]
         t[key] = {
             "title": g("Cost per acquired customer by channel") if by == "channel"
             else g("Cost per acquired customer by campaign"),
