@@ -131,8 +131,10 @@ def _run(name: str, *, engine: str, corp: str | None, date_from: str | None, dat
         # the engine syncs at its first query, after the report has checked its parameters
         with open_engine(engine, snapshot=snapshot) as eng:
             return run_report(name, eng, filters, **params)
-    except (ReportError, EngineError) as exc:
+    except ReportError as exc:
         _fail(str(exc))
+    except EngineError as exc:
+        _fail(str(exc), 1)
     raise AssertionError  # unreachable
 
 

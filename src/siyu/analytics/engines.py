@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy import Engine as SAEngine
 
 SHANGHAI_OFFSET_S = 8 * 3600
@@ -191,7 +192,7 @@ class SQLEngine(AnalyticsEngine):
 
     name = "sql"
 
-    def __init__(self, sa_engine: SAEngine) -> None:
+    def __init__(self, sa_engine: SAEngine | Connection) -> None:
         self.sa_engine = sa_engine
         self.dialect = PostgresDialect() if sa_engine.dialect.name == "postgresql" else SQLiteDialect()
         d = self.dialect
@@ -201,9 +202,15 @@ class SQLEngine(AnalyticsEngine):
                       f"{d.day_of_date('day_to')} AS d_to, amount_fen FROM analytics_spend)")
 
     def _query(self, sql: str) -> list[tuple]:
-        with self.sa_engine.connect() as conn:
+        with _connect(self.sa_engine) as conn:
             return [tuple(r) for r in conn.exec_driver_sql(sql.replace("%", "%%") if self.dialect.name == "postgresql"
                                                             else sql).fetchall()]
+
+
+def _connect(bind: SAEngine | Connection) -> contextlib.AbstractContextManager[Connection]:
+    """A connection of `bind`: a new one from an Engine, or the Connection itself (a test's
+    transaction, which the engines then read inside)."""
+    return contextlib.nullcontext(bind) if isinstance(bind, Connection) else bind.connect()
 
 
 def _main_engine() -> SAEngine:
@@ -218,7 +225,7 @@ def _arrow_schema(columns: Sequence[str]):
     return pa.schema([(c, pa.int64() if c in _INT_COLUMNS else pa.string()) for c in columns])
 
 
-def _event_batches(sa_engine: SAEngine, *, above: int, known: set[int] | None = None,
+def _event_batches(sa_engine: SAEngine | Connection, *, above: int, known: set[int] | None = None,
                    batch: int = SYNC_BATCH) -> Iterator[Any]:
     """The main database's events with id > `above`, in id order, as Arrow tables of `batch` rows
     (ids in `known` left out)."""
@@ -228,8 +235,8 @@ def _event_batches(sa_engine: SAEngine, *, above: int, known: set[int] | None = 
     sql = (f"SELECT id, corp_id, customer_key, type, {d.epoch('ts')} AS ts_s, channel, join_way, campaign, advisor, "
            f"persona, variant, product, group_key, amount_fen FROM analytics_event WHERE id > {int(above)} ORDER BY id")
     schema = _arrow_schema(EVENT_COLUMNS)
-    with sa_engine.connect() as conn:
-        result = conn.execution_options(stream_results=True, yield_per=batch).exec_driver_sql(sql)
+    with _connect(sa_engine) as conn:
+        result = conn.exec_driver_sql(sql, execution_options={"stream_results": True, "max_row_buffer": batch})
         while True:
             rows = result.fetchmany(batch)
             if not rows:
@@ -243,13 +250,13 @@ def _event_batches(sa_engine: SAEngine, *, above: int, known: set[int] | None = 
                                        schema=schema)
 
 
-def _spend_table(sa_engine: SAEngine):
+def _spend_table(sa_engine: SAEngine | Connection):
     import pyarrow as pa
 
     d = PostgresDialect() if sa_engine.dialect.name == "postgresql" else SQLiteDialect()
     sql = (f"SELECT id, corp_id, channel, campaign, {d.day_of_date('day_from')}, {d.day_of_date('day_to')}, amount_fen "
            "FROM analytics_spend ORDER BY id")
-    with sa_engine.connect() as conn:
+    with _connect(sa_engine) as conn:
         rows = conn.exec_driver_sql(sql).fetchall()
     schema = _arrow_schema(SPEND_COLUMNS)
     columns = list(zip(*rows, strict=True)) if rows else [[] for _ in SPEND_COLUMNS]
@@ -266,7 +273,7 @@ class SyncResult:
 class _CopyEngine(AnalyticsEngine):
     """An engine holding its own copy of the events, appended incrementally from the main database."""
 
-    sa_engine: SAEngine | None = None
+    sa_engine: SAEngine | Connection | None = None
 
     def max_id(self) -> int:
         return int(self._query("SELECT COALESCE(MAX(id), 0) FROM analytics_event")[0][0])
@@ -313,6 +320,30 @@ def duckdb_path() -> Path:
     return Path(configured) if configured else get_settings().data_dir / "analytics.duckdb"
 
 
+DUCKDB_LOCK_WAIT_S = 30.0
+
+
+def _connect_duckdb(path: str, wait_s: float | None = None):
+    """A connection to the DuckDB file. One process at a time may hold it (a report holds it for
+    its duration): another process waits for it, up to DUCKDB_LOCK_WAIT_S."""
+    import time
+
+    import duckdb
+
+    deadline = time.monotonic() + (DUCKDB_LOCK_WAIT_S if wait_s is None else wait_s)
+    pause = 0.02
+    while True:
+        try:
+            return duckdb.connect(path)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise EngineError(f"the analytics DuckDB file {path}: {str(exc).splitlines()[0]}") from None
+            if time.monotonic() > deadline:
+                raise EngineError(f"the analytics DuckDB file {path} is in use by another process") from None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
+
+
 class DuckDBEngine(_CopyEngine):
     """DuckDB in-process over its own file, appended from the main database before each report."""
 
@@ -320,14 +351,12 @@ class DuckDBEngine(_CopyEngine):
     dialect = DuckDBDialect()
     _lock = threading.Lock()
 
-    def __init__(self, path: str | Path | None = None, *, sa_engine: SAEngine | None = None,
+    def __init__(self, path: str | Path | None = None, *, sa_engine: SAEngine | Connection | None = None,
                  threads: int | None = None) -> None:
-        import duckdb
-
         self.path = Path(path) if path is not None else duckdb_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.sa_engine = sa_engine
-        self.con = duckdb.connect(str(self.path))
+        self.con = _connect_duckdb(str(self.path))
         if threads:
             self.con.execute(f"SET threads = {int(threads)}")
         for ddl in _DUCKDB_DDL:
@@ -411,7 +440,7 @@ class ClickHouseEngine(_CopyEngine):
     name = "clickhouse"
     dialect = ClickHouseDialect()
 
-    def __init__(self, url: str | None = None, *, sa_engine: SAEngine | None = None) -> None:
+    def __init__(self, url: str | None = None, *, sa_engine: SAEngine | Connection | None = None) -> None:
         self.sa_engine = sa_engine
         url = url if url is not None else os.environ.get("SIYU_CLICKHOUSE_URL") or ""
         if not url or url.startswith("chdb://"):
@@ -425,6 +454,7 @@ class ClickHouseEngine(_CopyEngine):
         else:
             import clickhouse_connect
 
+            self._server = _redact(url)
             try:
                 self._client = clickhouse_connect.get_client(dsn=url, settings={"join_use_nulls": 1})
             except Exception as exc:  # noqa: BLE001 - connection errors of every kind name the server
@@ -441,7 +471,11 @@ class ClickHouseEngine(_CopyEngine):
 
     def _query(self, sql: str) -> list[tuple]:
         if self._client is not None:
-            return [tuple(r) for r in self._client.query(sql, settings={"join_use_nulls": 1}).result_rows]
+            try:
+                return [tuple(r) for r in self._client.query(sql, settings={"join_use_nulls": 1}).result_rows]
+            except Exception as exc:  # noqa: BLE001 - the driver's errors name the server; its URL has the password
+                raise EngineError(f"ClickHouse at {self._server}: {exc.__class__.__name__}: "
+                                  f"{str(exc).splitlines()[0][:300] if str(exc) else ''}") from None
         import json
 
         settings = ", ".join(f"{k} = {v}" for k, v in CLICKHOUSE_SETTINGS.items())
@@ -497,8 +531,8 @@ def _redact(url: str) -> str:
 ENGINES = ("duckdb", "clickhouse", "sql")
 
 
-def open_engine(name: str = "duckdb", *, sa_engine: SAEngine | None = None, snapshot: str | Path | None = None,
-                prepare: bool = True) -> AnalyticsEngine:
+def open_engine(name: str = "duckdb", *, sa_engine: SAEngine | Connection | None = None,
+                snapshot: str | Path | None = None, prepare: bool = True) -> AnalyticsEngine:
     """The named engine over the main database (`sa_engine`, default Siyu's), synced and ready.
 
         with open_engine("duckdb") as engine:

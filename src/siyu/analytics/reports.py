@@ -244,13 +244,14 @@ def retention(q: Query, f: Filters, *, by: str | None = None, weeks: int = 8) ->
     key = by or "NULL"
     types = ", ".join(d.lit(t) for t in ACTIVE_TYPES)
     cohort = (f"coh AS (SELECT customer_key, {d.week('t')} AS cw, {key} AS k FROM fa WHERE {q.in_range('t')})")
-    act = (f"act AS (SELECT DISTINCT customer_key, {d.week('ts_s')} AS w, "
-           f"CASE WHEN type = 'order.invested' THEN 1 ELSE 0 END AS inv FROM ev WHERE type IN ({types}))")
+    # one row per customer and week they were active in; inv = 1 if they invested that week
+    act = (f"act AS (SELECT customer_key, {d.week('ts_s')} AS w, "
+           f"MAX(CASE WHEN type = 'order.invested' THEN 1 ELSE 0 END) AS inv FROM ev WHERE type IN ({types}) "
+           f"GROUP BY customer_key, {d.week('ts_s')})")
     sql = q.with_base(cohort, act) + (
         "SELECT coh.cw, coh.k, -1 AS off, COUNT(*) AS active, 0 AS invested FROM coh GROUP BY coh.cw, coh.k "
         "UNION ALL "
-        "SELECT coh.cw, coh.k, act.w - coh.cw AS off, COUNT(DISTINCT coh.customer_key) AS active, "
-        "COUNT(DISTINCT CASE WHEN act.inv = 1 THEN coh.customer_key END) AS invested "
+        "SELECT coh.cw, coh.k, act.w - coh.cw AS off, COUNT(*) AS active, SUM(act.inv) AS invested "
         "FROM coh JOIN act ON act.customer_key = coh.customer_key "
         f"WHERE act.w >= coh.cw AND act.w <= coh.cw + {int(weeks)} GROUP BY coh.cw, coh.k, act.w - coh.cw")
     sizes: dict[tuple, int] = {}
