@@ -93,3 +93,29 @@ def _timeline(session, customer_id, kind):
 
     return list(session.scalars(select(CustomerEvent).where(CustomerEvent.customer_id == customer_id,
                                                              CustomerEvent.kind == kind)))
+
+
+def test_the_cli_backfills_a_corp_and_names_an_unknown_one(engine):
+    import json
+
+    from typer.testing import CliRunner
+
+    from customers.factories import make_customer as make
+    from siyu.cli import app
+    from siyu.db import session_scope
+    from siyu.tenancy import service
+
+    with session_scope() as s:
+        corp = service.create_corp(s, slug=f"bfc-{uuid.uuid4().hex[:8]}", name="命令行回填银行")
+        make(s, corp.id, userid="zhaoliu", state="oa-1")
+        slug, corp_id = corp.slug, corp.id
+    runner = CliRunner()
+    first = runner.invoke(app, ["analytics", "backfill", "--corp", slug, "--batch", "2"])
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.output.strip().splitlines()[-1])["new_events"]["customer.added/lost"] == 1
+    again = runner.invoke(app, ["analytics", "backfill", "--corp", slug])
+    assert json.loads(again.output.strip().splitlines()[-1])["new_events"]["customer.added/lost"] == 0
+    with session_scope() as s:
+        assert s.scalar(select(AnalyticsEvent.channel).where(AnalyticsEvent.corp_id == corp_id)) == "oa-1"
+    unknown = runner.invoke(app, ["analytics", "backfill", "--corp", "no-such-corp"])
+    assert unknown.exit_code == 2 and "no-such-corp" in unknown.output
