@@ -195,3 +195,17 @@ def test_anything_else_is_refused_or_exact(text):
         clean = clean.replace(mark, "")
     clean = clean.removesuffix("元")
     assert decimal.Decimal(clean) * 100 == fen and fen > 0
+
+
+def test_administrators_queue_the_backfill_and_advisors_cannot(world):
+    from siyu.jobs.models import Job
+
+    s, corp, _ = world
+    admin = console_user(s, corp, roles=("administrator",))
+    r = admin.post("/analytics/backfill", {})
+    assert r.status_code == 303 and r.headers["location"] == "/analytics/spend?backfill=1"
+    assert 'data-testid="backfill-notice"' in admin.get("/analytics/spend?backfill=1").text
+    assert s.scalar(select(Job.name).where(Job.corp_id == corp.id, Job.name == "analytics.backfill")) is not None
+    s.commit()
+    advisor = console_user(s, corp, roles=("advisor",))
+    assert advisor.post("/analytics/backfill", {}).status_code == 403

@@ -219,6 +219,15 @@ def export_chart(request: Request, chart: str, date_from: str | None = Query(Non
                     headers={"Content-Disposition": f'attachment; filename="analytics-{chart}-{stamp}.xlsx"'})
 
 
+@router.post(PAGE + "/backfill")
+def backfill(request: Request, principal: Principal = Depends(spenders), session: Session = Depends(get_session)):
+    """Ask a worker to write the events of what is already stored (`siyu.analytics.backfill`)."""
+    from siyu.analytics.backfill import enqueue_backfill
+
+    enqueue_backfill(session, corp_id=principal.corp_id)
+    return RedirectResponse(PAGE + "/spend?backfill=1", status_code=303)
+
+
 # --- spend ------------------------------------------------------------------------------------------------
 
 def _spend_page(request: Request, session: Session, principal: Principal, *, form: dict | None = None,
@@ -227,6 +236,7 @@ def _spend_page(request: Request, session: Session, principal: Principal, *, for
     rows = service.list_spend(session, corp_id=principal.corp_id)
     context = {"form": form or {}, "errors": errors or FieldErrors(), "rows": rows, "names": names,
                "yuan": dash.fen_to_yuan, "saved": request.query_params.get("saved") == "1",
+               "backfill_queued": request.query_params.get("backfill") == "1",
                **_options(session, principal)}
     return render(request, "analytics/spend.html", context, status_code=status_code)
 
