@@ -119,3 +119,7 @@ def test_the_cli_backfills_a_corp_and_names_an_unknown_one(engine):
         assert s.scalar(select(AnalyticsEvent.channel).where(AnalyticsEvent.corp_id == corp_id)) == "oa-1"
     unknown = runner.invoke(app, ["analytics", "backfill", "--corp", "no-such-corp"])
     assert unknown.exit_code == 2 and "no-such-corp" in unknown.output
+    with session_scope() as s:  # other tests count what the engines copy
+        from sqlalchemy import delete
+
+        s.execute(delete(AnalyticsEvent).where(AnalyticsEvent.corp_id == corp_id))

@@ -93,6 +93,9 @@ def test_an_advisor_on_a_phone_sees_her_own_customers(browser, live_server):
         path = SCREENSHOTS / "analytics-advisor-phone.png"
         page.screenshot(path=str(path), full_page=True)
         _keep(path, "analytics-advisor-phone.png")
+        top = SCREENSHOTS / "analytics-advisor-phone-top.png"
+        page.screenshot(path=str(top))  # the first screen, as the advisor sees it
+        _keep(top, "analytics-advisor-phone-top.png")
         assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0, \
             "/analytics scrolls sideways at 390 px"
     finally:

@@ -229,9 +229,9 @@ def funnel(engine: AnalyticsEngine, filters: Filters, view: View) -> list[dict[s
 def dashboard(session: Session, *, principal: Principal, view: View) -> dict[str, Any]:
     """Every report of the page for this viewer and these filters (keys), and `names` to show.
 
-    What the page needs from the main database through the session is read first; then the request's
-    transaction is ended (on SQLite every transaction holds the process's write turn, and the engine
-    reads on connections of its own), and the reports run."""
+    The engine reads the main database through the request's own connection (on SQLite every
+    transaction holds the process's write turn: a second connection of this process would wait for
+    the request's), so the reports see what the request's transaction sees."""
     from siyu.quality.models import ReplyWait
 
     advisors = scope_advisors(session, principal=principal, department_id=view.department_id)
@@ -246,8 +246,7 @@ def dashboard(session: Session, *, principal: Principal, view: View) -> dict[str
     waits: dict[str, list[int]] = {}
     for userid, seconds in session.execute(q).all():
         waits.setdefault(userid, []).append(int(seconds))
-    session.commit()
-    engine = open_engine(engine_name())
+    engine = open_engine(engine_name(), sa_engine=session.connection())
     if advisors is not None:
         engine = scoped(engine, corp_id=principal.corp_id, advisors=advisors)
     try:

@@ -102,7 +102,7 @@ def count(session: Session, *, corp_id: int | None, type: str | None = None) -> 
 
 # --- spend (投放费用) ----------------------------------------------------------------------------------
 
-_YUAN_RE = re.compile(r"\d{1,10}(\.\d{1,2})?")
+_YUAN_RE = re.compile(r"\d{1,11}(\.\d{1,2})?")
 MAX_SPEND_FEN = 10**12  # ten billion yuan
 MAX_NOTE = 200
 
