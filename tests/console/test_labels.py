@@ -65,4 +65,6 @@ def test_the_jobs_and_audit_pages_show_labels_with_the_raw_value_on_hover(sessio
     assert '<div title="compliance.handover_run" data-testid="job-kind">执行继承</div>' in page
     audit = admin.get("/audit").text
     assert 'title="corp.created" data-testid="audit-action">创建企业<' in audit
+    # who did it: the staff member's name, the login on hover
+    assert re.search(r'<td title="[^"]+" data-testid="audit-actor">[^<]+</td>', audit)
     assert 'title="compliance.handover_run" data-testid="job-kind">Run a handover<' in admin.get("/jobs?lang=en").text

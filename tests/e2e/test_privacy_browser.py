@@ -54,6 +54,8 @@ def test_compliance_registers_an_export_and_downloads_it_once(page, log_in, scre
     customer = page.get_by_test_id("dsr-row").first.get_by_test_id("dsr-customer")
     expect(customer).to_have_text("周**")
     expect(customer).to_have_attribute("title", CUSTOMER)
+    expect(page.get_by_test_id("dsr-row").first).to_contain_text("赵磊")  # who registered it, by name
+    expect(page.get_by_test_id("dsr-row").first).not_to_contain_text("demo.compliance")
     screenshot("privacy-requests")
 
     page.locator("nav.sidebar a[href='/compliance/retention']").click()

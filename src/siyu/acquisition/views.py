@@ -65,7 +65,8 @@ def _index(request: Request, session: Session, principal: Principal, *, status_c
         "stats": service.code_stats(session, corp_id=corp_id, codes=codes),
         "personas": {p.id: p for p in personas},
         "active_personas": [p for p in personas if p.is_active],
-        "advisors": service.advisor_staff(session, corp_id=corp_id),
+        # the advisor picker lists advisors (staff with the role), not every member with a WeCom id
+        "advisors": [s for s in service.advisor_staff(session, corp_id=corp_id) if "advisor" in s.role_names],
         "channels": service.CHANNELS,
         "channel_labels": CHANNEL_LABELS,
         "status_labels": STATUS_LABELS,

@@ -19,6 +19,7 @@ from siyu.errors import InvalidInput, SiyuError
 from siyu.handover import service
 from siyu.tenancy.deps import client_ip, require_roles
 from siyu.tenancy.principal import Principal
+from siyu.tenancy.service import names_by_login
 
 router = APIRouter(include_in_schema=False)
 
@@ -171,6 +172,8 @@ def _detail(request: Request, session: Session, principal: Principal, handover_i
         "handover": handover,
         "names": _names(session, principal.corp_id, items),
         "staff_names": _staff_names(_staff_options(session, principal.corp_id)),
+        "creator_name": names_by_login(session, corp_id=principal.corp_id,
+                                       logins=[handover.created_by]).get(handover.created_by, handover.created_by),
         "count": service.counts(session, corp_id=principal.corp_id, handover_ids=[handover.id])[handover.id],
         "customers": [i for i in items if i.kind == "customer"],
         "groups": [i for i in items if i.kind == "group"],

@@ -26,6 +26,7 @@ from siyu.privacy import notices
 from siyu.privacy import service as privacy
 from siyu.tenancy.deps import require_roles
 from siyu.tenancy.principal import Principal
+from siyu.tenancy.service import names_by_login
 
 router = APIRouter(include_in_schema=False)
 
@@ -80,6 +81,7 @@ def _page(request: Request, session: Session, principal: Principal, *, customer:
         "requests": requests,
         "names": _names(session, principal.corp_id, [r.external_userid for r in requests] + [customer]
                         + [extra.get("form", {}).get("external_userid", "")]),
+        "staff_names": names_by_login(session, corp_id=principal.corp_id, logins=[r.requested_by for r in requests]),
         "can_work": principal.has_role(*privacy.WORKER_ROLES),
         "kinds": privacy.KINDS,
         "form": {"external_userid": "", "kind": "export", "verification_note": ""},
@@ -120,6 +122,7 @@ def _detail(request: Request, session: Session, principal: Principal, request_id
     req = privacy.get_request(session, corp_id=principal.corp_id, request_id=request_id)
     context = {"req": req, "can_work": principal.has_role(*privacy.WORKER_ROLES), "errors": {},
                "names": _names(session, principal.corp_id, [req.external_userid]),
+               "staff_names": names_by_login(session, corp_id=principal.corp_id, logins=[req.requested_by]),
                "downloadable": req.kind == "export" and req.status == "done" and req.bundle is not None
                and req.downloaded_at is None, **_labels()}
     context.update(extra)
