@@ -492,9 +492,9 @@ def test_a_verified_customer_is_found_by_the_last_digits_of_the_phone(session, c
     token, key, _ = _open(session, _community(session, corp), ext=customer.external_userid)
     _send(session, token, key, outbox)
     v.enter_code(session, token=token, key=key, code=outbox.last_code(), ip=IP, now=T0)
-    job = session.scalar(select(Job).where(Job.name == "event:customer.verified:customers.link_verified",
+    job = session.scalar(select(Job).where(Job.name == "event:customer.verified:together:default",
                                            Job.corp_id == corp.id))
-    customer_jobs.link_verified(session, job.payload, job_context(corp.id))  # the shared job's subscriber
+    customer_jobs.link_verified(session, job.payload["event"], job_context(corp.id))  # the shared job's subscriber
     assert found("5678") == {customer.id} and found(PHONE[-4:]) == {customer.id}
     assert other.id not in found("5678") and found("9999") == set()
 

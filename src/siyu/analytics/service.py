@@ -86,9 +86,11 @@ def record_many(session: Session, rows: Iterable[Mapping[str, Any]], *, batch: i
 
 
 def _insert(session: Session, table, chunk: list[dict[str, Any]]) -> int:
+    # The rows RETURNING gives back are the new ones (a multi-row INSERT's rowcount is not reliable
+    # on every driver: psycopg reports -1).
     stmt = dialect_insert(session)(table).values(chunk).on_conflict_do_nothing(
-        index_elements=["corp_id", "source_key"])
-    return session.execute(stmt).rowcount or 0
+        index_elements=["corp_id", "source_key"]).returning(table.c.id)
+    return len(session.execute(stmt).all())
 
 
 def count(session: Session, *, corp_id: int | None, type: str | None = None) -> int:
