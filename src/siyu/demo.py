@@ -795,7 +795,7 @@ def _seed_channel_codes(session: Session, *, corp_id: int) -> None:
 # The analytics seed: who came by which code, and what they did in the twelve weeks since (see
 # _seed_analytics). Per code: share of the adds, reply rate per welcome variant, verification,
 # group join, investment and reinvestment rates; and the ad spend entered for it (yuan).
-DEMO_ANALYTICS_CUSTOMERS = 1500
+DEMO_ANALYTICS_CUSTOMERS = 1000
 DEMO_ANALYTICS_PROFILE: dict[str, dict[str, object]] = {
     "demo-mbank-wealth": {"share": 0.40, "reply": (0.42,), "verify": 0.70, "join": 0.55, "invest": 0.45,
                           "reinvest": 0.60, "spend_yuan": None},
@@ -808,7 +808,7 @@ DEMO_AMOUNTS_FEN = (40_000, 160_000, 280_000, 1_000_000)
 
 
 def _seed_analytics(session: Session, *, corp_id: int) -> int:
-    """Twelve weeks of analytics events for the dashboards (1,500 customers over the demo's three
+    """Twelve weeks of analytics events for the dashboards (1,000 customers over the demo's three
     channel codes: adds, replies per welcome variant, verifications, group joins, investments,
     maturities and reinvestments, lottery rewards and coupons, losses), the ad spend entered for
     two codes, and the backfill of the demo's real customers. Written in bulk (one statement per

@@ -88,9 +88,10 @@ def record_many(session: Session, rows: Iterable[Mapping[str, Any]], *, batch: i
 def _insert(session: Session, table, chunk: list[dict[str, Any]]) -> int:
     # The rows RETURNING gives back are the new ones (a multi-row INSERT's rowcount is not reliable
     # on every driver: psycopg reports -1).
-    stmt = dialect_insert(session)(table).values(chunk).on_conflict_do_nothing(
+    # One statement executed for many rows (compiled once, sent as multi-row batches by SQLAlchemy).
+    stmt = dialect_insert(session)(table).on_conflict_do_nothing(
         index_elements=["corp_id", "source_key"]).returning(table.c.id)
-    return len(session.execute(stmt).all())
+    return len(session.execute(stmt, chunk).all())
 
 
 def count(session: Session, *, corp_id: int | None, type: str | None = None) -> int:
