@@ -103,7 +103,8 @@ def test_a_batch_is_all_or_nothing_with_each_bad_item_named(session, corp, linke
              reward("M-1", type="order.matured", amount_fen=None, product_code="WM-90", campaign=None)]
     bad = api.post(f"{BASE}/events/batch", json={"items": [*items, reward("R-2", amount_fen=-1)]})
     assert bad.status_code == 422
-    assert bad.json()["errors"] == [{"index": 3, "field": "amount_fen", "detail": bad.json()["errors"][0]["detail"]}]
+    assert bad.json()["errors"] == [{"index": 3, "field": "items.3.amount_fen",
+                                     "detail": bad.json()["errors"][0]["detail"]}]
     assert not [e for e in _stored(session, corp.id) if e.source_key.startswith("firm_event:")]
     ok = api.post(f"{BASE}/events/batch", json={"items": items})
     assert (ok.status_code, ok.json()["created"]) == (201, 3)

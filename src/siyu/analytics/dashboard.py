@@ -126,7 +126,7 @@ def parse_view(*, date_from: str | None = None, date_to: str | None = None, chan
         if (view.date_to - view.date_from).days > MAX_RANGE_DAYS:
             raise InvalidInput("at most three years at a time", field="to")
     if department:
-        if not department.strip().isdigit():
+        if not department.strip().isdigit() or len(department.strip()) > 18:
             raise InvalidInput("choose a department from the list", field="department")
         view.department_id = int(department)
     if steps:

@@ -277,7 +277,7 @@ def record_firm_events(session: Session, *, principal: Principal, items: object
                 _same_or_conflict(stored, row)
             checked.append((row, stored))
         except SiyuError as exc:
-            errors.append({"index": index, "field": exc.field or "body", "detail": exc.message,
+            errors.append({"index": index, "field": f"items.{index}.{exc.field or 'body'}", "detail": exc.message,
                            "status": exc.status_code})
     if errors:
         status = 404 if all(e["status"] == 404 for e in errors) else 422

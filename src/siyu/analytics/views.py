@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
@@ -32,6 +32,7 @@ SPEND_ROLES = ("administrator", "operations")
 readers = require_roles(*READER_ROLES)
 spenders = require_roles(*SPEND_ROLES)
 PAGE = "/analytics"
+MAX_ID = 2**62  # ids are 64-bit: a larger one names no row (and is refused as the path's field)
 
 STEP_LABELS = {
     "customer.added": N_("Added as a contact"), "customer.verified": N_("Verified as the firm's customer"),
@@ -263,7 +264,7 @@ def spend_add(request: Request, amount: str = Form("", max_length=40), day_from:
 
 
 @router.post(PAGE + "/spend/{spend_id}/delete")
-def spend_delete(request: Request, spend_id: int, principal: Principal = Depends(spenders),
+def spend_delete(request: Request, spend_id: int = Path(ge=1, le=MAX_ID), principal: Principal = Depends(spenders),
                  session: Session = Depends(get_session)):
     service.delete_spend(session, corp_id=principal.corp_id, actor=principal, spend_id=spend_id)
     return RedirectResponse(PAGE + "/spend", status_code=303)
