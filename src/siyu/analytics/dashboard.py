@@ -126,7 +126,7 @@ def parse_view(*, date_from: str | None = None, date_to: str | None = None, chan
         if (view.date_to - view.date_from).days > MAX_RANGE_DAYS:
             raise InvalidInput("at most three years at a time", field="to")
     if department:
-        if not department.strip().isdigit() or len(department.strip()) > 18:
+        if not (department.strip().isascii() and department.strip().isdigit()) or len(department.strip()) > 18:
             raise InvalidInput("choose a department from the list", field="department")
         view.department_id = int(department)
     if steps:
@@ -140,7 +140,7 @@ def parse_view(*, date_from: str | None = None, date_to: str | None = None, chan
             raise InvalidInput("reinvested can only be the last step", field="steps")
         view.steps = tuple(chosen)
     if window:
-        if not window.strip().isdigit() or not 1 <= int(window) <= 365:
+        if not (window.strip().isascii() and window.strip().isdigit()) or not 1 <= int(window) <= 365:
             raise InvalidInput("a window is 1 to 365 days", field="window")
         view.window_days = int(window)
     return view
