@@ -111,6 +111,8 @@ def seed_demo(session: Session, *, data_dir: Path) -> DemoInfo:
     _seed_communities(session, corp_id=corp.id)
     _seed_sop(session, corp_id=corp.id)
     _seed_group_activity(session, corp_id=corp.id)
+    _seed_channel_codes(session, corp_id=corp.id)
+    _seed_analytics(session, corp_id=corp.id)
 
     logins = []
     staff_by_login = {s.login: s for s in session.scalars(select(Staff).where(Staff.corp_id == corp.id))}
@@ -763,6 +765,10 @@ DEMO_CHANNEL_CODES: tuple[tuple[str, str, str, str, tuple[tuple[str, int], ...],
 )
 
 
+DEMO_CHANNEL_STATES = {"手机银行·理财专区": "demo-mbank-wealth", "公众号推文·定投课堂": "demo-oa-dca-class",
+                       "信息流广告·新客礼": "demo-ad-newcomer"}
+
+
 def _seed_channel_codes(session: Session, *, corp_id: int) -> None:
     """Channel codes with personas, daily caps, ad spend and welcome flows (one with two variants)."""
     from siyu.acquisition import service as acquisition
@@ -771,13 +777,128 @@ def _seed_channel_codes(session: Session, *, corp_id: int) -> None:
     acquisition.ensure_seed_personas(session, corp_id=corp_id)
     personas = {p.kind: p.id for p in acquisition.list_personas(session, corp_id=corp_id)}
     for name, channel, campaign, persona, advisors, cost_fen, variants in DEMO_CHANNEL_CODES:
+        if acquisition.code_by_state(session, corp_id=corp_id, state=DEMO_CHANNEL_STATES[name]) is not None:
+            continue  # seeded before (the seed makes them, connecting the demo's WeCom finds them)
         code = acquisition.create_channel_code(
             session, corp_id=corp_id, actor="demo", name=name, channel=channel, campaign=campaign,
             persona_id=personas.get(persona), cost_fen=cost_fen,
             advisors=[acquisition.AdvisorSpec(userid=u, daily_cap=cap) for u, cap in advisors])
+        # A fixed state (the key analytics events carry): the seeded analytics name these codes. WeCom
+        # learns the state when the worker registers the code.
+        code.state = DEMO_CHANNEL_STATES[name]
+        session.flush()
         for text in variants:
             welcome.add_variant(session, corp_id=corp_id, actor="demo", code_id=code.id, text=text)
         welcome.save_flow(session, corp_id=corp_id, actor="demo", code_id=code.id, enabled=True)
+
+
+# The analytics seed: who came by which code, and what they did in the twelve weeks since (see
+# _seed_analytics). Per code: share of the adds, reply rate per welcome variant, verification,
+# group join, investment and reinvestment rates; and the ad spend entered for it (yuan).
+DEMO_ANALYTICS_CUSTOMERS = 1000
+DEMO_ANALYTICS_PROFILE: dict[str, dict[str, object]] = {
+    "demo-mbank-wealth": {"share": 0.40, "reply": (0.42,), "verify": 0.70, "join": 0.55, "invest": 0.45,
+                          "reinvest": 0.60, "spend_yuan": None},
+    "demo-oa-dca-class": {"share": 0.30, "reply": (0.24, 0.36), "verify": 0.55, "join": 0.70, "invest": 0.30,
+                          "reinvest": 0.50, "spend_yuan": "1200.00"},
+    "demo-ad-newcomer": {"share": 0.30, "reply": (0.18,), "verify": 0.40, "join": 0.65, "invest": 0.18,
+                         "reinvest": 0.35, "spend_yuan": "12000.00"},
+}
+DEMO_AMOUNTS_FEN = (40_000, 160_000, 280_000, 1_000_000)
+
+
+def _seed_analytics(session: Session, *, corp_id: int) -> int:
+    """Twelve weeks of analytics events for the dashboards (1,000 customers over the demo's three
+    channel codes: adds, replies per welcome variant, verifications, group joins, investments,
+    maturities and reinvestments, lottery rewards and coupons, losses), the ad spend entered for
+    two codes, and the backfill of the demo's real customers. Written in bulk (one statement per
+    2,000 events); a second run writes nothing."""
+    import random
+
+    from sqlalchemy import func
+
+    from siyu.acquisition import service as acquisition
+    from siyu.acquisition import welcome
+    from siyu.analytics import backfill, service
+    from siyu.analytics.models import AnalyticsEvent, AnalyticsSpend
+
+    if session.scalar(select(func.count()).select_from(AnalyticsEvent).where(
+            AnalyticsEvent.corp_id == corp_id, AnalyticsEvent.source_key.like("demo:a:%"))):
+        return 0
+    rng = random.Random(15)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    start = now - dt.timedelta(weeks=12)
+    codes = []
+    for name, _channel, _campaign, _persona, code_advisors, *_rest in DEMO_CHANNEL_CODES:
+        code = acquisition.code_by_state(session, corp_id=corp_id, state=DEMO_CHANNEL_STATES[name])
+        if code is None:
+            continue
+        flow = welcome.get_flow(session, corp_id=corp_id, code_id=code.id)
+        variants = [str(v.id) for v in welcome.list_variants(session, corp_id=corp_id, flow_id=flow.id)] if flow else []
+        advisors = [u for u, _cap in code_advisors]
+        codes.append((code, variants, advisors, DEMO_ANALYTICS_PROFILE[code.state]))
+    if not codes:
+        return 0
+    groups = [chat_id for chat_id, *_rest in DEMO_GROUPS] or ["demo-group"]
+    rows, n = [], 0
+
+    def ev(key: str, type: str, at: dt.datetime, **dims) -> None:
+        nonlocal n
+        if at <= now:
+            n += 1
+            rows.append(service.event_row(corp_id=corp_id, customer_id=None, customer_key=key, type=type, ts=at,
+                                          source_key=f"demo:a:{n}", **dims))
+
+    weights = [p["share"] for *_x, p in codes]
+    for i in range(DEMO_ANALYTICS_CUSTOMERS):
+        code, variants, advisors, p = rng.choices(codes, weights=weights)[0]
+        key = f"demo-{i + 1:05d}"
+        # More adds in the recent weeks (the campaigns ramp up).
+        added = start + (now - start) * (rng.random() ** 0.7)
+        vi = rng.randrange(len(variants)) if variants else None
+        advisor = rng.choice(advisors)
+        ev(key, "customer.added", added, channel=code.state, campaign=code.campaign or None, advisor=advisor,
+           persona=str(code.persona_id) if code.persona_id else None,
+           variant=variants[vi] if vi is not None else None)
+        reply_rate = p["reply"][vi if vi is not None and vi < len(p["reply"]) else 0]
+        if rng.random() < reply_rate:
+            ev(key, "message.received", added + dt.timedelta(minutes=rng.randint(2, 2 * 24 * 60)), advisor=advisor)
+        if rng.random() < 0.08:
+            ev(key, "customer.lost", added + dt.timedelta(days=rng.randint(1, 40)), advisor=advisor)
+            continue
+        if rng.random() >= p["verify"]:
+            continue
+        verified = added + dt.timedelta(hours=rng.randint(1, 5 * 24))
+        ev(key, "customer.verified", verified)
+        if rng.random() >= p["join"]:
+            continue
+        joined = verified + dt.timedelta(hours=rng.randint(1, 7 * 24))
+        group = rng.choice(groups)
+        ev(key, "group.joined", joined, group_key=group, advisor=advisor)
+        if code.state == "demo-ad-newcomer":  # the group-entry lottery: 5–10 yuan, paid 5 working days later
+            ev(key, "campaign.reward_paid", joined + dt.timedelta(days=7), amount_fen=rng.choice((500, 800, 1000)),
+               campaign=code.campaign or None)
+        if rng.random() < 0.12:
+            ev(key, "group.left", joined + dt.timedelta(days=rng.randint(3, 60)), group_key=group)
+        if rng.random() >= p["invest"]:
+            continue
+        invested = joined + dt.timedelta(days=rng.randint(1, 20), hours=rng.randint(0, 23))
+        amount = rng.choice(DEMO_AMOUNTS_FEN)
+        ev(key, "order.invested", invested, amount_fen=amount, product=rng.choice(("WM-90D", "WM-180D", "FUND-DCA")))
+        if code.state == "demo-ad-newcomer" and amount >= 160_000:
+            ev(key, "coupon.redeemed", invested, amount_fen=amount // 40, campaign=code.campaign or None)
+        matured = invested + dt.timedelta(days=rng.choice((28, 35, 42)))
+        ev(key, "order.matured", matured, amount_fen=amount)
+        if rng.random() < p["reinvest"]:
+            ev(key, "order.invested", matured + dt.timedelta(days=rng.randint(0, 14), hours=rng.randint(1, 20)),
+               amount_fen=rng.choice(DEMO_AMOUNTS_FEN), product=rng.choice(("WM-90D", "WM-180D")))
+    written = service.record_many(session, rows)
+    for code, _variants, _advisors, p in codes:
+        if p["spend_yuan"]:
+            session.add(AnalyticsSpend(corp_id=corp_id, channel=code.state, day_from=start.date(), day_to=now.date(),
+                                       amount_fen=service.parse_yuan(p["spend_yuan"]), note="演示：广告投放"))
+    session.flush()
+    return written + sum(backfill.run(session, corp_id=corp_id).values())
 
 
 def _seed_join_way(session: Session, *, corp_id: int) -> None:

@@ -175,9 +175,11 @@ def test_sms_verification_records_publishes_and_shows_the_code_only_then(session
     assert record.phone == PHONE and record.phone_hash == pii.lookup_hash(PHONE, kind="phone")
     raw = session.execute(text("SELECT phone FROM customer_verification WHERE id = :i"), {"i": record.id}).scalar()
     assert PHONE not in raw  # encrypted at rest
-    job = session.scalar(select(Job).where(Job.name == "event:customer.verified:customers.link_verified",
+    # customers' link and analytics' record of it share the event's one job (database-only subscribers)
+    job = session.scalar(select(Job).where(Job.name == "event:customer.verified:together:default",
                                            Job.corp_id == corp.id))
-    assert job.payload["external_userid"] == "wmCustomer001"
+    assert job.payload["event"]["external_userid"] == "wmCustomer001"
+    assert "customers.link_verified" in job.payload["subscribers"]
     # the code is spent: entering it again on the verified visit changes nothing, a new visit needs its own
     assert v.enter_code(session, token=token, key=key, code=code, ip=IP, now=T0).status == "verified"
     assert v.community_stats(session, corp_id=corp.id, community_ids=[community.id])[community.id] == \
@@ -463,13 +465,14 @@ def test_verified_customer_is_linked_by_the_customers_domain(session, corp, outb
     token, key, _ = _open(session, _community(session, corp, verify_by="firm"), ext=customer.external_userid)
     _send(session, token, key, outbox)
     v.enter_code(session, token=token, key=key, code=outbox.last_code(), ip=IP, now=T0)
-    job = session.scalar(select(Job).where(Job.name == "event:customer.verified:customers.link_verified",
+    job = session.scalar(select(Job).where(Job.name == "event:customer.verified:together:default",
                                            Job.corp_id == corp.id))
-    customer_jobs.link_verified(session, job.payload, job_context(corp.id))
+    payload = job.payload["event"]  # the event as the customers domain's subscriber gets it
+    customer_jobs.link_verified(session, payload, job_context(corp.id))
     session.expire_all()
     assert session.get(Customer, customer.id).firm_customer_id == "C0001234"
     # a contact Siyu does not know is left alone, without an error
-    customer_jobs.link_verified(session, {**job.payload, "external_userid": "wmUnknown"}, job_context(corp.id))
+    customer_jobs.link_verified(session, {**payload, "external_userid": "wmUnknown"}, job_context(corp.id))
 
 
 def test_a_verified_customer_is_found_by_the_last_digits_of_the_phone(session, corp, outbox):
@@ -489,9 +492,9 @@ def test_a_verified_customer_is_found_by_the_last_digits_of_the_phone(session, c
     token, key, _ = _open(session, _community(session, corp), ext=customer.external_userid)
     _send(session, token, key, outbox)
     v.enter_code(session, token=token, key=key, code=outbox.last_code(), ip=IP, now=T0)
-    job = session.scalar(select(Job).where(Job.name == "event:customer.verified:customers.link_verified",
+    job = session.scalar(select(Job).where(Job.name == "event:customer.verified:together:default",
                                            Job.corp_id == corp.id))
-    customer_jobs.link_verified(session, job.payload, job_context(corp.id))  # the shared job's subscriber
+    customer_jobs.link_verified(session, job.payload["event"], job_context(corp.id))  # the shared job's subscriber
     assert found("5678") == {customer.id} and found(PHONE[-4:]) == {customer.id}
     assert other.id not in found("5678") and found("9999") == set()
 

@@ -641,7 +641,8 @@ def _verified(session: Session, *, community: GatedCommunity, visit: GatedVisit,
     session.flush()
     publish(session, "customer.verified",
             {"verification_id": record.id, "community_id": community.id, "method": method,
-             "external_userid": visit.external_userid, "firm_customer_id": visit.firm_customer_id},
+             "external_userid": visit.external_userid, "firm_customer_id": visit.firm_customer_id,
+             "at": now.isoformat()},
             corp_id=community.corp_id, key=f"verification:{record.id}")
     return record
 

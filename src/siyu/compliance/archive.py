@@ -277,6 +277,7 @@ def ingest_records(session: Session, *, corp_id: int, records: Sequence[ArchiveR
     if source == "feed":
         publish_customer_messages(session, corp_id=corp_id, messages=rows)
     publish_group_messages(session, corp_id=corp_id, messages=rows)
+    publish_direct_messages(session, corp_id=corp_id, messages=rows)
     if rows:
         _enqueue_quality_waits(session, corp_id=corp_id, first_id=min(r.id for r in rows),
                                last_id=max(r.id for r in rows))
@@ -335,6 +336,47 @@ def publish_group_messages(session: Session, *, corp_id: int, messages: Sequence
     publish(session, GROUP_MESSAGES_EVENT, {"first_id": first, "last_id": last}, corp_id=corp_id,
             key=f"{corp_id}:{first}:{last}")
     return True
+
+
+DIRECT_MESSAGES_EVENT = "chat.direct_messages"
+
+
+def publish_direct_messages(session: Session, *, corp_id: int, messages: Sequence[ArchiveMessage]) -> bool:
+    """Announce that 1-on-1 messages between an advisor and a customer were stored
+    (`chat.direct_messages`, one event per ingest with the range of stored row ids, keyed by it):
+    analytics counts them (message.sent / message.received). Ids only, never text."""
+    from siyu.jobs.events import publish
+
+    ids = [m.id for m in messages if not m.roomid and m.staff_userid and m.customer_userid]
+    if not ids:
+        return False
+    first, last = min(ids), max(ids)
+    publish(session, DIRECT_MESSAGES_EVENT, {"first_id": first, "last_id": last}, corp_id=corp_id,
+            key=f"{corp_id}:{first}:{last}")
+    return True
+
+
+@dataclass(frozen=True)
+class DirectMessage:
+    """One archived 1-on-1 message as other domains read it: who, which way, when (never the text)."""
+
+    id: int
+    msgid: str
+    staff_userid: str
+    customer_userid: str
+    sender_is_staff: bool
+    sent_at: dt.datetime
+
+
+def direct_messages(session: Session, *, corp_id: int, first_id: int, last_id: int) -> list[DirectMessage]:
+    """The corp's 1-on-1 messages with ids in [first_id, last_id] (one ingest), in id order."""
+    rows = session.execute(
+        select(ArchiveMessage.id, ArchiveMessage.msgid, ArchiveMessage.staff_userid, ArchiveMessage.customer_userid,
+               ArchiveMessage.sender_is_staff, ArchiveMessage.sent_at)
+        .where(ArchiveMessage.corp_id == corp_id, ArchiveMessage.id >= first_id, ArchiveMessage.id <= last_id,
+               ArchiveMessage.roomid == "", ArchiveMessage.staff_userid != "", ArchiveMessage.customer_userid != "")
+        .order_by(ArchiveMessage.id)).all()
+    return [DirectMessage(*row) for row in rows]
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from siyu.console.i18n import N_
 
 AUDIT_ACTIONS: dict[str, str] = {
+    "analytics.spend_added": N_("Acquisition spend entered"),
+    "analytics.spend_deleted": N_("Acquisition spend deleted"),
     "corp.created": N_("Corp created"),
     "department.created": N_("Department created"),
     "staff.created": N_("Staff created"),
@@ -159,6 +161,7 @@ JOB_KINDS: dict[str, str] = {
     "acquisition.parse_lead_list": N_("Read a lead list"),
     "acquisition.register_code": N_("Register a channel code at WeCom"),
     "acquisition.sync_code_users": N_("Update a code's advisors"),
+    "analytics.backfill": N_("Backfill the analytics events"),
     "communities.corp_health": N_("Group health of a corp"),
     "communities.daily_health": N_("Daily group health"),
     "communities.daily_sync": N_("Daily group sync"),
@@ -200,6 +203,7 @@ JOB_KINDS: dict[str, str] = {
 # event's database-only subscribers together): labelled "<event> → <what the subscriber does>".
 EVENTS: dict[str, str] = {
     "chat.customer_message": N_("Customer message"),
+    "chat.direct_messages": N_("One-on-one messages"),
     "chat.group_messages": N_("Group messages"),
     "customer.added": N_("Customer added"),
     "customer.archive_consented": N_("Customer consented to archiving"),
@@ -252,6 +256,9 @@ SUBSCRIBERS: dict[str, str] = {
     "communities.member_joined": N_("group welcome and members"),
     "communities.member_left": N_("group members"),
     "communities.group_updated": N_("group record"),
+    **{f"record.analytics.{what}": N_("analytics event") for what in (
+        "customer_added", "customer_lost", "customer_verified", "group_joined", "group_left", "direct_messages",
+        "order_invested", "order_redeemed")},
 }
 
 

@@ -95,7 +95,7 @@ NAV: list[tuple[str, str, frozenset[str]]] = [
     ("/compliance/privacy", "Personal data requests", frozenset({"administrator", "compliance", "auditor"})),
     ("/compliance/retention", "Retention", frozenset({"administrator", "compliance", "auditor"})),
     ("/compliance/privacy-notice", "Privacy notice", frozenset({"administrator", "compliance", "auditor"})),
-    ("/analytics", "Analytics", frozenset({"administrator", "operations", "auditor"})),
+    ("/analytics", "Analytics", frozenset({"administrator", "operations", "auditor", "advisor"})),
     ("/jobs", "Job queue", frozenset({"administrator", "operations"})),
     ("/staff", "Staff & roles", frozenset({"administrator"})),
     ("/departments", "Org structure", frozenset({"administrator"})),
