@@ -309,6 +309,8 @@ def claim(session: Session, *, corp_id: int, customer_id: int, kind: str, source
     except IntegrityError:  # a concurrent claim of the same send won
         row = session.scalar(select(DeliveryLedger).where(DeliveryLedger.source == source,
                                                           DeliveryLedger.customer_id == customer_id))
+        if row is None:  # not a duplicate: another integrity error (no such customer)
+            raise
         return Claim(row.state, row.reason, row.due_at, False, row.id)
     return Claim(state, reason, due, True, row.id)
 
