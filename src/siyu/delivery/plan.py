@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import Select, and_, case, exists, func, literal, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from siyu.db import utcnow
 from siyu.delivery import service
@@ -95,10 +95,11 @@ def _columns(session: Session, *, corp_id: int, audience: Select, at: dt.datetim
         whens.append((service.bucket_sql(c.id, mult, add) < bp, "holdout_broadcast"))
     level = product_level(session, corp_id=corp_id, product_codes=product_codes)
     if level is not None and level >= 2:
-        cra = CustomerRiskAssessment
-        latest = (select(cra.id).where(cra.corp_id == corp_id,
-                                       or_(cra.customer_ref == c.external_userid, cra.customer_ref == c.firm_customer_id))
-                  .order_by(cra.assessed_at.desc(), cra.id.desc()).limit(1).scalar_subquery())
+        cra, newest = CustomerRiskAssessment, aliased(CustomerRiskAssessment)
+        latest = (select(newest.id).where(newest.corp_id == corp_id,
+                                          or_(newest.customer_ref == c.external_userid,
+                                              newest.customer_ref == c.firm_customer_id))
+                  .order_by(newest.assessed_at.desc(), newest.id.desc()).limit(1).correlate(c).scalar_subquery())
         suitable = exists().where(cra.id == latest, cra.level >= f"C{min(level, 5)}", cra.expires_at > at)
         whens.append((literal(level >= 6) | ~suitable, "unsuitable"))
     day, d7c, d30c, wc = (func.coalesce(sent.c.day, 0), func.coalesce(sent.c.d7, 0),
