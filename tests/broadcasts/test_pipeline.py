@@ -6,6 +6,11 @@ advisor after they confirm. Unapproved text never goes out."""
 from __future__ import annotations
 
 import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 from sqlalchemy import select
@@ -101,6 +106,7 @@ def test_a_broadcast_goes_out_once_per_advisor_and_results_come_back(emulator, w
     with pytest.raises(Killed):
         bjobs.send_one(sends["zhangsan"])
     monkeypatch.setattr(WeComClient, "add_msg_template", original)
+    monkeypatch.setattr(bjobs, "SETTLE", dt.timedelta(0))  # (a real worker waits for the call to land)
     assert bjobs.send_one(sends["zhangsan"]) == "waiting", "reconciled with WeCom's list, not sent again"
     assert bjobs.send_one(sends["lisi"]) == "waiting"
     assert bjobs.send_one(sends["lisi"]) == "waiting", "a redelivered job changes nothing"
@@ -175,3 +181,69 @@ def test_the_control_groups_receive_nothing_and_a_capped_customer_is_counted(emu
     by_ext = {ext: cid for ext, cid in ids.items()}
     assert not {by_ext[e] for e in sent_to} & (held_out | own | {capped}), "no control-group or capped customer"
     del first
+
+
+def worker_process(database_url: str, log_path) -> subprocess.Popen:
+    env = dict(os.environ, SIYU_DATABASE_URL=database_url, SIYU_JOB_POLL_SECONDS="0.02", SIYU_LOG_LEVEL="INFO")
+    with open(log_path, "ab") as log:
+        return subprocess.Popen([sys.executable, "-m", "siyu.cli", "worker", "--queues", "wecom", "--concurrency", "1"],
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def test_a_broadcast_whose_worker_is_sigkilled_mid_send_resumes_without_a_second_message(
+        emulator, wired, database_url, tmp_path):  # noqa: F811
+    """Real worker processes: WeCom takes 6 s to answer add_msg_template; the worker holding an
+    advisor's send is SIGKILLed while the call is in flight. Another worker resumes the broadcast:
+    every advisor's task is made exactly once, and nobody gets the message twice."""
+    from siyu.jobs.models import Job
+    from waiting import wait_for
+
+    corp, principal, exts, _ids = wired
+    with session_scope() as s:
+        policy = delivery.policy_for(s, corp_id=corp.corp_id)
+        policy.quiet_start_minute = policy.quiet_end_minute = 0  # sent at the current minute
+    bid = _make(principal, name="断电续发")
+    with session_scope() as s:
+        approve_all(s, principal.corp_id)
+    emulator.post(f"/corps/{corp.wecom_id}/faults", {"latency_ms": 6000,
+                                                    "endpoints": ["externalcontact/add_msg_template"]})
+    log = tmp_path / "workers.log"
+    procs = [worker_process(database_url, log), worker_process(database_url, log)]
+
+    def calling():
+        with session_scope() as s:
+            return s.scalars(select(BroadcastSend).where(BroadcastSend.broadcast_id == bid,
+                                                         BroadcastSend.state == "calling")).first()
+
+    try:
+        _schedule(principal, bid)
+        send = wait_for(calling, 60, "an advisor's send to be calling WeCom")
+        with session_scope() as s:
+            job = s.scalar(select(Job).where(Job.name == bjobs.SEND, Job.state == "running")
+                           .where(Job.payload["send_id"].as_integer() == send.id))
+            holder_pid = job.locked_by.split(":")[1]
+        holder = next(p for p in procs if str(p.pid) == holder_pid)
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(10)
+        procs.append(worker_process(database_url, log))
+
+        def all_waiting():
+            with session_scope() as s:
+                states = list(s.scalars(select(BroadcastSend.state).where(BroadcastSend.broadcast_id == bid)))
+                return states if states and all(x == "waiting" for x in states) else None
+
+        wait_for(all_waiting, 90, "every advisor's send to be made")
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(30)
+        emulator.post(f"/corps/{corp.wecom_id}/faults", {"latency_ms": 0, "endpoints": []})
+    with session_scope() as s:
+        rerun = s.scalar(select(Job).where(Job.name == bjobs.SEND).where(Job.payload["send_id"].as_integer() == send.id))
+        assert rerun.attempt >= 2 and rerun.state == "done", "the killed send was taken over by another worker"
+    time.sleep(1)
+    made = _messages(emulator, corp.wecom_id)
+    assert sorted(m["sender"] for m in made) == ["lisi", "zhangsan"], "one task per advisor, none repeated"
+    received = [r["external_userid"] for m in made for r in m["results"]]
+    assert sorted(received) == sorted(exts["zhangsan"] + exts["lisi"]), "each customer in exactly one task"

@@ -24,6 +24,10 @@ CHECK_SECONDS = 60
 CONFIRM_DAYS = 3  # after this an unconfirmed task is given up (WeCom's tasks expire)
 REMIND_AFTER = dt.timedelta(hours=2)
 RECONCILE_SLACK = 120
+# A send found `calling` is reconciled only once a call made before the crash has surely landed at
+# WeCom or been given up (twice the client's 10 s timeout): else a slow call still in flight when the
+# worker died would be missing from WeCom's list, and the customers would get the message twice.
+SETTLE = dt.timedelta(seconds=20)
 
 
 def _id(payload: dict[str, Any], key: str) -> int:
@@ -158,6 +162,9 @@ def send_one(send_id: int) -> str:
     if client is None:
         raise RetryLater(300, "the corp's WeCom connection is not set up")
     msgid, fail_list = None, set()
+    if reconcile and intent_at is not None and utcnow() < intent_at + SETTLE:
+        raise RetryLater((intent_at + SETTLE - utcnow()).total_seconds() + 0.5,
+                         "an earlier call may still be landing at WeCom")
     if reconcile:
         with session_scope() as s:
             taken = set(s.scalars(select(BroadcastSend.msgid).where(BroadcastSend.corp_id == corp_id,
