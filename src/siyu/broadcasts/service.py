@@ -34,9 +34,16 @@ from siyu.errors import Conflict, Forbidden, InvalidInput, NotFound
 from siyu.tenancy import audit
 from siyu.tenancy.principal import Principal
 
-WRITERS = ("admin", "operations")
+WRITERS = ("administrator", "operations")
 STAGES = ("new", "activated", "invested", "reinvested", "dormant", "lost")
 MAX_PER_CALL = 10_000  # WeCom: external_userid holds at most 10,000 customers a call
+
+
+def audiences_module(part: str):
+    """The audiences domain's module (saved segments), when that domain is installed."""
+    from siyu import DOMAINS, domain_module
+
+    return domain_module("audiences", part) if "audiences" in DOMAINS else None
 
 
 def source(broadcast_id: int) -> str:
@@ -55,9 +62,7 @@ def _audience(session: Session, *, corp_id: int, value: object) -> dict:
         seg = value["segment_id"]
         if not isinstance(seg, int) or isinstance(seg, bool) or seg <= 0:
             raise InvalidInput("choose a saved segment", field="segment_id")
-        from siyu import domain_module
-
-        audiences = domain_module("audiences", "service")
+        audiences = audiences_module("service")
         if audiences is None:
             raise InvalidInput("saved segments are not available", field="segment_id")
         audiences.segment_customer_ids(session, corp_id=corp_id, segment_id=seg)  # raises if not the corp's
@@ -73,9 +78,7 @@ def audience_select(session: Session, *, corp_id: int, audience: dict) -> Select
     from siyu.customers.models import Customer
 
     if "segment_id" in audience:
-        from siyu import domain_module
-
-        return domain_module("audiences", "service").segment_customer_ids(
+        return audiences_module("service").segment_customer_ids(
             session, corp_id=corp_id, segment_id=audience["segment_id"])
     q = select(Customer.id).where(Customer.corp_id == corp_id)
     if audience.get("stages"):
@@ -98,7 +101,7 @@ def create_broadcast(session: Session, *, principal: Principal, name: object, te
         raise InvalidInput("write the message", field="text")
     if not isinstance(holdout_basis_points, int) or isinstance(holdout_basis_points, bool) \
             or not 0 <= holdout_basis_points <= 5000:
-        raise InvalidInput("the holdout is 0–50%%", field="holdout_basis_points")
+        raise InvalidInput("the holdout is 0–50%", field="holdout_basis_points")
     codes = list(dict.fromkeys(product_codes or ()))
     for code in codes:
         suitability.get_product(session, corp_id=principal.corp_id, code=code, field="product_codes")

@@ -39,7 +39,9 @@ class Plan:
 
     def as_dict(self) -> dict:
         return {"audience": self.audience, "recipients": self.recipients, "excluded": dict(self.excluded),
-                "held": self.held, "release_at": self.release_at.isoformat() if self.release_at else None}
+                "held": self.held, "release_at": self.release_at.isoformat() if self.release_at else None,
+                "release_local": (self.release_at.astimezone(service.SHANGHAI).strftime("%Y-%m-%d %H:%M")
+                                  if self.release_at else None)}
 
 
 def product_level(session: Session, *, corp_id: int, product_codes: Sequence[str]) -> int | None:

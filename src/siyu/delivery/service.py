@@ -50,7 +50,7 @@ NOT_MASS_MESSAGE = ("moment",)  # Moments have their own allowance at WeCom
 COUNTED = ("planned", "sent")
 PRIME = 2_147_483_647  # 2^31 - 1: the universal hash's modulus (products stay within 63 bits)
 BUCKETS = 10_000
-WRITERS = ("admin", "operations")
+WRITERS = ("administrator", "operations")
 
 DEFAULTS = {"per_day": 1, "per_7_days": 3, "per_30_days": 8, "wecom_allowance": "month",
             "quiet_start_minute": 21 * 60, "quiet_end_minute": 8 * 60, "sends_per_minute": 600,
