@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy import Select, and_, case, exists, func, literal, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import Select, and_, case, func, literal, or_, select, text
+from sqlalchemy.orm import Session
 
 from siyu.db import utcnow
 from siyu.delivery import service
@@ -70,9 +71,12 @@ def _columns(session: Session, *, corp_id: int, audience: Select, at: dt.datetim
     aud = audience.subquery("aud")
     aud_id = list(aud.c)[0]
     c = Customer
-    active = and_(CustomerFollow.customer_id == c.id, CustomerFollow.status == "active")
-    follows = exists().where(active)
-    known = exists().where(active, CustomerFollow.staff_id == Staff.id, Staff.is_active.is_(True))
+    # One probe of the covering index (customer_id, status, staff_id) per customer: NULL no active
+    # follow (not a friend any more), 1 only followed by people who are not active staff, 2 advised.
+    known_staff = select(Staff.id).where(Staff.corp_id == corp_id, Staff.is_active.is_(True))
+    follow = (select(func.max(case((CustomerFollow.staff_id.in_(known_staff), 2), else_=1)))
+              .where(CustomerFollow.customer_id == c.id, CustomerFollow.status == "active")
+              .correlate(c).scalar_subquery())
     consent = (select(ConsentRecord.granted)
                .where(ConsentRecord.corp_id == corp_id, ConsentRecord.external_userid == c.external_userid,
                       ConsentRecord.purpose == "marketing")
@@ -88,7 +92,7 @@ def _columns(session: Session, *, corp_id: int, audience: Select, at: dt.datetim
                    func.sum(case(((L.at >= a0) & mass, 1), else_=0)).label("wc"))
             .where(L.corp_id == corp_id, L.state.in_(service.COUNTED), L.at >= min(d30, a0), L.at <= at)
             .group_by(L.customer_id).subquery("sent"))
-    whens = [(~follows, "not_friend"), (~known, "no_advisor"), (consent.is_(False), "opted_out")]
+    whens = [(follow.is_(None), "not_friend"), (follow != 2, "no_advisor"), (consent.is_(False), "opted_out")]
     if policy.holdout_basis_points > 0:
         whens.append((service.bucket_sql(c.id, policy.holdout_mult, policy.holdout_add)
                       < policy.holdout_basis_points, "holdout_global"))
@@ -97,12 +101,18 @@ def _columns(session: Session, *, corp_id: int, audience: Select, at: dt.datetim
         whens.append((service.bucket_sql(c.id, mult, add) < bp, "holdout_broadcast"))
     level = product_level(session, corp_id=corp_id, product_codes=product_codes)
     if level is not None and level >= 2:
-        cra, newest = CustomerRiskAssessment, aliased(CustomerRiskAssessment)
-        latest = (select(newest.id).where(newest.corp_id == corp_id,
-                                          or_(newest.customer_ref == c.external_userid,
-                                              newest.customer_ref == c.firm_customer_id))
-                  .order_by(newest.assessed_at.desc(), newest.id.desc()).limit(1).correlate(c).scalar_subquery())
-        suitable = exists().where(cra.id == latest, cra.level >= f"C{min(level, 5)}", cra.expires_at > at)
+        # The assessment in force: the latest of the customer's external_userid or firm customer id, read
+        # from the covering index (corp_id, customer_ref, assessed_at, id, level, expires_at).
+        cra, need = CustomerRiskAssessment, f"C{min(level, 5)}"
+
+        def in_force(*refs):
+            return (select(and_(cra.level >= need, cra.expires_at > at))
+                    .where(cra.corp_id == corp_id, or_(*[cra.customer_ref == r for r in refs]))
+                    .order_by(cra.assessed_at.desc(), cra.id.desc()).limit(1).correlate(c).scalar_subquery())
+
+        ok = case((c.firm_customer_id.is_(None), in_force(c.external_userid)),
+                  else_=in_force(c.external_userid, c.firm_customer_id))
+        suitable = func.coalesce(ok, False) == True  # noqa: E712 - SQL, not Python
         whens.append((literal(level >= 6) | ~suitable, "unsuitable"))
     day, d7c, d30c, wc = (func.coalesce(sent.c.day, 0), func.coalesce(sent.c.d7, 0),
                           func.coalesce(sent.c.d30, 0), func.coalesce(sent.c.wc, 0))
@@ -117,6 +127,20 @@ def _columns(session: Session, *, corp_id: int, audience: Select, at: dt.datetim
     return policy, base, c
 
 
+@contextmanager
+def _roomy_cache(session: Session):
+    """On SQLite, a page cache big enough for the plan's index probes (256 MB) while it runs."""
+    if session.get_bind().dialect.name != "sqlite":
+        yield
+        return
+    before = session.execute(text("PRAGMA cache_size")).scalar()
+    session.execute(text("PRAGMA cache_size=-262144"))
+    try:
+        yield
+    finally:
+        session.execute(text(f"PRAGMA cache_size={int(before)}"))
+
+
 def build_plan(session: Session, *, corp_id: int, audience: Select, at: dt.datetime | None = None,
                product_codes: Sequence[str] = (), holdout: tuple[int, int, int] | None = None,
                kind: str = "broadcast") -> Plan:
@@ -124,8 +148,9 @@ def build_plan(session: Session, *, corp_id: int, audience: Select, at: dt.datet
     at = at or utcnow()
     policy, base, _c = _columns(session, corp_id=corp_id, audience=audience, at=at, product_codes=product_codes,
                                 holdout=holdout, kind=kind)
-    inner = base.subquery("planned")
-    rows = session.execute(select(inner.c.reason, func.count()).group_by(inner.c.reason)).all()
+    reason = base.selected_columns.reason
+    with _roomy_cache(session):  # (a flat GROUP BY: SQLite evaluates the reason once per customer)
+        rows = session.execute(base.with_only_columns(reason, func.count()).group_by(reason)).all()
     excluded = {r: n for r, n in rows if r is not None}
     recipients = sum(n for r, n in rows if r is None)
     quiet = service.in_quiet_hours(policy, at)
