@@ -77,9 +77,12 @@ def start_one(broadcast_id: int, *, now: dt.datetime | None = None) -> str:
         row.plan = service.record_plan(s, row=row, at=now)
         row.status, row.started_at, row.content_version, row.detail = "sending", now, sendable.version, ""
         sends = list(s.scalars(select(BroadcastSend.id).where(BroadcastSend.broadcast_id == row.id)))
-        for send_id in sends:
+        # Rate spreading: the advisors' calls are spaced to the corp's sends per minute (WeCom's API
+        # limits are per corp), each a job of its own at its time.
+        gap = 60.0 / max(1, policy.sends_per_minute)
+        for i, send_id in enumerate(sends):
             enqueue(s, name=SEND, payload={"send_id": send_id}, corp_id=row.corp_id, queue=QUEUE,
-                    idempotency_key=f"{SEND}:{send_id}")
+                    run_at=now + dt.timedelta(seconds=i * gap), idempotency_key=f"{SEND}:{send_id}")
         service.refresh_status(s, row=row)
         return row.status
 
