@@ -6,7 +6,7 @@ __version__ = "0.1.0"
 # `views.router`, Alembic sees each domain's `models`, the worker loads each domain's `jobs`.
 DOMAINS: tuple[str, ...] = ("tenancy", "jobs", "console", "wecom", "privacy", "compliance", "customers",
                              "delivery", "acquisition", "communities", "sop", "handover", "quality", "integration",
-                             "analytics", "broadcasts")
+                             "analytics", "audiences", "broadcasts")
 
 
 def domain_module(domain: str, part: str):

@@ -63,6 +63,7 @@ NAV: list[tuple[str, str, frozenset[str]]] = [
     ("/delivery", "Delivery policy", frozenset({"administrator", "operations", "compliance", "auditor"})),
     ("/groups/moderation", "Red-line alerts in groups",
      frozenset({"administrator", "operations", "advisor", "compliance", "auditor"})),
+    ("/audiences", "Segments", frozenset({"administrator", "operations", "compliance", "auditor"})),
     ("/campaigns", "Campaigns", frozenset({"administrator", "operations"})),
     ("/compliance", "Compliance", frozenset({"administrator", "compliance", "auditor"})),
     ("/compliance/products", "Products & suitability", frozenset({"administrator", "compliance", "operations"})),

@@ -39,7 +39,7 @@ API_SCOPES = frozenset(
     {"*", "customers:read", "customers:write", "orders:write", "kyc:write", "events:read", "jobs:read",
      "products:read", "products:write", "content:read", "consent:read", "consent:write",
      "acquisition:read", "alerts:read", "alerts:write", "alerts:evidence", "communities:read",
-     "communities:write", "sop:read", "sop:write", UNMASK_SCOPE}
+     "communities:write", "sop:read", "sop:write", "audiences:read", "audiences:write", UNMASK_SCOPE}
 )
 
 

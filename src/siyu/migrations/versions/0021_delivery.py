@@ -1,7 +1,7 @@
 """delivery policy, ledger and broadcasts
 
 Revision ID: 0021_delivery
-Revises: 0017_analytics
+Revises: 0020_audiences (after merging branch audiences; was 0017_analytics)
 Create Date: 2026-12-07 23:06:00.187084
 
 The delivery policy per corp and the ledger of marketing sends (siyu.delivery), broadcasts and their
@@ -14,7 +14,7 @@ import siyu.db
 
 
 revision = '0021_delivery'
-down_revision = '0017_analytics'
+down_revision = "0020_audiences"
 branch_labels = None
 depends_on = None
 
