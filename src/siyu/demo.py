@@ -590,7 +590,8 @@ def _seed_broadcast(session: Session, *, corp_id: int) -> None:
     ops = principal("demo.ops")
     row = broadcasts.create_broadcast(session, principal=ops, name=DEMO_BROADCAST, text=DEMO_BROADCAST_TEXT,
                                       audience={"stages": []}, holdout_basis_points=1000)
-    item = session.scalar(select(ContentItem).where(ContentItem.corp_id == corp_id, ContentItem.owner_type == "broadcast",
+    item = session.scalar(select(ContentItem).where(ContentItem.corp_id == corp_id,
+                                                    ContentItem.owner_type == "broadcast",
                                                     ContentItem.status == "submitted"))
     if item is not None:
         approval.approve(session, corp_id=corp_id, actor=principal("demo.compliance"), item_id=item.id,

@@ -73,7 +73,7 @@ def test_lift_of_treated_over_holdout_from_firm_orders(session):
     later, earlier = START + dt.timedelta(days=2), START - dt.timedelta(days=30)
     for i in range(40):  # treated: 20 of 40 invest after the broadcast, 5 of them had invested before
         customer("", [(later, 100_000)] if i < 20 else [])
-    for i in range(5):
+    for _ in range(5):
         customer("", [(earlier, 50_000)])
     session.flush()
     for i in range(20):  # holdout: 2 of 20 invest

@@ -92,7 +92,8 @@ def test_a_broadcast_goes_out_once_per_advisor_and_results_come_back(emulator, w
     _schedule(principal, bid)
     assert bjobs.start_one(bid, now=DAYTIME) == "sending"
     with session_scope() as s:
-        sends = {x.advisor_userid: x.id for x in s.scalars(select(BroadcastSend).where(BroadcastSend.broadcast_id == bid))}
+        sends = {x.advisor_userid: x.id
+                 for x in s.scalars(select(BroadcastSend).where(BroadcastSend.broadcast_id == bid))}
         assert s.get(Broadcast, bid).plan["excluded"] == {"opted_out": 1}
     assert set(sends) == {"zhangsan", "lisi"}
 
@@ -240,7 +241,8 @@ def test_a_broadcast_whose_worker_is_sigkilled_mid_send_resumes_without_a_second
                 proc.wait(30)
         emulator.post(f"/corps/{corp.wecom_id}/faults", {"latency_ms": 0, "endpoints": []})
     with session_scope() as s:
-        rerun = s.scalar(select(Job).where(Job.name == bjobs.SEND).where(Job.payload["send_id"].as_integer() == send.id))
+        rerun = s.scalar(select(Job).where(Job.name == bjobs.SEND)
+                         .where(Job.payload["send_id"].as_integer() == send.id))
         assert rerun.attempt >= 2 and rerun.state == "done", "the killed send was taken over by another worker"
     time.sleep(1)
     made = _messages(emulator, corp.wecom_id)

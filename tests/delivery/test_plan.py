@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from sqlalchemy import select
 
 from customers.factories import make_customer
@@ -12,6 +13,7 @@ from siyu.compliance import suitability
 from siyu.customers.models import Customer, CustomerFollow
 from siyu.delivery import plan, service
 from siyu.delivery.models import DeliveryLedger
+from siyu.errors import NotFound
 from siyu.privacy.service import record_consent
 from tenancy.factories import make_corp, make_staff
 
@@ -87,3 +89,26 @@ def test_the_plan_agrees_with_the_policy_for_each_customer(session):
         cid = people[name].id
         claim = service.claim(session, corp_id=corp_id, customer_id=cid, kind="broadcast", source=f"cmp:{cid}", at=AT)
         assert (claim.reason or None) == rows[cid], name
+
+
+def test_a_broadcast_to_a_saved_segment_plans_over_its_members(session):
+    """The audience is a saved segment (the audiences domain): its members, no one else."""
+    from siyu.audiences import service as audiences
+    from siyu.broadcasts import service as broadcasts
+    from siyu.customers.contacts import change_stage
+    from tenancy.factories import principal_of
+
+    corp_id, people = _setup(session)
+    ops = principal_of(make_staff(session, corp_id, roles=["operations"]))
+    for name in ("ok", "opted", "low"):
+        change_stage(session, people[name], "invested", at=AT, actor="test")
+    segment = audiences.create_segment(session, principal=ops, name="已投资客户",
+                                       rule={"kind": "stage", "stages": ["invested"]})
+    row = broadcasts.create_broadcast(session, principal=ops, name="已投资客户回访",
+                                      text="感谢您的信任，本周有理财讲座。", audience={"segment_id": segment.id})
+    got = broadcasts.preview(session, row=row, at=AT)
+    assert got.audience == 3 and got.recipients == 2 and got.excluded == {"opted_out": 1}
+    with pytest.raises(NotFound) as err:
+        broadcasts.create_broadcast(session, principal=ops, name="别家的分群", text="你好",
+                                    audience={"segment_id": 10**9})
+    assert getattr(err.value, "field", None) == "segment_id"

@@ -18,8 +18,8 @@ the same audience subquery joined to the customer table) — what the preview co
 from __future__ import annotations
 
 import argparse
-import os
 import datetime as dt
+import os
 import random
 import resource
 import sqlite3

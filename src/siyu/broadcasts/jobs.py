@@ -286,7 +286,8 @@ def remind_one(send_id: int) -> bool:
     if client is None:
         return False
     client.send_app_text(agentid=agent, touser=[advisor],
-                         content=f"群发任务「{name}」待您确认：共 {n} 位客户。请在企业微信「客户联系 · 群发助手」中确认发送。")
+                         content=f"群发任务「{name}」待您确认：共 {n} 位客户。"
+                                 "请在企业微信「客户联系 · 群发助手」中确认发送。")
     with session_scope() as s:
         s.get(BroadcastSend, send_id).reminded_at = utcnow()
     return True

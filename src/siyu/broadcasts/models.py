@@ -8,7 +8,7 @@ import datetime as dt
 from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from siyu.db import BigId, Base, IdMixin, TimestampMixin, utcnow
+from siyu.db import Base, BigId, IdMixin, TimestampMixin, utcnow
 
 
 class Broadcast(IdMixin, TimestampMixin, Base):

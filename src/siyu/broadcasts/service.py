@@ -148,7 +148,7 @@ def preview(session: Session, *, row: Broadcast, at: dt.datetime | None = None) 
 def schedule(session: Session, *, principal: Principal, broadcast_id: int, at: dt.datetime | None = None
              ) -> Broadcast:
     """Queue the broadcast: now (at=None) or at a later time (UTC)."""
-    from siyu.broadcasts.jobs import START, QUEUE
+    from siyu.broadcasts.jobs import QUEUE, START
     from siyu.jobs.service import enqueue
 
     _require_writer(principal)

@@ -49,7 +49,8 @@ class DeliveryLedger(IdMixin, Base):
 
     corp_id: Mapped[int] = mapped_column(ForeignKey("corp.id", ondelete="CASCADE"))
     customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(String(24))  # broadcast | sop_slot | sop_step | moment | campaign | keyword_marketing
+    # broadcast | sop_slot | sop_step | moment | campaign | keyword_marketing
+    kind: Mapped[str] = mapped_column(String(24))
     source: Mapped[str] = mapped_column(String(80))  # e.g. "broadcast:12", "sop_step_send:40"
     state: Mapped[str] = mapped_column(String(12))  # planned | sent | failed | held | aborted
     reason: Mapped[str] = mapped_column(String(40), default="")

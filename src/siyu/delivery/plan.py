@@ -63,8 +63,8 @@ def product_level(session: Session, *, corp_id: int, product_codes: Sequence[str
 def _columns(session: Session, *, corp_id: int, audience: Select, at: dt.datetime, product_codes: Sequence[str],
              holdout: tuple[int, int, int] | None, kind: str):
     from siyu.compliance.models import CustomerRiskAssessment
-    from siyu.privacy.models import ConsentRecord
     from siyu.customers.models import Customer, CustomerFollow
+    from siyu.privacy.models import ConsentRecord
     from siyu.tenancy.models import Staff
 
     policy = service.policy_for(session, corp_id=corp_id)
