@@ -254,3 +254,29 @@ def test_a_broadcast_whose_worker_is_sigkilled_mid_send_resumes_without_a_second
     assert sorted(m["sender"] for m in made) == ["lisi", "zhangsan"], "one task per advisor, none repeated"
     received = [r["external_userid"] for m in made for r in m["results"]]
     assert sorted(received) == sorted(exts["zhangsan"] + exts["lisi"]), "each customer in exactly one task"
+
+
+def test_a_broadcast_in_quiet_hours_is_held_and_released_at_the_next_allowed_minute(emulator, wired):  # noqa: F811
+    from siyu.jobs.models import Job
+
+    corp, principal, _exts, _ids = wired
+    with session_scope() as s:
+        policy = delivery.policy_for(s, corp_id=corp.corp_id)
+        policy.quiet_start_minute, policy.quiet_end_minute = 21 * 60, 8 * 60
+    bid = _make(principal, name="夜间群发")
+    with session_scope() as s:
+        approve_all(s, principal.corp_id)
+    _schedule(principal, bid)
+    night = dt.datetime(2026, 12, 8, 14, 30, tzinfo=dt.UTC)  # 22:30 in Shanghai
+    release = dt.datetime(2026, 12, 9, 0, 0, tzinfo=dt.UTC)  # 08:00 the next morning
+    assert bjobs.start_one(bid, now=night) == "held"
+    with session_scope() as s:
+        assert s.get(Broadcast, bid).status == "scheduled", "held, not dropped"
+        again = s.scalar(select(Job).where(Job.name == bjobs.START, Job.run_at == release))
+        assert again is not None and again.payload == {"broadcast_id": bid}, "a job releases it at 08:00"
+        assert not s.scalar(select(DeliveryLedger.id).where(DeliveryLedger.source == service.source(bid)))
+    assert _messages(emulator, corp.wecom_id) == []
+    assert bjobs.start_one(bid, now=release) == "sending"
+    with session_scope() as s:
+        plan = s.get(Broadcast, bid).plan
+    assert plan["recipients"] == 10
