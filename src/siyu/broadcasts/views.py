@@ -93,12 +93,12 @@ def _int(value: str, field: str) -> int:
 
 
 @router.post("/broadcasts")
-async def create(request: Request, principal: Principal = Depends(writers),
-                 session: Session = Depends(get_session)) -> Response:
-    form = await request.form()
-    values = {k: str(form.get(k, ""))[:4000] for k in ("name", "text", "segment_id", "holdout_percent")}
-    stages = [str(s) for s in form.getlist("stages")][:10]
-    products = [str(p)[:64] for p in form.getlist("product_codes")][:20]
+def create(request: Request, name: str = Form("", max_length=200), text: str = Form("", max_length=4000),
+           segment_id: str = Form("", max_length=20), holdout_percent: str = Form("", max_length=10),
+           stages: list[str] = Form([]), product_codes: list[str] = Form([]),
+           principal: Principal = Depends(writers), session: Session = Depends(get_session)) -> Response:
+    values = {"name": name, "text": text, "segment_id": segment_id, "holdout_percent": holdout_percent}
+    stages, products = [str(x)[:20] for x in stages][:10], [str(x)[:64] for x in product_codes][:20]
     try:
         audience = ({"segment_id": _int(values["segment_id"], "segment_id")} if values["segment_id"].strip()
                     else {"stages": stages})
@@ -218,12 +218,14 @@ def _minute(value: str, field: str) -> int:
 
 
 @router.post("/delivery")
-async def policy_save(request: Request, principal: Principal = Depends(writers),
-                      session: Session = Depends(get_session)) -> Response:
-    form = await request.form()
-    names = ("per_day", "per_7_days", "per_30_days", "sends_per_minute", "wecom_allowance", "quiet_start",
-             "quiet_end", "holdout_percent")
-    values = {k: str(form.get(k, ""))[:20] for k in names}
+def policy_save(request: Request, per_day: str = Form("", max_length=20), per_7_days: str = Form("", max_length=20),
+                per_30_days: str = Form("", max_length=20), sends_per_minute: str = Form("", max_length=20),
+                wecom_allowance: str = Form("", max_length=20), quiet_start: str = Form("", max_length=20),
+                quiet_end: str = Form("", max_length=20), holdout_percent: str = Form("", max_length=20),
+                principal: Principal = Depends(writers), session: Session = Depends(get_session)) -> Response:
+    values = {"per_day": per_day, "per_7_days": per_7_days, "per_30_days": per_30_days,
+              "sends_per_minute": sends_per_minute, "wecom_allowance": wecom_allowance, "quiet_start": quiet_start,
+              "quiet_end": quiet_end, "holdout_percent": holdout_percent}
     try:
         numbers = {k: _int(values[k], k) for k in ("per_day", "per_7_days", "per_30_days", "sends_per_minute")}
         try:
