@@ -472,6 +472,30 @@ def test_verified_customer_is_linked_by_the_customers_domain(session, corp, outb
     customer_jobs.link_verified(session, {**job.payload, "external_userid": "wmUnknown"}, job_context(corp.id))
 
 
+def test_a_verified_customer_is_found_by_the_last_digits_of_the_phone(session, corp, outbox):
+    from siyu.customers import service as customers
+    from tenancy.factories import principal_of
+
+    make_staff(session, corp, name="张三", wecom_userid="zhangsan")
+    ops = principal_of(make_staff(session, corp, roles=["operations"]))
+    customer = make_customer(session, corp.id, userid="zhangsan", name="周建国")
+    other = make_customer(session, corp.id, userid="zhangsan", name="吴丽")
+
+    def found(q: str) -> set[int]:
+        page = customers.list_customers(session, principal=ops, filters=customers.make_filters(q=q))
+        return {r.id for r in page.rows}
+
+    assert found("5678") == set()  # not verified yet: no phone is known
+    token, key, _ = _open(session, _community(session, corp), ext=customer.external_userid)
+    _send(session, token, key, outbox)
+    v.enter_code(session, token=token, key=key, code=outbox.last_code(), ip=IP, now=T0)
+    job = session.scalar(select(Job).where(Job.name == "event:customer.verified:customers.link_verified",
+                                           Job.corp_id == corp.id))
+    customer_jobs.link_verified(session, job.payload, job_context(corp.id))  # the shared job's subscriber
+    assert found("5678") == {customer.id} and found(PHONE[-4:]) == {customer.id}
+    assert other.id not in found("5678") and found("9999") == set()
+
+
 # --- over HTTP ----------------------------------------------------------------------------------------------------
 
 

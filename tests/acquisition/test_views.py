@@ -46,8 +46,15 @@ def test_create_a_code_and_see_it_listed(session, corp, ops):
     assert "企业微信创建中" in detail.text and code.state in detail.text and "福利官小银" in detail.text
     assert "手机银行入口" in ops.get("/acquisition").text
     assert ops.get(f"/acquisition/codes/{code.id}/poster.png").status_code == 404  # no QR yet
+    # While WeCom registers the code, its poster panel asks again by itself; once registered, it stops.
+    poll = f'id="poster" hx-get="/acquisition/codes/{code.id}" hx-select="#poster" hx-trigger="every 3s"'
+    assert poll in detail.text
+    assert 'title="zhangsan">张三</td>' in detail.text  # advisors by name, the WeCom id on hover
     code.qr_url = "https://wework.qpic.cn/wwpic/emulator/abc/0"
+    code.status = "active"
     session.flush()
+    registered = ops.get(r.headers["location"]).text
+    assert 'data-testid="qr"' in registered and "every 3s" not in registered
     png = ops.get(f"/acquisition/codes/{code.id}/poster.png")
     assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
     poster = ops.get(f"/acquisition/codes/{code.id}/poster")

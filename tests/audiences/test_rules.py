@@ -296,3 +296,53 @@ def test_a_rule_is_one_statement(session, corp):
     sa_event.listen(conn, "before_cursor_execute", lambda *a: statements.append(a[2]))
     session.execute(select(query.subquery()))
     assert len(statements) == 1
+
+
+def test_a_saved_segment_as_a_subquery_of_other_queries(session, corp):
+    """How broadcasts, SOP and campaigns take a segment: its ids inside their own query, also one over
+    `customer` (the subquery keeps its own FROM)."""
+    from sqlalchemy import func
+
+    from siyu.customers.models import Customer, CustomerFollow
+    from tenancy.factories import principal_of
+
+    me = principal_of(make_staff(session, corp))
+    t = tag(session, corp.id)
+    inside = customer(session, corp.id, stage="invested")
+    link(session, inside, t)
+    outside = customer(session, corp.id, stage="invested")
+    follow(session, inside, staff_id=None, userid="a1")
+    follow(session, outside, staff_id=None, userid="a1")
+    seg = service.create_segment(session, principal=me, name="未打标已投",
+                                 rule={"all": [{"kind": "stage", "stages": ["invested"]},
+                                               {"not": {"kind": "tags", "tag_ids": [t.id]}}]})
+    ids = service.segment_customer_ids(session, corp_id=corp.id, segment_id=seg.id)
+    found = set(session.scalars(select(Customer.external_userid).where(Customer.id.in_(ids))))
+    assert found == {outside.external_userid}
+    assert session.scalar(select(func.count()).select_from(Customer).where(Customer.corp_id == corp.id,
+                                                                            Customer.id.in_(ids))) == 1
+    assert set(session.scalars(select(CustomerFollow.customer_id).where(CustomerFollow.customer_id.in_(ids)))) == {
+        outside.id}
+    other = make_corp(session)
+    with pytest.raises(Exception) as err:
+        service.segment_customer_ids(session, corp_id=other.id, segment_id=seg.id)
+    assert err.value.field == "segment_id"
+
+
+def test_tags_beside_a_stage_follow_stage_changes(session, corp):
+    """With a stage beside tags, the tag set is read by (tag, stage): a stage change moves the customer."""
+    from siyu.customers import contacts
+
+    t = tag(session, corp.id)
+    c = customer(session, corp.id, stage="new")
+    link(session, c, t)
+    rule = {"all": [{"kind": "stage", "stages": ["invested", "reinvested"]}, {"kind": "tags", "tag_ids": [t.id]}]}
+    assert members(session, corp.id, rule) == set()
+    contacts.change_stage(session, c, "invested", at=NOW, actor="test")
+    session.flush()
+    assert members(session, corp.id, rule) == {c.id}
+    both = {"all": [{"kind": "stage", "stages": ["invested"]}, {"kind": "stage", "stages": ["new", "invested"]},
+                    {"kind": "tags", "match": "all", "tag_ids": [t.id]}]}
+    assert members(session, corp.id, both) == {c.id}
+    assert members(session, corp.id, {"all": [{"kind": "stage", "stages": ["invested"]},
+                                              {"kind": "tags", "match": "none", "tag_ids": [t.id]}]}) == set()

@@ -36,7 +36,8 @@ def test_create_a_channel_code_and_its_welcome_flow(page, log_in, screenshot):
     expect(page.locator("main h1")).to_have_text("手机银行首页入口")
     expect(page.get_by_test_id("code-status")).to_have_text("企业微信创建中")  # no worker in this server
     expect(page.get_by_test_id("code-state")).to_have_text(re.compile(r"^ch[0-9a-z]{10}$"))
-    expect(page.get_by_test_id("code-advisors")).to_contain_text("zhangwei")
+    expect(page.get_by_test_id("code-advisors")).to_contain_text("张伟")  # names; the WeCom id on hover
+    expect(page.get_by_test_id("poster-waiting")).to_be_visible()  # the QR comes by itself once registered
 
     variant = page.get_by_test_id("variant-form")
     variant.locator("#text").fill("您好，本理财产品保本保息，稳赚不赔。")
@@ -52,6 +53,7 @@ def test_create_a_channel_code_and_its_welcome_flow(page, log_in, screenshot):
     expect(page.get_by_test_id("saved")).to_be_visible()
     expect(page.get_by_test_id("variant-row")).to_have_count(1)
     expect(page.get_by_test_id("variant-row")).to_contain_text("链接")
+    expect(page.get_by_test_id("welcome-off")).to_be_visible()  # saved, not switched on: said at the top
 
     flow = page.get_by_test_id("flow-form")
     flow.locator("#group_keyword").fill("1")
@@ -60,6 +62,7 @@ def test_create_a_channel_code_and_its_welcome_flow(page, log_in, screenshot):
     flow.locator("button[type=submit]").click()
     expect(page.get_by_test_id("saved")).to_be_visible()
     expect(page.get_by_test_id("flow-enabled")).to_be_checked()
+    expect(page.get_by_test_id("welcome-off")).to_have_count(0)
     expect(page.locator("#group_invitation")).to_have_value("回复 1 加入理财学习群")
     screenshot("acquisition-code")
 

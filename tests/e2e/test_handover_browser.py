@@ -26,17 +26,26 @@ def test_create_a_handover_and_see_its_states(page, log_in, screenshot):
     expect(page.locator("#message")).to_have_value("您好，本理财产品保本保息，新顾问继续为您服务。")
     screenshot("handover-refused-message")
 
+    # Two of the advisor's customers, chosen in the picker (it lists only the handing advisor's).
+    form.locator("input[name=customers][value=selected]").check()
+    form.locator("#picker-external_userids").focus()
+    options = form.get_by_test_id("picker-results").get_by_test_id("pick-option")
+    expect(options.first).to_be_visible()
+    chosen = [options.nth(0).get_attribute("data-value"), options.nth(1).get_attribute("data-value")]
+    options.nth(0).locator("input").check()
+    form.get_by_test_id("picker-results").get_by_test_id("pick-option").nth(0).locator("input").check()
+    expect(form.get_by_test_id("picker-chosen").locator("input:checked")).to_have_count(2)
     page.locator("#message").fill("您好，我的同事将继续为您服务，有任何问题欢迎随时联系。")
     page.get_by_test_id("handover-submit").click()
     expect(page.get_by_test_id("handover-status")).to_have_text("处理中")
     rows = page.get_by_test_id("customer-row")
-    expect(rows.first).to_be_visible()
-    assert rows.count() >= 1
+    expect(rows).to_have_count(2)
+    assert {rows.nth(i).get_attribute("data-target") for i in range(2)} == set(chosen)
     states = {rows.nth(i).get_attribute("data-state") for i in range(rows.count())}
     assert states <= {"pending", "skipped"} and "pending" in states  # no worker runs in this server
-    takeovers = {rows.nth(i).locator("td").nth(1).inner_text() for i in range(rows.count())
-                 if rows.nth(i).get_attribute("data-state") == "pending"}
-    assert takeovers <= {"liuyang", "chenjing"}
+    for i in range(2):  # names, with the WeCom ids on hover only
+        assert "*" in rows.nth(i).locator("td").nth(0).inner_text()
+        assert rows.nth(i).locator("td").nth(1).get_attribute("title") in {"liuyang", "chenjing"}
     screenshot("handover-detail")
 
     page.locator("a", has_text="← 客户继承").click()

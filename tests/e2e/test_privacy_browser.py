@@ -20,7 +20,12 @@ def test_compliance_registers_an_export_and_downloads_it_once(page, log_in, scre
     expect(page.locator("main h1")).to_have_text("个人信息请求")
 
     form = page.get_by_test_id("dsr-form")
-    form.locator("#external_userid").fill(CUSTOMER)
+    # The customer is chosen by part of the name, never by typing the WeCom id.
+    form.locator("#picker-external_userid").fill("建国")
+    option = form.locator(f"[data-testid=pick-option][data-value={CUSTOMER}]")
+    expect(option).to_contain_text("周**")
+    option.locator("input").check()
+    expect(form.get_by_test_id("picker-chosen")).to_contain_text("周**")
     form.locator("#kind").select_option("export")
     form.locator("button[type=submit]").click()
     expect(page.locator("[data-field=verification_note]")).to_be_visible()  # the note is required
@@ -46,7 +51,11 @@ def test_compliance_registers_an_export_and_downloads_it_once(page, log_in, scre
     expect(page.get_by_test_id("dsr-downloaded")).to_be_visible()
     expect(page.get_by_test_id("download-form")).to_have_count(0)  # once only
     page.goto("/compliance/privacy")
-    expect(page.get_by_test_id("dsr-row").first).to_contain_text(CUSTOMER)
+    customer = page.get_by_test_id("dsr-row").first.get_by_test_id("dsr-customer")
+    expect(customer).to_have_text("周**")
+    expect(customer).to_have_attribute("title", CUSTOMER)
+    expect(page.get_by_test_id("dsr-row").first).to_contain_text("赵磊")  # who registered it, by name
+    expect(page.get_by_test_id("dsr-row").first).not_to_contain_text("demo.compliance")
     screenshot("privacy-requests")
 
     page.locator("nav.sidebar a[href='/compliance/retention']").click()

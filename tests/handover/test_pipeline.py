@@ -159,3 +159,35 @@ def test_in_service_transfer_with_a_reviewed_message_and_a_refusal(emulator, siy
         # Siyu counts these transfers towards each customer's two per 90 days.
         assert service.recent_transfer_counts(s, corp_id=corp_id, external_userids=exts) == {e: 1 for e in exts}
 
+
+
+
+def test_a_resigned_handover_moves_only_what_wecom_lists_as_unassigned(emulator, siyu_server, worker, fast):  # noqa: F811
+    # zhangsan has not resigned at WeCom: WeCom lists none of his customers, so no call is made.
+    corp_id, wecom_id, exts = _wire(emulator, siyu_server, customers=3)
+    with session_scope() as s:
+        first = service.create_handover(s, corp_id=corp_id, actor="test", kind="resigned",
+                                        handover_userid="zhangsan", takeover_userids=["lisi"]).id
+    states = wait_for(lambda: (st := _states(corp_id, first)) and all(v[0] == "skipped" for v in st.values()) and st,
+                      timeout=30)
+    assert set(states) == set(exts)
+    with session_scope() as s:
+        items = service.list_items(s, handover=service.get_handover(s, corp_id=corp_id, handover_id=first))
+    assert {i.reason for i in items} == {service.NOT_LISTED_MEMBER} and {i.attempts for i in items} == {0}
+    assert not [c for c in emulator.get(f"/corps/{wecom_id}/calls") if c["endpoint"] == RESIGNED_CALL]
+
+    # Once he has resigned, WeCom lists his three customers (read here a page of one at a time), and
+    # a new handover moves them in one call.
+    emulator.post(f"/corps/{wecom_id}/staff/zhangsan/resign")
+    with session_scope() as s:
+        client = wecom.client_for_corp(s, corp_id=corp_id)
+    listed = list(client.iter_unassigned(page_size=1))
+    assert sorted(u.external_userid for u in listed) == sorted(exts)
+    assert {u.handover_userid for u in listed} == {"zhangsan"} and all(u.dimission_time > 0 for u in listed)
+    with session_scope() as s:
+        second = service.create_handover(s, corp_id=corp_id, actor="test", kind="resigned",
+                                         handover_userid="zhangsan", takeover_userids=["lisi"]).id
+    _advance_until(emulator, corp_id, second, lambda st: all(v[0] == "done" for v in st.values()))
+    calls = [c for c in emulator.get(f"/corps/{wecom_id}/calls") if c["endpoint"] == RESIGNED_CALL
+             and c["errcode"] != 42001]
+    assert len(calls) == 1

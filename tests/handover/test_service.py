@@ -179,3 +179,18 @@ def test_id_lists_parse_to_clean_unique_ids_or_name_the_field(value):
         assert exc.field == "external_userids" and "is not a WeCom id" in exc.message
         return
     assert len(ids) == len(set(ids)) and all(service.TARGET_RE.fullmatch(i) for i in ids)
+
+
+def test_a_resigned_handover_names_customers_wecom_does_not_list_and_plans_no_call_for_them(db, corp, staff):
+    exts = _customers(db, corp, 3, advisor="zhaoliu", prefix="wmu")
+    handover = service.create_handover(db, corp_id=corp.id, actor="test", kind="resigned",
+                                       handover_userid="zhaoliu", takeover_userids=["lisi"])
+    assert service.check_unassigned(db, handover=handover, listed={exts[0], exts[1]}) == 1
+    batches = service.plan_batches(db, handover=handover)
+    assert [b.targets for b in batches] == [(exts[0], exts[1])]
+    states = {i.target_id: (i.state, i.reason, i.attempts) for i in service.list_items(db, handover=handover)}
+    assert states[exts[2]] == ("skipped", service.NOT_LISTED_CUSTOMER, 0)
+    # An in-service transfer is not WeCom's unassigned business: nothing is skipped.
+    other = service.create_handover(db, corp_id=corp.id, actor="test", kind="in_service", handover_userid="zhangsan",
+                                    takeover_userids=["wangwu"], external_userids=_customers(db, corp, 1))
+    assert service.check_unassigned(db, handover=other, listed=set()) == 0

@@ -140,6 +140,10 @@ def test_an_administrator_sets_the_reminders_application(session, corp):
     assert (settings.app_agent_id, settings.notice_lead_minutes, settings.confirm_window_minutes) == (1000002, 45, 90)
     bad = admin.post("/sop/settings", {"app_agent_id": "x", "notice_lead_minutes": "45"})
     assert bad.status_code == 422 and 'data-field="app_agent_id"' in bad.text
+    # The settings form is on the page once, in its body (not in the page's <title>).
+    page = admin.get("/sop").text
+    title = page.split("<title>", 1)[1].split("</title>", 1)[0]
+    assert "<" not in title and page.count('data-testid="settings-form"') == 1
     ops = console_user(session, corp, roles=["operations"])
     assert ops.post("/sop/settings", {"app_agent_id": "1"}).status_code == 403
 

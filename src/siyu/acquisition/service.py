@@ -435,12 +435,24 @@ def channel_names(session: Session, *, corp_id: int, states: Iterable[str]) -> d
         ChannelCode.corp_id == corp_id, ChannelCode.state.in_(wanted))).all())
 
 
+def verified_phones(session: Session, customer) -> list[str]:
+    """The phones a customer verified at the gate (decrypted here, only to be indexed for search)."""
+    from siyu.acquisition.models import CustomerVerification
+
+    return list(session.scalars(select(CustomerVerification.phone).where(
+        CustomerVerification.corp_id == customer.corp_id,
+        CustomerVerification.external_userid == customer.external_userid).limit(5)))
+
+
 def _register() -> None:
     # The customer list and 360 page show a follow's channel by its code's name (see
     # siyu.customers.service.register_channel_namer): customers does not import acquisition.
+    from siyu.customers.search import register_text_source
     from siyu.customers.service import register_channel_namer
 
     register_channel_namer(channel_names)
+    # A customer is found by the last digits of the phone they verified (siyu.customers.search).
+    register_text_source(verified_phones)
 
 
 _register()

@@ -65,7 +65,8 @@ def _index(request: Request, session: Session, principal: Principal, *, status_c
         "stats": service.code_stats(session, corp_id=corp_id, codes=codes),
         "personas": {p.id: p for p in personas},
         "active_personas": [p for p in personas if p.is_active],
-        "advisors": service.advisor_staff(session, corp_id=corp_id),
+        # the advisor picker lists advisors (staff with the role), not every member with a WeCom id
+        "advisors": [s for s in service.advisor_staff(session, corp_id=corp_id) if "advisor" in s.role_names],
         "channels": service.CHANNELS,
         "channel_labels": CHANNEL_LABELS,
         "status_labels": STATUS_LABELS,
@@ -130,12 +131,14 @@ def _code_page(request: Request, session: Session, principal: Principal, code_id
     persona = service.get_persona(session, corp_id=corp_id, persona_id=code.persona_id) if code.persona_id else None
     chart = service.daily_adds(session, corp_id=corp_id, code_id=code.id)
     today = service.adds_today_by_advisor(session, corp_id=corp_id, code_id=code.id)
+    staff_names = {a.wecom_userid: a.name for a in service.advisor_staff(session, corp_id=corp_id)}
     context = {
         "code": code,
         "stats": service.code_stats(session, corp_id=corp_id, codes=[code])[code.id],
         "persona": persona,
         "persona_labels": PERSONA_LABELS,
-        "advisors": [{"userid": a.userid, "cap": a.daily_cap, "today": today.get(a.userid, 0),
+        "advisors": [{"userid": a.userid, "name": staff_names.get(a.userid, a.userid), "cap": a.daily_cap,
+                      "today": today.get(a.userid, 0),
                       "offered": a.userid in (code.wecom_users or [])}
                      for a in service.code_advisors(session, corp_id=corp_id, code_id=code.id)],
         "channel_labels": CHANNEL_LABELS,

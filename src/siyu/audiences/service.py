@@ -94,8 +94,21 @@ class _Compiler:
             return self.condition(node.condition, path)
         if node.op == "not":
             return not_(self.node(node.children[0], f"{path}.not"))
-        parts = [(self._cost(child, self.sets), i, self.node(child, f"{path}.{node.op}[{i}]"))
-                 for i, child in enumerate(node.children)]
+        stages = None
+        if node.op == "all" and self.sets:
+            # A tag's customers carry a copy of their stage (kept in step by customers.contacts): with a
+            # stage condition beside it, the tag set is read from the (tag, stage) index range only.
+            for child in node.children:
+                if child.condition is not None and child.condition.kind == "stage":
+                    stages = set(child.condition.stages) if stages is None else stages & set(child.condition.stages)
+        parts = []
+        for i, child in enumerate(node.children):
+            child_path = f"{path}.{node.op}[{i}]"
+            if stages is not None and child.condition is not None and child.condition.kind == "tags":
+                expr = self._c_tags(child.condition, child_path, stages=sorted(stages))
+            else:
+                expr = self.node(child, child_path)
+            parts.append((self._cost(child, self.sets), i, expr))
         parts.sort(key=lambda p: (p[0], p[1]))
         terms = [p[2] for p in parts]
         if node.op == "all":
@@ -136,14 +149,17 @@ class _Compiler:
         return self.c.stage.in_(cond.stages)
 
     # -- tags
-    def _c_tags(self, cond, path):
+    def _c_tags(self, cond, path, *, stages: list[str] | None = None):
         from siyu.customers.models import CustomerTag, CustomerTagLink
 
         self._own(CustomerTag, cond.tag_ids, f"{path}.tag_ids")
 
         def has(ids):
             if self.sets:
-                return self.c.id.in_(select(CustomerTagLink.customer_id).where(CustomerTagLink.tag_id.in_(ids)))
+                terms = [CustomerTagLink.tag_id.in_(ids)]
+                if stages is not None and cond.match != "none":
+                    terms.append(CustomerTagLink.stage.in_(stages))
+                return self.c.id.in_(select(CustomerTagLink.customer_id).where(*terms))
             return (select(CustomerTagLink.customer_id)
                     .where(CustomerTagLink.customer_id == self.c.id, CustomerTagLink.tag_id.in_(ids)).exists())
 
@@ -305,8 +321,10 @@ def rule_customer_ids(session: Session, *, corp_id: int, rule: dict, now: dt.dat
     to use as a subquery. A rule that is not valid is an `InvalidInput` naming the field path."""
     from siyu.customers.models import Customer
 
-    return select(Customer.id).where(Customer.corp_id == corp_id,
-                                     compile_rule(session, corp_id=corp_id, rule=rule, now=now))
+    # correlate(None): used inside a query over `customer` too, it keeps its own FROM customer.
+    return (select(Customer.id).where(Customer.corp_id == corp_id,
+                                      compile_rule(session, corp_id=corp_id, rule=rule, now=now))
+            .correlate(None))
 
 
 def segment_customer_ids(session: Session, *, corp_id: int, segment_id: int, now: dt.datetime | None = None) -> Select:

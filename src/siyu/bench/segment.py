@@ -206,7 +206,8 @@ def _handwritten(corp_id: int, tags: list[int], since: dt.datetime, *, sets: boo
     """The segment as one hand-written SQL statement: with `sets`, the shape the compiler gives on
     SQLite (tags and the event window as IN sets); without, every condition a correlated EXISTS."""
     if sets:
-        tag = "c.id IN (SELECT l.customer_id FROM customer_tag_link l WHERE l.tag_id IN (:t0, :t1))"
+        tag = ("c.id IN (SELECT l.customer_id FROM customer_tag_link l WHERE l.tag_id IN (:t0, :t1) "
+               "AND l.stage IN ('invested', 'reinvested'))")
         event = ("c.id IN (SELECT e.customer_id FROM customer_event e WHERE e.corp_id = :corp "
                  "AND e.kind = 'product_recommended' AND e.at >= :since)")
     else:

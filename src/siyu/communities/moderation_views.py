@@ -11,10 +11,6 @@ Declared before `/groups/{group_id}` (views.py includes this router first). Thin
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from pathlib import Path as FilePath
-
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
@@ -23,8 +19,9 @@ from siyu.communities import health, moderation, service
 from siyu.console.downloads import file_response
 from siyu.console.forms import FieldErrors
 from siyu.console.templating import render
+from siyu.console.uploads import uploaded_file
 from siyu.db import get_session
-from siyu.errors import InvalidInput, SiyuError
+from siyu.errors import SiyuError
 from siyu.tenancy.deps import client_ip, require_roles
 from siyu.tenancy.principal import Principal
 
@@ -148,17 +145,8 @@ def term_active(term_id: int = Path(ge=1, le=MAX_ID), active: str = Form("", max
 def terms_import(request: Request, file: UploadFile | None = File(None), principal: Principal = Depends(editors),
                  session: Session = Depends(get_session)) -> Response:
     try:
-        if file is None or not getattr(file, "filename", None):
-            raise InvalidInput("choose a file", field="file")
-        suffix = FilePath(file.filename or "").suffix.lower()[:8]
-        with tempfile.NamedTemporaryFile(suffix=suffix) as tmp:
-            shutil.copyfileobj(file.file, tmp, length=1 << 16)
-            if tmp.tell() > MAX_UPLOAD:
-                raise InvalidInput("the file is larger than %(n)s MB", field="file", params={"n": MAX_UPLOAD >> 20})
-            tmp.flush()
-            with session.begin_nested():
-                result = moderation.import_terms(session, principal=principal, path=tmp.name,
-                                                 filename=file.filename or "")
+        with uploaded_file(file, max_bytes=MAX_UPLOAD) as (path, filename), session.begin_nested():
+            result = moderation.import_terms(session, principal=principal, path=path, filename=filename)
     except SiyuError as exc:
         return _terms_page(request, session, principal, import_errors=FieldErrors.of(request, exc, "file"),
                            status_code=exc.status_code)

@@ -237,6 +237,24 @@ def _rows(session: Session, groups: list[GroupChat]) -> list[GroupRow]:
                      dying=g.id in scores and scores[g.id].dying) for g in groups]
 
 
+def groups_owned_by(session: Session, *, corp_id: int, owner_userid: str) -> list[GroupChat]:
+    """The groups a member owns that are not dismissed, by name (for pickers: a handover's groups)."""
+    return list(session.scalars(select(GroupChat).where(
+        GroupChat.corp_id == corp_id, GroupChat.owner_userid == owner_userid, GroupChat.dismissed_at.is_(None))
+        .order_by(GroupChat.name, GroupChat.id).limit(2000)))
+
+
+def group_names(session: Session, *, corp_id: int, chat_ids: list[str]) -> dict[str, str]:
+    """chat_id -> the group's name (or its WeCom id while the name is not known yet)."""
+    wanted = sorted(set(chat_ids))
+    out: dict[str, str] = {}
+    for start in range(0, len(wanted), 500):
+        rows = session.execute(select(GroupChat.chat_id, GroupChat.name).where(
+            GroupChat.corp_id == corp_id, GroupChat.chat_id.in_(wanted[start:start + 500])))
+        out.update({chat_id: name or chat_id for chat_id, name in rows})
+    return out
+
+
 def owner_options(session: Session, *, principal: Principal) -> list[tuple[int, str]]:
     """Owners of the groups the caller may see (the owner filter)."""
     ids = select(GroupChat.owner_staff_id).where(*_visible(session, principal)).distinct()

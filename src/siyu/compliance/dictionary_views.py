@@ -12,10 +12,7 @@ checker's approval before it is sent (`compliance.content.set_requirements`, aud
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path as FilePath
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
@@ -28,8 +25,9 @@ from siyu.console.downloads import file_response
 from siyu.console.forms import FieldErrors
 from siyu.console.i18n import N_
 from siyu.console.templating import render
+from siyu.console.uploads import uploaded_file
 from siyu.db import get_session
-from siyu.errors import InvalidInput, SiyuError
+from siyu.errors import SiyuError
 from siyu.tenancy.deps import require_roles
 from siyu.tenancy.principal import Principal
 
@@ -123,16 +121,9 @@ def dictionary_test(request: Request, text: str = Form("", max_length=20000), pr
 def dictionary_import(request: Request, file: UploadFile | None = File(None), principal: Principal = Depends(editors),
                       session: Session = Depends(get_session)):
     try:
-        if file is None or not getattr(file, "filename", None):
-            raise InvalidInput("choose a file", field="file")
-        suffix = FilePath(file.filename or "").suffix.lower()[:8]
-        with tempfile.NamedTemporaryFile(suffix=suffix) as tmp:
-            shutil.copyfileobj(file.file, tmp, length=1 << 16)
-            if tmp.tell() > MAX_UPLOAD:
-                raise InvalidInput("the file is larger than %(n)s MB", field="file", params={"n": MAX_UPLOAD >> 20})
-            tmp.flush()
-            result = dictionary_io.import_entries(session, corp_id=principal.corp_id, actor=principal, path=tmp.name,
-                                                  filename=file.filename or "")
+        with uploaded_file(file, max_bytes=MAX_UPLOAD) as (path, filename):
+            result = dictionary_io.import_entries(session, corp_id=principal.corp_id, actor=principal, path=path,
+                                                  filename=filename)
     except SiyuError as exc:
         return _page(request, session, principal, import_errors=FieldErrors.of(request, exc, "file"),
                      status_code=exc.status_code)

@@ -44,6 +44,25 @@ def _json_compact(value: object) -> str:
 
 
 _env.filters["json_compact"] = _json_compact
+
+
+@jinja2.pass_context
+def _action_label(context, value: str) -> str:
+    from siyu.console.labels import audit_action_label
+
+    return audit_action_label(value, context.resolve("gettext"))
+
+
+@jinja2.pass_context
+def _job_label(context, value: str) -> str:
+    from siyu.console.labels import job_kind_label
+
+    return job_kind_label(value, context.resolve("gettext"))
+
+
+# Audit actions and job names as readable labels (the raw value goes in a title for hover).
+_env.filters["action_label"] = _action_label
+_env.filters["job_label"] = _job_label
 templates = Jinja2Templates(env=_env)
 
 # (path, message id, roles that see it; empty = everyone logged in). Domains to come are listed

@@ -284,6 +284,18 @@ def order_redeemed(session: Session, payload: dict[str, Any], job: JobContext) -
                           source_key=f"firm_order:{payload.get('firm_order_pk', job.id)}:redeemed")
 
 
+def _reindex_contact(session: Session, corp_id: int, external_userid: str) -> None:
+    from sqlalchemy import select
+
+    from siyu.customers import search
+    from siyu.customers.models import Customer
+
+    customer = session.scalar(select(Customer).where(Customer.corp_id == corp_id,
+                                                     Customer.external_userid == external_userid))
+    if customer is not None:
+        search.reindex(session, customer=customer)
+
+
 @subscribe("customer.verified", name="customers.link_verified", together=True)
 def link_verified(session: Session, payload: dict[str, Any], job: JobContext) -> None:
     """A customer passed the verification gate with a known WeCom contact and the firm's customer
@@ -295,6 +307,8 @@ def link_verified(session: Session, payload: dict[str, Any], job: JobContext) ->
 
     corp_id = _corp_id(job)
     external_userid, firm_customer_id = payload.get("external_userid"), payload.get("firm_customer_id")
+    if isinstance(external_userid, str) and external_userid:
+        _reindex_contact(session, corp_id, external_userid)  # the verified phone: found by its last digits
     if not (isinstance(external_userid, str) and external_userid and isinstance(firm_customer_id, str)
             and firm_customer_id):
         return

@@ -6,7 +6,8 @@ keyed tokens (`siyu.pii.blind_index`, HMAC-SHA256 with a sub-key of the PII key,
 character and every pair of adjacent characters of its name and remarks, after the same folding as
 exact search (NFKC, case-folded, spaces removed). A query of one character looks for that
 character's token; a longer query for the tokens of all its pairs, which a name or remark containing
-the query always has. Three or more characters can, rarely, match a name that has all the pairs but
+the query always has. A phone the customer verified (the gate, in acquisition) is indexed the same
+way, so its last digits find the customer. Three or more characters can, rarely, match a name that has all the pairs but
 not in that order (张三丰 and 三丰张三 share 张三 and 三丰); the list shows such a customer too,
 which a person sees at a glance, and no customer who contains the query is ever missed.
 
@@ -19,7 +20,7 @@ with the name.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from sqlalchemy import Select, delete, func, insert, select
 from sqlalchemy.orm import Session
@@ -30,7 +31,7 @@ from siyu.customers.models import Customer, CustomerFollow, CustomerSearchGram
 
 log = logging.getLogger(__name__)
 
-VERSION = 1  # bump when the folding or the grams change: the backfill job rebuilds older entries
+VERSION = 2  # bump when the folding, the grams or the texts change: the backfill job rebuilds older entries
 MAX_INDEXED = 64  # characters of a name or a remark that are indexed
 MAX_QUERY_GRAMS = 16  # a longer query is searched by its first 16 pairs (it still contains them)
 BACKFILL_BATCH = 2_000
@@ -71,12 +72,24 @@ def index_rows(corp_id: int, customer_id: int, texts: Iterable[str | None]) -> l
     return [{"corp_id": corp_id, "gram": g, "customer_id": customer_id} for g in tokens(corp_id, found)]
 
 
+# Other texts a customer is found by, from domains above this one (the phone a customer verified at
+# the gate, kept by acquisition): each a function (session, customer) -> texts, registered at import.
+_text_sources: list[Callable[[Session, Customer], Iterable[str | None]]] = []
+
+
+def register_text_source(source: Callable[[Session, Customer], Iterable[str | None]]) -> None:
+    if source not in _text_sources:
+        _text_sources.append(source)
+
+
 def reindex(session: Session, *, customer: Customer) -> None:
-    """Rebuild one customer's entry from its name and every follow's remark (call after either changes)."""
-    remarks = session.scalars(select(CustomerFollow.remark).where(CustomerFollow.customer_id == customer.id))
+    """Rebuild one customer's entry from its name, every follow's remark and the registered texts
+    (a verified phone: searched by its last digits); call after any of them changes."""
+    remarks = list(session.scalars(select(CustomerFollow.remark).where(CustomerFollow.customer_id == customer.id)))
+    extra = [text for source in _text_sources for text in source(session, customer)]
     session.flush()
     session.execute(delete(CustomerSearchGram).where(CustomerSearchGram.customer_id == customer.id))
-    rows = index_rows(customer.corp_id, customer.id, [customer.name, *remarks])
+    rows = index_rows(customer.corp_id, customer.id, [customer.name, *remarks, *extra])
     if rows:
         session.execute(insert(CustomerSearchGram), rows)
     customer.search_version = VERSION

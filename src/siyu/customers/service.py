@@ -418,6 +418,18 @@ def channel_names(session: Session, *, corp_id: int, states: Iterable[str | None
     return names
 
 
+def masked_names(session: Session, *, corp_id: int, external_userids: Iterable[str | None]) -> dict[str, str]:
+    """external_userid -> the customer's masked name, for pages that list customers by WeCom id
+    (data requests, handovers): a person reads names, never ids."""
+    wanted = sorted({e for e in external_userids if e})
+    out: dict[str, str] = {}
+    for start in range(0, len(wanted), 500):
+        rows = session.execute(select(Customer.external_userid, Customer.name).where(
+            Customer.corp_id == corp_id, Customer.external_userid.in_(wanted[start:start + 500])))
+        out.update({ext: pii.mask_name(name) or "*" for ext, name in rows})
+    return out
+
+
 # Who else knows of handovers in flight: the handover domain (a higher layer) registers its check
 # here (`register_transfer_check`), so customers and acquisition ask without importing it.
 _transfer_checks: list = []

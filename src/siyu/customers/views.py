@@ -16,6 +16,7 @@ from siyu.console.templating import render, request_locale
 from siyu.customers import service
 from siyu.customers import tags as corp_tags
 from siyu.customers.models import LifecycleStage
+from siyu.customers.picker_views import router as picker_router
 from siyu.customers.sidebar_views import router as sidebar_router
 from siyu.db import get_session
 from siyu.errors import Conflict, InvalidInput, NotFound, SiyuError
@@ -27,6 +28,7 @@ router = APIRouter(include_in_schema=False)
 # The advisor's chat sidebar and the recommendations list, first: /customers/recommendations before
 # /customers/{customer_id}.
 router.include_router(sidebar_router)
+router.include_router(picker_router)
 
 PAGE = "/customers"
 CUSTOMER_ID = Path(ge=1, le=MAX_ID)

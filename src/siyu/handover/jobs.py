@@ -86,6 +86,11 @@ def run(session: Session, payload: dict[str, Any], job: JobContext) -> None:
     with session_scope() as s:
         handover = _load(s, corp_id, handover_id)
         kind, handing, all_groups = handover.kind, handover.handover_userid, not handover.groups_resolved
+    if kind == "resigned":
+        # Only what WeCom holds for a handover is handed over: a read, retried freely.
+        listed = {u.external_userid for u in client.iter_unassigned() if u.handover_userid == handing}
+        with session_scope() as s:
+            service.check_unassigned(s, handover=_load(s, corp_id, handover_id), listed=listed)
     if all_groups:
         chats = [c.chat_id for c in client.iter_group_chats(owner_userids=[handing])]  # a read: retried freely
         with session_scope() as s:

@@ -409,6 +409,26 @@ def add_groups(session: Session, *, handover: Handover, chat_ids: Sequence[str])
     return added
 
 
+NOT_LISTED_MEMBER = "WeCom lists no customers of this member waiting for a handover (not resigned, or all assigned)"
+NOT_LISTED_CUSTOMER = "WeCom does not list this customer as waiting for a handover"
+
+
+def check_unassigned(session: Session, *, handover: Handover, listed: set[str]) -> int:
+    """A resigned handover moves only what WeCom holds for one (get_unassigned_list): `listed` is the
+    handing member's customers WeCom lists as waiting. Customers not yet tried who are not listed are
+    not handed over, with the reason (no call is made for them); returns how many."""
+    if handover.kind != "resigned":
+        return 0
+    reason = NOT_LISTED_CUSTOMER if listed else NOT_LISTED_MEMBER
+    skipped = 0
+    for item in list_items(session, handover=handover, kind="customer"):
+        if item.state == "pending" and item.attempts == 0 and not item.batch_key and item.target_id not in listed:
+            item.state, item.reason = "skipped", reason
+            skipped += 1
+    session.flush()
+    return skipped
+
+
 def _next_takeover(handover: Handover, current: str) -> str:
     takeovers = list(handover.takeover_userids)
     if current not in takeovers:

@@ -26,6 +26,7 @@ from siyu.privacy import notices
 from siyu.privacy import service as privacy
 from siyu.tenancy.deps import require_roles
 from siyu.tenancy.principal import Principal
+from siyu.tenancy.service import names_by_login
 
 router = APIRouter(include_in_schema=False)
 
@@ -56,6 +57,14 @@ def _labels() -> dict:
             "source_labels": SOURCE_LABELS, "class_labels": CLASS_LABELS}
 
 
+def _names(session: Session, corp_id: int, external_userids: list[str]) -> dict[str, str]:
+    """Masked names of customers by WeCom id, from the customers domain (a higher layer, looked up)."""
+    from siyu import domain_module
+
+    customers = domain_module("customers", "service")
+    return customers.masked_names(session, corp_id=corp_id, external_userids=external_userids) if customers else {}
+
+
 def _page(request: Request, session: Session, principal: Principal, *, customer: str = "", status_code: int = 200,
           **extra) -> Response:
     lookup_errors = FieldErrors()
@@ -67,8 +76,12 @@ def _page(request: Request, session: Session, principal: Principal, *, customer:
         except SiyuError as exc:
             lookup_errors["customer"] = localized_message(request, exc)  # the lookup's field, whatever failed
             status_code = 422
+    requests = privacy.list_requests(session, corp_id=principal.corp_id)
     context = {
-        "requests": privacy.list_requests(session, corp_id=principal.corp_id),
+        "requests": requests,
+        "names": _names(session, principal.corp_id, [r.external_userid for r in requests] + [customer]
+                        + [extra.get("form", {}).get("external_userid", "")]),
+        "staff_names": names_by_login(session, corp_id=principal.corp_id, logins=[r.requested_by for r in requests]),
         "can_work": principal.has_role(*privacy.WORKER_ROLES),
         "kinds": privacy.KINDS,
         "form": {"external_userid": "", "kind": "export", "verification_note": ""},
@@ -108,6 +121,8 @@ def _detail(request: Request, session: Session, principal: Principal, request_id
             **extra) -> Response:
     req = privacy.get_request(session, corp_id=principal.corp_id, request_id=request_id)
     context = {"req": req, "can_work": principal.has_role(*privacy.WORKER_ROLES), "errors": {},
+               "names": _names(session, principal.corp_id, [req.external_userid]),
+               "staff_names": names_by_login(session, corp_id=principal.corp_id, logins=[req.requested_by]),
                "downloadable": req.kind == "export" and req.status == "done" and req.bundle is not None
                and req.downloaded_at is None, **_labels()}
     context.update(extra)

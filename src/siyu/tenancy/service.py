@@ -316,6 +316,16 @@ def get_staff_by_wecom_userid(session: Session, *, corp_id: int, wecom_userid: s
     return session.scalar(select(Staff).where(Staff.corp_id == corp_id, Staff.wecom_userid == wecom_userid))
 
 
+def names_by_login(session: Session, *, corp_id: int, logins: Iterable[str | None]) -> dict[str, str]:
+    """login -> the staff member's name, for pages that show who did something (audit entries, data
+    requests, handovers record the actor's login): a person reads names; the login stays on hover."""
+    wanted = sorted({x for x in logins if x})[:2000]
+    if not wanted:
+        return {}
+    return dict(session.execute(select(Staff.login, Staff.name).where(Staff.corp_id == corp_id,
+                                                                     Staff.login.in_(wanted))).all())
+
+
 def list_staff(
     session: Session, *, corp_id: int, role: str | None = None, include_inactive: bool = True
 ) -> list[Staff]:

@@ -379,6 +379,8 @@ def _audit_context(session: Session, principal: Principal, *, action: str, befor
     page = audit.page_entries(session, corp_id=principal.corp_id, action=action or None, before_seq=before_seq)
     return {
         "entries": page.entries,
+        "actor_names": service.names_by_login(session, corp_id=principal.corp_id,
+                                              logins=[e.actor for e in page.entries]),
         "next_before_seq": page.next_before_seq,
         "actions": audit.distinct_actions(session, corp_id=principal.corp_id),
         "action": action,

@@ -54,6 +54,7 @@ from siyu.wecom.schemas import (
     MsgTemplateResult,
     TransferResult,
     TransferStatus,
+    UnassignedCustomer,
 )
 from siyu.wecom.tokens import CachedToken, InMemoryTokenStore, TokenKey, TokenStore
 
@@ -89,6 +90,7 @@ IDEMPOTENT_ENDPOINTS = frozenset({
     "externalcontact/group_welcome_template/edit",  # it replaces the whole template: twice is once
     "externalcontact/transfer_result",
     "externalcontact/resigned/transfer_result",
+    "externalcontact/get_unassigned_list",
 })
 
 # --- redaction ----------------------------------------------------------------------------------
@@ -717,6 +719,13 @@ class WeComClient:
     def resigned_transfer_result(self, *, handover_userid: str, takeover_userid: str) -> list[TransferStatus]:
         """离职继承: the takeover state of each customer handed from a resigned member."""
         return self._transfer_result("externalcontact/resigned/transfer_result", handover_userid, takeover_userid)
+
+    def iter_unassigned(self, *, page_size: int = 1000) -> Iterator[UnassignedCustomer]:
+        """获取待分配的离职成员列表: the customers of resigned members WeCom holds for a handover."""
+        if not 1 <= page_size <= 1000:
+            raise ValueError("page_size: between 1 and 1000")
+        for item in self._paginate("externalcontact/get_unassigned_list", {"page_size": page_size}, "info"):
+            yield UnassignedCustomer.model_validate(item)
 
     def _transfer_result(self, endpoint: str, handover_userid: str, takeover_userid: str) -> list[TransferStatus]:
         if not handover_userid or not takeover_userid:

@@ -224,6 +224,14 @@ class TransferStatus(WeComModel):
     takeover_time: int = 0
 
 
+class UnassignedCustomer(WeComModel):
+    """A customer of a resigned member waiting for a handover (get_unassigned_list)."""
+
+    handover_userid: str
+    external_userid: str
+    dimission_time: int = 0
+
+
 class FailedChat(WeComModel):
     """A customer group that a group handover could not move to the new owner."""
 

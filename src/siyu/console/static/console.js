@@ -29,5 +29,19 @@
   document.addEventListener("change", function (event) {
     var target = event.target;
     if (target instanceof Element && target.matches("[data-submit-on-change]") && target.form) target.form.submit();
+    // A picker keeps what was chosen while the person searches again: a ticked choice moves to the
+    // chosen list (a radio replaces the one there); unticked there, it goes.
+    var picker = target instanceof Element ? target.closest(".picker") : null;
+    if (picker && target.matches("input[type=checkbox], input[type=radio]")) {
+      var chosen = picker.querySelector(".picker-chosen");
+      var label = target.closest("label");
+      if (!chosen || !label) return;
+      if (target.checked && !chosen.contains(label)) {
+        if (target.type === "radio") chosen.innerHTML = "";
+        chosen.appendChild(label);
+      } else if (!target.checked && chosen.contains(label)) {
+        label.remove();
+      }
+    }
   });
 })();

@@ -62,6 +62,7 @@ ENDPOINTS: dict[str, Endpoint] = {
     "externalcontact/resigned/transfer_customer": Endpoint("POST", transfers.resigned_transfer_customer),
     "externalcontact/transfer_result": Endpoint("POST", transfers.transfer_result),
     "externalcontact/resigned/transfer_result": Endpoint("POST", transfers.resigned_transfer_result),
+    "externalcontact/get_unassigned_list": Endpoint("POST", transfers.get_unassigned_list),
     "externalcontact/groupchat/transfer": Endpoint("POST", groups.groupchat_transfer),
     "externalcontact/groupchat/onjob_transfer": Endpoint("POST", groups.groupchat_onjob_transfer),
 }

@@ -157,3 +157,25 @@ def transfer_result(state: EmulatorState, corp: Corp, body: dict[str, Any]) -> d
 def resigned_transfer_result(state: EmulatorState, corp: Corp, body: dict[str, Any]) -> dict[str, Any]:
     """查询客户接替状态 (离职继承)."""
     return _transfer_result(state, corp, body, "resigned")
+
+
+UNASSIGNED_PAGE_MAX = 1000
+
+
+@locked
+def get_unassigned_list(state: EmulatorState, corp: Corp, body: dict[str, Any]) -> dict[str, Any]:
+    """获取待分配的离职成员列表: every customer of a resigned member who has not been taken over yet
+    (a requested resigned transfer still waiting keeps the customer listed until the take-over), with
+    the member's resignation time; paged by `cursor` and `page_size` (at most 1000, default 1000)."""
+    settle(state, corp)
+    size = body.get("page_size", UNASSIGNED_PAGE_MAX)
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= UNASSIGNED_PAGE_MAX:
+        raise ApiError(40058, f"page_size is between 1 and {UNASSIGNED_PAGE_MAX}")
+    resigned = {s.userid: s for s in corp.staff.values() if s.status == "resigned"}
+    rows = [{"handover_userid": f.userid, "external_userid": f.external_userid,
+             "dimission_time": int(resigned[f.userid].resigned_at or 0)}
+            for (userid, _ext), f in sorted(corp.follows.items()) if userid in resigned]
+    offset = decode_cursor("unassigned", body.get("cursor"))
+    page = rows[offset:offset + size]
+    last = offset + size >= len(rows)
+    return {"info": page, "is_last": last, "next_cursor": "" if last else encode_cursor("unassigned", offset + size)}
