@@ -26,6 +26,11 @@ def _add_domain_commands() -> None:
     from siyu.quality.cli import app as quality_app
 
     app.add_typer(quality_app, name="quality")
+    from siyu.analytics.cli import app as analytics_app
+    from siyu.analytics.cli import report_app
+
+    app.add_typer(analytics_app, name="analytics")
+    app.add_typer(report_app, name="report")
 
 
 _add_domain_commands()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -76,6 +76,17 @@ class Settings(BaseSettings):
     # the endpoint answers 503 instead of acknowledging, so WeCom retries.
     callback_spool_dir: Path | None = None
     callback_spool_max_bytes: int = Field(default=256 * 1024 * 1024, ge=4096)
+    # When a WeCom callback is acknowledged: "journal", once it is fsync'd in the spool (the
+    # drainer then stores it in batches), or "database", once its transaction committed (the
+    # spool only while the database cannot take it). "auto": journal on SQLite (the spool lies
+    # on the database's own host, and SQLite's one writer is then off the answer's path),
+    # database on PostgreSQL (the database outlives the serve host's disk).
+    callback_ack: Literal["auto", "journal", "database"] = "auto"
+    # Journal acknowledgement: fsync each group of journaled callbacks before answering. Off, a
+    # journaled callback survives the serve process's crash (the kernel has it), as a commit of
+    # SQLite in WAL mode with synchronous=NORMAL does, but not a power cut; on, it survives that
+    # too, at the price of one fsync per group on the answer's path.
+    callback_journal_fsync: bool = False
     # Prometheus /metrics: the values of every process of the installation are kept in
     # metrics_dir (default <data_dir>/metrics). A scrape is allowed from metrics_allow (addresses
     # or networks, comma-separated; default this machine only) or with `Authorization: Bearer

@@ -268,19 +268,25 @@ class GroupCommitter:
     bounds SQLite's write rate. A submitter learns its outcome only after the commit, so "done"
     still means durable. When anything in a batch fails, the batch is rolled back and each of its
     units runs again in a transaction of its own, so a bad unit fails alone. Units must therefore
-    be safe to run twice after a rollback (database work only, no outside effects)."""
+    be safe to run twice after a rollback (database work only, no outside effects).
 
-    def __init__(self, *, max_batch: int = 100, name: str = "group-commit") -> None:
+    `run_many(session, units) -> results`: how a batch's units run (by default each unit is a
+    function of the session, called in turn); given, the units are plain values that it handles
+    together, e.g. in one multi-row statement. It gets a one-unit list when a unit runs alone."""
+
+    def __init__(self, *, max_batch: int = 100, name: str = "group-commit", run_many=None) -> None:
         import queue
 
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._max_batch = max_batch
         self._name = name
+        self._run_many = run_many or (lambda session, units: [work(session) for work in units])
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
 
     def submit(self, work):
-        """Queue `work(session)`; returns a `concurrent.futures.Future` of its result."""
+        """Queue `work(session)` (or the unit `work` for `run_many`); returns a
+        `concurrent.futures.Future` of its result."""
         from concurrent.futures import Future
 
         future: Future = Future()
@@ -310,7 +316,7 @@ class GroupCommitter:
             return
         try:
             with session_factory()() as session:
-                results = [work(session) for work, _future in batch]
+                results = self._run_many(session, [work for work, _future in batch])
                 session.commit()
         except Exception:
             # Something in the batch failed: run each unit in its own transaction, so that one
@@ -321,11 +327,10 @@ class GroupCommitter:
         for (_work, future), result in zip(batch, results, strict=True):
             future.set_result(result)
 
-    @staticmethod
-    def _run_alone(work, future) -> None:
+    def _run_alone(self, work, future) -> None:
         try:
             with session_factory()() as session:
-                result = work(session)
+                result = self._run_many(session, [work])[0]
                 session.commit()
         except Exception as exc:
             future.set_exception(exc)

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 # Welcome latency (add event → WeCom accepted the welcome): WeCom's window is 20 s.
 WELCOME_BUCKETS = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0, 60.0)
 
-CALLBACK_OUTCOMES = ("stored", "duplicate", "spooled", "refused")
+CALLBACK_OUTCOMES = ("stored", "duplicate", "journaled", "spooled", "refused")
 JOB_OUTCOMES = ("done", "failed", "dead", "lost", "expired")
 
 _lock = threading.Lock()
@@ -62,7 +62,8 @@ def _get() -> dict[str, Any]:
                 # reads them from there, never from a process's own registry.
                 _metrics = {
                     "callbacks": Counter("siyu_callback_acks", "WeCom callbacks answered, by outcome: stored, "
-                                         "duplicate (stored before), spooled (database unavailable, kept on disk), "
+                                         "duplicate (stored before), journaled (fsync'd in the spool, stored by its "
+                                         "drainer), spooled (database unavailable, kept on disk), "
                                          "refused (non-2xx: bad request, or the spool full)", ["outcome"],
                                          registry=None),
                     "jobs": Counter("siyu_job_outcomes", "Job attempts finished by the workers, by outcome",

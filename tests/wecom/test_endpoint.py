@@ -25,10 +25,14 @@ TOKEN = "siyuToken2026"
 WELCOME_JOB = "event:customer.added:acquisition.welcome"  # the subscriber of customer.added
 
 
-@pytest.fixture
-def connected(database_url):
+@pytest.fixture(params=["journal", "database"])
+def connected(database_url, request, monkeypatch):
     """A committed corp with its WeCom connection, and a client of the real app: the endpoint runs
-    its own transactions (group commit), as in production."""
+    its own transactions (group commit), as in production. Once for each way of acknowledging:
+    once journaled in the spool (the drainer stores it), once committed to the database."""
+    monkeypatch.setenv("SIYU_CALLBACK_ACK", request.param)
+    get_settings.cache_clear()
+    request.addfinalizer(get_settings.cache_clear)
     wecom_id = "ww" + uuid.uuid4().hex[:16]
     aes_key = generate_aes_key()
     with session_scope() as s:
@@ -56,7 +60,16 @@ def post(client, corp, crypto: WXBizMsgCrypt, plaintext: str, *, tamper: bool = 
                        headers={"content-type": "text/xml"})
 
 
+def settle() -> None:
+    """What was acknowledged is in the database: the spool drained (journal acknowledgement)."""
+    from siyu.wecom import callbacks
+
+    result = callbacks.spool_drainer().drain_once()
+    assert result.rejected == 0
+
+
 def counts(crypto: WXBizMsgCrypt) -> tuple[int, int]:
+    settle()
     with session_scope() as s:
         events = s.scalar(select(func.count()).select_from(WecomInboxEvent)
                           .where(WecomInboxEvent.wecom_corp_id == crypto.receive_id))
@@ -100,6 +113,7 @@ def test_an_unknown_change_type_is_acknowledged_and_kept(connected):
                           [("UserID", "zhangsan"), ("ExternalUserID", "wmCUSTOMER0002")])
     response = post(client, corp, crypto, plaintext)
     assert response.status_code == 200 and response.text == "success"
+    settle()
     with session_scope() as s:
         (row,) = service.recent_events(s, corp_id=corp.id)  # what the WeCom connection page lists
         assert row.change_type == "a_new_change_type" and row.plaintext == plaintext
@@ -113,6 +127,7 @@ def test_simultaneous_deliveries_from_many_connections_store_each_event_once(con
     with ThreadPoolExecutor(8) as pool:
         statuses = list(pool.map(lambda p: post(client, corp, crypto, p).status_code, bodies))
     assert set(statuses) == {200}
+    settle()
     with session_scope() as s:
         rows = s.scalars(select(WecomInboxEvent).where(WecomInboxEvent.wecom_corp_id == crypto.receive_id)).all()
         assert len(rows) == 40 and {r.deliveries for r in rows} == {3}

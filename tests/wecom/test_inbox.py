@@ -33,6 +33,29 @@ def test_an_event_is_stored_once_and_repeats_are_counted(session):
     assert other.created and other.id != first.id
 
 
+def test_a_batch_stores_each_event_once_and_counts_every_repeat(session):
+    """The group commit's store: one event delivered three times in a batch and once before it,
+    another twice in the batch: two rows (one of them earlier), every delivery counted."""
+    from siyu.db import utcnow
+    from siyu.wecom.events import parse_event
+
+    earlier = inbox.record_event(session, plaintext=_add_event(ext="wmBATCH0"))
+    at = utcnow()
+    texts = [_add_event(ext="wmBATCH0"), _add_event(ext="wmBATCH1"), _add_event(ext="wmBATCH0"),
+             _add_event(ext="wmBATCH1"), _add_event(ext="wmBATCH0")]
+    stored = inbox.store_events(session, [inbox.Delivery(parse_event(t), t, at) for t in texts], processed_at=at)
+    assert [s.created for s in stored] == [False, True, False, False, False]
+    rows = {r.natural_key: r for r in session.scalars(
+        select(WecomInboxEvent).where(WecomInboxEvent.natural_key.in_({s.natural_key for s in stored})))}
+    assert len(rows) == 2
+    first, second = rows[stored[0].natural_key], rows[stored[1].natural_key]
+    session.refresh(first)
+    assert (first.id, first.deliveries, first.processed_at) == (earlier.id, 4, None)  # marked by its dispatcher
+    assert (second.id, second.deliveries, second.plaintext) == (stored[1].id, 2, texts[1])
+    assert second.processed_at is not None
+    assert inbox.store_events(session, []) == []
+
+
 def test_unparseable_plaintext_is_refused_and_nothing_stored(session):
     with pytest.raises(EventParseError):
         inbox.record_event(session, plaintext="<xml><ToUserName>ww</ToUserName></xml>")

@@ -253,3 +253,83 @@ def _value(text: str, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.split()[1])
     raise AssertionError(f"{name} not in the exposition")
+
+
+@pytest.fixture
+def held_inbox(database_url):
+    """`hold()` takes the inbox's write lock (SQLite: the database's; PostgreSQL: the table's)
+    until `release()`: a serve process then answers from its journal but cannot store anything."""
+    from sqlalchemy import text
+
+    from siyu.db import get_engine
+
+    class Held:
+        connection = transaction = None
+
+        def hold(self) -> None:
+            self.connection = get_engine().connect()
+            self.transaction = self.connection.begin()  # on SQLite: BEGIN IMMEDIATE, the write lock
+            if self.connection.dialect.name == "postgresql":
+                self.connection.execute(text("LOCK TABLE wecom_inbox_event IN SHARE ROW EXCLUSIVE MODE"))
+
+        def release(self) -> None:
+            if self.transaction is not None and self.transaction.is_active:
+                self.transaction.rollback()
+            if self.connection is not None:
+                self.connection.close()
+
+    held = Held()
+    yield held
+    held.release()
+
+
+def test_a_serve_process_killed_right_after_answering_loses_no_journaled_callback(
+        connected, spool_dir, held_inbox, database_url):
+    """Journal acknowledgement: `success` goes out once the event is in the spool, before the
+    database has it. SIGKILL the serve process then: another process finds every answered event
+    in the dead one's files and stores each once, repeats counted."""
+    import httpx
+
+    from waiting import wait_for
+
+    corp, crypto, _client = connected
+    if get_settings().callback_ack == "database":
+        pytest.skip("journal acknowledgement only")
+    port = free_port()
+    env = dict(os.environ, SIYU_DATABASE_URL=database_url, SIYU_CALLBACK_ACK="journal", SIYU_LOG_LEVEL="WARNING")
+    server = subprocess.Popen([sys.executable, "-m", "siyu.cli", "serve", "--port", str(port)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            __import__("time").sleep(0.1)
+        events = [add_event(crypto.receive_id, ext=f"wmKILL{i}", code=f"K{i}") for i in range(5)]
+        with httpx.Client(base_url=base, timeout=10) as http:
+
+            def deliver(plaintext: str) -> None:
+                signed = crypto.encrypt_callback(plaintext)
+                answer = http.post(f"/wecom/callback/{corp.slug}", params=signed.params, content=signed.body,
+                                   headers={"content-type": "text/xml"})
+                assert (answer.status_code, answer.text) == (200, "success")
+
+            deliver(add_event(crypto.receive_id, ext="wmWARM", code="W0"))  # the server knows the corp's keys
+            wait_for(lambda: inbox(crypto) == (1, 1, 1), timeout=30)  # and its drainer stored it
+            held_inbox.hold()
+            for plaintext in events + events[:2]:  # two of them delivered twice
+                deliver(plaintext)
+        # Answered, and not in the database (read in the lock's own transaction): only in the journal.
+        stored = held_inbox.connection.execute(select(func.count(), func.sum(WecomInboxEvent.deliveries))
+                                               .where(WecomInboxEvent.wecom_corp_id == crypto.receive_id)).one()
+        assert tuple(stored) == (1, 1)
+    finally:
+        server.kill()  # SIGKILL: no shutdown hook runs
+        server.wait(10)
+    held_inbox.release()
+    drain()  # this process takes over the dead one's files
+    assert inbox(crypto) == (6, 8, 6)
+    assert not list(spool_dir.glob("*.spool"))

@@ -30,7 +30,7 @@ import datetime as dt
 import hashlib
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -148,10 +148,12 @@ TOGETHER = "together"
 
 
 def _jobs_for(session: Session, event: str, payload: Mapping[str, Any], *, corp_id: int | None,
-              key: str | None) -> list[dict[str, Any]]:
+              key: str | None, subs: list[Subscriber] | None = None) -> list[dict[str, Any]]:
     """The jobs an event makes (`enqueue` keyword arguments): one per receiving subscriber, except
-    that the receiving together-subscribers of one queue share one job when there are several."""
-    subs = receiving(session, event, corp_id)
+    that the receiving together-subscribers of one queue share one job when there are several.
+    `subs`: the receiving subscribers, when the caller asked already."""
+    if subs is None:
+        subs = receiving(session, event, corp_id)
     groups: dict[str, list[Subscriber]] = {}
     for sub in subs:
         if sub.together:
@@ -215,6 +217,21 @@ def publish_ids(
     or nothing with `returning=False` (cheaper)."""
     registry.ensure_loaded()
     return enqueue_many(session, _jobs_for(session, event, payload, corp_id=corp_id, key=key), returning=returning)
+
+
+def publish_many(session: Session, events: Iterable[tuple[str, Mapping[str, Any], int | None, str | None]]) -> None:
+    """`publish_ids(..., returning=False)` for many events at once, (event, payload, corp_id, key)
+    each: their jobs in one multi-row INSERT, each corp's interest asked once per event name (the
+    WeCom callback endpoint's group commit publishes a whole batch of callbacks this way)."""
+    registry.ensure_loaded()
+    wanted: dict[tuple[str, int | None], list[Subscriber]] = {}
+    jobs: list[dict[str, Any]] = []
+    for event, payload, corp_id, key in events:
+        subs = wanted.get((event, corp_id))
+        if subs is None:
+            subs = wanted[(event, corp_id)] = receiving(session, event, corp_id)
+        jobs += _jobs_for(session, event, payload, corp_id=corp_id, key=key, subs=subs)
+    enqueue_many(session, jobs, returning=False)
 
 
 # --- the shared job of together-subscribers ---------------------------------------------------------

@@ -38,19 +38,32 @@ from starlette.routing import Route
 
 from siyu import metrics
 from siyu.config import get_settings
-from siyu.db import GroupCommitter, get_session, session_factory, session_scope, utcnow
+from siyu.db import GroupCommitter, get_engine, get_session, session_factory, session_scope, utcnow
 from siyu.errors import InvalidInput
 from siyu.wecom import service
 from siyu.wecom.crypto import MAX_BODY_BYTES, CallbackCryptoError
 from siyu.wecom.events import EventParseError, WecomEvent, parse_event
-from siyu.wecom.inbox import open_callback, store_event
-from siyu.wecom.spool import CallbackSpool, SpoolDrainer, SpooledEvent, SpoolFull, database_unavailable
+from siyu.wecom.inbox import Delivery, open_callback
+from siyu.wecom.spool import (
+    CallbackSpool,
+    GroupAppender,
+    SpoolDrainer,
+    SpooledEvent,
+    SpoolFull,
+    database_unavailable,
+    encode,
+)
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/wecom/callback", include_in_schema=False)
 
-_committer = GroupCommitter(name="wecom-callbacks")
+def _store_batch(session: Session, deliveries: list[tuple[int, Delivery]]) -> list[bool]:
+    return service.store_and_dispatch(session, deliveries)
+
+
+# Units are (corp id, delivery): a batch is stored and published in a few multi-row statements.
+_committer = GroupCommitter(name="wecom-callbacks", run_many=_store_batch)
 
 
 # How long a callback waits for its commit before it is spooled instead (WeCom waits 5 s).
@@ -69,6 +82,7 @@ def _refuse(status: int, reason: str, slug: str) -> PlainTextResponse:
 _spool_lock = threading.Lock()
 _spool: CallbackSpool | None = None
 _drainer: SpoolDrainer | None = None
+_appender: GroupAppender | None = None
 
 
 def callback_spool() -> CallbackSpool:
@@ -85,9 +99,14 @@ def callback_spool() -> CallbackSpool:
 
 def store_spooled(session: Session, event: SpooledEvent) -> bool:
     """The drainer's store: exactly what the endpoint does with a delivery. True when stored now."""
-    parsed = parse_event(event.plaintext)
-    return _store_and_dispatch(session, corp_id=event.corp_id, event=parsed, plaintext=event.plaintext,
-                               received_at=event.received_at)
+    return store_spooled_many(session, [event])[0]
+
+
+def store_spooled_many(session: Session, events: list[SpooledEvent]) -> list[bool]:
+    """The drainer's store of a batch, in the few statements of the endpoint's group commit."""
+    return service.store_and_dispatch(session, [
+        (e.corp_id, Delivery(event=parse_event(e.plaintext), plaintext=e.plaintext, received_at=e.received_at))
+        for e in events])
 
 
 def _drained(result) -> None:
@@ -106,8 +125,28 @@ def spool_drainer() -> SpoolDrainer:
             if _drainer is not None:
                 _drainer.stop(timeout=0)
             _drainer = SpoolDrainer(spool, sessions=lambda: session_factory()(), store=store_spooled,
-                                   on_result=_drained)
+                                   store_many=store_spooled_many, on_result=_drained)
         return _drainer
+
+
+def spool_appender() -> GroupAppender:
+    """This process's group appender to its spool (journal acknowledgement)."""
+    global _appender
+    spool = callback_spool()
+    with _spool_lock:
+        sync = get_settings().callback_journal_fsync
+        if _appender is None or _appender.spool is not spool or _appender.sync != sync:
+            _appender = GroupAppender(spool, sync=sync)
+        return _appender
+
+
+def journal_acks() -> bool:
+    """Whether callbacks are acknowledged once journaled in the spool (`Settings.callback_ack`;
+    "auto": on SQLite)."""
+    ack = get_settings().callback_ack
+    if ack == "auto":
+        return get_engine().dialect.name == "sqlite"
+    return ack == "journal"
 
 
 def start_spool_drainer() -> None:
@@ -149,11 +188,8 @@ def _load_target(corp_slug: str) -> service.CallbackTarget | None:
 
 def _store_and_dispatch(session: Session, *, corp_id: int, event: WecomEvent, plaintext: str,
                         received_at: dt.datetime | None = None) -> bool:
-    received = store_event(session, event=event, plaintext=plaintext, received_at=received_at)
-    if received.created:
-        service.dispatch_event(session, corp_id=corp_id, event_id=received.id, natural_key=received.natural_key,
-                               received_at=received.received_at, event=event)
-    return received.created
+    delivery = Delivery(event=event, plaintext=plaintext, received_at=received_at or utcnow())
+    return service.store_and_dispatch(session, [(corp_id, delivery)])[0]
 
 
 def _spool_event(corp_id: int, plaintext: str, received_at: dt.datetime) -> None:
@@ -205,9 +241,34 @@ async def receive(request: Request) -> PlainTextResponse:
         return _refuse(400, f"not a WeCom event: {exc}", corp_slug)
     corp_id = target.corp_id
     received_at = utcnow()
-    # Answered only once the event is committed, or else on disk in the spool.
-    future = _committer.submit(lambda session: _store_and_dispatch(session, corp_id=corp_id, event=event,
-                                                                   plaintext=plaintext, received_at=received_at))
+    if journal_acks():
+        # Answered once the event is in the spool (written, or with SIYU_CALLBACK_JOURNAL_FSYNC
+        # fsync'd together with whatever other requests arrived meanwhile); the drainer stores it,
+        # in batches, moments later.
+        try:
+            if get_settings().callback_journal_fsync:
+                await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(
+                    spool_appender().submit(corp_id=corp_id, plaintext=plaintext, received_at=received_at))),
+                    STORE_WAIT_SECONDS)
+            else:  # one write of a line to the kernel: no thread to hand it to
+                callback_spool().append_lines([encode(corp_id=corp_id, plaintext=plaintext, received_at=received_at)],
+                                              sync=False)
+        except (SpoolFull, OSError, TimeoutError) as exc:
+            # The spool cannot take it (full, the disk refuses, or too slow): the database directly.
+            log.warning("wecom callback for %s: the spool cannot take the event (%s); stored directly", corp_slug,
+                        type(exc).__name__)
+        else:
+            metrics.count_callback("journaled")
+            spool_drainer().wake()
+            return PlainTextResponse("success")
+        return await _commit_or_spool(corp_slug, corp_id, event, plaintext, received_at, spool=False)
+    return await _commit_or_spool(corp_slug, corp_id, event, plaintext, received_at, spool=True)
+
+
+async def _commit_or_spool(corp_slug: str, corp_id: int, event: WecomEvent, plaintext: str,
+                           received_at: dt.datetime, *, spool: bool) -> PlainTextResponse:
+    """Answered only once the event is committed, or else on disk in the spool (`spool`)."""
+    future = _committer.submit((corp_id, Delivery(event=event, plaintext=plaintext, received_at=received_at)))
     try:
         created = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), STORE_WAIT_SECONDS)
     except Exception as exc:
@@ -215,6 +276,8 @@ async def receive(request: Request) -> PlainTextResponse:
             raise
         # Not committed (or not in time: if it commits later, the drainer finds it stored).
         try:
+            if not spool:
+                raise SpoolFull("the spool refused it already")
             await run_in_threadpool(_spool_event, corp_id, plaintext, received_at)
         except (SpoolFull, OSError) as spool_exc:
             log.error("wecom callback for %s: the database is unavailable (%s) and the spool cannot take the "

@@ -12,6 +12,7 @@ Service functions take the session first and never commit: the caller's transact
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, select, update
@@ -23,8 +24,8 @@ from siyu.wecom.crypto import WXBizMsgCrypt
 from siyu.wecom.events import EventParseError, WecomEvent, parse_event
 from siyu.wecom.models import WecomInboxEvent
 
-__all__ = ["EventParseError", "ReceivedEvent", "get_event", "mark_processed", "open_callback", "receive_callback",
-           "record_event", "store_event", "unprocessed_events"]
+__all__ = ["Delivery", "EventParseError", "ReceivedEvent", "get_event", "mark_processed", "open_callback",
+           "receive_callback", "record_event", "store_event", "store_events", "unprocessed_events"]
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,82 @@ def _insert_or_skip(session: Session):
                                     .on_conflict_do_nothing(index_elements=["wecom_corp_id", "natural_key"])
                                     .returning(_TABLE.c.id))
     return stmt
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One delivery of an opened event, as `store_events` takes it."""
+
+    event: WecomEvent
+    plaintext: str
+    received_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What `store_events` did with one delivery: `id` of the row it created, or None when the
+    event was stored before (by an earlier delivery, or an earlier one in the same batch)."""
+
+    id: int | None
+    natural_key: str
+
+    @property
+    def created(self) -> bool:
+        return self.id is not None
+
+
+_REPEATS = (
+    update(_TABLE)
+    .where(_TABLE.c.wecom_corp_id == bindparam("corp"), _TABLE.c.natural_key == bindparam("key"))
+    .values(deliveries=_TABLE.c.deliveries + bindparam("n"), last_received_at=bindparam("repeat_at"))
+)
+_BATCH_INSERTS: dict[str, object] = {}
+
+
+def _batch_insert(session: Session):
+    dialect = session.get_bind().dialect.name
+    stmt = _BATCH_INSERTS.get(dialect)
+    if stmt is None:
+        stmt = _BATCH_INSERTS[dialect] = (dialect_insert(session)(_TABLE)
+                                          .on_conflict_do_nothing(index_elements=["wecom_corp_id", "natural_key"])
+                                          .returning(_TABLE.c.id, _TABLE.c.wecom_corp_id, _TABLE.c.natural_key))
+    return stmt
+
+
+def store_events(session: Session, deliveries: Sequence[Delivery], *,
+                 processed_at: dt.datetime | None = None) -> list[Stored]:
+    """Store many opened events at once, each unless stored already (then count the repeat), in
+    the caller's transaction: one multi-row insert-or-skip for all of them and one UPDATE per
+    event delivered again, whatever their number (the callback endpoint's group commit stores
+    a whole batch of requests this way). A delivery repeated within `deliveries` is stored once
+    and counted as a repeat. `processed_at`: rows created are marked handled at that time (the
+    caller dispatches them in the same transaction)."""
+    if not deliveries:
+        return []
+    conn = session.connection()  # Core: no ORM object per event
+    rows = []
+    for d in deliveries:
+        ev = d.event
+        rows.append({"wecom_corp_id": ev.corp_id, "natural_key": ev.natural_key, "event": ev.event[:64],
+                     "change_type": ev.change_type[:64], "create_time": ev.create_time, "plaintext": d.plaintext,
+                     "deliveries": 1, "received_at": d.received_at, "last_received_at": d.received_at,
+                     "processed_at": processed_at})
+    # Insert-or-skip in one statement (sent as multi-row VALUES): deliveries racing on other
+    # processes or connections both succeed, and exactly one sees its row created.
+    created = {(r.wecom_corp_id, r.natural_key): r.id for r in conn.execute(_batch_insert(session), rows)}
+    out: list[Stored] = []
+    repeats: dict[tuple[str, str], tuple[int, dt.datetime]] = {}
+    for row in rows:
+        key = (row["wecom_corp_id"], row["natural_key"])
+        new_id = created.pop(key, None)  # the first delivery of a key in the batch is the one stored
+        if new_id is None:
+            n, at = repeats.get(key, (0, row["received_at"]))
+            repeats[key] = (n + 1, max(at, row["received_at"]))
+        out.append(Stored(id=new_id, natural_key=key[1]))
+    if repeats:
+        conn.execute(_REPEATS, [{"corp": corp, "key": key, "n": n, "repeat_at": at}
+                                for (corp, key), (n, at) in repeats.items()])
+    return out
 
 
 def open_callback(*, crypto: WXBizMsgCrypt, body: str | bytes, msg_signature: str, timestamp: str,

@@ -10,7 +10,7 @@ import datetime as dt
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,10 +24,12 @@ from siyu.errors import Conflict, InvalidInput, NotFound
 from siyu.tenancy import audit
 from siyu.tenancy.models import Corp
 from siyu.tenancy.principal import Principal
+from siyu.wecom import inbox
 from siyu.wecom.client import DEFAULT_BASE_URL, WeComClient
 from siyu.wecom.crypto import InvalidAesKey, WXBizMsgCrypt, decode_aes_key
 from siyu.wecom.errors import RateLimited, SystemBusy, WeComError, WelcomeNotNeeded
 from siyu.wecom.events import WecomEvent
+from siyu.wecom.inbox import Delivery
 from siyu.wecom.models import WecomCorpConfig, WecomInboxEvent, WecomOutbound, WecomRateBucket
 from siyu.wecom.ratelimit import DatabaseRateLimiter
 from siyu.wecom.tokens import DatabaseTokenStore
@@ -204,8 +206,36 @@ def dispatch_event(session: Session, *, corp_id: int, event_id: int, natural_key
     domain_event = event.domain_event
     if domain_event is not None:
         body = {**event.payload(), "inbox_event_id": event_id, "received_at": received_at.isoformat()}
-        publish_ids(session, domain_event, body, corp_id=corp_id, key=natural_key, returning=False)
+        publish_ids(session, domain_event, body, corp_id=corp_id, key=event_key(corp_id, natural_key), returning=False)
     return True
+
+
+def event_key(corp_id: int, natural_key: str) -> str:
+    """The key a stored event's domain event is published under (its jobs' idempotency keys):
+    scoped to the corp like the inbox's own uniqueness, so that one corp's event can never
+    stand for another's that happens to have the same natural key."""
+    return f"corp{corp_id}:{natural_key}"
+
+
+def store_and_dispatch(session: Session, deliveries: Sequence[tuple[int, Delivery]]) -> list[bool]:
+    """Store callback deliveries, (corp id, delivery) each, and publish the domain events of those
+    stored for the first time, in the caller's transaction: the rows are created already marked
+    processed, so the subscribers' jobs exist if and only if the event is marked, as with
+    `dispatch_event`. A few statements for the whole batch, whatever its size. Returns, per
+    delivery, whether it was stored now (False: a repeat)."""
+    from siyu.jobs.events import publish_many
+
+    stored = inbox.store_events(session, [d for _corp, d in deliveries], processed_at=utcnow())
+    published = []
+    for (corp_id, delivery), row in zip(deliveries, stored, strict=True):
+        domain_event = delivery.event.domain_event
+        if row.id is not None and domain_event is not None:
+            body = {**delivery.event.payload(), "inbox_event_id": row.id,
+                    "received_at": delivery.received_at.isoformat()}
+            published.append((domain_event, body, corp_id, event_key(corp_id, row.natural_key)))
+    if published:
+        publish_many(session, published)
+    return [row.created for row in stored]
 
 
 _MARK_PROCESSED = (update(WecomInboxEvent.__table__)

@@ -33,12 +33,14 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import io
 import json
 import logging
 import os
 import secrets
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +58,9 @@ DONE_SUFFIX = ".done"
 REJECTED_SUFFIX = ".rejected"
 LOCK_SUFFIX = ".lock"
 DRAIN_BATCH = 200
+# The segment being appended to is drained as it grows and closed past this size (or at stop).
+ROTATE_BYTES = 8 * 1024 * 1024
+SIZE_CHECK_SECONDS = 1.0
 
 
 class SpoolFull(Exception):  # noqa: N818
@@ -106,6 +111,12 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
+def encode(*, corp_id: int, plaintext: str, received_at: dt.datetime) -> bytes:
+    """One event as a spool line."""
+    return (json.dumps({"v": 1, "corp_id": corp_id, "received_at": received_at.isoformat(), "plaintext": plaintext},
+                       ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+
+
 class CallbackSpool:
     """One serve process's spool in `directory` (the writer side, plus what the drainer needs)."""
 
@@ -117,25 +128,60 @@ class CallbackSpool:
         self._lock_fd: int | None = None
         self._fd: int | None = None  # the segment being appended to
         self._segment: Path | None = None
+        self._written = 0  # bytes of the open segment that are complete appends
         self._seq = 0
+        self._size: tuple[float, int] | None = None  # (when, bytes): the directory's size, estimated
 
     # --- writing (the callback endpoint) -------------------------------------------------------
 
     def append(self, *, corp_id: int, plaintext: str, received_at: dt.datetime) -> None:
         """Append one event and fsync it; returns once it is on disk. Raises `SpoolFull`, or
         OSError when the disk refuses."""
-        line = (json.dumps({"v": 1, "corp_id": corp_id, "received_at": received_at.isoformat(),
-                            "plaintext": plaintext}, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+        self.append_lines([encode(corp_id=corp_id, plaintext=plaintext, received_at=received_at)])
+
+    def append_lines(self, lines: list[bytes], *, sync: bool = True) -> None:
+        """Append encoded events (`encode`) in one write and one fsync, all or none: returns once
+        they are on disk. Raises `SpoolFull` when they do not all fit, or OSError when the disk
+        refuses (then a torn tail may be left: never acknowledged, skipped by the drainer).
+        `sync=False`: written to the kernel (kept if the process dies), not fsync'd."""
+        data = b"".join(lines)
         with self._lock:
-            if self.total_bytes() + len(line) > self.max_bytes:
+            size = self._estimated_bytes()
+            if size + len(data) > self.max_bytes:
                 raise SpoolFull(f"the callback spool holds {self.max_bytes} bytes or more")
             if self._fd is None:
-                self._open_segment()
+                self._open_segment(sync=sync)
             assert self._fd is not None
-            _write_all(self._fd, line)
-            os.fsync(self._fd)
+            self._size = (self._size[0] if self._size else 0.0, size + len(data))  # grown, until measured again
+            _write_all(self._fd, data)
+            if sync:
+                os.fsync(self._fd)
+            self._written += len(data)
 
-    def _open_segment(self) -> None:
+    def _estimated_bytes(self) -> int:
+        """The directory's size, measured at most every SIZE_CHECK_SECONDS and grown by every append
+        in between (draining only shrinks it: the estimate never lets the limit be passed)."""
+        now = time.monotonic()
+        if self._size is None or now - self._size[0] > SIZE_CHECK_SECONDS:
+            self._size = (now, self.total_bytes())
+        return self._size[1]
+
+    def retire(self, segment: Path, end: int) -> bool:
+        """Close `segment` if it is the one being appended to and holds nothing past `end` (the
+        drainer stored all of it): True when closed, and the drainer may remove it."""
+        with self._lock:
+            if self._segment != segment or self._written != end or self._fd is None:
+                return False
+            os.close(self._fd)
+            self._fd = self._segment = None
+            return True
+
+    def live(self) -> tuple[Path, int] | None:
+        """The segment being appended to and how many of its bytes are complete appends."""
+        with self._lock:
+            return (self._segment, self._written) if self._segment is not None else None
+
+    def _open_segment(self, *, sync: bool = True) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(OSError):
             os.chmod(self.directory, 0o700)
@@ -152,12 +198,15 @@ class CallbackSpool:
         path = self.directory / f"{self.owner}.{self._seq:06d}{SEGMENT_SUFFIX}"
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
         self._segment = path
-        _fsync_dir(self.directory)  # the new name survives a crash too
+        self._written = 0
+        if sync:
+            _fsync_dir(self.directory)  # the new name survives a power cut too
 
-    def rotate(self) -> None:
-        """Close the segment being appended to (if it has anything): the drainer may take it."""
+    def rotate(self, min_bytes: int = 0) -> None:
+        """Close the segment being appended to if it holds more than `min_bytes` (and anything):
+        the drainer may take it whole."""
         with self._lock:
-            if self._fd is not None and os.fstat(self._fd).st_size > 0:
+            if self._fd is not None and os.fstat(self._fd).st_size > min_bytes:
                 os.close(self._fd)
                 self._fd = self._segment = None
 
@@ -182,6 +231,62 @@ class CallbackSpool:
 
     def total_bytes(self) -> int:
         return spool_status(self.directory)["bytes"]
+
+
+class GroupAppender:
+    """Appends events to a spool from many threads with one write and one fsync per group
+    (group commit): a thread takes whatever was submitted meanwhile, appends it all and fsyncs
+    once, then completes each submitter's future. "Done" means written (`sync`: and fsync'd):
+    the callback endpoint acknowledges only then. A group that does not fit (`SpoolFull`) or
+    that the disk refuses fails for each of its submitters."""
+
+    def __init__(self, spool: CallbackSpool, *, sync: bool = True, max_group: int = 256,
+                 name: str = "siyu-callback-spool-appender") -> None:
+        import queue
+
+        self.spool = spool
+        self.sync = sync
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._max_group = max_group
+        self._name = name
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def submit(self, *, corp_id: int, plaintext: str, received_at: dt.datetime):
+        """Queue one event; returns a `concurrent.futures.Future` done once it is on disk."""
+        from concurrent.futures import Future
+
+        future: Future = Future()
+        line = encode(corp_id=corp_id, plaintext=plaintext, received_at=received_at)
+        if self._thread is None or not self._thread.is_alive():
+            with self._start_lock:
+                if self._thread is None or not self._thread.is_alive():
+                    self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                    self._thread.start()
+        self._queue.put((line, future))
+        return future
+
+    def _run(self) -> None:
+        import queue
+
+        while True:
+            group = [self._queue.get()]
+            while len(group) < self._max_group:
+                try:
+                    group.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            group = [(line, future) for line, future in group if future.set_running_or_notify_cancel()]
+            if not group:
+                continue
+            try:
+                self.spool.append_lines([line for line, _future in group], sync=self.sync)
+            except Exception as exc:
+                for _line, future in group:
+                    future.set_exception(exc)
+            else:
+                for _line, future in group:
+                    future.set_result(None)
 
 
 def _segments(directory: Path) -> list[Path]:
@@ -233,13 +338,13 @@ def spool_status(directory: Path) -> dict[str, float | int | None]:
     return {"bytes": total, "files": files, "oldest_age_seconds": age}
 
 
-def _read_lines(segment: Path, offset: int) -> Iterator[tuple[int, bytes]]:
-    """Complete lines after `offset`, each with the offset just past it. A last line without its
-    newline (torn by a crash mid-write, never acknowledged) is left out."""
+def _read_lines(segment: Path, offset: int, end: int | None = None) -> Iterator[tuple[int, bytes]]:
+    """Complete lines after `offset` (and before `end`), each with the offset just past it. A last
+    line without its newline (torn by a crash mid-write, never acknowledged) is left out."""
     with open(segment, "rb") as fh:
         fh.seek(offset)
         position = offset
-        for line in fh:
+        for line in (fh if end is None else io.BytesIO(fh.read(max(0, end - offset)))):
             if not line.endswith(b"\n"):
                 log.warning("callback spool %s: a torn last line (%d bytes) skipped; it was never acknowledged",
                             segment.name, len(line))
@@ -255,6 +360,7 @@ def _decode(line: bytes) -> SpooledEvent:
 
 
 Store = Callable[[Session, SpooledEvent], bool]  # True: stored now; False: it was stored before
+StoreMany = Callable[[Session, list[SpooledEvent]], list[bool]]  # the same for many, in order
 
 
 @dataclass
@@ -268,18 +374,24 @@ class DrainResult:
 class SpoolDrainer:
     """Moves spooled events into the inbox: this process's closed segments, and the segments of
     owners that died (their lock is free). `store(session, event)` stores one event in the given
-    transaction. Runs as a daemon thread (`start`) or step by step (`drain_once`, tests)."""
+    transaction; `store_many(session, events)`, when given, stores a whole batch at once (the
+    batch falls back to `store` one by one when it fails for a reason other than the database).
+    Runs as a daemon thread (`start`) or step by step (`drain_once`, tests)."""
 
     def __init__(self, spool: CallbackSpool, *, sessions: Callable[[], Session], store: Store,
-                 interval: float = 1.0, on_result: Callable[[DrainResult], None] | None = None) -> None:
+                 store_many: StoreMany | None = None, interval: float = 1.0, pause: float = 0.05,
+                 on_result: Callable[[DrainResult], None] | None = None) -> None:
         self.spool = spool
         self.sessions = sessions
         self.store = store
+        self.store_many = store_many
         self.interval = interval
+        self.pause = pause
         self.on_result = on_result
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._draining = threading.Lock()  # one pass at a time (the thread, a test, an operator)
 
     def start(self) -> None:
         if self._thread is None or not self._thread.is_alive():
@@ -294,12 +406,19 @@ class SpoolDrainer:
             self._thread.join(timeout)
 
     def wake(self) -> None:
+        """Drain now (the thread is started if it is not running)."""
+        if self._thread is None or not self._thread.is_alive():
+            self.start()
         self._wake.set()
 
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self.drain_once()
+                result = self.drain_once()
+                if result.stored or result.duplicates:
+                    # Busy: let more arrive, so that each pass (a transaction, a checkpoint)
+                    # carries many events, and the endpoint's threads keep the interpreter.
+                    self._stop.wait(self.pause)
             except Exception as exc:  # the database went away again, or a bug: try again later
                 if database_unavailable(exc):
                     log.info("callback spool: the database is still unavailable (%s)", type(exc).__name__)
@@ -314,13 +433,20 @@ class SpoolDrainer:
     def drain_once(self) -> DrainResult:
         """One pass over everything drainable now. Raises when the database is unavailable (what
         was committed before stays committed and checkpointed)."""
+        with self._draining:
+            return self._drain_once()
+
+    def _drain_once(self) -> DrainResult:
         result = DrainResult()
         if not self.pending():
             self._claim_orphans(result)  # lock files of dead owners with nothing left: tidy up
             return result
-        self.spool.rotate()
+        self.spool.rotate(min_bytes=ROTATE_BYTES)
         for segment in self.spool.own_closed_segments():
             self._drain_segment(segment, result)
+        live = self.spool.live()
+        if live is not None:  # what is appended so far; the segment stays, and grows
+            self._drain_segment(live[0], result, end=live[1])
         self._claim_orphans(result)
         if self.on_result is not None and (result.stored or result.duplicates or result.rejected):
             self.on_result(result)
@@ -353,16 +479,20 @@ class SpoolDrainer:
             finally:
                 os.close(fd)
 
-    def _drain_segment(self, segment: Path, result: DrainResult) -> None:
+    def _drain_segment(self, segment: Path, result: DrainResult, *, end: int | None = None) -> None:
+        """Store a segment's events past its checkpoint and remove it; `end`: the segment is still
+        appended to, so up to there, and it stays."""
         offset = _done_offset(segment)
         batch: list[tuple[int, bytes]] = []
-        for end, line in _read_lines(segment, offset):
-            batch.append((end, line))
+        for line_end, line in _read_lines(segment, offset, end):
+            batch.append((line_end, line))
             if len(batch) >= DRAIN_BATCH:
                 offset = self._commit(segment, batch, result)
                 batch = []
         if batch:
             self._commit(segment, batch, result)
+        if end is not None and not self.spool.retire(segment, end):
+            return  # still appended to: it stays
         # Fully in the inbox: the segment goes first, then its checkpoint (a crash in between
         # leaves a checkpoint without a segment, ignored and removed with the next segment).
         segment.unlink()
@@ -380,7 +510,10 @@ class SpoolDrainer:
                 events.append((line, None))
         try:
             with self.sessions() as session:
-                created = [self.store(session, ev) if ev is not None else None for _line, ev in events]
+                if self.store_many is not None and all(ev is not None for _line, ev in events):
+                    created = list(self.store_many(session, [ev for _line, ev in events]))
+                else:
+                    created = [self.store(session, ev) if ev is not None else None for _line, ev in events]
                 session.commit()
         except Exception as exc:
             if database_unavailable(exc):
