@@ -113,6 +113,7 @@ def seed_demo(session: Session, *, data_dir: Path) -> DemoInfo:
     _seed_group_activity(session, corp_id=corp.id)
     _seed_channel_codes(session, corp_id=corp.id)
     _seed_analytics(session, corp_id=corp.id)
+    _seed_broadcast(session, corp_id=corp.id)
 
     logins = []
     staff_by_login = {s.login: s for s in session.scalars(select(Staff).where(Staff.corp_id == corp.id))}
@@ -549,6 +550,55 @@ DEMO_OUTSIDER = ("wmdemo0099outsider", "推广小刘")
 DEMO_OUTSIDER_AD = "各位老板好，内部渠道高收益理财，保本保息，名额有限，私聊我或打电话 13800138000"
 DEMO_LIVE_OUTSIDER = "推广小赵"
 DEMO_LIVE_AD = "免费领取内部理财资料，加我微信 vx_fortune888，手机 13900139000"
+
+
+DEMO_BROADCAST = "年末资产配置直播预约"
+DEMO_BROADCAST_TEXT = "您好！本周四晚 8 点有一场年末资产配置直播，讲解如何在稳健与收益之间做平衡，欢迎预约收看。"
+
+
+def _seed_broadcast(session: Session, *, corp_id: int) -> None:
+    """A 1-on-1 broadcast to the demo's customers (approved by the compliance officer, 10% holdout),
+    queued to go out over the emulator as soon as the worker runs — quiet hours hold it until 08:00
+    Beijing time —, with an exclusion report: a customer who opted out of marketing, one who already
+    had today's marketing message (capped), and the control groups. Safe to call again."""
+    from siyu.broadcasts import service as broadcasts
+    from siyu.broadcasts.models import Broadcast
+    from siyu.compliance import approval
+    from siyu.compliance.models import ContentItem
+    from siyu.customers import contacts
+    from siyu.db import utcnow
+    from siyu.delivery.models import DeliveryLedger
+    from siyu.privacy.service import record_consent
+    from siyu.tenancy.models import Staff
+    from siyu.tenancy.principal import Principal
+
+    if session.scalar(select(Broadcast.id).where(Broadcast.corp_id == corp_id, Broadcast.name == DEMO_BROADCAST)):
+        return
+
+    def principal(login: str) -> Principal:
+        staff = session.scalar(select(Staff).where(Staff.corp_id == corp_id, Staff.login == login))
+        return Principal(corp_id=corp_id, kind="staff", label=staff.login, staff_id=staff.id,
+                         roles=frozenset(staff.role_names))
+
+    book = [row[0] for row in DEMO_CUSTOMER_BOOK]
+    opted = contacts.get_by_external_id(session, corp_id=corp_id, external_userid=book[1])
+    capped = contacts.get_by_external_id(session, corp_id=corp_id, external_userid=book[2])
+    if opted is None or capped is None:
+        return
+    record_consent(session, corp_id=corp_id, actor="demo", external_userid=opted.external_userid, purpose="marketing",
+                   granted=False, source="chat", note="客户在聊天中回复“退订”")
+    session.add(DeliveryLedger(corp_id=corp_id, customer_id=capped.id, kind="sop_step", source="demo:sop_step",
+                               state="sent", at=utcnow()))
+    ops = principal("demo.ops")
+    row = broadcasts.create_broadcast(session, principal=ops, name=DEMO_BROADCAST, text=DEMO_BROADCAST_TEXT,
+                                      audience={"stages": []}, holdout_basis_points=1000)
+    item = session.scalar(select(ContentItem).where(ContentItem.corp_id == corp_id,
+                                                    ContentItem.owner_type == "broadcast",
+                                                    ContentItem.status == "submitted"))
+    if item is not None:
+        approval.approve(session, corp_id=corp_id, actor=principal("demo.compliance"), item_id=item.id,
+                         comment="演示数据：直播预告，无收益承诺")
+    broadcasts.schedule(session, principal=ops, broadcast_id=row.id)
 
 
 def _seed_group_activity(session: Session, *, corp_id: int) -> int:

@@ -639,6 +639,9 @@ KNOWN_PATHS: dict[tuple[str, str], tuple[str, ...]] = {
         "test_unapproved_and_edited_but_unapproved_text_never_goes_out",
         "test_an_unapproved_customer_sop_step_never_goes_out"),
     ("siyu/sop/jobs.py", "add_moment_task"): ("test_an_unapproved_moments_slot_is_never_posted",),
+    ("siyu/broadcasts/jobs.py", "add_msg_template"): (  # 1-on-1 broadcasts (tests/broadcasts)
+        "test_an_unapproved_broadcast_never_goes_out",
+        "test_a_broadcast_goes_out_once_per_advisor_and_results_come_back"),
     ("siyu/handover/jobs.py", "transfer_customer"): (
         "test_handover_message_carries_its_disclosure_and_never_a_planted_promise",
         "test_handover_message_requiring_approval_is_held_until_approved"),

@@ -15,6 +15,7 @@ from siyu.communities.jobs import refresh_group
 from siyu.communities.models import GroupChat
 from siyu.communities.service import assign_groups, create_set
 from siyu.db import session_scope, utcnow
+from siyu.delivery import service as delivery
 from siyu.sop import jobs as sop_jobs
 from siyu.sop import service
 from siyu.sop.models import SopRun, SopSend
@@ -44,6 +45,10 @@ def wired(emulator, database_url):  # noqa: F811
         principal = Principal(corp_id=corp.corp_id, kind="staff", label=admin.login, staff_id=admin.id,
                               roles=frozenset({"operations"}))
         set_id = create_set(s, principal=principal, name="稳健理财群组", positioning="product").id
+        # These tests send at the current minute: no quiet hours, no control group (tests/delivery has them).
+        policy = delivery.policy_for(s, corp_id=corp.corp_id)
+        policy.quiet_start_minute = policy.quiet_end_minute = 0
+        policy.holdout_basis_points = 0
     for chat_id in chats.values():  # the sync reads each group from WeCom
         with session_scope() as s:
             refresh_group(s, corp_id=corp.corp_id, chat_id=chat_id)
@@ -263,3 +268,31 @@ def test_an_unapproved_moments_slot_is_never_posted(emulator, wired):  # noqa: F
                            .where(SopRun.slot_id == slot.id))
     assert sop_jobs.send_one(send_id) == "held"
     assert emulator.get(f"/corps/{corp.wecom_id}/moments") == [], "nothing unapproved was posted"
+
+
+def test_a_capped_customer_is_not_sent_a_customer_sop_step(emulator, wired):  # noqa: F811
+    """The delivery policy at the step's send: a customer who already had today's marketing send
+    (a broadcast, say) is not sent the step; the abort is in the ledger with its cap."""
+    from customers.factories import make_customer
+    from siyu.delivery.models import DeliveryLedger
+    from siyu.sop.models import SopJourneySend
+
+    corp, principal, _set_id, _chats = wired
+    ext = emulator.post(f"/corps/{corp.wecom_id}/add_contact", {"userid": "lisi", "name": "孙女士"})["external_userid"]
+    with session_scope() as s:
+        journey = service.create_journey(s, principal=principal, name="新客关怀（限频）", event="added")
+        service.add_step(s, principal=principal, journey_id=journey.id, day_offset=0, time="00:00", title="第0天",
+                         text="您好，欢迎！有问题随时问我。")
+        approve_all(s, principal.corp_id)
+        customer = make_customer(s, principal.corp_id, userid="lisi", external_userid=ext)
+        s.add(DeliveryLedger(corp_id=corp.corp_id, customer_id=customer.id, kind="broadcast", source="broadcast:0",
+                             state="sent", at=utcnow()))
+    with session_scope() as s:
+        sop_jobs.enrol_added(s, {"external_userid": ext, "userid": "lisi"}, _job(corp.corp_id, "sop.enrol_added"))
+        send_id = s.scalar(select(SopJourneySend.id).where(SopJourneySend.corp_id == corp.corp_id))
+    assert sop_jobs.step_send_one(send_id) == "held"
+    assert _messages(emulator, corp.wecom_id, "lisi") == [], "nothing reached WeCom"
+    with session_scope() as s:
+        row = s.scalar(select(DeliveryLedger).where(DeliveryLedger.source == sop_jobs.delivery_source(send_id)))
+        assert (row.state, row.reason) == ("aborted", "capped_day")
+        assert "capped_day" in s.get(SopJourneySend, send_id).detail

@@ -78,6 +78,8 @@ NAV: list[tuple[str, str, frozenset[str]]] = [
     ("/acquisition/keywords", "Keyword replies", frozenset({"administrator", "operations", "advisor"})),
     ("/groups", "Communities", frozenset({"administrator", "operations", "advisor"})),
     ("/sop", "SOP calendars", frozenset({"administrator", "operations", "advisor", "compliance", "auditor"})),
+    ("/broadcasts", "Broadcasts", frozenset({"administrator", "operations", "compliance", "auditor"})),
+    ("/delivery", "Delivery policy", frozenset({"administrator", "operations", "compliance", "auditor"})),
     ("/groups/moderation", "Red-line alerts in groups",
      frozenset({"administrator", "operations", "advisor", "compliance", "auditor"})),
     ("/audiences", "Segments", frozenset({"administrator", "operations", "compliance", "auditor"})),

@@ -28,6 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from siyu.db import session_scope, utcnow
+from siyu.delivery import service as delivery
 from siyu.errors import NotFound
 from siyu.jobs.events import subscribe
 from siyu.jobs.registry import DeadlinePassed, JobContext, PermanentFailure, RetryLater, builtin_schedule, job_handler
@@ -356,6 +357,11 @@ def enqueue_journey_jobs(session: Session, *, corp_id: int, sends: list[SopJourn
                             "idempotency_key": f"{STEP_SEND}:{s.id}"} for s in sends], returning=False)
 
 
+def delivery_source(send_id: int) -> str:
+    """The delivery ledger's source of a customer SOP step send."""
+    return f"sop_step_send:{send_id}"
+
+
 def step_send_one(send_id: int) -> str:
     from siyu.compliance.service import content_for_send, prepare_outbound
     from siyu.customers.models import Customer
@@ -375,6 +381,19 @@ def step_send_one(send_id: int) -> str:
                                    recipients=[customer.external_userid], product_types=sendable.product_types)
             if sendable.held_by(out) or customer.external_userid in out.refused:
                 send.state, send.detail = SendState.HELD.value, out.summary()[:300]
+                return send.state
+            # The delivery policy (caps across every marketing send, quiet hours, the control group):
+            # the ledger row is claimed in the transaction that records the intent.
+            got = delivery.claim(s, corp_id=send.corp_id, customer_id=send.customer_id, kind="sop_step",
+                                 source=delivery_source(send.id), advisor_userid=send.advisor_userid)
+            if got.state == "held":  # quiet hours: the same job again at the next allowed minute
+                send.detail = f"quiet hours: released at {got.due_at.isoformat()}"
+                enqueue(s, name=STEP_SEND, payload={"send_id": send.id}, corp_id=send.corp_id, queue=QUEUE,
+                        run_at=got.due_at, deadline_at=got.due_at + dt.timedelta(days=1),
+                        idempotency_key=f"{STEP_SEND}:{send.id}:{int(got.due_at.timestamp())}")
+                return send.state
+            if got.state != "planned":
+                send.state, send.detail = SendState.HELD.value, f"delivery policy: {got.reason or got.state}"
                 return send.state
             send.text, send.intent_at, send.state = out.text, utcnow(), SendState.CALLING.value
         corp_id, advisor, ext = send.corp_id, send.advisor_userid, customer.external_userid
@@ -403,6 +422,8 @@ def step_send_one(send_id: int) -> str:
         if ext in result.fail_list:
             with session_scope() as s:
                 send = s.get(SopJourneySend, send_id)
+                delivery.record_outcome(s, source=delivery_source(send.id), customer_ids=[send.customer_id],
+                                        state="failed", reason="not_friend")
                 send.msgid, send.state = msgid, SendState.FAILED.value
                 send.detail = "the customer is no longer the advisor's contact"
                 return send.state
@@ -434,15 +455,20 @@ def step_check_one(send_id: int) -> str:
     rows = [r for r in client.iter_groupmsg_send_result(msgid=msgid, userid=advisor) if r.external_userid == ext]
     with session_scope() as s:
         send = s.get(SopJourneySend, send_id)
+        src, who = delivery_source(send.id), [send.customer_id]
         if rows and rows[0].status == 1:
             send.state = SendState.SENT.value
             send.sent_at = dt.datetime.fromtimestamp(rows[0].send_time, dt.UTC) if rows[0].send_time else utcnow()
+            delivery.record_outcome(s, source=src, customer_ids=who, state="sent", sent_at=send.sent_at)
         elif rows and rows[0].status in (2, 3):
             send.state = SendState.FAILED.value
             send.detail = ("not the advisor's contact any more" if rows[0].status == 2
                            else "the customer already received a mass message in this period")
+            delivery.record_outcome(s, source=src, customer_ids=who, state="failed",
+                                    reason="not_friend" if rows[0].status == 2 else "over_allowance")
         elif utcnow() >= due + dt.timedelta(days=1):
             send.state, send.detail = SendState.MISSED.value, "the advisor did not confirm within a day"
+            delivery.record_outcome(s, source=src, customer_ids=who, state="failed", reason="not_confirmed")
         return send.state
 
 
