@@ -85,10 +85,10 @@ def test_english_switch(page, log_in, screenshot):
     ("path", "shows", "name"),
     [
         # (path, text the page shows from the demo seed, screenshot name)
-        ("/jobs", "jobs.noop", "console-jobs"),
+        ("/jobs", "测试任务", "console-jobs"),
         ("/staff", "张伟", "console-staff"),
         ("/api-keys", "{api_key_prefix}", "console-api-keys"),
-        ("/audit", "demo.admin", "console-audit"),
+        ("/audit", "王敏", "console-audit"),
     ],
     ids=["jobs", "staff", "api-keys", "audit"],
 )

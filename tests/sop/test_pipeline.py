@@ -201,10 +201,11 @@ def test_a_new_customer_gets_the_day_0_step_from_their_advisor_and_day_1_is_plan
             "a customer from another channel does not match the filter"
         sop_jobs.enrol_added(s, {"external_userid": ext, "userid": "lisi", "state": "ad-1"},
                              _job(corp.corp_id, "sop.enrol_added"))
-        sends = {x.due_at.date() - utcnow().date(): x.id for x in s.scalars(
-            select(SopJourneySend).where(SopJourneySend.corp_id == corp.corp_id))}
+        # In due order (keys by UTC date would collide: day 0 is due now, day 1 at 00:00 Shanghai time).
+        sends = [x.id for x in s.scalars(select(SopJourneySend).where(SopJourneySend.corp_id == corp.corp_id)
+                                          .order_by(SopJourneySend.due_at, SopJourneySend.id))]
         assert len(sends) == 3
-    first = min(sends.items())[1]
+    first = sends[0]
     assert sop_jobs.step_send_one(first) == "waiting"
     assert sop_jobs.step_send_one(first) == "waiting", "run again: nothing sent twice"
     made = _messages(emulator, corp.wecom_id, "lisi")
