@@ -175,7 +175,7 @@ def make_filters(*, q: str | None = None, owner_staff_id: object = None, positio
     return GroupFilters(q=q, owner_staff_id=_id(owner_staff_id, "owner"),
                         positioning=valid_positioning(positioning) if positioning else None,
                         group_set_id=_id(group_set_id, "group_set"),
-                        tag=valid_tags([tag])[0] if tag and tag.strip() else None,
+                        tag=valid_tags([tag], field="tag")[0] if tag and tag.strip() else None,
                         include_dismissed=include_dismissed)
 
 
